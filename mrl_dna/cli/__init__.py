@@ -1,0 +1,97 @@
+"""The `mrl-dna` command line: one thin file per subcommand, registered here.
+
+Each subcommand module defines `command(...)`, a typer function that parses options, calls one library
+function with explicit keyword arguments and renders the result. Errors are turned into exit codes in
+`main()` only (see mrl_dna.errors for the codes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from mrl_dna import __version__
+from mrl_dna.errors import MrlDnaError
+
+app = typer.Typer(
+    name="mrl-dna",
+    help="Matryoshka embeddings of long DNA sequences: one vector per sequence, every prefix usable.\n\n"
+    "Example:  mrl-dna embed data/sample.fa -o sample.h5 && mrl-dna search data/sample.fa sample.h5",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mrl-dna {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Matryoshka embeddings of long DNA sequences."""
+
+
+def _register() -> None:
+    from mrl_dna.cli import embed, eval as eval_, export, index, info, merge, search, train
+
+    app.command("embed", no_args_is_help=True)(embed.command)
+    app.command("search", no_args_is_help=True)(search.command)
+    app.command("info", no_args_is_help=True)(info.command)
+    app.command("train", no_args_is_help=True)(train.command)
+    app.command("eval", no_args_is_help=True)(eval_.command)
+    app.command("index", no_args_is_help=True)(index.command)
+    app.command("merge", no_args_is_help=True)(merge.command)
+    app.command("export", no_args_is_help=True)(export.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map errors to exit codes (0 ok, 1 user error, 2 usage, 3 internal).
+
+    Typer/click handle usage errors themselves (exit 2, with the usage line); domain errors and bugs are
+    caught here, so no user mistake ever ends in a traceback.
+    """
+    try:
+        app(args=argv, prog_name="mrl-dna")  # standalone: raises SystemExit with click's code
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        print("mrl-dna: interrupted", file=sys.stderr)
+        code = 130
+    except MrlDnaError as e:
+        print(f"mrl-dna: error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except BrokenPipeError:  # `mrl-dna search ... | head`: the reader left, which is fine
+        _silence_stdout()
+        code = 0
+    except Exception as e:  # a bug: say so in one line, traceback on request
+        if os.environ.get("MRL_DNA_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"mrl-dna: internal error: {type(e).__name__}: {e} "
+            "(a bug; rerun with MRL_DNA_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        code = 3
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

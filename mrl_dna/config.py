@@ -1,0 +1,120 @@
+"""Typed, frozen configuration of a model. Written to and read from a model directory's config.json.
+
+Each default says why it is what it is; derived values live in properties, so a config never holds two
+numbers that can disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from mrl_dna.errors import ConfigError, ModelError
+
+
+class Mixer(str, enum.Enum):
+    """Sequence mixer inside each BiMamba layer."""
+
+    ssd = "ssd"  # Mamba-2 style: scalar decay per head, chunked matmul scan (~7x faster on CPU than mamba1)
+    mamba1 = "mamba1"  # Mamba-1 selective scan: per-channel diagonal decay (what Caduceus uses)
+
+
+class Pooling(str, enum.Enum):
+    """How window vectors merge into one vector per record."""
+
+    mean = "mean"  # length-weighted mean of the window vectors
+    attention = "attention"  # learned attention over windows (plus a log-length prior)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """RC-equivariant (parameter-shared) BiMamba encoder over a strided k-mer stem."""
+
+    # Stem: one-hot bases -> conv(kernel=stem_kernel, stride 1) -> GELU -> patch conv (kernel=stride, stride=stride).
+    # A stride of 16 means one token per 16 bp: the mixer is the costly part and this is what makes
+    # >= 250 kbp/s on two CPU cores possible (PERF_NOTES: one token per base tops out near 7 kbp/s).
+    stride: int = 16
+    stem_kernel: int = 9  # covers 9-mers at single-base resolution before patching
+    stem_channels: int = 64
+    d_model: int = 64  # hidden width per strand
+    n_layer: int = 2
+    mixer: Mixer = Mixer.ssd
+    d_state: int = 16  # SSM state size N (Mamba default)
+    expand: int = 2  # d_inner = expand * d_model (Mamba default)
+    headdim: int = 16  # ssd only: channels per head sharing one scalar decay
+    d_conv: int = 4  # depthwise causal conv before the scan (Mamba default)
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("stride", "stem_kernel", "stem_channels", "d_model", "n_layer", "d_state", "expand", "headdim", "d_conv"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"encoder {name}={getattr(self, name)} must be >= 1")
+        if self.mixer == Mixer.ssd and self.d_inner % self.headdim:
+            raise ConfigError(
+                f"encoder d_inner={self.d_inner} is not a multiple of headdim={self.headdim}; pick headdim dividing it"
+            )
+        object.__setattr__(self, "mixer", Mixer(self.mixer))
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def n_heads(self) -> int:
+        return self.d_inner // self.headdim
+
+    @property
+    def dt_rank(self) -> int:  # mamba1 only, as Mamba's "auto": ceil(d_model / 16)
+        return -(-self.d_model // 16)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: encoder, pooling, Matryoshka head, and embed defaults."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    pooling: Pooling = Pooling.mean
+    # Nested prefix sizes; the last is the output width D. Powers of two as in the Matryoshka paper.
+    matryoshka_dims: tuple[int, ...] = (8, 16, 32, 64, 128)
+    head_hidden: int = 256  # width of the projection MLP (0 = a single linear layer)
+    # Embed defaults stored with the model, so a model is used as it was trained.
+    window: int = 2048
+    window_stride: int = 2048
+    name: str = "mrl-dna"
+
+    def __post_init__(self) -> None:
+        dims = tuple(int(d) for d in self.matryoshka_dims)
+        if not dims:
+            raise ConfigError("matryoshka_dims is empty; give at least one dim, e.g. 8,16,32,64")
+        if list(dims) != sorted(set(dims)) or dims[0] < 1:
+            raise ConfigError(f"matryoshka_dims {list(dims)} must be positive, strictly increasing; e.g. 8,16,32,64")
+        object.__setattr__(self, "matryoshka_dims", dims)
+        object.__setattr__(self, "pooling", Pooling(self.pooling))
+        if self.window < 1 or self.window_stride < 1:
+            raise ConfigError(f"window={self.window} and stride={self.window_stride} must be >= 1")
+
+    @property
+    def dim(self) -> int:
+        """Output width D (the largest Matryoshka dim)."""
+        return self.matryoshka_dims[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder"]["mixer"] = self.encoder.mixer.value
+        d["pooling"] = self.pooling.value
+        d["matryoshka_dims"] = list(self.matryoshka_dims)
+        return {"model_type": "mrl-dna", **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        if d.pop("model_type", "mrl-dna") != "mrl-dna":
+            raise ModelError("config.json is not an mrl-dna model (model_type differs)")
+        d.pop("mrl_dna_version", None)
+        try:
+            enc = EncoderConfig(**d.pop("encoder", {}))
+            return cls(encoder=enc, **d)
+        except TypeError as e:  # unknown or missing field
+            raise ModelError(f"config.json has a field this version does not know: {e}; upgrade mrl-dna") from e
