@@ -1,0 +1,91 @@
+"""Canonical k-mer profiles (mrl_dna/kmer.py): sizes, a hand-counted example, N handling, RC invariance."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrl_dna.dna import decode, encode, revcomp
+from mrl_dna.errors import ConfigError
+from mrl_dna.kmer import KmerEmbedder, canonical_kmers, kmer_counts, kmer_profile, kmer_profiles, n_canonical
+
+
+def _naive_counts(seq: str, k: int) -> dict[str, int]:
+    """Reference: count canonical k-mers with plain string operations."""
+    comp = str.maketrans("ACGT", "TGCA")
+    out: dict[str, int] = {}
+    for i in range(len(seq) - k + 1):
+        w = seq[i : i + k]
+        if set(w) - set("ACGT"):
+            continue
+        c = min(w, w.translate(comp)[::-1])
+        out[c] = out.get(c, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("k,n", [(1, 2), (2, 10), (3, 32), (4, 136), (5, 512), (6, 2080)])
+def test_number_of_canonical_kmers(k, n):
+    assert n_canonical(k) == n
+    assert len(canonical_kmers(k)) == n
+    assert KmerEmbedder(k).dim == n
+
+
+def test_hand_example_k2():
+    # ACGT: AC, CG, GT -> canonical AC (GT's revcomp is AC) twice, CG (a palindrome) once
+    kmers = canonical_kmers(2)
+    assert kmers == ["AA", "AC", "AG", "AT", "CA", "CC", "CG", "GA", "GC", "TA"]
+    counts = kmer_counts(encode("ACGT"), 2)
+    assert counts[kmers.index("AC")] == 2 and counts[kmers.index("CG")] == 1 and counts.sum() == 3
+
+
+def test_hand_example_k4_with_n():
+    # AAAA N AAAATTTT: the four 4-mers touching N are skipped; after it AAAA AAAT AATT ATTT TTTT, where
+    # ATTT is AAAT's reverse complement and TTTT is AAAA's
+    seq = "AAAANAAAATTTT"
+    counts = kmer_counts(encode(seq), 4)
+    kmers = canonical_kmers(4)
+    assert counts[kmers.index("AAAA")] == 3  # AAAA, AAAA, TTTT
+    assert counts.sum() == 1 + 5  # 1 k-mer before N, 5 after it
+    assert counts[kmers.index("AAAT")] == 2 and counts[kmers.index("AATT")] == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ACGTN", min_size=0, max_size=200), st.sampled_from([1, 2, 3, 4, 5, 6]))
+def test_counts_match_naive_reference(seq, k):
+    counts = kmer_counts(encode(seq), k)
+    ref = _naive_counts(seq, k)
+    got = {km: int(c) for km, c in zip(canonical_kmers(k), counts) if c}
+    assert got == ref
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ACGTNacgt", min_size=0, max_size=300), st.sampled_from([4, 6]))
+def test_reverse_complement_gives_identical_profile(seq, k):
+    ids = encode(seq)
+    assert np.array_equal(kmer_counts(ids, k), kmer_counts(revcomp(ids), k))
+    assert np.array_equal(kmer_profile(ids, k), kmer_profile(revcomp(ids), k))
+
+
+def test_profiles_are_unit_norm_and_empty_is_zero():
+    rng = np.random.default_rng(0)
+    seqs = [encode("".join(rng.choice(list("ACGT"), 500))), encode("NNNN"), encode("")]
+    p = kmer_profiles(seqs, 6)
+    assert p.shape == (3, 2080) and p.dtype == np.float32
+    assert np.isclose(np.linalg.norm(p[0]), 1.0)
+    assert not p[1].any() and not p[2].any()
+
+
+def test_all_kmers_of_size_3_are_found():
+    # every 3-mer once in a de Bruijn-like concatenation -> every canonical column non-zero
+    seq = "".join("".join(p) + "N" for p in itertools.product("ACGT", repeat=3))
+    assert (kmer_counts(encode(seq), 3) > 0).all()
+    assert decode(encode("ACGN")) == "ACGN"
+
+
+def test_bad_k_is_a_config_error():
+    with pytest.raises(ConfigError, match="k-mer size 0 is out of range"):
+        kmer_counts(encode("ACGT"), 0)
