@@ -1,0 +1,116 @@
+"""Loss values against hand-computed cases; the Matryoshka wrapper equals the sum of its per-dim losses."""
+
+import math
+
+import pytest
+import torch
+
+from mrl_dna.errors import ConfigError
+from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, matryoshka_loss, truncate_normalize
+
+
+def test_truncate_normalize_slices_then_normalizes():
+    x = torch.tensor([[3.0, 4.0, 12.0]])
+    assert torch.allclose(truncate_normalize(x, 2), torch.tensor([[0.6, 0.8]]))
+    assert torch.allclose(truncate_normalize(x, 3), x / 13.0)
+
+
+def test_truncate_normalize_rejects_too_wide():
+    with pytest.raises(ConfigError, match="matryoshka dim 4 exceeds the embedding width 3"):
+        truncate_normalize(torch.ones(1, 3), 4)
+
+
+def test_cosent_hand_computed():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # pair cosines (1, 0)
+    # right order: score_1 < score_0 and cos_1 - cos_0 = -1 -> log(1 + e^-20)
+    got = cosent_loss(a, b, torch.tensor([1.0, 0.0]))
+    assert got.item() == pytest.approx(math.log1p(math.exp(-20.0)), abs=1e-7)
+    # wrong order: score_0 < score_1 and cos_0 - cos_1 = 1 -> log(1 + e^20)
+    got = cosent_loss(a, b, torch.tensor([0.0, 1.0]), scale=20.0)
+    assert got.item() == pytest.approx(math.log1p(math.exp(20.0)), rel=1e-6)
+    # equal scores: no ordered pair -> log(1) = 0
+    assert cosent_loss(a, b, torch.tensor([0.5, 0.5])).item() == 0.0
+
+
+def test_cosent_uses_cosine_not_dot():
+    a = torch.tensor([[2.0, 0.0], [5.0, 0.0]])
+    b = torch.tensor([[3.0, 0.0], [0.0, 7.0]])
+    want = math.log1p(math.exp(-20.0 * 1.0))
+    assert cosent_loss(a, b, torch.tensor([1.0, 0.0])).item() == pytest.approx(want, abs=1e-7)
+
+
+def test_infonce_hand_computed():
+    eye = torch.eye(2)
+    # sim = I at scale 1: each row CE = -log(e / (e + 1)) = log(1 + e^-1)
+    got = infonce_loss(eye, eye, scale=1.0)
+    assert got.item() == pytest.approx(math.log1p(math.exp(-1.0)), rel=1e-6)
+
+
+def test_infonce_symmetric_hand_computed():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # sim = [[1, 0], [1, 0]]
+    fwd = (math.log1p(math.exp(-1.0)) + math.log1p(math.e)) / 2  # rows
+    bwd = math.log(2.0)  # columns: [[1, 1], [0, 0]] -> both rows CE = log 2
+    assert infonce_loss(a, b, scale=1.0).item() == pytest.approx(fwd, rel=1e-6)
+    assert infonce_loss(a, b, scale=1.0, symmetric=True).item() == pytest.approx((fwd + bwd) / 2, rel=1e-6)
+
+
+def test_infonce_labels_mask_same_group_negatives():
+    eye = torch.eye(3)
+    # items 0 and 1 share a group: row 0 keeps only negative 2 -> CE = log(1 + e^-1) (scale 1),
+    # item 2 keeps both negatives -> CE = log(1 + 2 e^-1)
+    want = (2 * math.log1p(math.exp(-1.0)) + math.log1p(2 * math.exp(-1.0))) / 3
+    got = infonce_loss(eye, eye, labels=torch.tensor([5, 5, 9]), scale=1.0)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    sym = infonce_loss(eye, eye, labels=torch.tensor([5, 5, 9]), scale=1.0, symmetric=True)
+    assert sym.item() == pytest.approx(want, rel=1e-6)  # sim is symmetric here
+    # every item in one group: only the positive is left -> loss 0
+    assert infonce_loss(eye, eye, labels=torch.zeros(3, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_matryoshka_equals_weighted_sum_of_per_dim_losses():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 16, generator=g), torch.randn(6, 16, generator=g)
+    dims, weights = (4, 8, 16), (1.0, 0.5, 2.0)
+    total, per_dim = matryoshka_loss(infonce_loss, a, b, dims, weights, symmetric=True)
+    assert list(per_dim) == [4, 8, 16]
+    for k in dims:
+        want = infonce_loss(truncate_normalize(a, k), truncate_normalize(b, k), symmetric=True)
+        assert torch.allclose(per_dim[k], want)
+    assert torch.allclose(total, sum(w * per_dim[k] for k, w in zip(dims, weights)))
+    scores = torch.rand(6, generator=g)
+    total, per_dim = MatryoshkaLoss(dims)(cosent_loss, a, b, scores=scores)
+    assert torch.allclose(total, sum(per_dim.values()))
+
+
+def test_matryoshka_gradients_flow_to_all_dims():
+    a = torch.randn(4, 8, requires_grad=True)
+    b = torch.randn(4, 8)
+    total, _ = MatryoshkaLoss((2, 8))(infonce_loss, a, b)
+    total.backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(dims=()), "matryoshka dims are empty; give at least one dim, e.g. 8,16,32,64"),
+        (dict(dims=(0, 8)), "matryoshka dim 0 is not positive; give dims >= 1"),
+        (dict(dims=(16, 8)), "matryoshka dims [16, 8] are not strictly increasing; give e.g. 8,16,32,64"),
+        (dict(dims=(8, 8)), "matryoshka dims [8, 8] are not strictly increasing; give e.g. 8,16,32,64"),
+        (dict(dims=(8, 256), model_dim=128), "matryoshka dim 256 exceeds the model's width 128; pick dims <= 128"),
+        (dict(dims=(8, 16), weights=(1.0,)), "matryoshka weights has 1 values for 2 dims; give one weight per dim"),
+        (dict(dims=(8, 16), weights=(1.0, -0.5)), "matryoshka weight -0.5 is not >= 0; give weights >= 0"),
+        (dict(dims=(8, 16), weights=(0, 0)), "matryoshka weights are all zero; give at least one positive weight"),
+    ],
+)
+def test_matryoshka_validation_messages(kw, message):
+    with pytest.raises(ConfigError) as e:
+        MatryoshkaLoss(**kw)
+    assert str(e.value) == message
+
+
+def test_matryoshka_defaults():
+    m = MatryoshkaLoss([8, 16, 32], model_dim=32)
+    assert m.dims == (8, 16, 32) and m.weights == (1.0, 1.0, 1.0)
