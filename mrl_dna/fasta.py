@@ -1,0 +1,426 @@
+"""Streaming FASTA reader: plain, gzip and bgzip files, several at once, '-' for stdin.
+
+What it accepts (and decides), so that the rest of mrl-dna sees only clean token ids:
+- Compression is detected from the first bytes (gzip magic 1f 8b; bgzip is gzip), never from the file
+  name. bzip2, xz, zstd and zip are named in a clear error with the command that converts them.
+- LF and CRLF line ends; any line width, from one line per record to many short lines.
+- Upper and lower case are the same; IUPAC ambiguity codes become N; U becomes T (`mrl_dna.dna.encode`).
+- Spaces and tabs inside sequence lines are ignored (some tools pad or split columns); one '*' at the very
+  end of a record (an old end-of-sequence mark) is dropped. Any other character (digits, gaps '-' and '.',
+  protein letters, '*' elsewhere, binary bytes) is an InputError that names the file, line, record and
+  1-based position in the record, and suggests the fix.
+- Headers: the id is the first word after '>', the description is the rest of the line. '>' with no id,
+  and an id seen before (in any of the inputs) are errors.
+- A record with no sequence (a header line followed by another header or the end of the file) is yielded
+  with zero tokens: the caller reports and records it. A file with no record at all is an error.
+
+Memory: the file is read in 1 MiB blocks and only the current record is held (its raw text, then its
+clean bytes and tokens), so memory grows with the largest record, never with the file.
+
+Random access to large indexed files (a .fai beside a plain or bgzip FASTA) goes through pyfaidx:
+`FastaIndex` / `fetch`; `record_lengths` reads an up-to-date .fai instead of the file when there is one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna import dna
+from mrl_dna.errors import InputError
+
+# Read size: large enough that Python's per-block overhead is negligible, small next to any record.
+_BLOCK = 1 << 20
+# A header line is text; one longer than this is a file that is not FASTA (and would otherwise be held whole).
+_MAX_HEADER = 1 << 20
+# Bytes ignored inside sequence lines: line ends (LF, CR of CRLF), spaces, tabs, form feeds.
+_WHITESPACE = b" \t\r\n\v\f"
+NL = b"\n"
+_IS_WHITESPACE = np.zeros(256, dtype=bool)
+_IS_WHITESPACE[list(_WHITESPACE)] = True
+# Bytes that never occur in a text file (all controls but whitespace, plus DEL).
+_BINARY = bytes(b for b in range(32) if b not in _WHITESPACE) + b"\x7f"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_OTHER_FORMATS = (  # (magic, what it is, how to get a plain or gzip FASTA)
+    (b"BZh", "bzip2-compressed", "decompress it with `bunzip2 -k` or re-compress it with gzip/bgzip"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it with `xz -dk` or re-compress it with gzip/bgzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it with `zstd -d` or re-compress it with gzip/bgzip"),
+    (b"PK\x03\x04", "a zip archive", "unzip it and pass the FASTA files inside"),
+)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: holds an array, and == on arrays is not a bool
+class Record:
+    """One FASTA record."""
+
+    id: str  # first word of the header
+    description: str  # rest of the header line
+    tokens: np.ndarray  # uint8 Caduceus ids, length = record length in bp (0 for an empty record)
+    source: str  # the file it came from ('-' for stdin)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bool = True) -> Iterator[Record]:
+    """Records of the FASTA files `paths`, in order, one at a time. '-' reads stdin.
+
+    A single path is accepted as well as a list. Raises InputError (one line: file, line, record, position,
+    fix) for anything that is not a clean DNA FASTA; see the module docstring for what is accepted.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    first_seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) where it was first seen
+    for path in paths:
+        name = str(path)
+        for rid, description, body, line in _raw_records(path):
+            if check_duplicates:
+                if rid in first_seen:
+                    where, where_line = first_seen[rid]
+                    raise InputError(
+                        f"duplicate id '{rid}' in {name} line {line} (first seen in {where} line {where_line}); "
+                        "ids must be unique: rename one of the records"
+                    )
+                first_seen[rid] = (name, line)
+            yield Record(id=rid, description=description, tokens=_tokens(body, name, rid, line), source=name)
+
+
+def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, int]]:
+    """(id, length in bp) of every record, in file order: from an up-to-date .fai when one is beside the
+    file, else from one streaming pass (no tokens are built and characters are not checked here)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[tuple[str, int]] = []
+    for path in paths:
+        if str(path) == "-":
+            raise InputError(
+                "cannot measure records on stdin ('-') without consuming it; sharding needs FASTA files, not a pipe"
+            )
+        from_fai = _read_fai(Path(path))
+        if from_fai is not None:
+            out.extend(from_fai)
+            continue
+        for rid, _, body, _ in _raw_records(path):
+            seq = body.translate(None, _WHITESPACE)
+            out.append((rid, len(seq) - seq.endswith(b"*")))
+    return out
+
+
+class FastaIndex:
+    """Random access to an indexed plain or bgzip FASTA through pyfaidx (which writes a .fai if absent).
+
+    with FastaIndex("genome.fa.gz") as fa:
+        tokens = fa.fetch("chr1", 1_000_000, 1_002_048)   # 0-based, end exclusive
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import pyfaidx  # lazy: only random access needs it (it is a declared dependency)
+
+        self.path = str(path)
+        _check_path(Path(path))
+        try:
+            self._fasta = pyfaidx.Fasta(self.path, as_raw=True, sequence_always_upper=False)
+        except pyfaidx.UnsupportedCompressionFormat as e:
+            raise InputError(
+                f"{self.path} is gzip but not bgzip, so it has no random access; "
+                "re-compress it with `bgzip` (or read it with read_fasta)"
+            ) from e
+        except pyfaidx.FastaIndexingError as e:
+            raise InputError(f"cannot index {self.path}: {e}; fix the file or read it with read_fasta") from e
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot index {self.path}: {e}; check the file and that its directory is writable") from e
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        return {rid: len(rec) for rid, rec in self._fasta.records.items()}
+
+    def fetch(self, rid: str, start: int, end: int) -> np.ndarray:
+        """uint8 tokens of record `rid`, bases [start, end) (0-based, end exclusive)."""
+        if rid not in self._fasta.records:
+            raise InputError(f"no record '{rid}' in {self.path}; check the id (ids are the first word of a header)")
+        length = len(self._fasta.records[rid])
+        if not 0 <= start <= end <= length:
+            raise InputError(f"range [{start}, {end}) is outside record '{rid}' of {self.path} (length {length})")
+        if start == end:
+            return np.zeros(0, dtype=np.uint8)
+        text = str(self._fasta.faidx.fetch(rid, start + 1, end))  # pyfaidx: 1-based, end inclusive
+        tokens = dna.encode(text)
+        bad = dna.first_invalid(tokens)
+        if bad >= 0:
+            raise InputError(
+                f"file {self.path}, record '{rid}', position {start + bad + 1}: {_why_not_dna(text[bad].encode())}"
+            )
+        return tokens
+
+    def close(self) -> None:
+        self._fasta.close()
+
+    def __enter__(self) -> FastaIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fetch(path: str | Path, rid: str, start: int, end: int) -> np.ndarray:
+    """uint8 tokens of bases [start, end) of record `rid` in an indexed FASTA (see FastaIndex)."""
+    with FastaIndex(path) as fa:
+        return fa.fetch(rid, start, end)
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
+    """(id, description, raw sequence text with line ends, 1-based line of the header) per record."""
+    with _open_binary(path) as (read, name):
+        n_records = 0
+        seen_bytes = False  # whether the file had any byte at all (to word the "no records" error)
+        header: tuple[str, str, int] | None = None  # (id, description, line) of the record being read
+        body = bytearray()  # raw text after the current header (before the first header: blank lines only)
+        line = 1  # line number where `body` starts
+        pending = b""  # an incomplete header line carried to the next block
+        at_line_start = True  # whether the next unread byte starts a line
+        eof = False
+        while not eof:
+            block = read(_BLOCK)
+            eof = not block
+            seen_bytes = seen_bytes or bool(block)
+            buf = pending + block if pending else block
+            pending = b""
+            pos = 0
+            while pos < len(buf):
+                if at_line_start and buf[pos] == 0x3E:  # '>' at a line start: a header
+                    header_line = line + body.count(NL)
+                    nl = buf.find(NL, pos)
+                    if nl < 0 and not eof:  # the header goes on in the next block
+                        if len(buf) - pos > _MAX_HEADER:
+                            raise InputError(
+                                f"file {name}, line {header_line}: a header line longer than {_MAX_HEADER} bytes; "
+                                "this is not a FASTA file"
+                            )
+                        pending = buf[pos:]
+                        break
+                    end = len(buf) if nl < 0 else nl
+                    if header is not None:
+                        yield header[0], header[1], body, header[2]
+                        n_records += 1
+                    header = (*_parse_header(buf[pos:end], name, header_line), header_line)
+                    body, line = bytearray(), header_line + 1
+                    pos, at_line_start = end + 1, True
+                else:  # sequence text up to the next header (or the end of the block)
+                    nxt = buf.find(b"\n>", pos)
+                    end = len(buf) if nxt < 0 else nxt + 1
+                    body += memoryview(buf)[pos:end]
+                    pos, at_line_start = end, buf[end - 1] == 0x0A
+                    if header is None:  # before any header: fail now, never hold a file that is not FASTA
+                        _check_before_first_header(body, name, line)
+                        if at_line_start:  # only blank lines so far: count them, keep nothing
+                            line += body.count(NL)
+                            body.clear()
+        if header is not None:
+            yield header[0], header[1], body, header[2]
+            n_records += 1
+        if n_records == 0:
+            what = "it has only blank lines" if seen_bytes else "the file is empty"
+            raise InputError(f"no FASTA records in {name} ({what}); give a FASTA file with '>id' header lines")
+
+
+def _parse_header(raw: bytes, name: str, line: int) -> tuple[str, str]:
+    """'>id description' -> (id, description)."""
+    raw = raw[1:].rstrip(b"\r")
+    where = f"file {name}, line {line}"
+    if b"\r" in raw:
+        raise InputError(f"{where}: the file uses old Mac line ends (CR only); convert it with `mac2unix`")
+    bad = next((i for i, b in enumerate(raw) if b < 32 and b != 9 or b == 127), -1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = e.start if bad < 0 else min(bad, e.start)
+    if bad >= 0:
+        raise InputError(
+            f"{where}: the header holds binary data (byte 0x{raw[bad]:02x}); this is not a FASTA text file"
+        )
+    parts = text.split(None, 1)
+    if not parts:
+        raise InputError(f"{where}: '>' with no id; name every record right after '>', e.g. '>seq1'")
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
+    """Only blank lines may come before the first '>' header."""
+    text = body.translate(None, _WHITESPACE)
+    if not text:
+        return
+    i = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[0]  # first non-blank byte
+    where = f"file {name}, line {line + body.count(NL, 0, i)}"
+    byte = body[i]
+    if byte >= 128 or bytes([byte]) in _BINARY:
+        raise InputError(
+            f"{where}: binary data (byte 0x{byte:02x}) where a '>' header should be; this is not a FASTA file "
+            "(give a plain, gzip or bgzip FASTA)"
+        )
+    first = bytes(body[i : i + 40]).split(b"\n")[0].decode("ascii", "replace").rstrip()
+    hint = "; this looks like FASTQ: convert it with `seqtk seq -a`" if text[:1] == b"@" else ""
+    raise InputError(
+        f"{where}: text before the first '>' header ({first!r}); this is not a FASTA file "
+        f"(every record starts with a '>id' line){hint}"
+    )
+
+
+def _tokens(body: bytearray, name: str, rid: str, line: int) -> np.ndarray:
+    """Raw sequence text of one record -> uint8 token ids, or InputError at the first non-DNA character."""
+    seq = body.translate(None, _WHITESPACE)
+    if seq.endswith(b"*"):  # an end-of-sequence mark, not a base
+        del seq[-1:]
+    tokens = dna.encode(seq)  # type: ignore[arg-type]  # a bytearray works as bytes here
+    bad = dna.first_invalid(tokens)
+    if bad < 0:
+        return tokens
+    raw_index = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[bad]
+    bad_line = line + 1 + body.count(b"\n", 0, raw_index)
+    raise InputError(f"file {name}, line {bad_line}, record '{rid}', position {bad + 1}: {_why_not_dna(seq[bad : bad + 1])}")
+
+
+def _why_not_dna(ch: bytes) -> str:
+    """The message for one character that is not a DNA/IUPAC base, with the most likely fix."""
+    b = ch[0]
+    if b >= 128 or ch in _BINARY:
+        return f"byte 0x{b:02x} is not text; the file is binary or corrupt"
+    shown = f"'{ch.decode('ascii')}'"
+    if ch.isalpha():
+        return f"{shown} is not a DNA base (A C G T U or IUPAC); is this a protein FASTA?"
+    if ch in b"-.":
+        return f"{shown} is an alignment gap, not a DNA base; remove gaps first (e.g. `seqkit seq -g`)"
+    if ch.isdigit():
+        return f"{shown} is a digit, not a DNA base; remove numbers and keep only the sequence letters"
+    if ch == b"*":
+        return f"{shown} inside a sequence is a stop codon, not a DNA base; is this a protein FASTA?"
+    if ch == b">":
+        return f"{shown} inside a sequence line; a '>' header must start its own line"
+    return f"{shown} is not a DNA base (A C G T U or IUPAC); remove it"
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a FASTA file; pass the FASTA files inside it")
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+
+
+@contextmanager
+def _open_binary(path: str | Path) -> Iterator[tuple[Callable[[int], bytes], str]]:
+    """(read(n) -> bytes of decompressed FASTA text, display name). Every read error is an InputError."""
+    name = str(path)
+    if name == "-":
+        raw, close = _stdin_binary(), False
+    else:
+        _check_path(Path(path))
+        try:
+            raw, close = open(path, "rb"), True  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise InputError(f"cannot open {name}: {e.strerror}; check its permissions") from e
+    try:
+        head = _read_some(raw, name, 6)
+        for magic, what, fix in _OTHER_FORMATS:
+            if head.startswith(magic):
+                raise InputError(f"{name} is {what}; mrl-dna reads plain, gzip and bgzip FASTA: {fix}")
+        stream = _Prefixed(head, raw)
+        if head.startswith(_GZIP_MAGIC):
+            gz = gzip.GzipFile(fileobj=stream, mode="rb")  # bgzip is a series of gzip members: read the same
+
+            def read(n: int) -> bytes:
+                try:
+                    return gz.read(n)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                    raise InputError(f"{name} is truncated or corrupt gzip ({e}); re-download or re-compress it") from e
+                except OSError as e:
+                    raise InputError(f"cannot read {name}: {e}") from e
+
+        else:
+
+            def read(n: int) -> bytes:
+                return _read_some(stream, name, n)
+
+        yield read, name
+    finally:
+        if close:
+            raw.close()
+
+
+def _read_some(f: io.IOBase, name: str, n: int) -> bytes:
+    try:
+        return f.read(n)
+    except OSError as e:
+        raise InputError(f"cannot read {name}: {e}") from e
+
+
+def _stdin_binary() -> io.IOBase:
+    stdin = sys.stdin
+    if stdin is None:
+        raise InputError("'-' reads FASTA from stdin, but there is no stdin; pass a file instead")
+    try:
+        if stdin.isatty():
+            raise InputError("'-' reads FASTA from stdin, but stdin is a terminal; pipe a file in: cat x.fa | mrl-dna ...")
+    except (AttributeError, ValueError):
+        pass
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        return buffer
+    if isinstance(stdin, io.TextIOBase):  # a text stream without a byte buffer (e.g. io.StringIO in tests)
+        return io.BytesIO(stdin.read().encode("utf-8", "surrogateescape"))
+    return stdin  # already binary
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream that returns `head` (bytes already read to detect the format), then `rest`."""
+
+    def __init__(self, head: bytes, rest: io.IOBase) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                out, self._head = self._head + self._rest.read(), b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out + self._rest.read(n - len(out)) if n > len(out) else out
+        return self._rest.read(n)
+
+    def readinto(self, b: bytearray) -> int:  # pragma: no cover - read() is what gzip and we call
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _read_fai(path: Path) -> list[tuple[str, int]] | None:
+    """(id, length) from a samtools/pyfaidx .fai beside `path`, or None when absent, stale or unreadable."""
+    fai = Path(str(path) + ".fai")
+    try:
+        if not fai.is_file() or fai.stat().st_mtime < path.stat().st_mtime:
+            return None
+        out = []
+        for row in fai.read_text().splitlines():
+            if row.strip():
+                fields = row.split("\t")
+                out.append((fields[0], int(fields[1])))
+        return out or None
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None  # an unusable index only costs a streaming pass
+
+
