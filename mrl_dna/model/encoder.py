@@ -1,0 +1,175 @@
+"""Caduceus-style encoder: a strided k-mer stem, BiMamba layers, reverse-complement parameter sharing.
+
+Axis glossary:
+    b  windows in the batch          s  strands (2: forward, reverse complement)
+    L  bases in a window             l  tokens (= ceil(L / stride))
+    e  stem channels                 d  d_model
+    i  d_inner (= expand * d_model)  h  heads, p  headdim (i = h * p), n  state size
+
+How it follows Caduceus (kuleshov-group/caduceus, modeling_caduceus.py / modeling_rcps.py) and where it differs:
+- RC equivariance by parameter sharing (Caduceus-PS): Caduceus keeps a forward half and an RC half of the
+  channels, and every RCPS module applies the same weights to the forward half and to the (length- and
+  channel-) flipped RC half. Here the RC half is a second batch entry holding revcomp(x) with the same
+  weights: the same computation, laid out on the batch axis instead of the channel axis, so no module needs
+  an RCPS twin. The window vector is mean_tokens(h(x)) + mean_tokens(h(revcomp x)), which is exactly
+  RC-invariant by construction (float addition is commutative).
+- BiMamba (Caduceus `BiMambaWrapper`, bidirectional_strategy="add", bidirectional_weight_tie=True): each layer
+  runs the mixer on the sequence and on its flip and adds the results; in/out projections are shared between
+  the directions, the conv, decay, dt bias and skip are per direction. The flip is per row, within each
+  row's valid length, so right-padding never leaks into the reverse pass.
+- Mixer: `ssd` (Mamba-2 scalar decay per head; default, fastest on CPU) or `mamba1` (Mamba-1 selective scan,
+  as Caduceus). Mamba-2's gated RMSNorm is left out: the gate multiplies the summed directions, which
+  lets both directions share one out_proj call.
+- Stem: Caduceus embeds one token per base. Here a conv over one-hot bases (k-mer detector) is followed by
+  a patch conv with kernel = stride = `stride`, giving one token per `stride` bases. This is what makes the
+  encoder fast enough on a CPU (PERF_NOTES.md: one token per base tops out near 7 kbp/s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mrl_dna import dna
+from mrl_dna.config import EncoderConfig, Mixer
+from mrl_dna.model.scan import ssd_scan
+
+# token id -> one-hot row over A, C, G, T (N, PAD and specials -> zeros)
+_ONE_HOT = torch.zeros(256, 4)
+for _j, _id in enumerate(dna.BASES):
+    _ONE_HOT[_id, _j] = 1.0
+# token id -> complement token id
+_COMPLEMENT = torch.from_numpy(dna.COMPLEMENT.astype("int64"))
+
+
+def revcomp_tokens(tokens: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse complement of each row within its valid length; padding stays at the right. (b, L) -> (b, L)."""
+    comp = _COMPLEMENT.to(tokens.device)[tokens]
+    return flip_valid(comp, lengths, dim=1)
+
+
+def flip_valid(x: Tensor, lengths: Tensor, dim: int = 1) -> Tensor:
+    """Flip along `dim` within each row's first `lengths[row]` positions; positions past it stay in place."""
+    size = x.shape[dim]
+    if bool((lengths == size).all()):
+        return x.flip(dim)
+    pos = torch.arange(size, device=x.device)
+    idx = torch.where(pos[None, :] < lengths[:, None], lengths[:, None] - 1 - pos[None, :], pos[None, :])  # (b, l)
+    shape = [idx.shape[0], size] + [1] * (x.dim() - 2)
+    idx = idx.view(shape).expand_as(x) if dim == 1 else idx  # only dim=1 is used
+    return x.gather(dim, idx)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Stem(nn.Module):
+    """One-hot bases -> k-mer conv -> GELU -> patch conv: (b, L) token ids -> (b, l, d) with l = ceil(L/stride)."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.stride = cfg.stride
+        self.kmer = nn.Conv1d(4, cfg.stem_channels, cfg.stem_kernel, padding=cfg.stem_kernel // 2)
+        self.patch = nn.Conv1d(cfg.stem_channels, cfg.d_model, cfg.stride, stride=cfg.stride)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        L = tokens.shape[1]
+        pad = (-L) % self.stride
+        x = _ONE_HOT.to(tokens.device)[F.pad(tokens, (0, pad), value=dna.PAD)]  # (b, L', 4)
+        x = x.to(self.kmer.weight.dtype).transpose(1, 2)  # (b, 4, L')
+        # past a row's end the one-hot input is zero whether the row is padded in a batch or alone,
+        # so every valid token sees exactly the same inputs in both cases
+        x = F.gelu(self.kmer(x))  # (b, e, L')
+        return self.patch(x).transpose(1, 2)  # (b, l, d)
+
+
+class BiSSD(nn.Module):
+    """Bidirectional scalar-decay mixer with tied in/out projections: (b, l, d) -> (b, l, d)."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        i, n, h = cfg.d_inner, cfg.d_state, cfg.n_heads
+        self.d_inner, self.d_state, self.n_heads, self.headdim = i, n, h, cfg.headdim
+        self.in_proj = nn.Linear(cfg.d_model, 2 * i + 2 * n + h, bias=False)  # -> z, x, B, C, dt
+        conv_ch = i + 2 * n
+        # per direction (index 0 forward, 1 reverse): depthwise causal conv, dt bias, decay, skip
+        self.conv = nn.Conv1d(2 * conv_ch, 2 * conv_ch, cfg.d_conv, groups=2 * conv_ch, padding=cfg.d_conv - 1)
+        dt = torch.exp(torch.rand(2, h) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus, as Mamba-2
+        self.A_log = nn.Parameter(torch.log(torch.empty(2, h).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(2, h))
+        self.out_proj = nn.Linear(i, cfg.d_model, bias=False)
+
+    def forward(self, u: Tensor, lengths: Tensor) -> Tensor:
+        b, l, _ = u.shape
+        i, n, h, p = self.d_inner, self.d_state, self.n_heads, self.headdim
+        z, xbc, dt = self.in_proj(u).split([i, i + 2 * n, h], dim=-1)
+        xbc2 = torch.cat([xbc, flip_valid(xbc, lengths)], dim=-1)  # (b, l, 2(i+2n)): both directions
+        xbc2 = F.silu(self.conv(xbc2.transpose(1, 2))[..., :l]).transpose(1, 2)
+        xbc2 = xbc2.reshape(b, l, 2, i + 2 * n).permute(2, 0, 1, 3).reshape(2 * b, l, i + 2 * n)  # (2b, l, .)
+        x, B, C = xbc2.split([i, n, n], dim=-1)
+        dt2 = torch.stack([dt, flip_valid(dt, lengths)])  # (2, b, l, h)
+        dt2 = F.softplus(dt2.float() + self.dt_bias[:, None, None, :])
+        log_a = (dt2 * -self.A_log.float().exp()[:, None, None, :]).reshape(2 * b, l, h)
+        x = x.reshape(2 * b, l, h, p)
+        y = ssd_scan(x * dt2.reshape(2 * b, l, h, 1).to(x.dtype), log_a, B, C)
+        y = y + x * self.D.repeat_interleave(b, dim=0)[:, None, :, None]  # (2b, l, h, p)
+        y = y.reshape(2, b, l, i)
+        y = y[0] + flip_valid(y[1], lengths)  # directions added back in forward order
+        return self.out_proj(y * F.silu(z))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: h + mixer(norm(h)) (Caduceus/Mamba block, unfused add+norm)."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        if cfg.mixer == Mixer.ssd:
+            self.mixer = BiSSD(cfg)
+        else:
+            from mrl_dna.model.selective_scan import BiMamba1  # Mamba-1 mixer lives beside its scan
+
+            self.mixer = BiMamba1(cfg)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        return x + self.mixer(self.norm(x), lengths)
+
+
+class Encoder(nn.Module):
+    """Window tokens -> one RC-invariant vector per window: (b, L) ids + lengths (b,) -> (b, d)."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.stem = Stem(cfg)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+
+    def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Final hidden states of one strand: (b, L), (b,) -> (b, l, d); rows past ceil(len/stride) are junk."""
+        n_tok = (lengths + self.cfg.stride - 1) // self.cfg.stride
+        h = self.stem(tokens)
+        for layer in self.layers:
+            h = layer(h, n_tok)
+        return self.norm_f(h)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        b = tokens.shape[0]
+        both = torch.cat([tokens, revcomp_tokens(tokens, lengths)])  # (2b, L): strand s = 0 forward, 1 RC
+        lengths2 = torch.cat([lengths, lengths])
+        h = self.token_states(both, lengths2).float()  # (2b, l, d)
+        n_tok = (lengths2 + self.cfg.stride - 1) // self.cfg.stride
+        valid = (torch.arange(h.shape[1], device=h.device)[None, :] < n_tok[:, None]).float()  # (2b, l)
+        mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, d)
+        return mean[:b] + mean[b:]  # forward + RC strand: RC-invariant

@@ -1,0 +1,55 @@
+"""Windows -> one vector per record.
+
+Axis glossary: n windows (of all records in a batch, flattened), r records, d window-vector width.
+`segment[n]` is the record index of window n. Both poolings are weighted means inside each record; they
+differ only in where the weights come from:
+- mean: weight = window length in bp (a 100 bp tail counts 1/20 of a 2 kb window);
+- attention: softmax over the record's windows of a learned score plus log(length), so with an untrained
+  (zero) scorer attention pooling equals length-weighted mean pooling exactly.
+Window vectors are RC-invariant, so the record vector is too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mrl_dna.config import Pooling
+
+
+def segment_softmax(scores: Tensor, segment: Tensor, n_segments: int) -> Tensor:
+    """Softmax of scores (n,) within each segment. Stable: subtracts each segment's max."""
+    seg_max = torch.full((n_segments,), float("-inf"), device=scores.device, dtype=scores.dtype)
+    seg_max = seg_max.scatter_reduce(0, segment, scores, reduce="amax")
+    e = (scores - seg_max[segment]).exp()
+    denom = torch.zeros(n_segments, device=scores.device, dtype=scores.dtype).index_add(0, segment, e)
+    return e / denom[segment]
+
+
+def weighted_segment_mean(x: Tensor, weights: Tensor, segment: Tensor, n_segments: int) -> Tensor:
+    """sum_w weights * x / sum_w weights within each segment: x (n, d), weights (n,) -> (r, d).
+    A segment with no windows gets a zero vector (the caller marks such records as empty)."""
+    num = torch.zeros(n_segments, x.shape[1], device=x.device, dtype=x.dtype).index_add(0, segment, x * weights[:, None])
+    den = torch.zeros(n_segments, device=x.device, dtype=x.dtype).index_add(0, segment, weights)
+    return num / den.clamp(min=torch.finfo(x.dtype).tiny)[:, None]
+
+
+class WindowPooling(nn.Module):
+    def __init__(self, mode: Pooling, d: int) -> None:
+        super().__init__()
+        self.mode = Pooling(mode)
+        if self.mode == Pooling.attention:
+            self.norm = nn.LayerNorm(d)
+            self.score = nn.Linear(d, 1)
+            nn.init.zeros_(self.score.weight)  # starts as length-weighted mean pooling
+            nn.init.zeros_(self.score.bias)
+
+    def forward(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
+        """win (n, d), lengths (n,) bp, segment (n,) -> (r, d)."""
+        win = win.float()
+        lengths = lengths.to(win.dtype)
+        if self.mode == Pooling.mean:
+            return weighted_segment_mean(win, lengths, segment, n_records)
+        scores = self.score(self.norm(win)).squeeze(-1) + lengths.clamp(min=1).log()  # (n,)
+        weights = segment_softmax(scores, segment, n_records)
+        return weighted_segment_mean(win, weights, segment, n_records)
