@@ -1,0 +1,505 @@
+"""Label-free training pairs from genome FASTA files: windows, runs of windows, simulated evolution.
+
+Axis letters: b items in a batch, w windows per item (a run of consecutive windows), l tokens per window
+(bp; the model patches them itself), n bases of one sequence.
+
+A *source* is one class of sequence: a genome file (all its records), or one group of a labelled FASTA.
+For every item of a batch the sampler draws
+- an anchor: a run of w consecutive windows from a source (w = 1 mostly; w > 1 with probability
+  `multi_window_prob`, so that attention pooling learns to merge windows);
+- a positive for InfoNCE: mostly ANOTHER run of the same source at an independent location (d), else a
+  shifted, overlapping run (c); then simulated evolution (a) at a rate r ~ U[0, max_mutation_rate] and a
+  reverse complement (b) half of the time. Other sources in the batch are the negatives; items of the
+  same label (same genome, or same species/group when a groups TSV is given) are masked out of the
+  negatives by `infonce_loss(labels=...)`;
+- a mutant for CoSENT (optional): the anchor itself evolved at r ~ U[0, max_mutation_rate], with the
+  identity that the mutations actually made give as the graded target.
+
+Determinism: batch `step` of rank `rank` comes from `np.random.default_rng([seed, rank, step, micro])`, so
+the sampler has no state of its own and a resumed run draws exactly the batches the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna import dna
+from mrl_dna.errors import ConfigError, InputError
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".fa.gz", ".fasta.gz", ".fna.gz", ".fas.gz", ".ffn.gz")
+_ACGT = np.zeros(256, dtype=bool)
+_ACGT[list(dna.BASES)] = True
+
+
+# ----------------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How items and their positives are drawn. Defaults are what the default model is trained with."""
+
+    window: int = 2048  # bp per window; the model's embed window, so training sees what embedding sees
+    batch_size: int = 64  # items per (micro-)batch: 63 negatives per anchor in InfoNCE
+    # Runs of consecutive windows: 1 in 4 items spans 2..max_windows windows so attention pooling sees
+    # multi-window records; most items stay single windows because that is where the per-window encoder learns.
+    multi_window_prob: float = 0.25
+    max_windows: int = 4
+    # Simulated evolution: r ~ U[0, 0.25] -> identities ~75..100%, the range where "same species" turns
+    # into "same genus" (ANI 95% is the usual species line).
+    max_mutation_rate: float = 0.25
+    indel_fraction: float = 0.2  # share of mutation events that are small indels (half insertions, half deletions)
+    max_indel: int = 3  # indel length ~ geometric(0.5) capped here: small indels as in real alignments
+    rc_prob: float = 0.5  # the encoder is RC-invariant by construction; RC keeps the data honest anyway
+    # Positive = another location of the same source (genome-level composition, what fragment -> genome
+    # retrieval measures) with this probability, else a shifted overlap of the anchor.
+    other_window_prob: float = 0.8
+    max_shift_fraction: float = 0.5  # shifted overlaps move by at most half a window
+    max_n_fraction: float = 0.5  # redraw runs with more N than this (assembly gaps say nothing about a genome)
+    mutant_view: bool = True  # draw the CoSENT (anchor, evolved anchor, identity) view
+
+    def __post_init__(self) -> None:
+        if self.window < 16:
+            raise ConfigError(f"window {self.window} bp is too small; give --window >= 16 (e.g. 2048)")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch size {self.batch_size} leaves no in-batch negatives; give --batch-size >= 2")
+        if self.max_windows < 1:
+            raise ConfigError(f"max_windows {self.max_windows} must be >= 1")
+        for name in ("multi_window_prob", "indel_fraction", "rc_prob", "other_window_prob", "max_shift_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{name}={v} must be in [0, 1]")
+        if not 0.0 <= self.max_mutation_rate <= 0.75:
+            raise ConfigError(f"max mutation rate {self.max_mutation_rate} must be in [0, 0.75]; e.g. 0.25")
+
+
+# ------------------------------------------------------------------------------------- simulated evolution
+@dataclass(frozen=True)
+class Mutations:
+    """What `mutate` did to a source sequence of n bases (the log the identity is computed from).
+
+    sub_pos/sub_base: substituted positions (each a real change of A/C/G/T) and their new bases;
+    del_pos: deleted positions; ins_pos/ins_len: ins_len[i] random bases inserted right after source
+    position ins_pos[i] (after its base, or where it was, if deleted); ins_bases: those bases, in order.
+    """
+
+    n: int
+    sub_pos: np.ndarray
+    sub_base: np.ndarray
+    del_pos: np.ndarray
+    ins_pos: np.ndarray
+    ins_len: np.ndarray
+    ins_bases: np.ndarray
+
+    @property
+    def n_sub(self) -> int:
+        return int(self.sub_pos.size)
+
+    @property
+    def n_del(self) -> int:
+        return int(self.del_pos.size)
+
+    @property
+    def n_ins(self) -> int:
+        return int(self.ins_len.sum())
+
+    @property
+    def n_match(self) -> int:
+        return self.n - self.n_del - self.n_sub
+
+    @property
+    def columns(self) -> int:
+        """Columns of the alignment the mutations imply: matches + mismatches + deleted + inserted bases."""
+        return self.n_match + self.n_sub + self.n_del + self.n_ins
+
+    @property
+    def identity(self) -> float:
+        """Matches / alignment columns (BLAST-style identity with gaps counted), 1.0 for no change."""
+        return self.n_match / self.columns if self.columns else 1.0
+
+
+def mutate(
+    x: np.ndarray,
+    rate: float,
+    rng: np.random.Generator,
+    *,
+    indel_fraction: float = 0.2,
+    max_indel: int = 3,
+) -> tuple[np.ndarray, Mutations]:
+    """Simulated evolution of tokens x (n,) at `rate` events per base -> (y (n',), the mutation log).
+
+    Each base starts an event with probability `rate`: an indel with probability `indel_fraction` (half
+    insertions, half deletions, length ~ geometric(0.5) <= max_indel), else a substitution to one of the
+    three other bases. Deletions win over substitutions at the same base; N bases are never substituted.
+    Vectorised: a few (n,) draws, no per-base Python loop.
+    """
+    n = x.size
+    ev = rng.random(n) < rate  # (n,)
+    kind = rng.random(n)  # (n,): < indel_fraction -> indel
+    half = rng.random(n)  # (n,): < 0.5 -> insertion (for indels)
+    lens = np.minimum(rng.geometric(0.5, size=n), max_indel)  # (n,)
+    shift = rng.integers(1, 4, size=n)  # (n,): substitution = base + 1..3 (mod 4), always a change
+    indel = ev & (kind < indel_fraction)
+    is_ins = indel & (half < 0.5)
+    is_del = indel & ~is_ins
+    deleted = np.zeros(n + max_indel, dtype=bool)
+    starts = np.flatnonzero(is_del)
+    for o in range(max_indel):  # mark [start, start + len) of every deletion
+        deleted[starts[lens[starts] > o] + o] = True
+    deleted = deleted[:n]
+    is_sub = ev & ~indel & ~deleted & _ACGT[x]
+    y = x.copy()
+    y[is_sub] = (x[is_sub] - dna.A + shift[is_sub]) % 4 + dna.A
+    ins_pos = np.flatnonzero(is_ins)
+    ins_len = lens[ins_pos]
+    ins_bases = rng.integers(dna.A, dna.T + 1, size=int(ins_len.sum())).astype(np.uint8)
+    keep = ~deleted
+    count = keep.astype(np.int64)  # (n,): output slots per source position
+    count[ins_pos] += ins_len
+    first = np.cumsum(count) - count  # (n,): first output slot of each source position
+    out = np.empty(int(count.sum()), dtype=np.uint8)
+    filled = np.zeros(out.size, dtype=bool)
+    filled[first[keep]] = True
+    out[first[keep]] = y[keep]
+    out[~filled] = ins_bases  # the remaining slots, in source order, are the insertions
+    log = Mutations(
+        n=n,
+        sub_pos=np.flatnonzero(is_sub),
+        sub_base=y[is_sub],
+        del_pos=np.flatnonzero(deleted),
+        ins_pos=ins_pos,
+        ins_len=ins_len,
+        ins_bases=ins_bases,
+    )
+    return out, log
+
+
+# ------------------------------------------------------------------------------------------------ sources
+@dataclass
+class Source:
+    """One class: the sequences of one genome file (or one group of a labelled FASTA)."""
+
+    name: str
+    label: int  # negatives mask: items with equal labels are not negatives of each other
+    seqs: list[np.ndarray]  # uint8 token arrays
+    group: str = ""  # species/group name when known (validation reports species top-1 with it)
+    weights: np.ndarray = field(init=False)  # (n_seqs,) length-weighted choice of a sequence
+
+    def __post_init__(self) -> None:
+        self.seqs = [s for s in self.seqs if s.size]
+        if not self.seqs:
+            raise InputError(f"{self.name}: no sequence to sample from (all records are empty)")
+        lengths = np.array([s.size for s in self.seqs], dtype=np.float64)
+        self.weights = lengths / lengths.sum()
+
+    @property
+    def n_bases(self) -> int:
+        return int(sum(s.size for s in self.seqs))
+
+
+def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
+    """Genome inputs -> FASTA paths. Each spec is a file, a directory (searched recursively for
+    .fa/.fasta/.fna[.gz]), or a glob pattern; the order is kept and duplicates are dropped."""
+    out: list[Path] = []
+    for spec in specs:
+        s = str(spec)
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(FASTA_SUFFIXES))
+            if not found:
+                raise InputError(f"directory {s} holds no FASTA file (*.fa, *.fasta, *.fna, optionally .gz)")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        elif any(c in s for c in "*?["):
+            found = sorted(Path(q) for q in glob.glob(s, recursive=True) if Path(q).is_file())
+            if not found:
+                raise InputError(f"pattern {s} matches no file; quote it so the shell does not expand it, or fix it")
+            out += found
+        else:
+            raise InputError(f"genome input {s} does not exist; give FASTA files, a directory or a quoted glob")
+    seen: set[Path] = set()
+    return [q for q in out if not (q.resolve() in seen or seen.add(q.resolve()))]
+
+
+def read_records(path: Path) -> list[tuple[str, np.ndarray]]:
+    """(id, tokens) of every record of one FASTA file."""
+    return [(r.id, r.tokens) for r in _read_fasta([path])]
+
+
+def _read_fasta(paths):
+    try:  # TEMPORARY until mrl_dna.fasta imports cleanly everywhere; then only read_fasta stays
+        from mrl_dna.fasta import read_fasta
+    except (ImportError, SyntaxError):
+        return _read_fasta_simple(paths)
+    return read_fasta(paths, check_duplicates=False)
+
+
+class _Rec:
+    def __init__(self, rid: str, tokens: np.ndarray) -> None:
+        self.id, self.tokens = rid, tokens
+
+
+def _read_fasta_simple(paths):
+    for p in paths:
+        with open(p, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        for chunk in raw.split(b"\n>"):
+            chunk = chunk.lstrip(b">")
+            if not chunk.strip():
+                continue
+            head, _, body = chunk.partition(b"\n")
+            tok = dna.encode(body.replace(b"\n", b"").replace(b"\r", b"").replace(b" ", b""))
+            bad = dna.first_invalid(tok)
+            if bad >= 0:
+                raise InputError(f"{p}: record {head.split()[0].decode()} has a non-DNA byte at position {bad + 1}")
+            yield _Rec(head.split()[0].decode() if head.split() else "", tok)
+
+
+def read_groups(path: str | Path) -> dict[str, str]:
+    """A TSV key -> group: the first column names a file (its path or file name) or a record id, the
+    second its group (species). A header line is allowed; extra columns are ignored (so the shared data's
+    MANIFEST.tsv works as it is)."""
+    rows = _read_tsv(path, min_cols=2)
+    return {k: g for k, g, *_ in rows}
+
+
+def _read_tsv(path: str | Path, min_cols: int) -> list[list[str]]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"TSV {p} does not exist")
+    rows = []
+    with open(p, newline="") as f:
+        for i, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) < min_cols:
+                raise InputError(f"{p}, line {i}: {len(row)} column(s), expected at least {min_cols} tab-separated")
+            rows.append(row)
+    return rows
+
+
+def _group_of(groups: dict[str, str], path: Path, record_ids: list[str]) -> str:
+    by_name = {Path(k).name: g for k, g in groups.items()}
+    for key in (str(path), path.name):
+        if key in groups:
+            return groups[key]
+        if key in by_name:
+            return by_name[key]
+    for rid in record_ids:
+        if rid in groups:
+            return groups[rid]
+    return ""
+
+
+def load_genomes(paths: Sequence[Path], groups: dict[str, str] | None = None) -> list[Source]:
+    """One Source per genome file. label = genome index, or the group index when `groups` names the
+    genome's group (same-species genomes then are not negatives of each other)."""
+    sources: list[Source] = []
+    group_ids: dict[str, int] = {}
+    for i, p in enumerate(paths):
+        recs = read_records(p)
+        g = _group_of(groups, p, [r for r, _ in recs]) if groups else ""
+        label = group_ids.setdefault(g, len(paths) + len(group_ids)) if g else i
+        sources.append(Source(name=_genome_name(p), label=label, seqs=[t for _, t in recs], group=g))
+    return sources
+
+
+def load_labelled(paths: Sequence[Path], labels: dict[str, str]) -> list[Source]:
+    """User data: FASTA records + a TSV record id -> group. One Source per group (records of one group are
+    positives of each other); every record must have a group."""
+    by_group: dict[str, list[np.ndarray]] = {}
+    for p in paths:
+        for rid, tok in read_records(p):
+            if rid not in labels:
+                raise InputError(f"record {rid} of {p} has no group in the labels TSV; add a line '{rid}<TAB>group'")
+            by_group.setdefault(labels[rid], []).append(tok)
+    return [Source(name=g, label=i, seqs=s, group=g) for i, (g, s) in enumerate(by_group.items())]
+
+
+def _genome_name(p: Path) -> str:
+    name = p.name
+    for suf in (".gz", ".fa", ".fasta", ".fna", ".fas", ".ffn"):
+        name = name.removesuffix(suf)
+    return name
+
+
+# ---------------------------------------------------------------------------------------------- batches
+@dataclass
+class Batch:
+    """One micro-batch as numpy arrays. Views share (w, l) so that the trainer runs one forward on
+    their concatenation: tokens (v*b, w, l) with v = 2 (anchor, positive) or 3 (+ mutant)."""
+
+    tokens: np.ndarray  # (v*b, w, l) uint8, PAD-filled
+    lengths: np.ndarray  # (v*b, w) int64, 0 = absent window
+    labels: np.ndarray  # (b,) int64
+    identity: np.ndarray  # (b,) float32: mutant vs anchor identity (CoSENT target); empty without mutants
+    n_views: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.labels.size
+
+    @property
+    def n_bases(self) -> int:
+        return int(self.lengths.sum())
+
+
+Item = list[np.ndarray]  # a run of windows, each (l_i,) uint8
+
+
+class GenomeSampler:
+    """Draws Batches from Sources; a pure function of (seed, rank, step, micro)."""
+
+    def __init__(self, sources: Sequence[Source], cfg: SamplerConfig, seed: int, rank: int = 0) -> None:
+        if len({s.label for s in sources}) < 2:
+            raise ConfigError(
+                f"{len(sources)} genome(s) in {len({s.label for s in sources})} group(s); InfoNCE needs negatives "
+                "from another group: give genomes of >= 2 groups"
+            )
+        self.sources = list(sources)
+        by_label: dict[int, list[int]] = {}
+        for i, src in enumerate(self.sources):
+            by_label.setdefault(src.label, []).append(i)
+        self._by_label = [np.array(v) for v in by_label.values()]  # source indices of each label
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.rank = int(rank)
+
+    def rng(self, step: int, micro: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.rank, int(step), int(micro)])
+
+    def batch(self, step: int, micro: int = 0) -> Batch:
+        cfg = self.cfg
+        rng = self.rng(step, micro)
+        b = cfg.batch_size
+        # A label (genome, or species when groups are given) uniformly, then one of its genomes uniformly:
+        # a big genome or a species with many genomes does not crowd out the others. Repeats in a batch
+        # share a label and are masked out of each other's negatives.
+        lab = rng.integers(0, len(self._by_label), size=b)
+        src_idx = [int(self._by_label[j][rng.integers(0, self._by_label[j].size)]) for j in lab]
+        anchors, positives, mutants, ident = [], [], [], []
+        for s in src_idx:
+            src = self.sources[s]
+            w = int(rng.integers(2, cfg.max_windows + 1)) if rng.random() < cfg.multi_window_prob and cfg.max_windows > 1 else 1
+            seq_i, start, end = self._draw_run(rng, src, w)
+            anchors.append(_split(src.seqs[seq_i][start:end], cfg.window))
+            if rng.random() < cfg.other_window_prob:
+                w2 = int(rng.integers(2, cfg.max_windows + 1)) if rng.random() < cfg.multi_window_prob and cfg.max_windows > 1 else 1
+                seq_j, s2, e2 = self._draw_run(rng, src, w2)
+            else:
+                seq_j, s2, e2 = self._shift(rng, src, seq_i, start, end)
+            pos, _ = self._evolve(rng, _split(src.seqs[seq_j][s2:e2], cfg.window))
+            positives.append(pos)
+            if cfg.mutant_view:
+                mut, identity = self._evolve(rng, anchors[-1])
+                mutants.append(mut)
+                ident.append(identity)
+        views = anchors + positives + mutants
+        tokens, lengths = pack(views)
+        labels = np.array([self.sources[s].label for s in src_idx], dtype=np.int64)
+        return Batch(tokens, lengths, labels, np.array(ident, dtype=np.float32), 3 if cfg.mutant_view else 2)
+
+    def _draw_run(self, rng: np.random.Generator, src: Source, w: int) -> tuple[int, int, int]:
+        """(sequence, start, end) of a run of w windows, length-weighted over the source's sequences;
+        a sequence shorter than the run gives a shorter run. Redraws mostly-N runs a few times."""
+        for _ in range(8):
+            i = int(rng.choice(len(src.seqs), p=src.weights)) if len(src.seqs) > 1 else 0
+            n = src.seqs[i].size
+            span = min(n, w * self.cfg.window)
+            start = int(rng.integers(0, n - span + 1))
+            run = src.seqs[i][start : start + span]
+            if np.count_nonzero(run == dna.N) <= self.cfg.max_n_fraction * span:
+                break
+        return i, start, start + span
+
+    def _shift(self, rng: np.random.Generator, src: Source, i: int, start: int, end: int) -> tuple[int, int, int]:
+        """An overlapping run: the anchor's run moved by up to max_shift_fraction of a window."""
+        n = src.seqs[i].size
+        m = int(self.cfg.max_shift_fraction * self.cfg.window)
+        d = int(rng.integers(-m, m + 1)) if m else 0
+        s = min(max(0, start + d), n - (end - start))
+        return i, s, s + (end - start)
+
+    def _evolve(self, rng: np.random.Generator, item: Item) -> tuple[Item, float]:
+        """Mutate every window at one rate r ~ U[0, max], reverse-complement the run with rc_prob.
+        Returns the new run and the identity over the whole run (pooled alignment columns)."""
+        cfg = self.cfg
+        rate = rng.random() * cfg.max_mutation_rate
+        out, match, cols = [], 0, 0
+        for win in item:
+            y, log = mutate(win, rate, rng, indel_fraction=cfg.indel_fraction, max_indel=cfg.max_indel)
+            out.append(y)
+            match += log.n_match
+            cols += log.columns
+        if rng.random() < cfg.rc_prob:
+            out = [dna.revcomp(y) for y in reversed(out)]  # RC of a run: windows reversed, each RC'd
+        return out, (match / cols if cols else 1.0)
+
+
+def _split(run: np.ndarray, window: int) -> Item:
+    """A run of consecutive bases -> its windows of `window` bp (the last may be shorter)."""
+    return [run[i : i + window] for i in range(0, max(run.size, 1), window)]
+
+
+def pack(items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of windows -> tokens (b, w, l) uint8 PAD-filled, lengths (b, w) int64 (0 = absent window)."""
+    w = max(len(it) for it in items)
+    l = max(max((x.size for x in it), default=0) for it in items)
+    tokens = np.full((len(items), w, max(l, 1)), dna.PAD, dtype=np.uint8)
+    lengths = np.zeros((len(items), w), dtype=np.int64)
+    for i, it in enumerate(items):
+        for j, x in enumerate(it):
+            tokens[i, j, : x.size] = x
+            lengths[i, j] = x.size
+    return tokens, lengths
+
+
+# ------------------------------------------------------------------------------------------- scored pairs
+@dataclass
+class PairData:
+    """User data for CoSENT: sequence pairs with a similarity score (higher = more similar)."""
+
+    a: list[np.ndarray]
+    b: list[np.ndarray]
+    score: np.ndarray  # (n,) float32
+
+    def batch(self, rng: np.random.Generator, batch_size: int, window: int, max_windows: int):
+        """tokens (2*b, w, l), lengths (2*b, w), scores (b,): pairs drawn with replacement; a sequence
+        longer than max_windows windows keeps its first max_windows windows."""
+        idx = rng.integers(0, self.score.size, size=batch_size)
+        items = [_split(self.a[i], window)[:max_windows] for i in idx] + [
+            _split(self.b[i], window)[:max_windows] for i in idx
+        ]
+        tokens, lengths = pack(items)
+        return tokens, lengths, self.score[idx]
+
+
+def load_pairs(path: str | Path) -> PairData:
+    """TSV seq_a, seq_b, score (a header line is skipped). Sequences are DNA letters."""
+    rows = _read_tsv(path, min_cols=3)
+    a, b, s = [], [], []
+    for i, row in enumerate(rows):
+        try:
+            score = float(row[2])
+        except ValueError:
+            if i == 0:
+                continue  # header
+            raise InputError(f"{path}: score {row[2]!r} of pair {i + 1} is not a number") from None
+        ta, tb = dna.encode(row[0].strip()), dna.encode(row[1].strip())
+        for t, col in ((ta, "seq_a"), (tb, "seq_b")):
+            bad = dna.first_invalid(t)
+            if bad >= 0 or t.size == 0:
+                raise InputError(f"{path}: {col} of pair {i + 1} is empty or not DNA (position {bad + 1})")
+        a.append(ta)
+        b.append(tb)
+        s.append(score)
+    if len(s) < 2:
+        raise InputError(f"{path}: {len(s)} scored pair(s); CoSENT needs at least 2")
+    return PairData(a, b, np.array(s, dtype=np.float32))
