@@ -1,8 +1,64 @@
-"""mrl-dna embed (being written; see the issue tracker)."""
+"""mrl-dna embed: FASTA -> one Matryoshka vector per record, in an HDF5 file.
 
+    $ mrl-dna embed data/sample.fa -o sample.h5
+    embedding ━━━━━━━━━━━━━━━━━━━━━━━━ 171,408/171,408 bp 0:00:00
+    [mrl-dna 0.1.0] 8 records, 171,408 bp, 87 windows -> sample.h5; 310 kbp/s on cpu; ...
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import torch
 import typer
 
+from mrl_dna import console
+from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta, parse_shard
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+
+class Dtype(str, enum.Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+def command(
+    inputs: list[str] = typer.Argument(..., help="FASTA files (plain, gzip or bgzip); '-' reads stdin.", metavar="FASTA..."),
+    output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (written as OUTPUT.partial until complete)."),
+    model: Path = typer.Option(None, "-m", "--model", help="Model directory (mrl-dna or Caduceus). Default: the bundled model."),
+    window: int = typer.Option(None, "-w", "--window", min=1, help="Window length in bp. Default: the model's (2048 for the bundled model)."),
+    stride: int = typer.Option(None, "-s", "--stride", min=1, help="Window stride in bp (<= window). Default: = window."),
+    batch_tokens: int = typer.Option(DEFAULT_BATCH_TOKENS, "--batch-tokens", min=1, help="Bases per batch (memory knob)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (bf16 autocast on CUDA)."),
+    dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
+    save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates."),
+    shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
+    max_n: float = typer.Option(0.5, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
+    restart: bool = typer.Option(False, "--restart", help="Ignore an interrupted OUTPUT.partial and start over (default: resume it)."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite a complete OUTPUT."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch's default: all cores)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or summary on stderr."),
+) -> None:
+    """Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record.
+
+    Example: mrl-dna embed data/sample.fa -o sample.h5
+    """
+    from mrl_dna.model import load_model
+
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    if threads:
+        torch.set_num_threads(threads)
+    shard_spec = parse_shard(shard)
+    m = load_model(model)
+    s = embed_fasta(
+        inputs, model=m, output=output, window=window, stride=stride, batch_tokens=batch_tokens, device=device,
+        dtype=dtype.value, save_windows=save_windows, shard=shard_spec, resume=not restart, overwrite=force,
+        max_n_fraction=max_n,
+    )
+    extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
+    console.footer(
+        f"{s.records:,} records{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
+        f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}",
+        timer,
+    )
