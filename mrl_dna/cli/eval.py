@@ -1,8 +1,100 @@
-"""mrl-dna eval (being written; see the issue tracker)."""
+"""mrl-dna eval: fragment-retrieval accuracy of a model at every Matryoshka dim, beside k-mer profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from mrl_dna import console
+from mrl_dna.errors import ConfigError
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+EXAMPLE = (
+    "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
+    "-o report.md --plot report.png"
+)
+
+
+def command(
+    genomes: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Genome FASTA files, one genome per file (the database)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model directory [default: the bundled default model]."),
+    no_model: bool = typer.Option(False, "--no-model", help="Score only the k-mer baselines (no model needed)."),
+    baseline: str = typer.Option(None, "--baseline", help="A second model directory scored beside it (e.g. a --no-matryoshka model)."),
+    dims: str = typer.Option(None, "--dims", help="Matryoshka dims to score, comma-separated [default: all of the model's]."),
+    kmer: str = typer.Option("4,6", "--kmer", help="k-mer profile baselines to score beside the model ('' for none)."),
+    fragments: str = typer.Option("2000", "--fragments", help="Fragment lengths in bp, comma-separated."),
+    divergence: str = typer.Option("0,0.05,0.1,0.2", "--divergence", help="Per-base mutation rates, comma-separated."),
+    per_genome: int = typer.Option(50, "--per-genome", min=1, help="Fragments per genome, length and divergence."),
+    seed: int = typer.Option(0, "--seed", help="Seed for fragment positions and mutations."),
+    species: Path = typer.Option(None, "--species", exists=True, dir_okay=False, help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_']."),
+    recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
+    output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
+    batch_tokens: int = typer.Option(1 << 16, "--batch-tokens", min=1, help="Bases per model batch."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Fragment-retrieval benchmark: species/genome top-1 and recall@k at every Matryoshka dim.
+
+    Fragments of each genome (mutated at each divergence, half reverse-complemented) are searched against
+    one vector per genome. The markdown table goes to stdout (and -o); progress to stderr.
+
+    Example:  mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 -o report.md --plot report.png
+    """
+    from mrl_dna import evaluate as ev
+    from mrl_dna.kmer import KmerEmbedder
+
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    cfg = ev.FragmentConfig(lengths=_ints(fragments, "--fragments"), divergences=_floats(divergence, "--divergence"),
+                            per_genome=per_genome, seed=seed)
+    ks = _ints(recall_k, "--recall-k")
+    methods: list[ev.Method] = []
+    if not no_model:
+        from mrl_dna.model import load_model
+
+        main = load_model(model)
+        info = main.info
+        use = ev.check_dims(_ints(dims, "--dims"), info.matryoshka_dims, info.name) if dims else None
+        methods.append(ev.model_method(main, f"mrl-dna {info.name}", use, device=device, batch_tokens=batch_tokens))
+        if baseline:
+            base = load_model(baseline)
+            name = f"baseline {base.info.name}"
+            methods.append(ev.model_method(base, name, methods[0].dims, device=device, batch_tokens=batch_tokens))
+    elif model or baseline or dims:
+        raise ConfigError("--no-model cannot be combined with --model, --baseline or --dims; drop one of them")
+    for k in _ints(kmer, "--kmer") if kmer.strip() else ():
+        methods.append(ev.Method(f"{k}-mer profile", KmerEmbedder(k)))
+    if not methods:
+        raise ConfigError("nothing to score: --no-model with --kmer ''; give a model or k-mer sizes, e.g. --kmer 4,6")
+
+    table = ev.load_genomes([str(p) for p in genomes], species=ev.read_species_tsv(species) if species else None)
+    report = ev.run_benchmark(table, methods, cfg, recall_k=ks)
+    md = ev.format_markdown(report)
+    typer.echo(md)
+    if output:
+        output.write_text(md + "\n")
+    if plot:
+        ev.plot_report(report, plot)
+        console.info(f"eval: wrote plot {plot}")
+    console.footer(f"eval: {len(table)} genomes, {len(methods)} methods", timer)
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not a comma-separated list of integers; e.g. {option} 8,16,64") from None
+    if not vals:
+        raise ConfigError(f"{option} is empty; give at least one value")
+    return vals
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not a comma-separated list of numbers; e.g. {option} 0,0.05,0.1") from None
+    if not vals:
+        raise ConfigError(f"{option} is empty; give at least one value")
+    return vals

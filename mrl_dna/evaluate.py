@@ -1,0 +1,575 @@
+"""Fragment-retrieval benchmark: how well does a short fragment find the genome (and species) it came from?
+
+    database = one vector per genome (all records of a genome file, joined by one N)
+    queries  = fragments of given lengths cut from those genomes, mutated at given divergences
+               (substitutions plus small indels), half of them reverse-complemented
+    score    = cosine of query vs database at each Matryoshka prefix k (normalize(v[:k]))
+    metrics  = species top-1, genome top-1, genome recall@k, and retention = accuracy at k / at full width
+
+Anything that maps a list of token arrays to vectors (n, D) is an *embedder*, so the same code scores the
+mrl-dna model at every Matryoshka dim, k-mer profiles (mrl_dna.kmer), or a second model. Tools that do not
+produce vectors (sourmash, mash: scripts/bench_retrieval.py) hand a score matrix to `retrieval_metrics`,
+so every method is measured by the same function on the same fragments.
+
+Ties are scored pessimistically for everyone: a query whose best score is shared by genomes of another
+species (e.g. an empty sketch: every score 0) is a species miss, and the rank of the true genome counts every
+genome scoring at least as high. A method that cannot tell genomes apart gets no credit for luck.
+
+Axis glossary: q queries (fragments), g genomes (database rows), D embedder width, k a prefix dim.
+"""
+
+from __future__ import annotations
+
+import csv
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna import console
+from mrl_dna.dna import BASES, N, revcomp
+from mrl_dna.errors import ConfigError, InputError
+
+Embedder = Callable[[Sequence[np.ndarray]], np.ndarray]  # list of q uint8 token arrays -> (q, D) float
+FASTA_SUFFIXES = (".gz", ".bgz", ".fa", ".fasta", ".fna", ".fas", ".ffn", ".seq")
+
+
+# ---- configuration ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FragmentConfig:
+    """How query fragments are cut and mutated. The defaults are issue 3's benchmark."""
+
+    lengths: tuple[int, ...] = (2000,)  # 2 kb: a short contig / read chunk, about one model window
+    divergences: tuple[float, ...] = (0.0, 0.05, 0.10, 0.20)  # per-base event rate; 20% ~ different genus
+    per_genome: int = 50  # fragments per genome, length and divergence: 50 x 9 genomes ~ +-2% resolution
+    seed: int = 0  # fragments depend only on (seed, genome name, length), never on the other genomes
+    indel_fraction: float = 0.1  # share of mutation events that are indels (~1 in 10 in bacterial alignments)
+    max_indel: int = 3  # "small" indels: lengths uniform in 1..3
+    rc_fraction: float = 0.5  # exactly this share of fragments is reverse-complemented (strand must not matter)
+    max_n_fraction: float = 0.1  # a fragment with more N than this is redrawn (assembly gaps are not signal)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lengths", tuple(int(x) for x in self.lengths))
+        object.__setattr__(self, "divergences", tuple(float(x) for x in self.divergences))
+        if not self.lengths or min(self.lengths) < 1:
+            raise ConfigError(f"fragment lengths {list(self.lengths)} must be >= 1 bp; e.g. --fragments 2000")
+        if not self.divergences or any(not 0.0 <= d < 1.0 for d in self.divergences):
+            raise ConfigError(f"divergences {list(self.divergences)} must lie in [0, 1); e.g. --divergence 0,0.05,0.1")
+        if self.per_genome < 1:
+            raise ConfigError(f"fragments per genome {self.per_genome} must be >= 1; e.g. --per-genome 50")
+        if not 0.0 <= self.indel_fraction <= 1.0 or self.max_indel < 1:
+            raise ConfigError(f"indel_fraction {self.indel_fraction} must be in [0, 1] and max_indel {self.max_indel} >= 1")
+        if not 0.0 <= self.rc_fraction <= 1.0:
+            raise ConfigError(f"rc_fraction {self.rc_fraction} must be in [0, 1]")
+
+
+# ---- data --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Genome:
+    """One database entry: a genome file (all its records) with its species label."""
+
+    name: str  # file name without FASTA/gzip suffixes; unique within a benchmark
+    species: str
+    records: tuple[np.ndarray, ...]  # uint8 token arrays, one per FASTA record
+    path: str = ""
+
+    @property
+    def length(self) -> int:
+        return int(sum(r.size for r in self.records))
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """All records joined by one N, so no k-mer (and no model window's content) is invented at a junction."""
+        parts: list[np.ndarray] = []
+        for i, r in enumerate(self.records):
+            if i:
+                parts.append(np.array([N], dtype=np.uint8))
+            parts.append(r)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """The queries, shared by every method. Arrays are (q,), aligned with `tokens`."""
+
+    tokens: list[np.ndarray]
+    genome: np.ndarray  # int64 index into the genome list (the true database row)
+    length: np.ndarray  # int64 nominal fragment length (before indels)
+    divergence: np.ndarray  # float64
+    record: np.ndarray  # int64 record index inside the genome
+    start: np.ndarray  # int64 0-based start inside that record (forward strand)
+    reverse: np.ndarray  # bool: reverse-complemented
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to embed sequences, scored at the given prefix dims (None = its full width only)."""
+
+    name: str
+    embed: Embedder
+    dims: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One result row: one method at one prefix dim on one (fragment length, divergence) cell."""
+
+    method: str
+    dim: int
+    fragment_length: int
+    divergence: float
+    n: int  # queries in the cell
+    species_top1: float
+    genome_top1: float
+    recall: tuple[tuple[int, float], ...]  # (k, genome recall@k)
+    db_rows: int
+
+    @property
+    def cost(self) -> int:
+        """Multiply-adds per query for brute-force search: dims x database rows."""
+        return self.dim * self.db_rows
+
+
+@dataclass(frozen=True)
+class Report:
+    genomes: tuple[str, ...]
+    species: tuple[str, ...]
+    config: FragmentConfig
+    recall_k: tuple[int, ...]
+    scores: list[Score] = field(default_factory=list)
+    full_dims: dict[str, int] = field(default_factory=dict)  # method -> width used for "retention"
+
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(s.method for s in self.scores))
+
+    def dims(self, method: str) -> list[int]:
+        return sorted({s.dim for s in self.scores if s.method == method})
+
+    def get(self, method: str, dim: int, length: int, divergence: float) -> Score:
+        for s in self.scores:
+            if (s.method, s.dim, s.fragment_length, s.divergence) == (method, dim, length, divergence):
+                return s
+        raise KeyError((method, dim, length, divergence))
+
+
+# ---- genomes and species labels ----------------------------------------------------------------------------
+def genome_name(path: str | Path) -> str:
+    """`dir/Ecoli_K12_MG1655.fa.gz` -> `Ecoli_K12_MG1655`."""
+    name = Path(path).name
+    while True:
+        low = name.lower()
+        suf = next((s for s in FASTA_SUFFIXES if low.endswith(s) and len(name) > len(s)), None)
+        if suf is None:
+            return name
+        name = name[: -len(suf)]
+
+
+def species_from_name(name: str) -> str:
+    """Fallback label: the genome name up to its first '_' (`Ecoli_K12_MG1655` -> `Ecoli`). Give a
+    --species TSV when file names do not start with the species."""
+    return name.split("_", 1)[0]
+
+
+def manifest_species(path: str | Path) -> str | None:
+    """The `group` column of a MANIFEST.tsv (as in ../shared/data) that lists this file, if any is found in
+    the file's directory or up to two levels above it."""
+    p = Path(path).resolve()
+    for d in list(p.parents)[:3]:
+        m = d / "MANIFEST.tsv"
+        if m.is_file():
+            rel = p.relative_to(d).as_posix()
+            with open(m, newline="") as fh:
+                for row in csv.DictReader(fh, delimiter="\t"):
+                    if row.get("file") == rel and row.get("group"):
+                        return row["group"]
+    return None
+
+
+def read_species_tsv(path: str | Path) -> dict[str, str]:
+    """TSV `genome<TAB>species` (genome = file name, path, or name without suffixes); '#' lines are comments."""
+    out: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read species TSV {path}: {e.strerror}; give a TSV genome<TAB>species") from e
+    for i, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) < 2 or not cols[1].strip():
+            raise InputError(f"{path} line {i}: expected 'genome<TAB>species', got {line!r}")
+        out[cols[0].strip()] = cols[1].strip()
+    return out
+
+
+def load_genomes(paths: Sequence[str | Path], *, species: dict[str, str] | None = None) -> list[Genome]:
+    """Read genome FASTA files (one genome per file) and label each with its species: from `species`
+    (keys: path, file name or genome name), else a MANIFEST.tsv next to the files, else the file name."""
+    from mrl_dna.fasta import read_fasta  # lazy: keeps `import mrl_dna.evaluate` light for tests
+
+    genomes: list[Genome] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        name = genome_name(path)
+        if name in seen:
+            raise InputError(f"genomes {seen[name]} and {path} have the same name {name!r}; rename one of them")
+        seen[name] = str(path)
+        records = tuple(r.tokens for r in read_fasta([path]) if r.tokens.size)
+        if not records:
+            raise InputError(f"genome {path} has no sequence; remove it from the benchmark")
+        label = None
+        if species is not None:
+            label = species.get(str(path)) or species.get(Path(path).name) or species.get(name)
+            if label is None:
+                raise InputError(f"genome {path} is not in the species TSV; add a line '{name}<TAB>species'")
+        label = label or manifest_species(path) or species_from_name(name)
+        genomes.append(Genome(name=name, species=label, records=records, path=str(path)))
+    if not genomes:
+        raise InputError("no genome files given; pass at least two FASTA files")
+    return genomes
+
+
+# ---- fragments -------------------------------------------------------------------------------------------
+def mutate(tokens: np.ndarray, divergence: float, rng: np.random.Generator, *, indel_fraction: float = 0.1,
+           max_indel: int = 3) -> np.ndarray:
+    """Simulated evolution: each position starts an event with probability `divergence`; an event is a
+    substitution (to one of the three other bases) or, with probability `indel_fraction`, an insertion or a
+    deletion (equally likely) of 1..max_indel bases. N stays N under substitution.
+
+    Written here because mrl_dna/train/sampler.py (the training sampler's mutation code) did not exist yet
+    when this benchmark was written; when it lands, the two should become one function."""
+    L = tokens.size
+    if divergence <= 0 or L == 0:
+        return tokens.copy()
+    event = rng.random(L) < divergence
+    kind = rng.random(L)
+    sub = event & (kind >= indel_fraction)
+    ins = event & (kind < indel_fraction / 2)
+    dele = event & (kind >= indel_fraction / 2) & (kind < indel_fraction)
+
+    out = tokens.copy()
+    is_base = np.isin(out, BASES)
+    s = sub & is_base
+    codes = out[s].astype(np.int64) - BASES[0]  # A C G T -> 0 1 2 3 (BASES are consecutive ids)
+    out[s] = (BASES[0] + (codes + rng.integers(1, 4, size=codes.size)) % 4).astype(np.uint8)
+
+    keep = np.ones(L, dtype=bool)
+    for i, n in zip(np.flatnonzero(dele), rng.integers(1, max_indel + 1, size=int(dele.sum()))):
+        keep[i : i + n] = False
+    ins_len = np.zeros(L, dtype=np.int64)
+    ins_len[ins] = rng.integers(1, max_indel + 1, size=int(ins.sum()))
+    if not (~keep).any() and not ins_len.any():
+        return out
+    copies = keep.astype(np.int64) + ins_len  # (L,) output bases emitted by each input position
+    res = np.repeat(out, copies)
+    is_new = np.ones(res.size, dtype=bool)
+    first = np.cumsum(copies) - copies  # offset of each position's block in res
+    is_new[first[keep]] = False  # a kept base comes first in its block, inserted bases after it
+    res[is_new] = rng.choice(np.array(BASES, dtype=np.uint8), size=int(is_new.sum()))
+    return res
+
+
+def _stable_seed(*parts: object) -> list[int]:
+    return [zlib.crc32(str(p).encode()) for p in parts]
+
+
+def make_fragments(genomes: Sequence[Genome], cfg: FragmentConfig) -> Fragments:
+    """Cut `per_genome` fragments per genome and length, then mutate each at every divergence: the same
+    starting fragments at every divergence (paired comparison; divergence 0 = the exact genome sequence)."""
+    toks: list[np.ndarray] = []
+    cols: dict[str, list] = {k: [] for k in ("genome", "length", "divergence", "record", "start", "reverse")}
+    for gi, g in enumerate(genomes):
+        for length in cfg.lengths:
+            rng = np.random.default_rng(_stable_seed(cfg.seed, g.name, length))
+            picks = _pick_fragments(g, length, cfg, rng)
+            n_rc = int(round(cfg.rc_fraction * cfg.per_genome))
+            reverse = rng.permutation(cfg.per_genome) < n_rc
+            for di, div in enumerate(cfg.divergences):
+                mrng = np.random.default_rng(_stable_seed(cfg.seed, g.name, length, div))
+                for (ri, st), rev in zip(picks, reverse):
+                    frag = mutate(g.records[ri][st : st + length], div, mrng,
+                                  indel_fraction=cfg.indel_fraction, max_indel=cfg.max_indel)
+                    toks.append(revcomp(frag) if rev else frag)
+                    for k, v in (("genome", gi), ("length", length), ("divergence", div), ("record", ri),
+                                 ("start", st), ("reverse", bool(rev))):
+                        cols[k].append(v)
+    return Fragments(
+        tokens=toks,
+        genome=np.asarray(cols["genome"], dtype=np.int64),
+        length=np.asarray(cols["length"], dtype=np.int64),
+        divergence=np.asarray(cols["divergence"], dtype=np.float64),
+        record=np.asarray(cols["record"], dtype=np.int64),
+        start=np.asarray(cols["start"], dtype=np.int64),
+        reverse=np.asarray(cols["reverse"], dtype=bool),
+    )
+
+
+def _pick_fragments(g: Genome, length: int, cfg: FragmentConfig, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """(record, start) of `per_genome` fragments, uniform over all positions where a whole fragment fits in
+    one record (never across a contig junction), redrawing fragments with too many N."""
+    room = np.array([max(r.size - length + 1, 0) for r in g.records], dtype=np.int64)
+    if room.sum() == 0:
+        longest = max(r.size for r in g.records)
+        raise ConfigError(
+            f"genome {g.name}: longest record is {longest} bp, shorter than the fragment length {length}; "
+            "use shorter --fragments or drop this genome"
+        )
+    p = room / room.sum()
+    out: list[tuple[int, int]] = []
+    tries = 0
+    while len(out) < cfg.per_genome:
+        tries += 1
+        if tries > 100 * cfg.per_genome:
+            raise ConfigError(
+                f"genome {g.name}: fewer than {cfg.per_genome} fragments of {length} bp with <= "
+                f"{cfg.max_n_fraction:.0%} N; the genome is mostly N"
+            )
+        ri = int(rng.choice(room.size, p=p))
+        st = int(rng.integers(0, room[ri]))
+        if np.count_nonzero(g.records[ri][st : st + length] == N) <= cfg.max_n_fraction * length:
+            out.append((ri, st))
+    return out
+
+
+# ---- scoring ---------------------------------------------------------------------------------------------
+def truncate_normalize(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, D) -> (n, k): the Matryoshka prefix, L2-normalised (zero rows stay zero)."""
+    v = np.asarray(x[:, :k], dtype=np.float32)
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+
+
+def retrieval_metrics(scores: np.ndarray, true_genome: np.ndarray, genome_species: np.ndarray,
+                      ks: Sequence[int] = (5,)) -> dict[str, object]:
+    """Metrics from a score matrix (q, g), higher = more similar (NaN = no hit: the true genome is then not
+    found at any k, and an all-NaN row is a species miss).
+
+    Returns species_top1, genome_top1 (fractions) and recall: {k: fraction with the true genome's
+    pessimistic rank <= k}. Ties count against the method (see the module docstring)."""
+    S = np.where(np.isnan(scores), -np.inf, np.asarray(scores, dtype=np.float64))  # (q, g)
+    q = S.shape[0]
+    if q == 0:
+        return {"species_top1": float("nan"), "genome_top1": float("nan"), "recall": {k: float("nan") for k in ks}}
+    true_s = S[np.arange(q), true_genome]  # (q,)
+    rank = (S >= true_s[:, None]).sum(axis=1)  # (q,) pessimistic 1-based rank of the true genome
+    rank = np.where(np.isfinite(true_s), rank, S.shape[1] + 1)  # no score for the true genome: never found
+    best = S.max(axis=1, keepdims=True)
+    top = S == best  # (q, g) every genome sharing the best score
+    same = genome_species[None, :] == genome_species[true_genome][:, None]  # (q, g)
+    species_hit = ~(top & ~same).any(axis=1) & np.isfinite(best[:, 0])
+    return {
+        "species_top1": float(species_hit.mean()),
+        "genome_top1": float((rank == 1).mean()),
+        "recall": {int(k): float((rank <= k).mean()) for k in ks},
+    }
+
+
+def score_matrix_metrics(name: str, scores: np.ndarray, fragments: Fragments, genomes: Sequence[Genome],
+                         *, dim: int = 0, ks: Sequence[int] = (5,)) -> list[Score]:
+    """Score rows for a method that produces a score matrix (q, g) directly (sourmash, mash)."""
+    species = _species_index(genomes)
+    out = []
+    for length, div, idx in _cells(fragments):
+        m = retrieval_metrics(scores[idx], fragments.genome[idx], species, ks)
+        out.append(Score(name, dim, length, div, int(idx.size), m["species_top1"], m["genome_top1"],
+                         tuple(m["recall"].items()), len(genomes)))
+    return out
+
+
+def score_vectors(name: str, query: np.ndarray, db: np.ndarray, fragments: Fragments, genomes: Sequence[Genome],
+                  *, dims: Sequence[int] | None = None, ks: Sequence[int] = (5,)) -> list[Score]:
+    """Score rows for vectors: query (q, D) and database (g, D), cosine at each prefix dim."""
+    D = query.shape[1]
+    dims = tuple(dims) if dims else (D,)
+    if max(dims) > D:
+        raise ConfigError(f"dim {max(dims)} exceeds {name}'s width {D}; pick dims <= {D}")
+    out = []
+    for k in dims:
+        S = truncate_normalize(query, k) @ truncate_normalize(db, k).T  # (q, g)
+        out.extend(score_matrix_metrics(name, S, fragments, genomes, dim=k, ks=ks))
+    return out
+
+
+def run_benchmark(genomes: Sequence[Genome], methods: Sequence[Method], cfg: FragmentConfig = FragmentConfig(),
+                  *, recall_k: Sequence[int] = (5,), fragments: Fragments | None = None) -> Report:
+    """Embed the genomes and the (shared) fragments with each method and score them."""
+    if len(genomes) < 2:
+        raise ConfigError(f"{len(genomes)} genome given; retrieval needs at least 2 genomes in the database")
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"method names {names} must be unique")
+    frags = fragments if fragments is not None else make_fragments(genomes, cfg)
+    console.info(f"eval: {len(genomes)} genomes, {len(set(g.species for g in genomes))} species, "
+                 f"{len(frags)} fragments, methods: {', '.join(names)}")
+    report = Report(tuple(g.name for g in genomes), tuple(g.species for g in genomes), cfg, tuple(recall_k))
+    db_tokens = [g.tokens for g in genomes]
+    for m in methods:
+        timer = console.Timer()
+        db = np.asarray(m.embed(db_tokens), dtype=np.float32)  # (g, D)
+        qv = np.asarray(m.embed(frags.tokens), dtype=np.float32)  # (q, D)
+        if db.shape[0] != len(genomes) or qv.shape[0] != len(frags) or db.shape[1] != qv.shape[1]:
+            raise ConfigError(f"method {m.name} returned {db.shape} and {qv.shape}; expected ({len(genomes)}, D) "
+                              f"and ({len(frags)}, D)")
+        report.scores.extend(score_vectors(m.name, qv, db, frags, genomes, dims=m.dims, ks=recall_k))
+        report.full_dims[m.name] = max(m.dims) if m.dims else db.shape[1]
+        console.info(f"eval: {m.name}: embedded {len(genomes)} genomes + {len(frags)} fragments in {timer.seconds:.1f} s")
+    return report
+
+
+def _species_index(genomes: Sequence[Genome]) -> np.ndarray:
+    labels = {s: i for i, s in enumerate(dict.fromkeys(g.species for g in genomes))}
+    return np.array([labels[g.species] for g in genomes], dtype=np.int64)
+
+
+def _cells(fr: Fragments):
+    for length in sorted(set(fr.length.tolist())):
+        for div in sorted(set(fr.divergence.tolist())):
+            idx = np.flatnonzero((fr.length == length) & (fr.divergence == div))
+            if idx.size:
+                yield int(length), float(div), idx
+
+
+# ---- model embedders -----------------------------------------------------------------------------------
+class ModelEmbedder:
+    """An mrl-dna model as an embedder: one vector per token array through `mrl_dna.embed.embed_sequences`
+    (windows, pooling, projection exactly as `mrl-dna embed`). Records that embed to nothing (all N) get a
+    zero vector, which scores as a miss."""
+
+    def __init__(self, model, *, batch_tokens: int = 1 << 16, device: str = "cpu", label: str = "eval") -> None:
+        self.model = model
+        self.batch_tokens = batch_tokens
+        self.device = device
+        self.label = label
+        self.dim = int(model.info.dim)
+
+    def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
+        from mrl_dna.embed import embed_sequences
+        from mrl_dna.fasta import Record
+
+        recs = [Record(id=f"{self.label}{i}", description="", tokens=np.asarray(s, dtype=np.uint8), source="eval")
+                for i, s in enumerate(seqs)]
+        out = np.zeros((len(recs), self.dim), dtype=np.float32)  # (q, D)
+        for i, er in enumerate(embed_sequences(recs, model=self.model, window=None, stride=None,
+                                               batch_tokens=self.batch_tokens, device=self.device)):
+            if er.status == "ok":
+                out[i] = er.vector
+        return out
+
+
+def model_method(model, name: str, dims: Sequence[int] | None = None, *, device: str = "cpu",
+                 batch_tokens: int = 1 << 16) -> Method:
+    """A Method for a loaded model, scored at `dims` (default: its Matryoshka dims) plus its full width.
+    Prefixes wider than the model are dropped, so a --no-matryoshka baseline (trained at its full width
+    only) is shown at the same prefixes as the main model: the comparison of the Matryoshka paper."""
+    D = int(model.info.dim)
+    want = tuple(dims) if dims else tuple(model.info.matryoshka_dims)
+    use = tuple(sorted({int(k) for k in want if k <= D} | {D}))  # full width always: retention is relative to it
+    return Method(name, ModelEmbedder(model, batch_tokens=batch_tokens, device=device), use)
+
+
+def check_dims(dims: Sequence[int], model_dims: Sequence[int], model_name: str) -> tuple[int, ...]:
+    """Dims asked for on the command line must be Matryoshka dims the model was trained with."""
+    bad = [k for k in dims if k not in model_dims]
+    if bad:
+        raise ConfigError(
+            f"dims {bad} are not Matryoshka dims of model {model_name} (it has {list(model_dims)}); "
+            f"pick from {','.join(map(str, model_dims))}"
+        )
+    return tuple(sorted(set(int(k) for k in dims)))
+
+
+# ---- rendering -------------------------------------------------------------------------------------------
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}"
+
+
+def format_markdown(report: Report, *, title: str = "Fragment retrieval") -> str:
+    """Markdown: per fragment length, one table of species/genome top-1 per divergence with retention and
+    search cost, then one table of genome recall@k."""
+    cfg = report.config
+    n_sp = len(set(report.species))
+    divs = sorted({s.divergence for s in report.scores})
+    lines = [
+        f"### {title}",
+        "",
+        f"{len(report.genomes)} genomes ({n_sp} species) in the database; {cfg.per_genome} fragments per genome, "
+        f"length and divergence (half reverse-complemented; substitutions + {cfg.indel_fraction:.0%} indels of "
+        f"1-{cfg.max_indel} bp); seed {cfg.seed}. Values are % of queries; ties count as misses. "
+        "Retention = mean species top-1 at this dim / at the method's full width. "
+        "Cost = multiply-adds per query for brute force (dims x database rows).",
+        "",
+    ]
+    for length in sorted({s.fragment_length for s in report.scores}):
+        dl = [f"{d:.0%}" for d in divs]
+        head = (["method", "dims", "cost"] + [f"species top-1 @{d}" for d in dl]
+                + [f"genome top-1 @{d}" for d in dl] + ["species retention"])
+        lines += [f"**{length} bp fragments**", "", "| " + " | ".join(head) + " |",
+                  "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+        for m in report.methods():
+            full = _mean_species(report, m, report.full_dims.get(m, max(report.dims(m))), length, divs)
+            for k in report.dims(m):
+                cells = [report.get(m, k, length, d) for d in divs]
+                ret = _mean_species(report, m, k, length, divs) / full if full > 0 else float("nan")
+                dim_txt = str(k) if k else "-"
+                lines.append("| " + " | ".join(
+                    [m, dim_txt, f"{cells[0].cost:,}" if k else "-"] + [_pct(c.species_top1) for c in cells]
+                    + [_pct(c.genome_top1) for c in cells] + [_pct(ret) if len(report.dims(m)) > 1 else "-"]) + " |")
+        lines.append("")
+        if report.recall_k:
+            head = ["method", "dims"] + [f"recall@{k} @{d}" for k in report.recall_k for d in dl]
+            lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+            for m in report.methods():
+                for k in report.dims(m):
+                    cells = [report.get(m, k, length, d) for d in divs]
+                    vals = [_pct(dict(c.recall)[r]) for r in report.recall_k for c in cells]
+                    lines.append("| " + " | ".join([m, str(k) if k else "-"] + vals) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _mean_species(report: Report, method: str, dim: int, length: int, divs: Sequence[float]) -> float:
+    return float(np.mean([report.get(method, dim, length, d).species_top1 for d in divs]))
+
+
+def plot_report(report: Report, path: str | Path) -> None:
+    """PNG: species top-1 vs Matryoshka dims (left) and vs search cost = dims x DB rows (right); one colour
+    per method, one line style per divergence; single-width methods (k-mer profiles) are points."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ConfigError("--plot needs matplotlib; pip install matplotlib (or pip install 'mrl-dna[plot]')") from e
+    divs = sorted({s.divergence for s in report.scores})
+    styles, markers = ["-", "--", "-.", ":"], ["o", "s", "^", "D", "v"]
+    lengths = sorted({s.fragment_length for s in report.scores})
+    fig, axes = plt.subplots(len(lengths), 2, figsize=(11, 4.2 * len(lengths)), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, length in enumerate(lengths):
+        for col, xkey in enumerate(("dims", "cost")):
+            ax = axes[row][col]
+            for mi, m in enumerate(report.methods()):
+                dims = [k for k in report.dims(m) if k > 0]
+                if not dims:
+                    continue
+                for di, d in enumerate(divs):
+                    cells = [report.get(m, k, length, d) for k in dims]
+                    xs = [c.dim if xkey == "dims" else c.cost for c in cells]
+                    ys = [100 * c.species_top1 for c in cells]
+                    ax.plot(xs, ys, styles[di % len(styles)], marker=markers[di % len(markers)], ms=4, color=colours[mi % len(colours)],
+                            label=f"{m} @{d:.0%}")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("dims" if xkey == "dims" else "search cost per query (dims x DB rows)")
+            ax.set_ylabel("species top-1 (%)")
+            ax.set_title(f"{length} bp fragments")
+            ax.grid(alpha=0.3)
+        axes[row][1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
