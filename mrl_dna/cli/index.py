@@ -1,8 +1,44 @@
-"""mrl-dna index (being written; see the issue tracker)."""
+"""mrl-dna index: a FAISS index over a small Matryoshka prefix, used by `mrl-dna search` as its shortlist.
+
+Example:
+
+    $ mrl-dna index db.h5 --dim 16
+    mrl-dna: wrote db.h5.faiss (flat, dim 16, 1,000,000 rows) and db.h5.faiss.json
+
+The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count);
+search picks it up automatically as the first funnel stage and reranks exactly. An index that no longer
+matches its DB (re-embedded, merged, other model) is ignored with a warning. Needs the faiss extra:
+pip install 'mrl-dna[faiss]'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from mrl_dna import console
+from mrl_dna.search import IndexKind, build_index
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+
+def command(
+    db: Path = typer.Argument(..., exists=True, dir_okay=False, help="Embedding file (HDF5) to index."),
+    dim: int = typer.Option(16, "--dim", min=1, help="Prefix width indexed (a small Matryoshka dim)."),
+    kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows)."),
+    nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists (default ~4*sqrt(rows))."),
+    nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+) -> None:
+    """Build a FAISS index over the first DIM dims of an embedding file, for `mrl-dna search`.
+
+    Example: mrl-dna index db.h5 --dim 16
+    """
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe)
+    extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
+    console.footer(
+        f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} rows{extra}) "
+        f"and {info.path}.json",
+        timer,
+    )

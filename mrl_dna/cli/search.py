@@ -1,8 +1,99 @@
-"""mrl-dna search (being written; see the issue tracker)."""
+"""mrl-dna search: nearest sequences of each query in one or more embedding files, as TSV on stdout.
+
+Example (output abridged):
+
+    $ mrl-dna search queries.fa db.h5 -k 2 | head -3
+    #query	target	rank	cosine	dims
+    contig1	NC_000913.3	1	0.982311	8,32,128
+    contig1	NC_007779.1	2	0.979054	8,32,128
+
+Columns: query id; target id; rank (1 = best); cosine at the last prefix width used; dims = the prefix
+widths used, comma-separated (funnel stages; one width for --dim); with --windows also target_start and
+target_end, the best-matching window [start, end) inside the target (0-based, end exclusive). Lines are
+grouped by query in input order, ranks ascending, so `sort -k4,4gr` or `awk '$3==1'` work as expected.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
 
 import typer
 
+from mrl_dna import console
+from mrl_dna.search import Mode, search, tsv_lines
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+
+class Device(str, enum.Enum):
+    auto = "auto"  # a GPU when torch sees one, else the CPU
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def command(
+    query: Path = typer.Argument(
+        ..., help="Queries: FASTA (embedded with the DB's model) or an HDF5 embedding file of the same model."
+    ),
+    db: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="One or more embedding files (same model)."),
+    k: int = typer.Option(10, "-k", min=1, help="Hits per query."),
+    dim: int | None = typer.Option(None, "--dim", min=1, help="Exact search at this prefix width."),
+    funnel: str | None = typer.Option(
+        None,
+        "--funnel",
+        help="Funnel stages DIM:KEEP,...: shortlist at a small prefix, rerank at growing ones, e.g. "
+        "16:2000,64:200,128:10. Default (neither --dim nor --funnel): a funnel derived from the DB size "
+        "and the model's dims (a FAISS index from `mrl-dna index` is used as its first stage when present).",
+    ),
+    min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
+    model: Path | None = typer.Option(
+        None, "--model", exists=True, file_okay=False, help="Model directory for FASTA queries (default: bundled model)."
+    ),
+    windows: bool = typer.Option(False, "--windows", help="Report the best-matching window of each target (needs a DB embedded with --save-windows)."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where the matrix products run."),
+    no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr (warnings and errors still print)."),
+    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#query...' header line."),
+) -> None:
+    """Search embedding files for the nearest sequences of each query; TSV hits on stdout.
+
+    Example: mrl-dna search queries.fa db.h5 -k 5 --min-score 0.9 | sort -k4,4gr | head
+    """
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    if str(query) != "-" and not query.exists():
+        from mrl_dna.errors import InputError
+
+        raise InputError(f"query file {query} does not exist; give a FASTA or an HDF5 embedding file")
+    res = search(
+        query,
+        [str(p) for p in db],
+        k=k,
+        dim=dim,
+        funnel=funnel,
+        min_score=min_score,
+        model_dir=model,
+        windows=windows,
+        device=device.value,
+        use_index=not no_index,
+        warn=console.warn,
+    )
+    out = sys.stdout
+    n_hits = 0
+    for line in tsv_lines(res, header=not no_header):
+        out.write(line + "\n")
+        n_hits += not line.startswith("#")
+    out.flush()
+    how = (
+        f"exact at dim {res.stages[0].dim}"
+        if res.mode == Mode.exact
+        else "funnel " + ",".join(str(s) for s in res.stages)
+        + (f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})" if res.index else "")
+    )
+    macs = res.hits.macs_per_query
+    saving = f", {res.exact_macs_per_query / macs:.1f}x fewer than exact at full width" if macs else ""
+    console.footer(
+        f"{len(res.query_ids)} queries x {res.n_db:,} rows ({res.n_db_files} file(s)), {how}: {n_hits} hits; "
+        f"{macs / 1e6:.2f} M multiply-adds per query{saving}",
+        timer,
+    )

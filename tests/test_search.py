@@ -1,0 +1,344 @@
+"""Tests for mrl_dna/search.py and the `search` / `index` commands.
+
+Properties: exact blocked search equals a numpy brute force whatever the block size; a funnel whose first
+stage keeps every row and whose last stage is the full width equals exact search; reranking reads only
+the shortlisted rows; the default funnel costs >= 10x fewer multiply-adds than exact on large DBs. CLI:
+TSV parseable and ordered as documented; each user mistake is one error line and exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrl_dna.cli import main
+from mrl_dna.errors import ConfigError
+from mrl_dna.search import (
+    Database,
+    Stage,
+    check_funnel,
+    default_funnel,
+    exact_search,
+    funnel_search,
+    normalize,
+    parse_funnel,
+    rerank,
+    truncate_normalize,
+)
+from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
+
+DIMS = (8, 16, 32, 64)
+D = DIMS[-1]
+HASH = "a" * 64
+
+
+def brute_force(q: np.ndarray, x: np.ndarray, k: int, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """numpy reference: (q, k) rows and cosines of the best rows, cosines on normalised inputs."""
+    s = normalize(q) @ normalize(x).T  # (q, n)
+    if valid is not None:
+        s[:, ~valid] = -np.inf
+    rows = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return rows, np.take_along_axis(s, rows, 1)
+
+
+def clustered(n: int, rng: np.random.Generator, d: int = D) -> np.ndarray:
+    """Normalised vectors in clusters, with variance decaying along the dims as a Matryoshka model's."""
+    centers = rng.standard_normal((max(2, n // 20), d))
+    x = centers[rng.integers(0, len(centers), n)] + 0.3 * rng.standard_normal((n, d))
+    return normalize(x * (1.0 / np.sqrt(np.arange(1, d + 1)))).astype(np.float32)
+
+
+def write_db(path: Path, vecs: np.ndarray, *, status=None, model_hash: str = HASH, windows=None, ids=None) -> Path:
+    """An embedding file written with the store's writer. windows: per record (spans (w,2), vectors (w,D))."""
+    n = len(vecs)
+    status = status or ["ok"] * n
+    recs = []
+    for i in range(n):
+        spans, wv = windows[i] if windows else (None, None)
+        ok = status[i] == "ok"
+        recs.append(
+            EmbeddedRecord(
+                id=ids[i] if ids else f"t{i}",
+                length=1000,
+                n_windows=len(spans) if spans is not None else 1,
+                n_skipped=0,
+                status=status[i],
+                vector=vecs[i] if ok else np.zeros(D, np.float32),
+                window_spans=spans,
+                window_vectors=wv,
+            )
+        )
+    attrs = {"model_name": "test", "model_hash": model_hash, "model_kind": "mrl-dna", "matryoshka_dims": list(DIMS),
+             "window": 512, "stride": 512, "pooling": "mean"}
+    with EmbeddingWriter(path, attrs=attrs, dim=D, save_windows=windows is not None) as w:
+        if recs:
+            w.append(recs)
+        w.finish()
+    return path
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return e.value.code, out, err
+
+
+def error_line(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.startswith("mrl-dna: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------------ library
+@pytest.mark.parametrize("block_rows", [37, 10_000])
+def test_exact_equals_numpy_bruteforce(block_rows):
+    rng = np.random.default_rng(1)
+    x = normalize(rng.standard_normal((503, D)))
+    q = normalize(rng.standard_normal((9, D)))
+    valid = rng.random(503) > 0.1
+    db = Database.from_arrays(x, valid=valid, matryoshka_dims=DIMS)
+    for dim in (8, 64):
+        h = exact_search(truncate_normalize(q, dim), db.blocks(dim, block_rows), k=12, valid=db.valid)
+        rows, scores = brute_force(q[:, :dim], x[:, :dim], 12, valid)
+        np.testing.assert_array_equal(h.rows, rows)
+        np.testing.assert_allclose(h.scores, scores, atol=1e-5)
+        assert h.macs_per_query == 503 * dim and h.dims == (dim,)
+        assert valid[h.rows].all()
+
+
+def test_exact_k_beyond_valid_rows_and_min_score():
+    rng = np.random.default_rng(2)
+    x = normalize(rng.standard_normal((5, D)))
+    valid = np.array([1, 0, 1, 1, 0], bool)
+    h = exact_search(x[:2], Database.from_arrays(x, valid=valid).blocks(D, 2), k=4, valid=valid)
+    assert (h.rows[:, 3] == -1).all() and (h.rows[:, :3] >= 0).all()  # only 3 ok rows
+    assert np.isneginf(h.scores[:, 3]).all()
+    h = exact_search(x[:1], Database.from_arrays(x).blocks(D, 2), k=5, min_score=0.999)
+    assert h.rows[0, 0] == 0 and (h.rows[0, 1:] == -1).all()  # only itself passes
+
+
+def test_funnel_with_full_shortlist_and_full_final_stage_equals_exact():
+    rng = np.random.default_rng(3)
+    x = clustered(800, rng)
+    q = clustered(20, rng)
+    db = Database.from_arrays(x, matryoshka_dims=DIMS)
+    ex = exact_search(q, db.blocks(D, 128), k=10)
+    f = funnel_search(q, db, [Stage(8, 800), Stage(D, 10)])
+    np.testing.assert_array_equal(f.rows, ex.rows)
+    np.testing.assert_allclose(f.scores, ex.scores, atol=1e-5)
+    assert f.dims == (8, D) and f.macs_per_query == 800 * 8 + 800 * D
+
+
+def test_funnel_three_stages_matches_bruteforce_on_clustered_data():
+    rng = np.random.default_rng(4)
+    x, q = clustered(3000, rng), clustered(30, rng)
+    f = funnel_search(q, Database.from_arrays(x, matryoshka_dims=DIMS), [Stage(8, 600), Stage(32, 100), Stage(D, 10)])
+    rows, scores = brute_force(q, x, 10)
+    same = np.mean([set(a) == set(b) for a, b in zip(f.rows, rows)])
+    assert same >= 0.9
+    np.testing.assert_allclose(f.scores[:, 0], scores[:, 0], atol=1e-5)  # cosine is at the full width
+
+
+def test_rerank_reads_only_the_candidates_sorted_unique():
+    rng = np.random.default_rng(5)
+    x = normalize(rng.standard_normal((50, D)))
+    asked = []
+
+    def read_rows(dim, rows):
+        assert np.all(np.diff(rows) > 0)  # h5py fancy indexing needs sorted unique rows
+        asked.append(rows.copy())
+        return truncate_normalize(x[rows], dim)
+
+    cand = np.array([[4, 9, 2, -1], [9, 30, 4, 7]])
+    rows, scores, macs = rerank(x[[9, 30]], cand, read_rows, dim=16, keep=2)
+    np.testing.assert_array_equal(asked[0], [2, 4, 7, 9, 30])
+    assert rows[0, 0] == 9 and rows[1, 0] == 30
+    assert macs == 7 * 16  # 3 + 4 real candidates
+
+
+def test_default_funnel_is_10x_cheaper_on_large_dbs_and_exact_on_small():
+    dims = (8, 16, 32, 64, 128)
+    assert default_funnel(500, dims, 10) == (Stage(128, 10),)
+    for n in (100_000, 1_000_000):
+        st = default_funnel(n, dims, 10)
+        assert st[0].dim == 8 and st[-1] == Stage(128, 10)
+        macs = n * st[0].dim + sum(a.keep * b.dim for a, b in zip(st, st[1:]))
+        assert n * 128 / macs >= 10
+
+
+def test_parse_and_check_funnel_errors():
+    assert parse_funnel("16:2000,64:200,128:10") == (Stage(16, 2000), Stage(64, 200), Stage(128, 10))
+    assert check_funnel(parse_funnel("8:100,64"), dim=64, matryoshka_dims=DIMS, k=5, source="x")[-1] == Stage(64, 5)
+    with pytest.raises(ConfigError, match="is not DIM:KEEP"):
+        parse_funnel("16-2000")
+    with pytest.raises(ConfigError, match="must strictly increase"):
+        check_funnel(parse_funnel("32:100,16:10"), dim=64, matryoshka_dims=DIMS, k=10, source="x")
+    with pytest.raises(ConfigError, match="outside the DB's width 1..64"):
+        check_funnel(parse_funnel("16:100,128:10"), dim=64, matryoshka_dims=DIMS, k=10, source="x")
+    with pytest.raises(ConfigError, match="keeps 5 < -k 10"):
+        check_funnel(parse_funnel("16:100,64:5"), dim=64, matryoshka_dims=DIMS, k=10, source="x")
+
+
+def test_database_spans_files_and_reads_dense_and_sparse_rows(tmp_path):
+    rng = np.random.default_rng(6)
+    x = normalize(rng.standard_normal((300, D)))
+    db = Database.open([write_db(tmp_path / "a.h5", x[:120]), write_db(tmp_path / "b.h5", x[120:], ids=[f"u{i}" for i in range(180)])])
+    assert db.n == 300 and db.ids[120] == "u0"
+    for rows in (np.array([3, 119, 120, 299]), np.arange(10, 290)):
+        np.testing.assert_allclose(db.rows(16, rows), truncate_normalize(x[rows], 16), atol=1e-6)
+    h = exact_search(truncate_normalize(x[:4], 32), db.blocks(32, 50), k=3)
+    np.testing.assert_array_equal(h.rows, brute_force(x[:4, :32], x[:, :32], 3)[0])
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+@pytest.fixture()
+def dbs(tmp_path):
+    rng = np.random.default_rng(7)
+    x = clustered(400, rng)
+    q = clustered(6, rng)
+    status = ["ok"] * 400
+    status[5] = "empty"
+    a = write_db(tmp_path / "a.h5", x[:250], status=status[:250])
+    b = write_db(tmp_path / "b.h5", x[250:], ids=[f"b{i}" for i in range(150)])
+    qf = write_db(tmp_path / "q.h5", q, ids=[f"q{i}" for i in range(6)])
+    return a, b, qf, x, q
+
+
+def parse_tsv(out: str) -> tuple[list[str], list[list[str]]]:
+    lines = out.splitlines()
+    assert lines[0].startswith("#")
+    return lines[0][1:].split("\t"), [l.split("\t") for l in lines[1:]]
+
+
+def test_cli_exact_tsv_matches_bruteforce_and_is_ordered(dbs, capsys):
+    a, b, qf, x, q = dbs
+    code, out, err = run_cli(["search", str(qf), str(a), str(b), "-k", "5", "--dim", "32"], capsys)
+    assert code == 0, err
+    header, rows = parse_tsv(out)
+    assert header == ["query", "target", "rank", "cosine", "dims"]
+    ids = [f"t{i}" for i in range(250)] + [f"b{i}" for i in range(150)]
+    valid = np.ones(400, bool)
+    valid[5] = False
+    ref, ref_s = brute_force(q[:, :32], x[:, :32], 5, valid)
+    assert [r[0] for r in rows] == [f"q{i}" for i in range(6) for _ in range(5)]  # grouped, input order
+    assert [int(r[2]) for r in rows] == list(range(1, 6)) * 6  # ranks ascending
+    assert [r[1] for r in rows] == [ids[j] for j in ref.ravel()]
+    np.testing.assert_allclose([float(r[3]) for r in rows], ref_s.ravel(), atol=2e-6)
+    assert all(r[4] == "32" for r in rows)
+    assert "multiply-adds per query" in err
+    for qi in range(6):  # cosines non-increasing within a query: sort -k4,4gr agrees with rank
+        s = [float(r[3]) for r in rows[qi * 5 : qi * 5 + 5]]
+        assert s == sorted(s, reverse=True)
+
+
+def test_cli_default_funnel_equals_exact_on_small_db_and_no_header(dbs, capsys):
+    a, b, qf, *_ = dbs
+    _, exact, _ = run_cli(["search", str(qf), str(a), str(b), "--dim", "64", "-q"], capsys)
+    code, out, err = run_cli(["search", str(qf), str(a), str(b), "--quiet", "--no-header"], capsys)
+    assert code == 0 and err == ""
+    assert out == "".join(exact.splitlines(True)[1:])
+    code, out, _ = run_cli(["search", str(qf), str(a), "--funnel", "8:250,16:100,64:10", "--min-score", "0.5"], capsys)
+    _, rows = parse_tsv(out)
+    assert code == 0 and all(r[4] == "8,16,64" and float(r[3]) >= 0.5 for r in rows)
+
+
+def test_cli_windows_reports_the_best_window(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    wv = [clustered(4, rng) for _ in range(3)]
+    spans = [np.array([[0, 500], [500, 1000], [1000, 1500], [1500, 2000]], np.int64)] * 3
+    vecs = normalize(np.stack([w.mean(0) for w in wv]))
+    db = write_db(tmp_path / "w.h5", vecs, windows=list(zip(spans, wv)))
+    qf = write_db(tmp_path / "q.h5", wv[1][2:3], ids=["frag"])
+    code, out, err = run_cli(["search", str(qf), str(db), "-k", "1", "--windows", "--dim", str(D)], capsys)
+    assert code == 0, err
+    header, rows = parse_tsv(out)
+    assert header[-2:] == ["target_start", "target_end"]
+    assert rows == [["frag", "t1", "1", rows[0][3], str(D), "1000", "1500"]]
+
+
+def test_cli_windows_without_saved_windows_is_one_error(dbs, capsys):
+    a, _, qf, *_ = dbs
+    code, _, err = run_cli(["search", str(qf), str(a), "--windows"], capsys)
+    assert code == 1 and "--save-windows" in error_line(err)
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--dim", "1024"], "--dim 1024 is outside the DB's width 1..64"),
+        (["--funnel", "8:100,1024:10"], "matryoshka dims 8,16,32,64"),
+        (["--dim", "8", "--funnel", "8:10,64"], "give one of them"),
+    ],
+)
+def test_cli_bad_dims_are_one_error_line(dbs, capsys, args, expect):
+    a, _, qf, *_ = dbs
+    code, out, err = run_cli(["search", str(qf), str(a), *args], capsys)
+    assert code == 1 and out == ""
+    assert expect in error_line(err)
+
+
+def test_cli_model_mismatch_between_query_file_and_db(dbs, tmp_path, capsys):
+    a, *_ = dbs
+    other = write_db(tmp_path / "o.h5", normalize(np.ones((2, D))), model_hash="b" * 64)
+    code, _, err = run_cli(["search", str(other), str(a)], capsys)
+    assert code == 1 and "bbbbbbbbbbbb but the DB with aaaaaaaaaaaa" in error_line(err)
+    code, _, err = run_cli(["search", str(other), str(a), str(other)], capsys)  # two DBs of two models
+    assert code == 1 and "search files of one model at a time" in error_line(err)
+
+
+def test_cli_fasta_query_with_another_model_names_both_hashes(dbs, tmp_path, capsys):
+    from mrl_dna.config import EncoderConfig, ModelConfig
+    from mrl_dna.model import MrlDnaModel
+
+    a, *_ = dbs
+    model = MrlDnaModel(ModelConfig(encoder=EncoderConfig(d_model=16, n_layer=1), matryoshka_dims=DIMS, head_hidden=0))
+    model.save_pretrained(tmp_path / "m")
+    fa = tmp_path / "q.fa"
+    fa.write_text(">s1\nACGTACGTAAACCCGGGTTT\n")
+    code, _, err = run_cli(["search", str(fa), str(a), "--model", str(tmp_path / "m")], capsys)
+    line = error_line(err)
+    assert code == 1
+    assert f"query model {model.info.weights_hash[:12]} differs from DB model {HASH[:12]}" in line
+    assert "pass --model DIR of the DB's model" in line
+
+
+def test_cli_empty_and_malformed_db_are_one_error_line(tmp_path, capsys):
+    empty = write_db(tmp_path / "empty.h5", np.zeros((0, D), np.float32))
+    none_ok = write_db(tmp_path / "none.h5", np.zeros((2, D), np.float32), status=["empty", "all_n"])
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 50)
+    text = tmp_path / "text.h5"
+    text.write_text(">not an hdf5\nACGT\n")
+    q = write_db(tmp_path / "q.h5", normalize(np.ones((1, D))))
+    for db, expect in [(empty, "has no rows"), (none_ok, "none with status ok"), (bad, "bad.h5"), (text, "not an HDF5 file")]:
+        code, out, err = run_cli(["search", str(q), str(db)], capsys)
+        assert code == 1 and out == ""
+        assert expect in error_line(err)
+
+
+def test_index_without_faiss_names_the_extra(dbs, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    code, _, err = run_cli(["index", str(dbs[0]), "--dim", "16"], capsys)
+    assert code == 1 and "pip install 'mrl-dna[faiss]'" in error_line(err)
+
+
+def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
+    pytest.importorskip("faiss")
+    a, b, qf, *_ = dbs
+    code, _, err = run_cli(["index", str(a), "--dim", "8"], capsys)
+    assert code == 0, err
+    _, exact, _ = run_cli(["search", str(qf), str(a), "--dim", "64", "-q"], capsys)
+    code, out, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
+    assert code == 0 and "FAISS flat index over dim 8" in err
+    (_, got), (_, ref) = parse_tsv(out), parse_tsv(exact)
+    assert [r[:3] for r in got] == [r[:3] for r in ref] and all(r[4] == "8,64" for r in got)
+    np.testing.assert_allclose([float(r[3]) for r in got], [float(r[3]) for r in ref], atol=2e-6)
+    Path(str(a) + ".faiss.json").write_text(Path(str(a) + ".faiss.json").read_text().replace('"n_rows": 250', '"n_rows": 7'))
+    code, out, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
+    assert code == 0 and "ignoring stale FAISS index" in err and "FAISS flat" not in err
+
