@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import console
-from mrl_dna.dna import BASES, N, revcomp
+from mrl_dna.dna import N, revcomp
 from mrl_dna.errors import ConfigError, InputError
+from mrl_dna.train.sampler import mutate  # one simulated-evolution function for training and evaluation
 
 Embedder = Callable[[Sequence[np.ndarray]], np.ndarray]  # list of q uint8 token arrays -> (q, D) float
 FASTA_SUFFIXES = (".gz", ".bgz", ".fa", ".fasta", ".fna", ".fas", ".ffn", ".seq")
@@ -45,8 +46,10 @@ class FragmentConfig:
     divergences: tuple[float, ...] = (0.0, 0.05, 0.10, 0.20)  # per-base event rate; 20% ~ different genus
     per_genome: int = 50  # fragments per genome, length and divergence: 50 x 9 genomes ~ +-2% resolution
     seed: int = 0  # fragments depend only on (seed, genome name, length), never on the other genomes
+    # Mutations are mrl_dna.train.sampler.mutate's (the training sampler's simulated evolution), with a lower
+    # indel share than training uses (0.2), so the benchmark is not exactly the training distribution.
     indel_fraction: float = 0.1  # share of mutation events that are indels (~1 in 10 in bacterial alignments)
-    max_indel: int = 3  # "small" indels: lengths uniform in 1..3
+    max_indel: int = 3  # "small" indels: lengths ~ geometric(0.5) capped at 3
     rc_fraction: float = 0.5  # exactly this share of fragments is reverse-complemented (strand must not matter)
     max_n_fraction: float = 0.1  # a fragment with more N than this is redrawn (assembly gaps are not signal)
 
@@ -101,6 +104,7 @@ class Fragments:
     record: np.ndarray  # int64 record index inside the genome
     start: np.ndarray  # int64 0-based start inside that record (forward strand)
     reverse: np.ndarray  # bool: reverse-complemented
+    identity: np.ndarray  # float64 identity to the source that the mutations made (matches / alignment columns)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -143,6 +147,7 @@ class Report:
     recall_k: tuple[int, ...]
     scores: list[Score] = field(default_factory=list)
     full_dims: dict[str, int] = field(default_factory=dict)  # method -> width used for "retention"
+    identity: dict[float, float] = field(default_factory=dict)  # divergence -> mean identity of its fragments
 
     def methods(self) -> list[str]:
         return list(dict.fromkeys(s.method for s in self.scores))
@@ -235,45 +240,6 @@ def load_genomes(paths: Sequence[str | Path], *, species: dict[str, str] | None 
 
 
 # ---- fragments -------------------------------------------------------------------------------------------
-def mutate(tokens: np.ndarray, divergence: float, rng: np.random.Generator, *, indel_fraction: float = 0.1,
-           max_indel: int = 3) -> np.ndarray:
-    """Simulated evolution: each position starts an event with probability `divergence`; an event is a
-    substitution (to one of the three other bases) or, with probability `indel_fraction`, an insertion or a
-    deletion (equally likely) of 1..max_indel bases. N stays N under substitution.
-
-    Written here because mrl_dna/train/sampler.py (the training sampler's mutation code) did not exist yet
-    when this benchmark was written; when it lands, the two should become one function."""
-    L = tokens.size
-    if divergence <= 0 or L == 0:
-        return tokens.copy()
-    event = rng.random(L) < divergence
-    kind = rng.random(L)
-    sub = event & (kind >= indel_fraction)
-    ins = event & (kind < indel_fraction / 2)
-    dele = event & (kind >= indel_fraction / 2) & (kind < indel_fraction)
-
-    out = tokens.copy()
-    is_base = np.isin(out, BASES)
-    s = sub & is_base
-    codes = out[s].astype(np.int64) - BASES[0]  # A C G T -> 0 1 2 3 (BASES are consecutive ids)
-    out[s] = (BASES[0] + (codes + rng.integers(1, 4, size=codes.size)) % 4).astype(np.uint8)
-
-    keep = np.ones(L, dtype=bool)
-    for i, n in zip(np.flatnonzero(dele), rng.integers(1, max_indel + 1, size=int(dele.sum()))):
-        keep[i : i + n] = False
-    ins_len = np.zeros(L, dtype=np.int64)
-    ins_len[ins] = rng.integers(1, max_indel + 1, size=int(ins.sum()))
-    if not (~keep).any() and not ins_len.any():
-        return out
-    copies = keep.astype(np.int64) + ins_len  # (L,) output bases emitted by each input position
-    res = np.repeat(out, copies)
-    is_new = np.ones(res.size, dtype=bool)
-    first = np.cumsum(copies) - copies  # offset of each position's block in res
-    is_new[first[keep]] = False  # a kept base comes first in its block, inserted bases after it
-    res[is_new] = rng.choice(np.array(BASES, dtype=np.uint8), size=int(is_new.sum()))
-    return res
-
-
 def _stable_seed(*parts: object) -> list[int]:
     return [zlib.crc32(str(p).encode()) for p in parts]
 
@@ -282,7 +248,7 @@ def make_fragments(genomes: Sequence[Genome], cfg: FragmentConfig) -> Fragments:
     """Cut `per_genome` fragments per genome and length, then mutate each at every divergence: the same
     starting fragments at every divergence (paired comparison; divergence 0 = the exact genome sequence)."""
     toks: list[np.ndarray] = []
-    cols: dict[str, list] = {k: [] for k in ("genome", "length", "divergence", "record", "start", "reverse")}
+    cols: dict[str, list] = {k: [] for k in ("genome", "length", "divergence", "record", "start", "reverse", "identity")}
     for gi, g in enumerate(genomes):
         for length in cfg.lengths:
             rng = np.random.default_rng(_stable_seed(cfg.seed, g.name, length))
@@ -292,11 +258,11 @@ def make_fragments(genomes: Sequence[Genome], cfg: FragmentConfig) -> Fragments:
             for di, div in enumerate(cfg.divergences):
                 mrng = np.random.default_rng(_stable_seed(cfg.seed, g.name, length, div))
                 for (ri, st), rev in zip(picks, reverse):
-                    frag = mutate(g.records[ri][st : st + length], div, mrng,
-                                  indel_fraction=cfg.indel_fraction, max_indel=cfg.max_indel)
+                    frag, log = mutate(g.records[ri][st : st + length], div, mrng,
+                                       indel_fraction=cfg.indel_fraction, max_indel=cfg.max_indel)
                     toks.append(revcomp(frag) if rev else frag)
                     for k, v in (("genome", gi), ("length", length), ("divergence", div), ("record", ri),
-                                 ("start", st), ("reverse", bool(rev))):
+                                 ("start", st), ("reverse", bool(rev)), ("identity", log.identity)):
                         cols[k].append(v)
     return Fragments(
         tokens=toks,
@@ -306,6 +272,7 @@ def make_fragments(genomes: Sequence[Genome], cfg: FragmentConfig) -> Fragments:
         record=np.asarray(cols["record"], dtype=np.int64),
         start=np.asarray(cols["start"], dtype=np.int64),
         reverse=np.asarray(cols["reverse"], dtype=bool),
+        identity=np.asarray(cols["identity"], dtype=np.float64),
     )
 
 
@@ -407,6 +374,7 @@ def run_benchmark(genomes: Sequence[Genome], methods: Sequence[Method], cfg: Fra
     console.info(f"eval: {len(genomes)} genomes, {len(set(g.species for g in genomes))} species, "
                  f"{len(frags)} fragments, methods: {', '.join(names)}")
     report = Report(tuple(g.name for g in genomes), tuple(g.species for g in genomes), cfg, tuple(recall_k))
+    report.identity.update(fragment_identity(frags))
     db_tokens = [g.tokens for g in genomes]
     for m in methods:
         timer = console.Timer()
@@ -419,6 +387,11 @@ def run_benchmark(genomes: Sequence[Genome], methods: Sequence[Method], cfg: Fra
         report.full_dims[m.name] = max(m.dims) if m.dims else db.shape[1]
         console.info(f"eval: {m.name}: embedded {len(genomes)} genomes + {len(frags)} fragments in {timer.seconds:.1f} s")
     return report
+
+
+def fragment_identity(fr: Fragments) -> dict[float, float]:
+    """Mean identity (matches / alignment columns) of the fragments at each divergence."""
+    return {float(d): float(fr.identity[fr.divergence == d].mean()) for d in sorted(set(fr.divergence.tolist()))}
 
 
 def _species_index(genomes: Sequence[Genome]) -> np.ndarray:
@@ -504,6 +477,9 @@ def format_markdown(report: Report, *, title: str = "Fragment retrieval") -> str
         "Cost = multiply-adds per query for brute force (dims x database rows).",
         "",
     ]
+    if report.identity:
+        lines += ["Mean identity of the fragments to their source: " + ", ".join(
+            f"{d:.0%} divergence -> {100 * i:.1f}%" for d, i in sorted(report.identity.items())) + ".", ""]
     for length in sorted({s.fragment_length for s in report.scores}):
         dl = [f"{d:.0%}" for d in divs]
         head = (["method", "dims", "cost"] + [f"species top-1 @{d}" for d in dl]
@@ -562,8 +538,8 @@ def plot_report(report: Report, path: str | Path) -> None:
                     cells = [report.get(m, k, length, d) for k in dims]
                     xs = [c.dim if xkey == "dims" else c.cost for c in cells]
                     ys = [100 * c.species_top1 for c in cells]
-                    ax.plot(xs, ys, styles[di % len(styles)], marker=markers[di % len(markers)], ms=4, color=colours[mi % len(colours)],
-                            label=f"{m} @{d:.0%}")
+                    ax.plot(xs, ys, styles[di % len(styles)], marker=markers[di % len(markers)], ms=4,
+                            color=colours[mi % len(colours)], label=f"{m} @{d:.0%}")
             ax.set_xscale("log", base=2)
             ax.set_xlabel("dims" if xkey == "dims" else "search cost per query (dims x DB rows)")
             ax.set_ylabel("species top-1 (%)")

@@ -16,17 +16,26 @@ EXAMPLE = (
 
 
 def command(
-    genomes: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Genome FASTA files, one genome per file (the database)."),
+    genomes: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Genome FASTA files, one genome per file (the database)."
+    ),
     model: str = typer.Option(None, "--model", "-m", help="Model directory [default: the bundled default model]."),
     no_model: bool = typer.Option(False, "--no-model", help="Score only the k-mer baselines (no model needed)."),
-    baseline: str = typer.Option(None, "--baseline", help="A second model directory scored beside it (e.g. a --no-matryoshka model)."),
-    dims: str = typer.Option(None, "--dims", help="Matryoshka dims to score, comma-separated [default: all of the model's]."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="A second model directory scored beside it (e.g. a --no-matryoshka model)."
+    ),
+    dims: str = typer.Option(
+        None, "--dims", help="Matryoshka dims to score, comma-separated [default: all of the model's]."
+    ),
     kmer: str = typer.Option("4,6", "--kmer", help="k-mer profile baselines to score beside the model ('' for none)."),
     fragments: str = typer.Option("2000", "--fragments", help="Fragment lengths in bp, comma-separated."),
     divergence: str = typer.Option("0,0.05,0.1,0.2", "--divergence", help="Per-base mutation rates, comma-separated."),
     per_genome: int = typer.Option(50, "--per-genome", min=1, help="Fragments per genome, length and divergence."),
     seed: int = typer.Option(0, "--seed", help="Seed for fragment positions and mutations."),
-    species: Path = typer.Option(None, "--species", exists=True, dir_okay=False, help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_']."),
+    species: Path = typer.Option(
+        None, "--species", exists=True, dir_okay=False,
+        help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_'].",
+    ),
     recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
