@@ -288,7 +288,8 @@ def _tokens(body: bytearray, name: str, rid: str, line: int) -> np.ndarray:
         return tokens
     raw_index = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[bad]
     bad_line = line + 1 + body.count(b"\n", 0, raw_index)
-    raise InputError(f"file {name}, line {bad_line}, record '{rid}', position {bad + 1}: {_why_not_dna(seq[bad : bad + 1])}")
+    why = _why_not_dna(bytes(seq[bad : bad + 1]))
+    raise InputError(f"file {name}, line {bad_line}, record '{rid}', position {bad + 1}: {why}")
 
 
 def _why_not_dna(ch: bytes) -> str:
@@ -373,7 +374,9 @@ def _stdin_binary() -> io.IOBase:
         raise InputError("'-' reads FASTA from stdin, but there is no stdin; pass a file instead")
     try:
         if stdin.isatty():
-            raise InputError("'-' reads FASTA from stdin, but stdin is a terminal; pipe a file in: cat x.fa | mrl-dna ...")
+            raise InputError(
+                "'-' reads FASTA from stdin, but stdin is a terminal; pipe a file in: cat x.fa | mrl-dna ..."
+            )
     except (AttributeError, ValueError):
         pass
     buffer = getattr(stdin, "buffer", None)

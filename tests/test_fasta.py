@@ -1,0 +1,363 @@
+"""FASTA reader: round trips of valid FASTA in every accepted form, and one clear InputError per bad input."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mrl_dna.fasta as fasta
+from mrl_dna import dna
+from mrl_dna.errors import InputError
+from mrl_dna.fasta import FastaIndex, Record, fetch, read_fasta, record_lengths
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+try:
+    from Bio import bgzf
+except ImportError:  # pragma: no cover - biopython is optional here
+    bgzf = None
+
+
+def write(tmp: Path, name: str, data: bytes, compression: str = "none") -> Path:
+    path = tmp / name
+    if compression == "gzip":
+        data = gzip.compress(data)
+    elif compression == "bgzip":
+        if bgzf is None:
+            pytest.skip("biopython (Bio.bgzf) is needed to write bgzip test files")
+        with bgzf.BgzfWriter(str(path), "wb") as f:
+            f.write(data)
+        return path
+    path.write_bytes(data)
+    return path
+
+
+def to_fasta(records: list[tuple[str, str]], width: int, eol: bytes = b"\n", final_eol: bool = True) -> bytes:
+    out = []
+    for rid, seq in records:
+        out.append(b">" + rid.encode() + b" some description" + eol)
+        s = seq.encode()
+        for i in range(0, len(s), width):
+            out.append(s[i : i + width] + eol)
+    data = b"".join(out)
+    return data if final_eol else data[: len(data) - len(eol)]
+
+
+def read_all(*paths: str | Path, **kw) -> list[Record]:
+    return list(read_fasta([str(p) for p in paths], **kw))
+
+
+def message(paths: list, **kw) -> str:
+    with pytest.raises(InputError) as e:
+        list(read_fasta([str(p) for p in paths], **kw))
+    text = str(e.value)
+    assert "\n" not in text  # one line
+    return text
+
+
+# ------------------------------------------------------------------------------------- property tests
+
+ids = st.text(st.sampled_from("abcXYZ019_.|:-"), min_size=1, max_size=12)
+seqs = st.text(st.sampled_from("ACGTNacgtnRYKMSWBDHVUu"), max_size=300)
+
+
+@FUZZ
+@given(
+    records=st.lists(st.tuples(ids, seqs), min_size=1, max_size=6, unique_by=lambda r: r[0]),
+    width=st.integers(1, 120),
+    eol=st.sampled_from([b"\n", b"\r\n"]),
+    final_eol=st.booleans(),
+    compression=st.sampled_from(["none", "gzip", "bgzip"]),
+    n_files=st.integers(1, 3),
+    block=st.sampled_from([1, 2, 3, 7, 64, 1 << 20]),
+)
+def test_round_trip(tmp_path_factory, records, width, eol, final_eol, compression, n_files, block) -> None:
+    tmp = tmp_path_factory.mktemp("rt")
+    # split the records over n_files files, read them back in order
+    parts = [records[i::n_files] for i in range(n_files)]
+    parts = [p for p in parts if p]
+    paths = [write(tmp, f"in{i}.data", to_fasta(p, width, eol, final_eol), compression) for i, p in enumerate(parts)]
+    with mock.patch.object(fasta, "_BLOCK", block):  # small blocks: headers and lines cut at every place
+        got = read_all(*paths)
+        lengths = record_lengths(paths)
+    expected = [r for p in parts for r in p]
+    assert [r.id for r in got] == [rid for rid, _ in expected]
+    for rec, (_, seq) in zip(got, expected):
+        assert rec.tokens.dtype == np.uint8
+        assert np.array_equal(rec.tokens, dna.encode(seq))
+        assert rec.description == "some description"
+    assert lengths == [(rid, len(seq)) for rid, seq in expected]
+    assert [r.source for r in got] == [str(p) for p, part in zip(paths, parts) for _ in part]
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(lambda t: t.encode("utf-8"))),
+       prefix=st.sampled_from([b"", b">", b">r\n", b"\x1f\x8b"]), gz=st.booleans(), cut=st.integers(0, 50),
+       block=st.sampled_from([3, 1 << 20]))
+def test_random_input_raises_only_input_error(tmp_path_factory, data, prefix, gz, cut, block) -> None:
+    raw = prefix + data
+    if gz:
+        raw = gzip.compress(raw)
+        raw = raw[: len(raw) - cut] if cut else raw  # sometimes truncated
+    path = write(tmp_path_factory.mktemp("fz"), "x.fa", raw)
+    try:
+        with mock.patch.object(fasta, "_BLOCK", block):
+            for rec in read_fasta([path]):
+                assert rec.tokens.dtype == np.uint8 and dna.first_invalid(rec.tokens) == -1
+                assert rec.id and not any(c.isspace() for c in rec.id)
+    except InputError as e:
+        assert "\n" not in str(e)
+
+
+@FUZZ
+@given(text=st.text(st.sampled_from(">ACGTNacgt \t\r\n*-1E"), max_size=200))
+def test_fasta_like_text_raises_only_input_error(tmp_path_factory, text) -> None:
+    path = write(tmp_path_factory.mktemp("fl"), "x.fa", text.encode())
+    try:
+        for rec in read_fasta([path]):
+            assert dna.first_invalid(rec.tokens) == -1
+    except InputError:
+        pass
+
+
+# ------------------------------------------------------------------------------------- accepted input
+
+
+def test_plain_gzip_and_bgzip_are_detected_by_content_not_name(tmp_path: Path) -> None:
+    data = b">a x y\nACGT\nacgt\n>b\nRYN\n"
+    for compression in ("none", "gzip", "bgzip"):
+        path = write(tmp_path, f"{compression}.txt", data, compression)  # misleading extension on purpose
+        recs = read_all(path)
+        assert [(r.id, r.description, dna.decode(r.tokens)) for r in recs] == [("a", "x y", "ACGTACGT"), ("b", "", "NNN")]
+    misnamed = write(tmp_path, "plain.fa.gz", data)
+    assert [r.id for r in read_all(misnamed)] == ["a", "b"]
+
+
+def test_crlf_lowercase_iupac_u_and_blank_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.fa", b"\r\n\r\n>r1 d\r\nacgu\r\n\r\nRYKM SWBD\tHVN\r\n")
+    (rec,) = read_all(path)
+    assert rec.id == "r1" and rec.description == "d"
+    assert dna.decode(rec.tokens) == "ACGT" + "N" * 11  # spaces and tabs inside sequence lines are ignored
+
+
+def test_star_at_end_is_dropped_inside_is_an_error(tmp_path: Path) -> None:
+    (rec,) = read_all(write(tmp_path, "a.fa", b">a\nACGT*\n"))
+    assert dna.decode(rec.tokens) == "ACGT"
+    text = message([write(tmp_path, "b.fa", b">b\nAC*GT\n")])
+    assert "record 'b', position 3: '*'" in text and "protein" in text
+
+
+def test_empty_records_are_yielded(tmp_path: Path) -> None:
+    recs = read_all(write(tmp_path, "x.fa", b">a\n>b\nACGT\n>c\n"))
+    assert [(r.id, len(r.tokens)) for r in recs] == [("a", 0), ("b", 4), ("c", 0)]
+
+
+def test_header_only_file_yields_one_empty_record(tmp_path: Path) -> None:
+    (rec,) = read_all(write(tmp_path, "h.fa", b">only a header\n"))
+    assert rec.id == "only" and rec.description == "a header" and rec.tokens.shape == (0,)
+    (rec,) = read_all(write(tmp_path, "h2.fa", b">no_newline"))
+    assert rec.id == "no_newline" and len(rec) == 0
+
+
+def test_several_files_in_order_and_single_path(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.fa", b">a1\nA\n>a2\nC\n")
+    b = write(tmp_path, "b.fa.gz", b">b1\nG\n", "gzip")
+    assert [(r.id, r.source) for r in read_all(b, a)] == [("b1", str(b)), ("a1", str(a)), ("a2", str(a))]
+    assert [r.id for r in read_fasta(a)] == ["a1", "a2"]  # one path, not a list of characters
+    assert [r.id for r in read_fasta(Path(a))] == ["a1", "a2"]
+
+
+def test_long_single_line_and_many_short_lines(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    seq = bytes(rng.choice(list(b"ACGT"), size=3_000_001).astype(np.uint8))
+    one_line = write(tmp_path, "one.fa", b">long\n" + seq + b"\n>next\nA\n")
+    short = write(tmp_path, "short.fa", b">long\n" + b"\n".join(seq[i : i + 7] for i in range(0, len(seq), 7)) + b"\n")
+    for path in (one_line, short):
+        rec = next(iter(read_fasta([path])))
+        assert np.array_equal(rec.tokens, dna.encode(seq))
+    assert record_lengths([one_line]) == [("long", 3_000_001), ("next", 1)]
+
+
+def test_memory_is_bounded_by_the_largest_record(tmp_path: Path) -> None:
+    record = b"ACGT" * 250_000  # 1 Mbp
+    path = write(tmp_path, "many.fa", b"".join(b">r%d\n%s\n" % (i, record) for i in range(40)))  # 40 MB file
+    tracemalloc.start()
+    try:
+        n = sum(len(r.tokens) for r in read_fasta([path]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 40 * len(record)
+    assert peak < 12 * len(record), f"peak {peak / 2**20:.1f} MiB for 1 MiB records: not streaming"
+
+
+def test_stdin_binary_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b">s1\r\nACGT\r\n>s2\nNN\n")))
+    recs = read_all("-")
+    assert [(r.id, dna.decode(r.tokens), r.source) for r in recs] == [("s1", "ACGT", "-"), ("s2", "NN", "-")]
+
+
+def test_stdin_gzip_and_then_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(gzip.compress(b">z\nACGT\n"))))
+    f = write(tmp_path, "f.fa", b">f\nA\n")
+    assert [(r.id, r.source) for r in read_all("-", f)] == [("z", "-"), ("f", str(f))]
+
+
+def test_stdin_text_stream_without_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(">t\nacgt\n"))
+    assert [r.id for r in read_all("-")] == ["t"]
+
+
+def test_stdin_bad_input_names_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b">p\nEKV\n")))
+    assert message(["-"]).startswith("file -, line 2, record 'p', position 1: 'E' is not a DNA base")
+
+
+def test_duplicates_allowed_when_not_checked(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.fa", b">x\nA\n")
+    assert [r.id for r in read_all(a, a, check_duplicates=False)] == ["x", "x"]
+
+
+# ------------------------------------------------------------------------------------- bad input (issue 6)
+
+
+def test_protein_fasta(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.fa", b">ok\nACGT\n>p1 some protein\nMEEKLV\n")
+    assert message([path]) == (
+        f"file {path}, line 4, record 'p1', position 2: 'E' is not a DNA base (A C G T U or IUPAC); "
+        "is this a protein FASTA?"
+    )
+
+
+def test_position_counts_bases_not_bytes(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.fa", b">r\r\nACGT\r\nAC GT\r\nAAJ\r\n")
+    assert "line 4, record 'r', position 11: 'J'" in message([path])
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"LOCUS       NC_001422  5386 bp\nORIGIN\n", "line 1: text before the first '>' header ('LOCUS"),
+        (b"@read1\nACGT\n+\nIIII\n", "looks like FASTQ"),
+        (b"\n\nACGT\n>r\nACGT\n", "line 3: text before the first '>' header"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary data (byte 0x89)"),
+        (b"\x00\x00\x00\x01garbage", "binary data (byte 0x00)"),
+        (b">r\nAC\x00GT\n", "record 'r', position 3: byte 0x00 is not text"),
+        (b">bin\x00ary\nACGT\n", "line 1: the header holds binary data (byte 0x00)"),
+        (b">\nACGT\n", "line 1: '>' with no id"),
+        (b">a\nACGT\n>   \nACGT\n", "line 3: '>' with no id"),
+        (b">r\nAC-GT\n", "'-' is an alignment gap"),
+        (b">r\nACGT12\n", "position 5: '1' is a digit"),
+        (b">r\nAC>GT\n", "a '>' header must start its own line"),
+        (b">a\rACGT\r>b\rACGT\r", "old Mac line ends"),
+        (b"", "no FASTA records in"),
+        (b"\n \n\r\n", "no FASTA records in"),
+        (bz2.compress(b">a\nACGT\n"), "is bzip2-compressed"),
+        (b"\xfd7zXZ\x00\x00", "is xz-compressed"),
+    ],
+)
+def test_bad_input(tmp_path: Path, data: bytes, fragment: str) -> None:
+    path = write(tmp_path, "bad.fa", data)
+    text = message([path])
+    assert fragment in text and str(path) in text
+
+
+def test_empty_file_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty.fa", b"")
+    assert message([path]) == f"no FASTA records in {path} (the file is empty); give a FASTA file with '>id' header lines"
+
+
+def test_truncated_and_corrupt_gzip(tmp_path: Path) -> None:
+    full = gzip.compress(b">a\n" + b"ACGT" * 10_000 + b"\n")
+    truncated = write(tmp_path, "t.fa.gz", full[: len(full) // 2])
+    assert message([truncated]).startswith(f"{truncated} is truncated or corrupt gzip")
+    assert "re-download or re-compress it" in message([truncated])
+    corrupt = bytearray(full)
+    corrupt[30:60] = b"\xff" * 30
+    path = write(tmp_path, "c.fa.gz", bytes(corrupt))
+    assert "is truncated or corrupt gzip" in message([path])
+    header_only = write(tmp_path, "h.fa.gz", full[:5])
+    assert "is truncated or corrupt gzip" in message([header_only])
+
+
+def test_duplicate_ids_within_and_across_files(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.fa", b">x\nA\n>y\nC\n")
+    b = write(tmp_path, "b.fa", b">z\nG\n>x desc\nT\n")
+    assert message([a, b]) == (
+        f"duplicate id 'x' in {b} line 3 (first seen in {a} line 1); ids must be unique: rename one of the records"
+    )
+    same = write(tmp_path, "s.fa", b">q\nA\n>q\nA\n")
+    assert f"duplicate id 'q' in {same} line 3 (first seen in {same} line 1)" in message([same])
+
+
+def test_missing_path_and_directory(tmp_path: Path) -> None:
+    assert message([tmp_path / "nope.fa"]) == f"{tmp_path / 'nope.fa'}: no such file; check the path"
+    assert "is a directory, not a FASTA file" in message([tmp_path])
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads unreadable files")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "locked.fa", b">a\nA\n")
+    path.chmod(0)
+    assert "cannot open" in message([path])
+
+
+def test_error_comes_before_the_rest_of_a_huge_non_fasta_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.txt", b"not fasta\n" * 2_000_000)  # 20 MB
+    t0 = time.perf_counter()
+    assert "line 1: text before the first '>' header" in message([path])
+    assert time.perf_counter() - t0 < 1.0  # fails on the first block, never reads the whole file
+
+
+# ------------------------------------------------------------------------------------- lengths and random access
+
+
+def test_record_lengths_uses_a_fresh_fai(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.fa", b">a\nACGT\n>b\nAC\n")
+    assert record_lengths([path]) == [("a", 4), ("b", 2)]
+    fai = Path(str(path) + ".fai")
+    fai.write_text("a\t400\t3\t4\t5\nb\t200\t12\t2\t3\n")  # a (deliberately different) index newer than the file
+    assert record_lengths([path]) == [("a", 400), ("b", 200)]
+    os.utime(fai, (1, 1))  # stale index: ignored
+    assert record_lengths([path]) == [("a", 4), ("b", 2)]
+
+
+def test_record_lengths_of_stdin_is_an_error() -> None:
+    with pytest.raises(InputError, match="sharding needs FASTA files"):
+        record_lengths(["-"])
+
+
+@pytest.mark.parametrize("compression", ["none", "bgzip"])
+def test_fasta_index_fetch(tmp_path: Path, compression: str) -> None:
+    pytest.importorskip("pyfaidx")
+    seq = "ACGTTGCA" * 50 + "acgtNNRY"
+    path = write(tmp_path, "g.fa" + (".gz" if compression == "bgzip" else ""),
+                 to_fasta([("chr1", seq), ("chr2", "GGGG")], width=60), compression)
+    with FastaIndex(path) as fa:
+        assert fa.lengths == {"chr1": len(seq), "chr2": 4}
+        assert np.array_equal(fa.fetch("chr1", 395, 408), dna.encode(seq[395:408]))
+        assert fa.fetch("chr2", 2, 2).shape == (0,)
+        with pytest.raises(InputError, match="no record 'chr3'"):
+            fa.fetch("chr3", 0, 1)
+        with pytest.raises(InputError, match=r"range \[0, 5\) is outside record 'chr2'"):
+            fa.fetch("chr2", 0, 5)
+    assert np.array_equal(fetch(path, "chr2", 0, 4), dna.encode("GGGG"))
+
+
+def test_fasta_index_refuses_plain_gzip(tmp_path: Path) -> None:
+    pytest.importorskip("pyfaidx")
+    path = write(tmp_path, "g.fa.gz", b">a\nACGT\n", "gzip")
+    with pytest.raises(InputError, match="gzip but not bgzip"):
+        FastaIndex(path)
