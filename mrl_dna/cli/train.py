@@ -1,8 +1,127 @@
-"""mrl-dna train (being written; see the issue tracker)."""
+"""mrl-dna train: train a Matryoshka DNA embedding model on genome FASTA files (no labels needed)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
 
 import typer
 
+from mrl_dna import console
+from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
+from mrl_dna.errors import ConfigError
+from mrl_dna.train.sampler import SamplerConfig
+from mrl_dna.train.trainer import TrainConfig, ValidationConfig, train
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+_M = "Model (ignored with --init/--resume: the model brings its own)"
+_T = "Training"
+_D = "Data"
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a comma-separated list of integers; e.g. 8,16,32,64,128") from None
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a comma-separated list of numbers; e.g. 1,1,1,1,1") from None
+
+
+def command(
+    genomes: list[str] = typer.Argument(None, help="Genome FASTA files (.fa/.fna/.fasta, gzip ok), directories (searched recursively) or quoted globs. One genome per file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model directory to write (config.json, model.safetensors, README.md, metrics.jsonl, checkpoints/)."),
+    val_genomes: list[str] = typer.Option(None, "--val-genomes", help="Held-out genomes (files, dirs or globs; repeatable): fragment->genome top-1 per dim every --eval-every steps.", rich_help_panel=_D),
+    groups: Path = typer.Option(None, "--groups", exists=True, dir_okay=False, help="TSV file-or-record-id -> species/group (e.g. MANIFEST.tsv): same-group genomes are not negatives; validation reports species top-1.", rich_help_panel=_D),
+    labels: Path = typer.Option(None, "--labels", exists=True, dir_okay=False, help="TSV record id -> group: train on your labelled FASTA records (same group = positives) instead of one class per file.", rich_help_panel=_D),
+    pairs: Path = typer.Option(None, "--pairs", exists=True, dir_okay=False, help="TSV seq_a, seq_b, score: scored pairs for CoSENT (alone, or added to genome training at --cosent-weight).", rich_help_panel=_D),
+    d_model: int = typer.Option(None, "--d-model", min=1, help="Encoder width per strand [default 64].", rich_help_panel=_M),
+    n_layer: int = typer.Option(None, "--n-layer", min=1, help="BiMamba layers [default 2].", rich_help_panel=_M),
+    stride: int = typer.Option(None, "--stride", min=1, help="bp per token of the patching stem [default 16].", rich_help_panel=_M),
+    mixer: Mixer = typer.Option(None, "--mixer", help="Sequence mixer [default ssd].", rich_help_panel=_M),
+    pooling: Pooling = typer.Option(None, "--pooling", help="Window pooling [default mean].", rich_help_panel=_M),
+    head_hidden: int = typer.Option(None, "--head-hidden", min=0, help="Projection MLP width, 0 = linear [default 256].", rich_help_panel=_M),
+    window: int = typer.Option(None, "--window", min=16, help="Window bp (also the model's embed window) [default 2048].", rich_help_panel=_M),
+    dims: str = typer.Option(None, "--dims", help="Matryoshka dims, increasing; the last is the model width [default 8,16,32,64,128]. With --init: the dims of the loss.", rich_help_panel=_M),
+    name: str = typer.Option("mrl-dna", "--name", help="Model name written into config.json.", rich_help_panel=_M),
+    init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this mrl-dna model directory.", rich_help_panel=_M),
+    no_matryoshka: bool = typer.Option(False, "--no-matryoshka", help="Train the full dim only (the baseline for Matryoshka comparisons).", rich_help_panel=_T),
+    dim_weights: str = typer.Option(None, "--dim-weights", help="Loss weight per Matryoshka dim, comma-separated [default all 1].", rich_help_panel=_T),
+    steps: int = typer.Option(2000, "--steps", min=1, help="Optimizer steps.", rich_help_panel=_T),
+    batch_size: int = typer.Option(64, "--batch-size", min=2, help="Items per micro-batch (in-batch negatives).", rich_help_panel=_T),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step.", rich_help_panel=_T),
+    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate (AdamW).", rich_help_panel=_T),
+    warmup: int = typer.Option(100, "--warmup", min=0, help="Linear warmup steps, then cosine decay to lr/10.", rich_help_panel=_T),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0, help="AdamW weight decay (matrices only).", rich_help_panel=_T),
+    clip: float = typer.Option(1.0, "--clip", min=0.0, help="Gradient-norm clip, 0 = off.", rich_help_panel=_T),
+    cosent_weight: float = typer.Option(0.25, "--cosent-weight", min=0.0, help="Weight of CoSENT on evolved anchors (identity targets); 0 = InfoNCE only (faster).", rich_help_panel=_T),
+    scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale (1/temperature) of InfoNCE and CoSENT.", rich_help_panel=_T),
+    max_mutation_rate: float = typer.Option(0.25, "--max-mutation-rate", min=0.0, max=0.75, help="Simulated evolution rate r ~ U[0, this].", rich_help_panel=_T),
+    max_windows: int = typer.Option(4, "--max-windows", min=1, help="Longest run of consecutive windows per item.", rich_help_panel=_T),
+    multi_window_prob: float = typer.Option(0.25, "--multi-window-prob", min=0.0, max=1.0, help="Share of items that are runs of >1 window.", rich_help_panel=_T),
+    seed: int = typer.Option(0, "--seed", help="Seed of init and data (rank r samples with seed + r).", rich_help_panel=_T),
+    device: Device = typer.Option(Device.auto, "--device", help="auto = CUDA when visible, else CPU. bf16 autocast on CUDA.", rich_help_panel=_T),
+    no_bf16: bool = typer.Option(False, "--no-bf16", help="Train in fp32 on CUDA too.", rich_help_panel=_T),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
+    eval_every: int = typer.Option(250, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints (same options), exactly.", rich_help_panel=_T),
+    stop_at: int = typer.Option(None, "--stop-at", min=1, help="Stop after this step (checkpoint written); continue later with --resume.", rich_help_panel=_T),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress on stderr."),
+) -> None:
+    """Train a Matryoshka DNA embedding model on genomes; no labels needed.
+
+    Example (a few minutes on 2 CPU cores):
+
+      mrl-dna train ../shared/data/genomes --groups ../shared/data/MANIFEST.tsv \\
+          --val-genomes '../shared/data/genomes/Pectobacterium*' --steps 200 -o my_model
+
+    Writes my_model/{config.json, model.safetensors, README.md, metrics.jsonl, checkpoints/};
+    use it with: mrl-dna embed genome.fa --model my_model -o genome.h5
+    Multi-GPU: torchrun --nproc_per_node 4 -m mrl_dna train ... (same options).
+    """
+    console.set_quiet(quiet)
+    model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, mixer=mixer, pooling=pooling,
+                      head_hidden=head_hidden, window=window)
+    given = [k for k, v in model_opts.items() if v is not None]
+    dims_t = _ints(dims, "--dims")
+    if init is not None and given:
+        raise ConfigError(f"--{given[0].replace('_', '-')} conflicts with --init: the model brings its own; drop it")
+    model_config = None
+    if init is None:
+        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "mixer") if model_opts[k] is not None}
+        cfg_kw = {k: model_opts[k] for k in ("pooling", "head_hidden") if model_opts[k] is not None}
+        if window is not None:
+            cfg_kw.update(window=window, window_stride=window)
+        if dims_t is not None:
+            cfg_kw["matryoshka_dims"] = dims_t
+        model_config = ModelConfig(encoder=EncoderConfig(**enc_kw), name=name, **cfg_kw)
+    tc = TrainConfig(
+        steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
+        dims=dims_t if init is not None else None, dim_weights=_floats(dim_weights, "--dim-weights"),
+        matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
+        checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
+    )
+    sc = SamplerConfig(
+        window=window or (model_config.window if model_config else 2048), batch_size=batch_size,
+        max_windows=max_windows, multi_window_prob=multi_window_prob, max_mutation_rate=max_mutation_rate,
+        mutant_view=cosent_weight > 0,
+    )
+    train(
+        genomes=genomes or [], output=output, model_config=model_config, init=init, sampler_config=sc,
+        train_config=tc, groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes or [],
+        validation=ValidationConfig(), device=device.value, resume=resume, stop_at=stop_at, quiet=quiet,
+    )

@@ -1,0 +1,649 @@
+"""The training loop: Matryoshka InfoNCE (+ CoSENT) on genome windows, read top to bottom.
+
+Axis letters: b items per micro-batch, v views (anchor, positive[, mutant]), w windows per item, l bases per
+window, D model width, k a Matryoshka dim.
+
+One step = `grad_accum` micro-batches -> clip -> AdamW -> LR schedule (linear warmup, cosine decay to
+min_lr_ratio * lr). Micro-batch (step, micro) of rank r is drawn by the sampler from (seed + r, step, micro),
+so the data never depends on the history and a resumed run is the uninterrupted run, bitwise on CPU.
+
+Under `torchrun` (WORLD_SIZE > 1) every rank samples its own batches (seed + rank), gradients are averaged
+by DDP (gloo on CPU, nccl on CUDA), in-batch negatives stay per rank, and rank 0 alone writes metrics,
+checkpoints, validation and the final model.
+
+Files in the output directory:
+    config.json, model.safetensors, README.md   the final model (what `load_model` reads) + its model card
+    metrics.jsonl                               one JSON object per step; {"step", "val": ...} per evaluation
+    checkpoints/step-NNNNNNN.pt                 self-describing dict: model, optimizer, scheduler, step, RNG
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mrl_dna import __version__, console, dna
+from mrl_dna.config import ModelConfig
+from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.model import MrlDnaModel
+from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, truncate_normalize
+from mrl_dna.train.sampler import (
+    GenomeSampler,
+    PairData,
+    SamplerConfig,
+    Source,
+    expand_inputs,
+    load_genomes,
+    load_labelled,
+    load_pairs,
+    mutate,
+    pack,
+    read_groups,
+)
+
+CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and loss settings (the model's own settings live in ModelConfig)."""
+
+    steps: int = 2000  # optimizer steps
+    lr: float = 1e-3  # peak AdamW LR: small models (< 1M params) train well at 1e-3 (nanoGPT's small-model range)
+    min_lr_ratio: float = 0.1  # cosine decays to lr/10, as nanoGPT (min_lr = lr/10), not to 0
+    warmup: int = 100  # linear warmup steps: avoids early AdamW steps on noisy second moments
+    weight_decay: float = 0.01  # AdamW default; applied to matrices only (not biases, norms, 1-d params)
+    betas: tuple[float, float] = (0.9, 0.99)  # beta2 0.99 as nanoGPT for small batches
+    clip: float = 1.0  # global grad-norm clip; 0 = off
+    grad_accum: int = 1  # micro-batches per step (each of SamplerConfig.batch_size items)
+    seed: int = 0
+    # Matryoshka dims of the loss: None = the model's matryoshka_dims; matryoshka=False trains the full
+    # dim only (the baseline every Matryoshka claim is compared with).
+    dims: tuple[int, ...] | None = None
+    dim_weights: tuple[float, ...] | None = None  # None = 1 per dim (sentence-transformers' default)
+    matryoshka: bool = True
+    scale: float = 20.0  # 1/temperature of InfoNCE and CoSENT (sentence-transformers' default 20 = 0.05)
+    cosent_weight: float = 0.25  # CoSENT on (anchor, evolved anchor, identity); 0 skips the mutant view
+    checkpoint_every: int = 500
+    eval_every: int = 250
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "grad_accum", "checkpoint_every", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup {self.warmup} must be >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr {self.lr} must be > 0; e.g. 1e-3")
+        if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0:
+            raise ConfigError("--cosent-weight, --weight-decay and --clip must be >= 0")
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.dims is not None:
+            object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
+        if self.dim_weights is not None:
+            object.__setattr__(self, "dim_weights", tuple(float(w) for w in self.dim_weights))
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Held-out genomes: fragment -> genome top-1 retrieval per Matryoshka dim."""
+
+    db_windows: int = 32  # windows per genome averaged into its vector (evenly spaced along the genome)
+    queries: int = 16  # query fragments per genome (one window each, random places)
+    mutation_rate: float = 0.05  # queries are evolved at this rate (and half reverse-complemented)
+    seed: int = 12345  # fixed: the same queries at every evaluation and in every run
+
+
+@dataclass
+class TrainSummary:
+    output: Path
+    steps: int
+    wall_s: float
+    final_loss: float
+    validation: dict | None
+
+
+# ------------------------------------------------------------------------------------------- the entry
+def train(
+    *,
+    genomes: Sequence[str | Path],
+    output: str | Path,
+    model_config: ModelConfig | None = None,
+    init: str | Path | None = None,
+    sampler_config: SamplerConfig | None = None,
+    train_config: TrainConfig | None = None,
+    groups: str | Path | None = None,
+    labels: str | Path | None = None,
+    pairs: str | Path | None = None,
+    val_genomes: Sequence[str | Path] = (),
+    validation: ValidationConfig | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    stop_at: int | None = None,
+    quiet: bool = False,
+) -> TrainSummary:
+    """Train (or continue training) a model and write it to `output`. See the module docstring."""
+    timer = console.Timer()
+    tc = train_config or TrainConfig()
+    vc = validation or ValidationConfig()
+    out = Path(output)
+    dist = _Dist.from_env(device)
+    try:
+        return _train(
+            genomes=genomes, out=out, model_config=model_config, init=init, sc=sampler_config, tc=tc,
+            groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes, vc=vc, dist=dist,
+            resume=resume, stop_at=stop_at, quiet=quiet, timer=timer,
+        )
+    finally:
+        dist.close()
+
+
+def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
+           stop_at, quiet, timer) -> TrainSummary:
+    ckpt_dir = out / "checkpoints"
+    ckpt = _latest_checkpoint(ckpt_dir) if resume else None
+    if resume and ckpt is None:
+        raise ConfigError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
+    if not resume and (ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*.pt")) or (out / "model.safetensors").exists()):
+        raise ConfigError(f"output {out} already holds a training run; pass --resume to continue it or pick a new -o")
+
+    # ---- data
+    train_paths = expand_inputs(genomes) if genomes else []
+    val_paths = expand_inputs(val_genomes) if val_genomes else []
+    overlap = {p.resolve() for p in train_paths} & {p.resolve() for p in val_paths}
+    if overlap:
+        raise ConfigError(f"held-out genome {sorted(overlap)[0]} is also a training genome; drop it from one of the two")
+    group_map = read_groups(groups) if groups else None
+    if labels:
+        sources = load_labelled(train_paths, read_groups(labels))
+    else:
+        sources = load_genomes(train_paths, group_map) if train_paths else []
+        if len(sources) == 1 and len(sources[0].seqs) > 1 and not group_map:
+            console.warn(
+                f"one genome file given: treating its {len(sources[0].seqs)} records as separate genomes "
+                "(give several files for one genome per file)"
+            )
+            sources = [Source(f"{sources[0].name}#{i}", i, [s]) for i, s in enumerate(sources[0].seqs)]
+    pair_data = load_pairs(pairs) if pairs else None
+    if not sources and pair_data is None:
+        raise ConfigError("nothing to train on: give genome FASTA files, or --pairs TSV")
+    val_sources = load_genomes(val_paths, group_map) if val_paths else []
+
+    # ---- model
+    torch.manual_seed(tc.seed)
+    if ckpt is not None:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        _check_checkpoint(state, ckpt, tc, sc)
+        model = MrlDnaModel(ModelConfig.from_dict(state["model_config"]))
+        model.load_state_dict(state["model"])
+    elif init is not None:
+        model = _init_model(Path(init))
+    else:
+        model = MrlDnaModel(model_config or ModelConfig())
+    mcfg = model.config
+    if sc is None:
+        sc = SamplerConfig(window=mcfg.window)
+    if sc.window != mcfg.window:
+        sc = dataclasses.replace(sc, window=mcfg.window)
+    if tc.cosent_weight == 0 and sc.mutant_view:
+        sc = dataclasses.replace(sc, mutant_view=False)
+    dims = (mcfg.dim,) if not tc.matryoshka else (tc.dims or mcfg.matryoshka_dims)
+    weights = tc.dim_weights if tc.matryoshka else None
+    mloss = MatryoshkaLoss(dims, weights, model_dim=mcfg.dim)
+    model.to(dist.device).train()
+
+    # ---- optimizer and schedule
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tc.lr, betas=tc.betas,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
+    start = 0
+    if ckpt is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"].get("cuda") is not None and dist.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], dist.device)
+        if state.get("world_size", 1) != dist.world:
+            console.warn(f"resuming a {state.get('world_size', 1)}-process run on {dist.world}; batches differ from the original run")
+        del state
+    ddp_model = dist.wrap(model)
+
+    sampler = GenomeSampler(sources, sc, seed=tc.seed + dist.rank) if sources else None
+    validator = Validator(val_sources, mcfg.window, vc) if val_sources and dist.is_main else None
+    metrics = _Metrics(out / "metrics.jsonl", start, enabled=dist.is_main)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:
+            console.info(
+                f"train: {len(sources)} genome(s)/group(s), {sum(s.n_bases for s in sources) / 1e6:.1f} Mbp; "
+                f"held out {len(val_sources)}; model {sum(p.numel() for p in model.parameters()):,} params; "
+                f"dims {list(dims)}; device {dist.device}; world {dist.world}"
+            )
+        else:
+            console.info(f"train: resuming {ckpt} at step {start}")
+
+    use_bf16 = tc.bf16 and dist.device.type == "cuda"
+    if tc.warmup >= tc.steps and dist.is_main and start == 0:
+        console.warn(f"--warmup {tc.warmup} >= --steps {tc.steps}: the LR never reaches its peak; lower --warmup")
+    last_stop = min(tc.steps, stop_at) if stop_at else tc.steps
+    loss_val, last_val = float("nan"), None
+    pool = ThreadPoolExecutor(max_workers=2)
+    fetch = (lambda s, m: pool.submit(_fetch, sampler, pair_data, sc, tc, dist.rank, s, m))
+    pending = fetch(start, 0) if start < last_stop else None
+    with console.progress("train", total=tc.steps, unit="steps") as bar:
+        bar.advance(start)
+        for step in range(start, last_stop):
+            t0 = time.perf_counter()
+            logs: dict[str, float] = {}
+            n_bp = 0
+            for micro in range(tc.grad_accum):
+                data = pending.result()
+                nxt = (step, micro + 1) if micro + 1 < tc.grad_accum else (step + 1, 0)
+                pending = fetch(*nxt) if nxt[0] < last_stop else None
+                sync = micro == tc.grad_accum - 1
+                with dist.no_sync(ddp_model, not sync), torch.autocast(dist.device.type, torch.bfloat16, enabled=use_bf16):
+                    loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device)
+                    (loss / tc.grad_accum).backward()
+                n_bp += bp
+                for key, v in parts.items():
+                    logs[key] = logs.get(key, 0.0) + v / tc.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip if tc.clip > 0 else float("inf"))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            done = step + 1
+            dt = time.perf_counter() - t0
+            loss_val = logs["loss"]
+            rec = {"step": done, **{k: round(v, 6) for k, v in logs.items()}, "lr": sched.get_last_lr()[0],
+                   "grad_norm": round(float(grad_norm), 6), "step_s": round(dt, 4),
+                   "bp_per_s": round(n_bp * dist.world / dt), "wall_s": round(timer.seconds, 2)}
+            metrics.write(rec)
+            bar.update(description=_progress_line(done, logs, dims, rec["lr"]))
+            bar.advance(1)
+            if validator is not None and (done % tc.eval_every == 0 or done == tc.steps):
+                last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
+                metrics.write({"step": done, "val": last_val})
+                console.info(f"step {done}: {_val_line(last_val)}")
+            if dist.is_main and (done % tc.checkpoint_every == 0 or done == last_stop):
+                path = _save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, train_paths, val_paths)
+                if done % tc.eval_every and console.is_quiet() is False and not sys.stderr.isatty():
+                    console.info(f"step {done}: loss {loss_val:.4f}; checkpoint {path}")
+    pool.shutdown(wait=True)
+
+    finished = last_stop >= tc.steps
+    if dist.is_main and finished:
+        if last_val is None and validator is not None:
+            last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
+        card = model_card(
+            model=model, sources=sources, val_sources=val_sources, tc=tc, sc=sc, dims=dims, dist=dist,
+            wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init,
+        )
+        model.cpu().eval().save_pretrained(out, model_card=card)
+    dist.barrier()
+    if dist.is_main:
+        what = f"trained {last_stop} of {tc.steps} steps -> {out}" + ("" if finished else " (stopped; continue with --resume)")
+        console.footer(what, timer)
+    return TrainSummary(out, last_stop, timer.seconds, loss_val, last_val)
+
+
+def lr_factor(step: int, tc: TrainConfig) -> float:
+    """LR multiplier after `step` optimizer steps: linear warmup to 1, then cosine to min_lr_ratio."""
+    if step < tc.warmup:
+        return (step + 1) / (tc.warmup + 1)
+    progress = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
+    return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ----------------------------------------------------------------------------------------- one micro-step
+def _fetch(sampler, pair_data, sc, tc, rank, step, micro):
+    """CPU side of a micro-batch (runs in a worker thread, ahead of the GPU)."""
+    batch = sampler.batch(step, micro) if sampler is not None else None
+    pb = None
+    if pair_data is not None:
+        rng = np.random.default_rng([tc.seed, rank, step, micro, 1])
+        pb = pair_data.batch(rng, sc.batch_size, sc.window, sc.max_windows)
+    return batch, pb
+
+
+def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device):
+    """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward)."""
+    batch, pb = data
+    parts: dict[str, float] = {}
+    total = torch.zeros((), device=device)
+    n_bp = 0
+    if batch is not None:
+        b = batch.batch_size
+        tokens = torch.from_numpy(batch.tokens).to(device, torch.long, non_blocking=True)  # (v*b, w, l)
+        lengths = torch.from_numpy(batch.lengths).to(device)  # (v*b, w)
+        z = model(tokens, lengths).float()  # (v*b, D)
+        anchor, positive = z[:b], z[b : 2 * b]
+        labels = torch.from_numpy(batch.labels).to(device)
+        nce, per = mloss(infonce_loss, anchor, positive, labels=labels, scale=tc.scale, symmetric=True)
+        total = total + nce
+        parts.update({f"infonce@{k}": v.detach() for k, v in per.items()})
+        if batch.n_views == 3 and tc.cosent_weight > 0:
+            mutant = z[2 * b :]
+            scores = torch.from_numpy(batch.identity).to(device)
+            cos, per = mloss(cosent_loss, anchor, mutant, scores=scores, scale=tc.scale)
+            total = total + tc.cosent_weight * cos
+            parts.update({f"cosent@{k}": v.detach() for k, v in per.items()})
+        n_bp += batch.n_bases
+    if pb is not None:
+        tokens, lengths, scores = pb
+        n = scores.size
+        z = model(torch.from_numpy(tokens).to(device, torch.long), torch.from_numpy(lengths).to(device)).float()
+        w = tc.cosent_weight if batch is not None else 1.0
+        cos, per = mloss(cosent_loss, z[:n], z[n:], scores=torch.from_numpy(scores).to(device), scale=tc.scale)
+        total = total + w * cos
+        parts.update({f"pairs@{k}": v.detach() for k, v in per.items()})
+        n_bp += int(lengths.sum())
+    parts["loss"] = total.detach()
+    keys = list(parts)
+    values = torch.stack([parts[k].float() for k in keys]).cpu().tolist()  # one device sync per micro-batch
+    return total, dict(zip(keys, values)), n_bp
+
+
+def _progress_line(step: int, logs: dict[str, float], dims, lr: float) -> str:
+    key = "infonce" if f"infonce@{dims[0]}" in logs else "pairs"
+    per = " ".join(f"{k}:{logs[f'{key}@{k}']:.3f}" for k in dims if f"{key}@{k}" in logs)
+    return f"loss {logs['loss']:.3f} | {key} {per} | lr {lr:.2e}"
+
+
+def _val_line(val: dict) -> str:
+    parts = []
+    for name, per in val.items():
+        if isinstance(per, dict):
+            parts.append(f"{name} " + " ".join(f"{k}:{v:.3f}" for k, v in per.items()))
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ validation
+class Validator:
+    """Fragment -> genome top-1 retrieval on held-out genomes, per Matryoshka dim.
+
+    Database: one vector per genome = mean of the L2-normalised k-prefixes of `db_windows` evenly spaced
+    window vectors (each from model.forward on a one-window run), renormalised. Queries: `queries` random
+    windows per genome, evolved at `mutation_rate`, half reverse-complemented. Reports genome top-1 and,
+    when every held-out genome has a group, species (group) top-1.
+    """
+
+    def __init__(self, sources: Sequence[Source], window: int, cfg: ValidationConfig) -> None:
+        rng = np.random.default_rng(cfg.seed)
+        self.names = [s.name for s in sources]
+        self.groups = [s.group for s in sources]
+        self.db: list[list[np.ndarray]] = []  # per genome: windows
+        self.queries: list[np.ndarray] = []
+        self.query_genome: list[int] = []
+        for gi, src in enumerate(sources):
+            seq = np.concatenate(src.seqs)
+            n = seq.size
+            starts = np.linspace(0, max(0, n - window), cfg.db_windows).astype(np.int64)
+            self.db.append([seq[s : s + window] for s in np.unique(starts)])
+            for _ in range(cfg.queries):
+                s = int(rng.integers(0, max(1, n - window + 1)))
+                q, _ = mutate(seq[s : s + window], cfg.mutation_rate, rng)
+                self.queries.append(dna.revcomp(q) if rng.random() < 0.5 else q)
+                self.query_genome.append(gi)
+
+    @torch.no_grad()
+    def evaluate(self, model: MrlDnaModel, device, dims: Sequence[int], bf16: bool = False, batch: int = 64) -> dict:
+        was_training = model.training
+        model.eval()
+        try:
+            db_vecs = [self._embed(model, wins, device, bf16, batch) for wins in self.db]  # each (n_i, D)
+            q = self._embed(model, self.queries, device, bf16, batch)  # (q, D)
+        finally:
+            model.train(was_training)
+        truth = torch.tensor(self.query_genome)
+        res: dict = {"genome_top1": {}}
+        species = all(self.groups) and len(set(self.groups)) > 1
+        if species:
+            res["species_top1"] = {}
+            gid = {g: i for i, g in enumerate(dict.fromkeys(self.groups))}
+            group_of = torch.tensor([gid[g] for g in self.groups])
+        for k in dims:
+            genome_vecs = torch.stack([F.normalize(truncate_normalize(v, k).mean(0), dim=-1) for v in db_vecs])  # (g, k)
+            pred = (truncate_normalize(q, k) @ genome_vecs.T).argmax(1)  # (q,)
+            res["genome_top1"][k] = round(float((pred == truth).float().mean()), 4)
+            if species:
+                res["species_top1"][k] = round(float((group_of[pred] == group_of[truth]).float().mean()), 4)
+        res["n_genomes"], res["n_queries"] = len(self.db), len(self.queries)
+        return res
+
+    @staticmethod
+    def _embed(model, windows: Sequence[np.ndarray], device, bf16: bool, batch: int) -> torch.Tensor:
+        outs = []
+        for i in range(0, len(windows), batch):
+            tokens, lengths = pack([[w] for w in windows[i : i + batch]])  # (b, 1, l), (b, 1)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                z = model(torch.from_numpy(tokens).to(device, torch.long), torch.from_numpy(lengths).to(device))
+            outs.append(z.float().cpu())
+        return torch.cat(outs)
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+def _save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train_paths, val_paths) -> Path:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "mrl_dna_version": __version__,
+        "step": step,  # optimizer steps done
+        "model_config": model.config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "train_config": dataclasses.asdict(tc),
+        "sampler_config": dataclasses.asdict(sc),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(dist.device) if dist.device.type == "cuda" else None,
+        },
+        "world_size": dist.world,
+        "train_genomes": [str(p) for p in train_paths],
+        "val_genomes": [str(p) for p in val_paths],
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = ckpt_dir / f"step-{step:07d}.pt"
+    tmp = path.with_suffix(".pt.partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    return path
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = sorted(ckpt_dir.glob("step-*.pt")) if ckpt_dir.is_dir() else []
+    return found[-1] if found else None
+
+
+# Settings that may change on --resume without breaking exactness of what was already trained.
+_RESUMABLE = {"steps", "checkpoint_every", "eval_every"}
+
+
+def _check_checkpoint(state: dict, path: Path, tc: TrainConfig, sc: SamplerConfig | None) -> None:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path} is not an mrl-dna training checkpoint; remove it or start a new -o")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise ModelError(f"{path} was written by a newer mrl-dna ({state.get('mrl_dna_version')}); upgrade mrl-dna")
+    saved = state["train_config"]
+    now = dataclasses.asdict(tc)
+    diff = [k for k in now if k not in _RESUMABLE and _norm(now[k]) != _norm(saved.get(k))]
+    if sc is not None:
+        saved_sc, now_sc = state["sampler_config"], dataclasses.asdict(sc)
+        diff += [k for k in now_sc if k not in ("window", "mutant_view") and now_sc[k] != saved_sc.get(k)]
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"--resume: {k} differs from the checkpoint ({now.get(k, sc and dataclasses.asdict(sc).get(k))!r} vs "
+            f"{saved.get(k, state['sampler_config'].get(k))!r}); resume with the options of the original run, or start a new -o"
+        )
+    if saved["steps"] != tc.steps:
+        console.warn(f"--steps {tc.steps} differs from the checkpoint's {saved['steps']}: the LR schedule changes from here on")
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+def _init_model(path: Path) -> MrlDnaModel:
+    """--init: start from an existing mrl-dna model directory (its config, its weights)."""
+    config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    if config.get("model_type") == "caduceus":
+        raise ConfigError(f"--init {path} is a Caduceus model; starting from Caduceus weights is not wired yet")
+    return MrlDnaModel.from_pretrained(path)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+class _Metrics:
+    """metrics.jsonl: one JSON object per line. On resume, lines past the resumed step are dropped so the
+    file reads as one uninterrupted run."""
+
+    def __init__(self, path: Path, start: int, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        if start == 0:
+            if path.exists():
+                path.unlink()
+            return
+        if path.exists():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= start]
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+    def write(self, rec: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ distributed
+@dataclass
+class _Dist:
+    """Single process, or one rank of a torchrun job (WORLD_SIZE > 1)."""
+
+    rank: int
+    world: int
+    device: torch.device
+    initialised: bool = False
+
+    @classmethod
+    def from_env(cls, device: str) -> "_Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        dev = _resolve_device(device)
+        if world <= 1:
+            return cls(0, 1, dev)
+        import torch.distributed as td
+
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local)
+            torch.cuda.set_device(dev)
+        td.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        return cls(td.get_rank(), td.get_world_size(), dev, True)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model):
+        if not self.initialised:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def no_sync(self, model, skip: bool):
+        return model.no_sync() if (self.initialised and skip) else contextlib.nullcontext()
+
+    def barrier(self) -> None:
+        if self.initialised:
+            import torch.distributed as td
+
+            td.barrier()
+
+    def close(self) -> None:
+        if self.initialised:
+            import torch.distributed as td
+
+            td.destroy_process_group()
+            self.initialised = False
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is visible; use --device cpu or auto")
+    return torch.device(device)
+
+
+# -------------------------------------------------------------------------------------------- model card
+def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, validation, metrics_path, init) -> str:
+    c = model.config
+    n_params = sum(p.numel() for p in model.parameters())
+    if dist.device.type == "cuda":
+        hw = f"{dist.world} x {torch.cuda.get_device_name(dist.device)}"
+    else:
+        hw = f"{dist.world} x CPU process ({platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads)"
+    lines = [
+        f"# {c.name}",
+        "",
+        "An mrl-dna model: Matryoshka embeddings of long DNA (one vector per sequence; every prefix of "
+        f"{list(c.matryoshka_dims)} dims is itself an embedding: `normalize(v[:k])`).",
+        "",
+        "## Model",
+        f"- encoder: RC-equivariant BiMamba, d_model {c.encoder.d_model}, {c.encoder.n_layer} layer(s), mixer "
+        f"{c.encoder.mixer.value}, stride {c.encoder.stride} bp per token; pooling {c.pooling.value}; "
+        f"{n_params:,} parameters",
+        f"- window {c.window} bp, stride {c.window_stride} bp",
+        "",
+        "## Training",
+        f"- command: `mrl-dna {' '.join(sys.argv[1:])}`",
+        f"- mrl-dna {__version__}; torch {torch.__version__}; started from {init or 'random init'}",
+        f"- data: {len(sources)} training genome(s)/group(s), {sum(s.n_bases for s in sources) / 1e6:.1f} Mbp: "
+        + ", ".join(s.name for s in sources),
+        f"- held out for validation: {', '.join(s.name for s in val_sources) or 'none'}",
+        f"- loss: {'Matryoshka over dims ' + str(list(dims)) if tc.matryoshka else 'full dim only (no Matryoshka: baseline)'}; "
+        f"symmetric InfoNCE (same-genome negatives masked, scale {tc.scale}) + {tc.cosent_weight} x CoSENT on "
+        f"evolved anchors (identity targets, mutation rate up to {sc.max_mutation_rate})",
+        f"- {tc.steps} steps x {tc.grad_accum} x {sc.batch_size} items x {dist.world} process(es); AdamW lr {tc.lr}, "
+        f"warmup {tc.warmup}, cosine to {tc.min_lr_ratio} x lr, weight decay {tc.weight_decay}, clip {tc.clip}, seed {tc.seed}",
+        f"- hardware: {hw}; wall time {wall_s / 60:.1f} min",
+        f"- per-step metrics: `{metrics_path.name}`",
+    ]
+    if validation:
+        dims_v = list(validation["genome_top1"])
+        lines += [
+            "",
+            f"## Validation (held-out genomes, {validation['n_queries']} fragments of {c.window} bp at 5% divergence, "
+            f"half reverse-complemented -> {validation['n_genomes']} genome vectors)",
+            "",
+            "| metric | " + " | ".join(str(k) for k in dims_v) + " |",
+            "| --- | " + " | ".join("---" for _ in dims_v) + " |",
+        ]
+        for name in ("genome_top1", "species_top1"):
+            if name in validation:
+                lines.append(f"| {name} | " + " | ".join(f"{validation[name][k]:.3f}" for k in dims_v) + " |")
+    return "\n".join(ln for ln in lines) + "\n"

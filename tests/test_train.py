@@ -1,0 +1,156 @@
+"""mrl-dna train end to end: a tiny model on data/sample.fa, exact resume, errors, torchrun on 2 CPU processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrl_dna.cli import main
+from mrl_dna.model import load_model
+from mrl_dna.train.trainer import TrainConfig, lr_factor
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample.fa"
+TINY = ["--d-model", "16", "--n-layer", "1", "--window", "256", "--dims", "8,16", "--head-hidden", "0",
+        "--batch-size", "8", "--warmup", "1", "--device", "cpu", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine has 2 cores shared by everyone; also keeps runs bitwise equal
+    yield
+    torch.set_num_threads(n)
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", *args])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return e.value.code, out.err
+
+
+def _split_sample(tmp_path):
+    """sample.fa's 8 records as 8 genome files (one genome per file, the normal layout)."""
+    d = tmp_path / "genomes"
+    d.mkdir()
+    chunks = SAMPLE.read_text().split(">")[1:]
+    for i, c in enumerate(chunks):
+        (d / f"g{i}.fa").write_text(">" + c)
+    return d
+
+
+def test_train_end_to_end_writes_a_loadable_model(tmp_path, capsys):
+    out = tmp_path / "model"
+    val = ROOT / "data" / "sample.fa"
+    d = _split_sample(tmp_path)
+    code, err = run([str(d / "g[0-5].fa"), "-o", str(out), "--steps", "3", "--eval-every", "3",
+                     "--val-genomes", str(d / "g6.fa"), "--val-genomes", str(d / "g7.fa"), *TINY], capsys)
+    assert code == 0, err
+    model = load_model(out)
+    assert model.config.matryoshka_dims == (8, 16) and model.config.window == 256
+    z = model(torch.randint(7, 11, (2, 1, 256)), torch.full((2, 1), 256))
+    assert z.shape == (2, 16)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if "loss" in x]
+    assert [x["step"] for x in steps] == [1, 2, 3]
+    assert {"infonce@8", "infonce@16", "cosent@8", "cosent@16", "lr", "step_s"} <= set(steps[0])
+    val_lines = [x for x in lines if "val" in x]
+    assert val_lines and set(val_lines[-1]["val"]["genome_top1"]) == {"8", "16"}
+    card = (out / "README.md").read_text()
+    assert "genome_top1" in card and "held out for validation: g6, g7" in card
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003.pt"]
+    assert val.exists()
+
+
+def test_single_file_records_become_genomes(tmp_path, capsys):
+    code, err = run([str(SAMPLE), "-o", str(tmp_path / "m"), "--steps", "1", *TINY[:-1]], capsys)
+    assert code == 0, err
+    assert "treating its 8 records as separate genomes" in err
+
+
+def test_resume_equals_uninterrupted(tmp_path, capsys):
+    common = [str(SAMPLE), "--steps", "4", "--checkpoint-every", "2", *TINY]
+    assert run([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    assert run([*common, "-o", str(tmp_path / "b"), "--stop-at", "2"], capsys)[0] == 0
+    assert not (tmp_path / "b" / "model.safetensors").exists()
+    assert run([*common, "-o", str(tmp_path / "b"), "--resume"], capsys)[0] == 0
+    a = (tmp_path / "a" / "model.safetensors").read_bytes()
+    b = (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert a == b  # bitwise
+    ma = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    mb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["loss"] for x in ma] == [x["loss"] for x in mb]
+    # a checkpoint is self-describing
+    ck = torch.load(tmp_path / "b" / "checkpoints" / "step-0000004.pt", weights_only=False)
+    assert ck["format"] == "mrl-dna-train-checkpoint" and ck["step"] == 4
+    assert {"model", "optimizer", "scheduler", "rng", "model_config", "train_config", "sampler_config"} <= set(ck)
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    out = tmp_path / "m"
+    base = [str(SAMPLE), "-o", str(out), "--steps", "2", *TINY]
+    code, err = run([*base, "--resume"], capsys)
+    assert code == 1 and "holds no checkpoint; start without --resume" in err
+    assert run(base, capsys)[0] == 0
+    code, err = run(base, capsys)
+    assert code == 1 and "already holds a training run; pass --resume" in err
+    code, err = run([*base, "--resume", "--lr", "0.5"], capsys)
+    assert code == 1 and "--resume: lr differs from the checkpoint (0.5 vs 0.001)" in err
+    code, err = run([str(SAMPLE), "-o", str(tmp_path / "x"), "--init", str(out), "--d-model", "8", "-q"], capsys)
+    assert code == 1 and "--d-model conflicts with --init" in err
+    code, err = run([str(SAMPLE), "-o", str(tmp_path / "y"), "--dims", "16,8", *TINY[:6], "-q"], capsys)
+    assert code == 1 and "strictly increasing" in err
+    code, err = run([str(tmp_path / "nope.fa"), "-o", str(tmp_path / "z"), "-q"], capsys)
+    assert code == 1 and "does not exist" in err
+
+
+def test_init_from_a_model_and_no_matryoshka(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert run([str(SAMPLE), "-o", str(first), "--steps", "1", *TINY], capsys)[0] == 0
+    second = tmp_path / "second"
+    code, err = run([str(SAMPLE), "-o", str(second), "--init", str(first), "--steps", "1", "--no-matryoshka",
+                     "--batch-size", "8", "--warmup", "0", "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    rec = json.loads((second / "metrics.jsonl").read_text().splitlines()[0])
+    assert "infonce@16" in rec and "infonce@8" not in rec  # full dim only
+    assert load_model(second).config == load_model(first).config
+
+
+def test_pairs_only(tmp_path, capsys):
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("seq_a\tseq_b\tscore\n" + "".join(
+        f"{'ACGT' * (20 + i)}\t{'ACGA' * (20 + i)}\t{i / 10}\n" for i in range(6)))
+    code, err = run(["-o", str(tmp_path / "m"), "--pairs", str(tsv), "--steps", "2", *TINY], capsys)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "m" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "pairs@8" in rec
+
+
+def test_lr_schedule_warmup_then_cosine():
+    tc = TrainConfig(steps=110, warmup=10, min_lr_ratio=0.1)
+    f = [lr_factor(s, tc) for s in range(110)]
+    assert f[0] == pytest.approx(1 / 11) and f[9] == pytest.approx(10 / 11)
+    assert f[10] == pytest.approx(1.0)
+    assert all(x >= y for x, y in zip(f[10:], f[11:]))
+    assert lr_factor(110, tc) == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           "-m", "mrl_dna", "train", str(SAMPLE), "-o", str(out), "--steps", "2", *TINY]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr
+    assert load_model(out).config.dim == 16
+    ck = torch.load(out / "checkpoints" / "step-0000002.pt", weights_only=False)
+    assert ck["world_size"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # rank 0 alone writes
