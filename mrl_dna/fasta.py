@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,11 @@ _IS_WHITESPACE = np.zeros(256, dtype=bool)
 _IS_WHITESPACE[list(_WHITESPACE)] = True
 # Bytes that never occur in a text file (all controls but whitespace, plus DEL).
 _BINARY = bytes(b for b in range(32) if b not in _WHITESPACE) + b"\x7f"
+# Control bytes that may not occur in a header line (tabs may).
+_HEADER_BINARY = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Every byte that `dna.encode` turns into a valid id: deleting them leaves nothing when a sequence is clean.
+_DNA_BYTES = bytes(np.flatnonzero(dna.ENCODE_TABLE != dna.INVALID).astype(np.uint8))
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _OTHER_FORMATS = (  # (magic, what it is, how to get a plain or gzip FASTA)
@@ -91,7 +97,9 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
                         "ids must be unique: rename one of the records"
                     )
                 first_seen[rid] = (name, line)
-            yield Record(id=rid, description=description, tokens=_tokens(body, name, rid, line), source=name)
+            tokens = _tokens(body, name, rid, line)
+            del body  # hold one record's raw text at a time, not two
+            yield Record(id=rid, description=description, tokens=tokens, source=name)
 
 
 def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, int]]:
@@ -190,10 +198,18 @@ def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
         line = 1  # line number where `body` starts
         pending = b""  # an incomplete header line carried to the next block
         at_line_start = True  # whether the next unread byte starts a line
-        eof = False
+        eof, first_block = False, True
         while not eof:
             block = read(_BLOCK)
             eof = not block
+            if first_block:  # a UTF-8 byte order mark (written by some Windows editors) is not data
+                while block and len(block) < len(_UTF8_BOM) and _UTF8_BOM.startswith(block):
+                    more = read(_BLOCK)
+                    block, eof = block + more, not more
+                    if eof:
+                        break
+                block = block[len(_UTF8_BOM) :] if block.startswith(_UTF8_BOM) else block
+                first_block = False
             seen_bytes = seen_bytes or bool(block)
             buf = pending + block if pending else block
             pending = b""
@@ -241,7 +257,8 @@ def _parse_header(raw: bytes, name: str, line: int) -> tuple[str, str]:
     where = f"file {name}, line {line}"
     if b"\r" in raw:
         raise InputError(f"{where}: the file uses old Mac line ends (CR only); convert it with `mac2unix`")
-    bad = next((i for i, b in enumerate(raw) if b < 32 and b != 9 or b == 127), -1)
+    found = _HEADER_BINARY.search(raw)
+    bad = found.start() if found else -1
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -283,9 +300,9 @@ def _tokens(body: bytearray, name: str, rid: str, line: int) -> np.ndarray:
     if seq.endswith(b"*"):  # an end-of-sequence mark, not a base
         del seq[-1:]
     tokens = dna.encode(seq)  # type: ignore[arg-type]  # a bytearray works as bytes here
-    bad = dna.first_invalid(tokens)
-    if bad < 0:
+    if not seq.translate(None, _DNA_BYTES):  # all DNA: one C pass, cheaper than numpy for short records
         return tokens
+    bad = dna.first_invalid(tokens)
     raw_index = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[bad]
     bad_line = line + 1 + body.count(b"\n", 0, raw_index)
     why = _why_not_dna(bytes(seq[bad : bad + 1]))

@@ -152,6 +152,13 @@ def test_crlf_lowercase_iupac_u_and_blank_lines(tmp_path: Path) -> None:
     assert dna.decode(rec.tokens) == "ACGT" + "N" * 11  # spaces and tabs inside sequence lines are ignored
 
 
+@pytest.mark.parametrize("block", [1, 3, 1 << 20])
+def test_utf8_byte_order_mark_is_skipped(tmp_path: Path, block: int) -> None:
+    path = write(tmp_path, "bom.fa", b"\xef\xbb\xbf>a\nACGT\n")
+    with mock.patch.object(fasta, "_BLOCK", block):
+        assert [(r.id, len(r)) for r in read_all(path)] == [("a", 4)]
+
+
 def test_star_at_end_is_dropped_inside_is_an_error(tmp_path: Path) -> None:
     (rec,) = read_all(write(tmp_path, "a.fa", b">a\nACGT*\n"))
     assert dna.decode(rec.tokens) == "ACGT"
