@@ -27,6 +27,7 @@ from mrl_dna.fasta import Record, read_fasta, record_lengths
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 from mrl_dna.windows import WindowConfig, split_windows
 
+_FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
 DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough to fill 2 cores, small in memory
 
 
@@ -274,7 +275,7 @@ def embed_fasta(
                 what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
                 console.warn(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
             batch.append(er)
-            if len(batch) >= 256 or time.perf_counter() - last_flush > 10:
+            if len(batch) >= _FLUSH_RECORDS or time.perf_counter() - last_flush > _FLUSH_SECONDS:
                 writer.append(batch)
                 batch, last_flush = [], time.perf_counter()
         writer.append(batch)

@@ -79,8 +79,16 @@ class Windows:
 def window_spans(length: int, size: int, stride: int) -> np.ndarray:
     """[start, end) of every window of a record of `length` bp, as int64 (k, 2), sorted by start.
 
+    k = ceil((length - size) / stride) + 1 full-size windows (one more when needed for symmetry), spread evenly from the first base to the
+    last and laid out mirror-symmetrically: the windows of the reverse complement are exactly the mirror images of
+    these, so a record and its reverse complement are cut into the same pieces (record vectors stay
+    RC-invariant, not only window vectors). Consecutive starts differ by <= stride <= size, so every base is
+    covered; with length = size + j * stride this is plain tiling at multiples of stride.
+
+    >>> window_spans(13, 4, 4).tolist()
+    [[0, 4], [3, 7], [6, 10], [9, 13]]
     >>> window_spans(10, 4, 4).tolist()
-    [[0, 4], [4, 8], [6, 10]]
+    [[0, 4], [3, 7], [6, 10]]
     >>> window_spans(3, 4, 4).tolist()
     [[0, 3]]
     """
@@ -91,9 +99,16 @@ def window_spans(length: int, size: int, stride: int) -> np.ndarray:
         return np.empty((0, 2), dtype=np.int64)
     if length <= size:
         return np.array([[0, length]], dtype=np.int64)
-    # starts at multiples of stride whose window ends before `length`, then one window ending at `length`;
-    # consecutive starts differ by <= stride <= size, so the windows cover every base, and none repeats.
-    starts = np.append(np.arange(0, length - size, stride, dtype=np.int64), np.int64(length - size))  # (k,)
+    span = length - size  # last start
+    # Even spacing x = span / (k - 1) <= stride, starts rounded to the nearest base (gaps <= ceil(x) <=
+    # stride), the second half the mirror image of the first. With an odd k the middle window must be its
+    # own mirror (start = span / 2), which needs an even span: otherwise take one window more.
+    k = -(-span // stride) + 1
+    if k % 2 == 1 and span % 2 == 1:
+        k += 1
+    i = np.arange((k + 1) // 2, dtype=np.int64)
+    first = (2 * i * span + (k - 1)) // (2 * (k - 1))  # round(i * span / (k - 1)), half up, in integers
+    starts = np.unique(np.concatenate([first, span - first]))  # mirror-symmetric set, sorted, no duplicates
     return np.stack([starts, starts + size], axis=1)  # (k, 2)
 
 

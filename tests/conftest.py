@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny random model saved to disk, small FASTA files made in the test, shared data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mrl_dna.config import EncoderConfig, ModelConfig
+from mrl_dna.model import MrlDnaModel
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_FA = REPO / "data" / "sample.fa"
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout (CI clones next to it), or $MRL_DNA_SHARED."""
+    env = os.environ.get("MRL_DNA_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+def tiny_config(**kw) -> ModelConfig:
+    enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=2, d_state=8, headdim=8)
+    base = dict(encoder=enc, matryoshka_dims=(4, 8, 16), head_hidden=0, window=256, window_stride=256, name="tiny")
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def random_dna(rng: np.random.Generator, n: int) -> str:
+    return "".join(rng.choice(list("ACGT"), size=n))
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> MrlDnaModel:
+    torch.manual_seed(0)
+    return MrlDnaModel(tiny_config()).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model) -> Path:
+    d = tmp_path_factory.mktemp("model")
+    tiny_model.save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def small_fasta(tmp_path) -> Path:
+    """Five records of different lengths (one shorter than a tiny-model window, one with an N run)."""
+    rng = np.random.default_rng(1)
+    seqs = {"a": random_dna(rng, 1000), "b": random_dna(rng, 100), "c": random_dna(rng, 700), "d": random_dna(rng, 513),
+            "e": random_dna(rng, 300) + "N" * 600 + random_dna(rng, 300)}
+    p = tmp_path / "small.fa"
+    p.write_text("".join(f">{k} test\n{v}\n" for k, v in seqs.items()))
+    return p

@@ -1,0 +1,131 @@
+"""The embed pipeline end to end: FASTA -> HDF5, batch independence, RC invariance, resume, shards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrl_dna import dna
+from mrl_dna.embed import embed_fasta, embed_sequences, parse_shard, shard_records
+from mrl_dna.errors import ConfigError
+from mrl_dna.fasta import Record, read_fasta
+from mrl_dna.store import EmbeddingStore
+
+from conftest import random_dna
+
+
+def _rec(rid, seq):
+    return Record(id=rid, description="", tokens=dna.encode(seq), source="test")
+
+
+def test_file_round_trip_equals_in_memory_vectors(tmp_path, tiny_model, small_fasta):
+    out = tmp_path / "e.h5"
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu", batch_tokens=600)
+    mem = list(embed_sequences(read_fasta([small_fasta]), model=tiny_model, device="cpu", batch_tokens=100000))
+    store = EmbeddingStore.open(out)
+    assert list(store.ids) == [r.id for r in mem] == ["a", "b", "c", "d", "e"]
+    assert s.records == 5 and s.bp == sum(r.length for r in mem)
+    full = store.read()
+    for i, r in enumerate(mem):
+        np.testing.assert_allclose(full[i], r.vector, rtol=1e-5, atol=1e-6)  # other batch packing: same vectors
+    assert store.attrs["model_hash"] == tiny_model.weights_hash()
+    assert list(store.n_windows) == [r.n_windows for r in mem]
+
+
+def test_same_vector_alone_or_with_others(tiny_model, small_fasta):
+    together = {r.id: r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model, batch_tokens=2000)}
+    for rec in read_fasta([small_fasta]):
+        alone = next(embed_sequences([rec], model=tiny_model, batch_tokens=256))
+        np.testing.assert_allclose(alone.vector, together[rec.id], rtol=1e-5, atol=1e-6)
+
+
+def test_record_vector_is_rc_invariant(tiny_model):
+    rng = np.random.default_rng(7)
+    seq = random_dna(rng, 1500) + "NNNN" + random_dna(rng, 77)
+    fwd, rc = embed_sequences([_rec("x", seq), Record("y", "", dna.revcomp(dna.encode(seq)), "t")], model=tiny_model)
+    cos = float(fwd.vector @ rc.vector)
+    assert cos >= 0.99999
+
+
+def test_deterministic_identical_runs(tmp_path, tiny_model, small_fasta):
+    a = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model)]
+    b = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_empty_and_all_n_records_are_recorded_not_dropped(tmp_path, tiny_model, capsys):
+    fa = tmp_path / "x.fa"
+    fa.write_text(">good\n" + "ACGT" * 100 + "\n>empty\n>alln\n" + "N" * 500 + "\n>mostlyN\nACGTACGTAC" + "N" * 900 + "\n")
+    out = tmp_path / "x.h5"
+    s = embed_fasta([fa], model=tiny_model, output=out, device="cpu")
+    assert (s.empty, s.all_n) == (1, 2)
+    store = EmbeddingStore.open(out)
+    assert list(store.ids) == ["good", "empty", "alln", "mostlyN"]
+    v = store.read()
+    assert np.all(np.isfinite(v))
+    assert np.allclose(np.linalg.norm(v, axis=1), [1, 0, 0, 0], atol=1e-6)
+    err = capsys.readouterr().err
+    assert "'empty' is empty" in err and "'alln' is all N" in err
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_fasta, monkeypatch):
+    ref = tmp_path / "ref.h5"
+    embed_fasta([small_fasta], model=tiny_model, output=ref, device="cpu")
+    out = tmp_path / "out.h5"
+    import mrl_dna.store as store_mod
+
+    real_append = store_mod.EmbeddingWriter.append
+    calls = {"n": 0}
+
+    def flaky_append(self, recs):  # write the first 2 records, then die (as a kill between flushes would)
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return real_append(self, recs)
+        raise _Boom()
+
+    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
+    import mrl_dna.embed as embed_mod
+
+    monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 1)
+    with pytest.raises(_Boom):
+        embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    assert not out.exists() and (tmp_path / "out.h5.partial").exists()
+    assert EmbeddingStore.open(tmp_path / "out.h5.partial", allow_incomplete=True).n == 2
+    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    assert s.records == 5
+    a, b = EmbeddingStore.open(ref), EmbeddingStore.open(out)
+    assert list(a.ids) == list(b.ids)
+    assert np.array_equal(a.read(normalize=False), b.read(normalize=False))
+
+
+def test_shards_partition_records_by_bases():
+    lengths = [100, 5000, 10, 10, 3000, 2000, 1, 900]
+    parts = [shard_records(lengths, (i, 3)) for i in (1, 2, 3)]
+    assert [i for p in parts for i in p] == list(range(len(lengths)))  # contiguous, complete, in order
+    with pytest.raises(ConfigError, match="between 1 and 2"):
+        parse_shard("3/2")
+    with pytest.raises(ConfigError, match="is not I/N"):
+        parse_shard("x")
+
+
+def test_shards_merge_to_the_single_run(tmp_path, tiny_model, small_fasta):
+    from mrl_dna.store import merge_stores
+
+    single = tmp_path / "all.h5"
+    embed_fasta([small_fasta], model=tiny_model, output=single, device="cpu")
+    shards = []
+    for i in (2, 1, 3):
+        p = tmp_path / f"s{i}.h5"
+        embed_fasta([small_fasta], model=tiny_model, output=p, device="cpu", shard=(i, 3))
+        shards.append(p)
+    merged = tmp_path / "merged.h5"
+    merge_stores(shards, merged)
+    a, b = EmbeddingStore.open(single), EmbeddingStore.open(merged)
+    assert list(a.ids) == list(b.ids)
+    np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
