@@ -145,9 +145,9 @@ def test_lr_schedule_warmup_then_cosine():
 def test_torchrun_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "mrl_dna", "train", str(SAMPLE), "-o", str(out), "--steps", "2", *TINY]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=100)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "Traceback" not in p.stderr
     assert load_model(out).config.dim == 16

@@ -176,10 +176,11 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
     else:
         sources = load_genomes(train_paths, group_map) if train_paths else []
         if len(sources) == 1 and len(sources[0].seqs) > 1 and not group_map:
-            console.warn(
-                f"one genome file given: treating its {len(sources[0].seqs)} records as separate genomes "
-                "(give several files for one genome per file)"
-            )
+            if dist.is_main:
+                console.warn(
+                    f"one genome file given: treating its {len(sources[0].seqs)} records as separate genomes "
+                    "(give several files for one genome per file)"
+                )
             sources = [Source(f"{sources[0].name}#{i}", i, [s]) for i, s in enumerate(sources[0].seqs)]
     pair_data = load_pairs(pairs) if pairs else None
     if not sources and pair_data is None:
@@ -561,6 +562,8 @@ class _Dist:
             dev = torch.device("cuda", local)
             torch.cuda.set_device(dev)
         td.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        if td.get_rank() != 0:
+            console.set_quiet(True)  # one progress line per job, from rank 0
         return cls(td.get_rank(), td.get_world_size(), dev, True)
 
     @property
