@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
+from mrl_dna.fasta import read_fasta
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".fa.gz", ".fasta.gz", ".fna.gz", ".fas.gz", ".ffn.gz")
 _ACGT = np.zeros(256, dtype=bool)
@@ -232,34 +232,7 @@ def read_records(path: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def _read_fasta(paths):
-    try:  # TEMPORARY until mrl_dna.fasta imports cleanly everywhere; then only read_fasta stays
-        from mrl_dna.fasta import read_fasta
-    except (ImportError, SyntaxError):
-        return _read_fasta_simple(paths)
     return read_fasta(paths, check_duplicates=False)
-
-
-class _Rec:
-    def __init__(self, rid: str, tokens: np.ndarray) -> None:
-        self.id, self.tokens = rid, tokens
-
-
-def _read_fasta_simple(paths):
-    for p in paths:
-        with open(p, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        for chunk in raw.split(b"\n>"):
-            chunk = chunk.lstrip(b">")
-            if not chunk.strip():
-                continue
-            head, _, body = chunk.partition(b"\n")
-            tok = dna.encode(body.replace(b"\n", b"").replace(b"\r", b"").replace(b" ", b""))
-            bad = dna.first_invalid(tok)
-            if bad >= 0:
-                raise InputError(f"{p}: record {head.split()[0].decode()} has a non-DNA byte at position {bad + 1}")
-            yield _Rec(head.split()[0].decode() if head.split() else "", tok)
 
 
 def read_groups(path: str | Path) -> dict[str, str]:
