@@ -44,7 +44,7 @@ _BLOCK = 1 << 20
 _MAX_HEADER = 1 << 20
 # Bytes ignored inside sequence lines: line ends (LF, CR of CRLF), spaces, tabs, form feeds.
 _WHITESPACE = b" \t\r\n\v\f"
-NL = b"\n"
+_NL = b"\n"
 _IS_WHITESPACE = np.zeros(256, dtype=bool)
 _IS_WHITESPACE[list(_WHITESPACE)] = True
 # Bytes that never occur in a text file (all controls but whitespace, plus DEL).
@@ -120,6 +120,7 @@ def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, 
         for rid, _, body, _ in _raw_records(path):
             seq = body.translate(None, _WHITESPACE)
             out.append((rid, len(seq) - seq.endswith(b"*")))
+            del body, seq  # hold one record at a time
     return out
 
 
@@ -216,8 +217,8 @@ def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
             pos = 0
             while pos < len(buf):
                 if at_line_start and buf[pos] == 0x3E:  # '>' at a line start: a header
-                    header_line = line + body.count(NL)
-                    nl = buf.find(NL, pos)
+                    header_line = line + body.count(_NL)
+                    nl = buf.find(_NL, pos)
                     if nl < 0 and not eof:  # the header goes on in the next block
                         if len(buf) - pos > _MAX_HEADER:
                             raise InputError(
@@ -241,7 +242,7 @@ def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
                     if header is None:  # before any header: fail now, never hold a file that is not FASTA
                         _check_before_first_header(body, name, line)
                         if at_line_start:  # only blank lines so far: count them, keep nothing
-                            line += body.count(NL)
+                            line += body.count(_NL)
                             body.clear()
         if header is not None:
             yield header[0], header[1], body, header[2]
@@ -270,7 +271,7 @@ def _parse_header(raw: bytes, name: str, line: int) -> tuple[str, str]:
     parts = text.split(None, 1)
     if not parts:
         raise InputError(f"{where}: '>' with no id; name every record right after '>', e.g. '>seq1'")
-    return parts[0], parts[1] if len(parts) > 1 else ""
+    return parts[0], parts[1].rstrip() if len(parts) > 1 else ""
 
 
 def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
@@ -279,7 +280,7 @@ def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
     if not text:
         return
     i = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[0]  # first non-blank byte
-    where = f"file {name}, line {line + body.count(NL, 0, i)}"
+    where = f"file {name}, line {line + body.count(_NL, 0, i)}"
     byte = body[i]
     if byte >= 128 or bytes([byte]) in _BINARY:
         raise InputError(
@@ -400,8 +401,18 @@ def _stdin_binary() -> io.IOBase:
     if buffer is not None:
         return buffer
     if isinstance(stdin, io.TextIOBase):  # a text stream without a byte buffer (e.g. io.StringIO in tests)
-        return io.BytesIO(stdin.read().encode("utf-8", "surrogateescape"))
+        return _TextAsBytes(stdin)
     return stdin  # already binary
+
+
+class _TextAsBytes:
+    """read(n) of a text stream as UTF-8 bytes, a block at a time (may return a few more than n bytes)."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+
+    def read(self, n: int = -1) -> bytes:
+        return self._text.read(n).encode("utf-8", "surrogateescape")
 
 
 class _Prefixed(io.RawIOBase):

@@ -146,9 +146,9 @@ def test_plain_gzip_and_bgzip_are_detected_by_content_not_name(tmp_path: Path) -
 
 
 def test_crlf_lowercase_iupac_u_and_blank_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, "x.fa", b"\r\n\r\n>r1 d\r\nacgu\r\n\r\nRYKM SWBD\tHVN\r\n")
+    path = write(tmp_path, "x.fa", b"\r\n\r\n>r1 \t d  e \r\nacgu\r\n\r\nRYKM SWBD\tHVN\r\n")
     (rec,) = read_all(path)
-    assert rec.id == "r1" and rec.description == "d"
+    assert rec.id == "r1" and rec.description == "d  e"
     assert dna.decode(rec.tokens) == "ACGT" + "N" * 11  # spaces and tabs inside sequence lines are ignored
 
 
