@@ -164,3 +164,17 @@ def test_config_round_trip_and_validation():
     assert ModelConfig.from_dict(c.to_dict()) == c
     with pytest.raises(Exception, match="strictly increasing"):
         ModelConfig(matryoshka_dims=(16, 8))
+
+
+def test_mamba1_mixer_is_rc_invariant_and_padding_independent():
+    from mrl_dna.config import EncoderConfig, Mixer
+
+    torch.manual_seed(3)
+    enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=1, d_state=4, mixer=Mixer.mamba1)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    tok, lengths = _windows(np.random.default_rng(8), [256, 90])
+    with torch.no_grad():
+        w = model.window_vectors(tok, lengths)
+        assert F.cosine_similarity(w, model.window_vectors(revcomp_tokens(tok, lengths), lengths)).min() >= 0.99999
+        alone = model.window_vectors(tok[1:, :90], lengths[1:])
+    torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-6)

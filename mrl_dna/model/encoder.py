@@ -129,6 +129,56 @@ class BiSSD(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
+class BiMamba1(nn.Module):
+    """Bidirectional Mamba-1 mixer (Caduceus' BiMambaWrapper with weight tie): (b, l, d) -> (b, l, d).
+
+    Mirrors mamba-ssm's `Mamba.forward` (mamba_simple.py) without its fused fast path: in_proj -> causal
+    depthwise conv -> x_proj -> dt_proj -> selective scan -> gate -> out_proj. The two directions share
+    in_proj/out_proj; their conv, x_proj, dt_proj, A_log and D are separate, and both run in one scan call
+    (directions stacked on the channel axis, B/C as two groups).
+    """
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        i, n, r = cfg.d_inner, cfg.d_state, cfg.dt_rank
+        self.d_inner, self.d_state, self.dt_rank = i, n, r
+        self.in_proj = nn.Linear(cfg.d_model, 2 * i, bias=False)  # -> x, z
+        self.conv = nn.Conv1d(2 * i, 2 * i, cfg.d_conv, groups=2 * i, padding=cfg.d_conv - 1)
+        self.x_proj = nn.ModuleList(nn.Linear(i, r + 2 * n, bias=False) for _ in range(2))
+        self.dt_proj = nn.ModuleList(nn.Linear(r, i) for _ in range(2))
+        for proj in self.dt_proj:  # Mamba's dt init: softplus(bias) log-uniform in [1e-3, 1e-1]
+            dt = torch.exp(torch.rand(i) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
+            with torch.no_grad():
+                proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(2 * i, 1))  # (2i, n)
+        self.D = nn.Parameter(torch.ones(2 * i))
+        self.out_proj = nn.Linear(i, cfg.d_model, bias=False)
+
+    def forward(self, u: Tensor, lengths: Tensor) -> Tensor:
+        from mrl_dna.model.selective_scan import selective_scan
+
+        b, l, _ = u.shape
+        i, n, r = self.d_inner, self.d_state, self.dt_rank
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, l, i) each
+        x2 = torch.cat([x, flip_valid(x, lengths)], dim=-1)  # (b, l, 2i): forward | reverse direction
+        x2 = F.silu(self.conv(x2.transpose(1, 2))[..., :l])  # (b, 2i, l)
+        deltas, Bs, Cs = [], [], []
+        for k, xk in enumerate(x2.split(i, dim=1)):
+            dbc = self.x_proj[k](xk.transpose(1, 2))  # (b, l, r + 2n)
+            dt, B, C = dbc.split([r, n, n], dim=-1)
+            deltas.append(F.linear(dt, self.dt_proj[k].weight).transpose(1, 2))  # (b, i, l), bias added in the scan
+            Bs.append(B.transpose(1, 2))
+            Cs.append(C.transpose(1, 2))
+        bias = torch.cat([self.dt_proj[0].bias, self.dt_proj[1].bias])
+        y = selective_scan(
+            x2, torch.cat(deltas, dim=1), -self.A_log.float().exp(), torch.stack(Bs, 1), torch.stack(Cs, 1),
+            D=self.D, delta_bias=bias, delta_softplus=True,
+        )  # (b, 2i, l)
+        y = y.transpose(1, 2)  # (b, l, 2i)
+        y = y[..., :i] + flip_valid(y[..., i:], lengths)
+        return self.out_proj(y * F.silu(z))
+
+
 class Block(nn.Module):
     """Pre-norm residual block: h + mixer(norm(h)) (Caduceus/Mamba block, unfused add+norm)."""
 
@@ -138,8 +188,6 @@ class Block(nn.Module):
         if cfg.mixer == Mixer.ssd:
             self.mixer = BiSSD(cfg)
         else:
-            from mrl_dna.model.selective_scan import BiMamba1  # Mamba-1 mixer lives beside its scan
-
             self.mixer = BiMamba1(cfg)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
