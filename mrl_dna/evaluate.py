@@ -413,36 +413,37 @@ class ModelEmbedder:
     (windows, pooling, projection exactly as `mrl-dna embed`). Records that embed to nothing (all N) get a
     zero vector, which scores as a miss."""
 
-    def __init__(self, model, *, batch_tokens: int = 1 << 16, device: str = "cpu", label: str = "eval") -> None:
+    def __init__(self, model, *, batch_tokens: int | None = None, device: str = "cpu", label: str = "") -> None:
         self.model = model
-        self.batch_tokens = batch_tokens
+        self.batch_tokens = batch_tokens  # None: embed's default
         self.device = device
-        self.label = label
+        self.label = label or str(model.info.name)
         self.dim = int(model.info.dim)
 
     def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
         from mrl_dna.embed import embed_sequences
         from mrl_dna.fasta import Record
 
-        recs = [Record(id=f"{self.label}{i}", description="", tokens=np.asarray(s, dtype=np.uint8), source="eval")
+        recs = [Record(id=f"s{i}", description="", tokens=np.asarray(s, dtype=np.uint8), source="eval")
                 for i, s in enumerate(seqs)]
+        extra = {"batch_tokens": self.batch_tokens} if self.batch_tokens else {}
         out = np.zeros((len(recs), self.dim), dtype=np.float32)  # (q, D)
-        for i, er in enumerate(embed_sequences(recs, model=self.model, window=None, stride=None,
-                                               batch_tokens=self.batch_tokens, device=self.device)):
-            if er.status == "ok":
-                out[i] = er.vector
+        with console.progress(f"embedding {len(recs)} sequences ({self.label})", sum(r.tokens.size for r in recs)) as bar:
+            for i, er in enumerate(embed_sequences(recs, model=self.model, device=self.device, progress=bar, **extra)):
+                if er.status == "ok":
+                    out[i] = er.vector
         return out
 
 
 def model_method(model, name: str, dims: Sequence[int] | None = None, *, device: str = "cpu",
-                 batch_tokens: int = 1 << 16) -> Method:
+                 batch_tokens: int | None = None) -> Method:
     """A Method for a loaded model, scored at `dims` (default: its Matryoshka dims) plus its full width.
     Prefixes wider than the model are dropped, so a --no-matryoshka baseline (trained at its full width
     only) is shown at the same prefixes as the main model: the comparison of the Matryoshka paper."""
     D = int(model.info.dim)
     want = tuple(dims) if dims else tuple(model.info.matryoshka_dims)
     use = tuple(sorted({int(k) for k in want if k <= D} | {D}))  # full width always: retention is relative to it
-    return Method(name, ModelEmbedder(model, batch_tokens=batch_tokens, device=device), use)
+    return Method(name, ModelEmbedder(model, batch_tokens=batch_tokens, device=device, label=name), use)
 
 
 def check_dims(dims: Sequence[int], model_dims: Sequence[int], model_name: str) -> tuple[int, ...]:

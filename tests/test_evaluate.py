@@ -197,19 +197,37 @@ def test_cli_missing_model_dir_is_one_line(genome_files, tmp_path, capsys):
                                         "pass --model DIR of a saved model"]
 
 
-def test_cli_dims_the_model_lacks_is_one_line(genome_files, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random, very small mrl-dna model (dims 4, 8; 512 bp windows): enough to run the model path."""
     torch = pytest.importorskip("torch")
     from mrl_dna.config import EncoderConfig, ModelConfig
     from mrl_dna.model import MrlDnaModel
 
     torch.manual_seed(0)
     cfg = ModelConfig(encoder=EncoderConfig(d_model=8, n_layer=1, stem_channels=8, headdim=8),
-                      matryoshka_dims=(4, 8), head_hidden=0, name="tiny")
-    MrlDnaModel(cfg).save_pretrained(tmp_path / "tiny")
-    code, out, err = _run(["eval", *map(str, genome_files), "--model", str(tmp_path / "tiny"), "--dims", "4,64"], capsys)
+                      matryoshka_dims=(4, 8), head_hidden=0, name="tiny", window=512, window_stride=512)
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    MrlDnaModel(cfg).save_pretrained(path)
+    return path
+
+
+def test_cli_dims_the_model_lacks_is_one_line(genome_files, tiny_model_dir, capsys):
+    code, out, err = _run(["eval", *map(str, genome_files), "--model", str(tiny_model_dir), "--dims", "4,64"], capsys)
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == ["mrl-dna: error: dims [64] are not Matryoshka dims of model tiny "
                                         "(it has [4, 8]); pick from 4,8"]
+
+
+def test_cli_model_and_baseline_rows(genome_files, tiny_model_dir, capsys):
+    code, out, err = _run(["eval", *map(str, genome_files[1:3]), "--model", str(tiny_model_dir), "--baseline",
+                           str(tiny_model_dir), "--dims", "4", "--kmer", "", "--fragments", "600",
+                           "--divergence", "0", "--per-genome", "3", "-q"], capsys)
+    assert code == 0, err
+    rows = [r.split("|")[1:3] for r in out.splitlines() if r.startswith("| mrl-dna") or r.startswith("| baseline")]
+    # --dims 4 plus the full width 8 (retention is relative to it), for the model and the baseline alike
+    assert [(m.strip(), d.strip()) for m, d in rows[:4]] == [
+        ("mrl-dna tiny", "4"), ("mrl-dna tiny", "8"), ("baseline tiny", "4"), ("baseline tiny", "8")]
 
 
 def test_cli_bad_list_option(genome_files, capsys):

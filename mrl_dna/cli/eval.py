@@ -40,7 +40,7 @@ def command(
     output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
-    batch_tokens: int = typer.Option(1 << 16, "--batch-tokens", min=1, help="Bases per model batch."),
+    batch_tokens: int = typer.Option(None, "--batch-tokens", min=1, help="Bases per model batch [default: embed's]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """Fragment-retrieval benchmark: species/genome top-1 and recall@k at every Matryoshka dim.
