@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Held-out-species fragment retrieval (issue 3): mrl-dna at every Matryoshka dim vs k-mer profiles, sourmash, mash.
+
+    database = one entry per held-out genome (all its records)
+    queries  = fragments of those genomes (default 2 kb) at 0/5/10/20% divergence (substitutions + small
+               indels, via mrl_dna.train.sampler.mutate), half reverse-complemented; the SAME fragments for
+               every method (mrl_dna.evaluate.make_fragments, seeded)
+    methods  = mrl-dna model at each Matryoshka dim (--model; 'default' = the bundled model), a
+               --no-matryoshka model at the same dims (--no-matryoshka-model), canonical 4-mer and 6-mer
+               profiles (cosine), sourmash (k=21, scaled, containment of the fragment in the genome) and mash
+               (`mash dist`, k=21, sketch size -s) -- the last two only when installed (bench-only tools,
+               never runtime dependencies: `pip install sourmash`, `apt-get install mash`)
+    metrics  = species top-1 and genome top-1 (mrl_dna.evaluate.retrieval_metrics): ties and no-hit
+               (empty sketch, no shared hash) count as misses for every method
+
+Species labels come from the `group` column of ../shared/data/MANIFEST.tsv. The held-out set is a parameter
+(--species); it must be the set that the model was NOT trained on (scripts/train_default.sh's hold-out).
+
+Example (baselines only, ~3 min on 2 CPU cores):
+    python scripts/bench_retrieval.py --no-model -o /tmp/retrieval.md
+With the default model and its --no-matryoshka twin:
+    python scripts/bench_retrieval.py --model default --no-matryoshka-model runs/nomrl/model -o /tmp/retrieval.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna import evaluate as ev
+from mrl_dna.dna import decode
+from mrl_dna.kmer import KmerEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+# Species held out by default: the groups of ../shared/data with >= 2 genomes that are not E. coli /
+# Salmonella / Blochmannia (the bulk of the training data), plus a sister species to make genus-level
+# confusion possible. 9 genomes, 5 species.
+DEFAULT_HELDOUT = (
+    "Caulobacter crescentus",
+    "Corynebacterium glutamicum",
+    "Corynebacterium pseudotuberculosis",
+    "Methanobacterium",
+    "Shewanella baltica",
+)
+
+
+def shared_data() -> Path:
+    env = os.environ.get("MRL_DNA_SHARED")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def heldout_files(data: Path, species: list[str]) -> list[Path]:
+    with open(data / "MANIFEST.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    known = sorted({r["group"] for r in rows})
+    missing = [s for s in species if s not in known]
+    if missing:
+        sys.exit(f"bench_retrieval: species {missing} not in {data}/MANIFEST.tsv; pick from: {'; '.join(known)}")
+    return [data / r["file"] for r in rows if r["group"] in species]
+
+
+# ---- sketch-based baselines: score matrices (q, g), NaN = no hit -------------------------------------------
+def sourmash_scores(genomes: list[ev.Genome], frags: ev.Fragments, *, k: int, scaled: int) -> np.ndarray:
+    """Containment of each fragment's FracMinHash sketch in each genome's sketch; 0 shared hashes -> NaN."""
+    import sourmash
+
+    def sketch(records) -> "sourmash.MinHash":
+        mh = sourmash.MinHash(n=0, ksize=k, scaled=scaled)
+        for r in records:
+            mh.add_sequence(decode(r), force=True)  # force: skip k-mers with N instead of raising
+        return mh
+
+    db = [sketch(g.records) for g in genomes]
+    S = np.full((len(frags), len(genomes)), np.nan)  # (q, g)
+    for i, t in enumerate(frags.tokens):
+        q = sketch([t])
+        if len(q) == 0:
+            continue  # an empty sketch cannot find anything: a miss
+        c = np.array([q.contained_by(d) for d in db])
+        S[i] = np.where(c > 0, c, np.nan)
+    return S
+
+
+def mash_scores(genomes: list[ev.Genome], frags: ev.Fragments, *, k: int, sketch_size: int, work: Path,
+                threads: int) -> np.ndarray:
+    """-(mash distance) of each fragment to each genome sketch; distance 1 (no shared hash) -> NaN."""
+    gdir = work / "genomes"
+    gdir.mkdir(exist_ok=True)
+    gfiles = []
+    for gi, g in enumerate(genomes):  # one FASTA per genome so mash makes one sketch per genome
+        p = gdir / f"g{gi}.fa"
+        p.write_text("".join(f">g{gi}_{j}\n{decode(r)}\n" for j, r in enumerate(g.records)))
+        gfiles.append(str(p))
+    qfa = work / "fragments.fa"
+    qfa.write_text("".join(f">q{i}\n{decode(t)}\n" for i, t in enumerate(frags.tokens)))
+    ref, qry = work / f"genomes_s{sketch_size}", work / f"fragments_s{sketch_size}"
+    common = ["-k", str(k), "-s", str(sketch_size), "-p", str(threads)]
+    subprocess.run(["mash", "sketch", *common, "-o", str(ref), *gfiles], check=True, capture_output=True)
+    subprocess.run(["mash", "sketch", *common, "-i", "-o", str(qry), str(qfa)], check=True, capture_output=True)
+    out = subprocess.run(["mash", "dist", "-p", str(threads), f"{ref}.msh", f"{qry}.msh"], check=True,
+                         capture_output=True, text=True).stdout
+    S = np.full((len(frags), len(genomes)), np.nan)  # (q, g)
+    gidx = {p: i for i, p in enumerate(gfiles)}
+    for line in out.splitlines():
+        r, q, dist, _p, shared = line.split("\t")
+        if int(shared.split("/")[0]) > 0:
+            S[int(q[1:]), gidx[r]] = -float(dist)
+    return S
+
+
+# ---- main --------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=shared_data(), help="shared data dir with MANIFEST.tsv")
+    ap.add_argument("--species", default=";".join(DEFAULT_HELDOUT),
+                    help="held-out MANIFEST groups, ';'-separated [%(default)s]")
+    ap.add_argument("--genomes", nargs="+", type=Path, help="explicit genome files instead of --species")
+    ap.add_argument("--model", help="mrl-dna model dir, or 'default' for the bundled model")
+    ap.add_argument("--no-matryoshka-model", help="a model trained with --no-matryoshka, shown at the same dims")
+    ap.add_argument("--no-model", action="store_true", help="baselines only")
+    ap.add_argument("--kmer", default="4,6", help="k-mer profile sizes ('' for none) [%(default)s]")
+    ap.add_argument("--no-sourmash", action="store_true")
+    ap.add_argument("--no-mash", action="store_true")
+    ap.add_argument("--sketch-k", type=int, default=21, help="k for sourmash and mash [%(default)s]")
+    ap.add_argument("--scaled", type=int, default=100, help="sourmash scaled [%(default)s]")
+    ap.add_argument("--mash-sizes", default="1000,100000", help="mash sketch sizes -s, one row each [%(default)s]")
+    ap.add_argument("--fragments", default="2000")
+    ap.add_argument("--divergence", default="0,0.05,0.1,0.2")
+    ap.add_argument("--per-genome", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("-o", "--output", type=Path, help="also write the markdown here")
+    ap.add_argument("--plot", type=Path, help="PNG of accuracy vs dims / search cost")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t_all = time.perf_counter()
+    files = a.genomes or heldout_files(a.data, [s.strip() for s in a.species.split(";") if s.strip()])
+    genomes = ev.load_genomes(files)
+    cfg = ev.FragmentConfig(lengths=tuple(int(x) for x in a.fragments.split(",")),
+                            divergences=tuple(float(x) for x in a.divergence.split(",")),
+                            per_genome=a.per_genome, seed=a.seed)
+    frags = ev.make_fragments(genomes, cfg)
+    print(f"bench_retrieval: {len(genomes)} genomes: " + ", ".join(f"{g.name} ({g.species})" for g in genomes),
+          file=sys.stderr)
+
+    methods: list[ev.Method] = []
+    if not a.no_model:
+        from mrl_dna.model import load_model
+
+        main_model = load_model(None if a.model in (None, "default") else a.model)
+        m = ev.model_method(main_model, "mrl-dna", device=a.device)
+        methods.append(m)
+        if a.no_matryoshka_model:
+            methods.append(ev.model_method(load_model(a.no_matryoshka_model), "mrl-dna --no-matryoshka", m.dims,
+                                           device=a.device))
+    methods += [ev.Method(f"{k}-mer profile", KmerEmbedder(int(k))) for k in a.kmer.split(",") if k.strip()]
+
+    timings: dict[str, float] = {}
+    no_hit: dict[str, list[float]] = {}  # sketch methods: % of fragments with no shared hash with any genome
+    report = ev.Report(tuple(g.name for g in genomes), tuple(g.species for g in genomes), cfg, ())
+    report.identity.update(ev.fragment_identity(frags))
+    for m in methods:  # one at a time so each gets its own wall time
+        t = time.perf_counter()
+        r = ev.run_benchmark(genomes, [m], cfg, recall_k=(), fragments=frags)
+        report.scores.extend(r.scores)
+        report.full_dims.update(r.full_dims)
+        timings[m.name] = time.perf_counter() - t
+
+    def add_matrix(name: str, fn) -> None:
+        t = time.perf_counter()
+        S = fn()
+        report.scores.extend(ev.score_matrix_metrics(name, S, frags, genomes, ks=()))
+        timings[name] = time.perf_counter() - t
+        empty = np.isnan(S).all(axis=1)  # (q,)
+        no_hit[name] = [100 * float(empty[frags.divergence == d].mean()) for d in cfg.divergences]
+        print(f"bench_retrieval: {name}: {timings[name]:.1f} s", file=sys.stderr)
+
+    if not a.no_sourmash:
+        try:
+            import sourmash
+        except ImportError:
+            print("bench_retrieval: sourmash not installed (pip install sourmash); skipped", file=sys.stderr)
+        else:
+            add_matrix(f"sourmash {sourmash.VERSION} k={a.sketch_k} scaled={a.scaled} containment",
+                       lambda: sourmash_scores(genomes, frags, k=a.sketch_k, scaled=a.scaled))
+    if not a.no_mash:
+        if shutil.which("mash") is None:
+            print("bench_retrieval: mash not on PATH (apt-get install mash); skipped", file=sys.stderr)
+        else:
+            ver = subprocess.run(["mash", "--version"], capture_output=True, text=True).stdout.strip()
+            with tempfile.TemporaryDirectory(prefix="bench_retrieval_") as tmp:
+                for s in (int(x) for x in a.mash_sizes.split(",") if x.strip()):
+                    add_matrix(f"mash {ver} dist k={a.sketch_k} s={s}",
+                               lambda s=s: mash_scores(genomes, frags, k=a.sketch_k, sketch_size=s, work=Path(tmp),
+                                                       threads=a.threads))
+
+    md = ev.format_markdown(report, title="Held-out-species fragment retrieval")
+    if no_hit:
+        md += ("\nFragments with no hit at all (no shared hash with any genome; counted as misses above):\n\n| method | "
+               + " | ".join(f"no hit @{d:.0%}" for d in cfg.divergences) + " |\n|---|" + "---:|" * len(cfg.divergences)
+               + "\n" + "".join(f"| {k} | " + " | ".join(f"{v:.1f}" for v in vs) + " |\n" for k, vs in no_hit.items()))
+    md += "\nWall time per method (embedding/sketching the genomes and fragments + search): " + "; ".join(
+        f"{k}: {v:.1f} s" for k, v in timings.items()) + ".\n"
+    md += (f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+           f"Python {platform.python_version()}, torch threads {a.threads}; total {time.perf_counter() - t_all:.0f} s.\n")
+    print(md)
+    if a.output:
+        a.output.write_text(md)
+    if a.plot:
+        ev.plot_report(report, a.plot)
+
+
+if __name__ == "__main__":
+    main()
