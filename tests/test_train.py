@@ -92,6 +92,13 @@ def test_resume_equals_uninterrupted(tmp_path, capsys):
     assert {"model", "optimizer", "scheduler", "rng", "model_config", "train_config", "sampler_config"} <= set(ck)
 
 
+def test_sampler_processes_draw_the_same_batches(tmp_path, capsys):
+    common = [str(SAMPLE), "--steps", "2", *TINY]
+    assert run([*common, "-o", str(tmp_path / "a"), "--workers", "0"], capsys)[0] == 0
+    assert run([*common, "-o", str(tmp_path / "b"), "--workers", "2"], capsys)[0] == 0
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
 def test_errors_are_one_line(tmp_path, capsys):
     out = tmp_path / "m"
     base = [str(SAMPLE), "-o", str(out), "--steps", "2", *TINY]

@@ -80,6 +80,7 @@ def command(
     eval_every: int = typer.Option(250, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints (same options), exactly.", rich_help_panel=_T),
     stop_at: int = typer.Option(None, "--stop-at", min=1, help="Stop after this step (checkpoint written); continue later with --resume.", rich_help_panel=_T),
+    workers: int = typer.Option(None, "--workers", min=0, help="Sampler processes (0 = one thread) [default: 0 on <= 4 cores, else cores/2 up to 6].", rich_help_panel=_T),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress on stderr."),
 ) -> None:
     """Train a Matryoshka DNA embedding model on genomes; no labels needed.
@@ -123,5 +124,5 @@ def command(
     train(
         genomes=genomes or [], output=output, model_config=model_config, init=init, sampler_config=sc,
         train_config=tc, groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes or [],
-        validation=ValidationConfig(), device=device.value, resume=resume, stop_at=stop_at, quiet=quiet,
+        validation=ValidationConfig(), device=device.value, resume=resume, stop_at=stop_at, workers=workers, quiet=quiet,
     )

@@ -46,7 +46,7 @@ def cosent_loss(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor, scale: f
     cos = _pair_cos(a, b) * scale  # (b,)
     diff = cos[:, None] - cos[None, :]  # (b, b): cos_i - cos_j
     ordered = scores[:, None] < scores[None, :]  # (b, b): pair i should be less similar than pair j
-    terms = diff[ordered]  # (n_ordered,)
+    terms = diff.masked_fill(~ordered, float("-inf")).reshape(-1)  # (b*b,): exp(-inf) = 0 drops a pair
     zero = torch.zeros(1, dtype=cos.dtype, device=cos.device)
     return torch.logsumexp(torch.cat([zero, terms]), dim=0)
 

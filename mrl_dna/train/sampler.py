@@ -138,24 +138,25 @@ def mutate(
     Vectorised: a few (n,) draws, no per-base Python loop.
     """
     n = x.size
-    ev = rng.random(n) < rate  # (n,)
-    kind = rng.random(n)  # (n,): < indel_fraction -> indel
-    half = rng.random(n)  # (n,): < 0.5 -> insertion (for indels)
-    lens = np.minimum(rng.geometric(0.5, size=n), max_indel)  # (n,)
-    shift = rng.integers(1, 4, size=n)  # (n,): substitution = base + 1..3 (mod 4), always a change
-    indel = ev & (kind < indel_fraction)
-    is_ins = indel & (half < 0.5)
-    is_del = indel & ~is_ins
+    ev = np.flatnonzero(rng.random(n) < rate)  # (m,) event positions; per-event draws only (fast at low rates)
+    m = ev.size
+    kind = rng.random(m)  # < indel_fraction -> indel
+    half = rng.random(m)  # < 0.5 -> insertion (for indels)
+    lens = np.minimum(rng.geometric(0.5, size=m), max_indel)  # indel lengths
+    shift = rng.integers(1, 4, size=m).astype(np.uint8)  # substitution = base + 1..3 (mod 4): always a change
+    indel = kind < indel_fraction
+    ins = indel & (half < 0.5)
+    dels = indel & ~ins
     deleted = np.zeros(n + max_indel, dtype=bool)
-    starts = np.flatnonzero(is_del)
     for o in range(max_indel):  # mark [start, start + len) of every deletion
-        deleted[starts[lens[starts] > o] + o] = True
+        deleted[ev[dels & (lens > o)] + o] = True
     deleted = deleted[:n]
-    is_sub = ev & ~indel & ~deleted & _ACGT[x]
+    sub = ~indel & ~deleted[ev] & _ACGT[x[ev]]
+    sub_pos = ev[sub]
     y = x.copy()
-    y[is_sub] = (x[is_sub] - dna.A + shift[is_sub]) % 4 + dna.A
-    ins_pos = np.flatnonzero(is_ins)
-    ins_len = lens[ins_pos]
+    y[sub_pos] = (x[sub_pos] - dna.A + shift[sub]) % 4 + dna.A
+    ins_pos = ev[ins]
+    ins_len = lens[ins]
     ins_bases = rng.integers(dna.A, dna.T + 1, size=int(ins_len.sum())).astype(np.uint8)
     keep = ~deleted
     count = keep.astype(np.int64)  # (n,): output slots per source position
@@ -168,8 +169,8 @@ def mutate(
     out[~filled] = ins_bases  # the remaining slots, in source order, are the insertions
     log = Mutations(
         n=n,
-        sub_pos=np.flatnonzero(is_sub),
-        sub_base=y[is_sub],
+        sub_pos=sub_pos,
+        sub_base=y[sub_pos],
         del_pos=np.flatnonzero(deleted),
         ins_pos=ins_pos,
         ins_len=ins_len,

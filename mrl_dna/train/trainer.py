@@ -19,6 +19,7 @@ Files in the output directory:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -28,7 +29,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def train(
     device: str = "auto",
     resume: bool = False,
     stop_at: int | None = None,
+    workers: int | None = None,
     quiet: bool = False,
 ) -> TrainSummary:
     """Train (or continue training) a model and write it to `output`. See the module docstring."""
@@ -150,13 +152,22 @@ def train(
             genomes=genomes, out=out, model_config=model_config, init=init, sc=sampler_config, tc=tc,
             groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes, vc=vc, dist=dist,
             resume=resume, stop_at=stop_at, quiet=quiet, timer=timer,
+            workers=default_workers() if workers is None else workers,
         )
     finally:
         dist.close()
 
 
+def default_workers() -> int:
+    """Sampler processes: none on a small machine (the 2-core CI box: a thread is enough for a CPU-bound
+    model), else half the cores up to 6 -- the sampler is ~0.1 s of numpy per 64-item batch and must keep
+    up with a GPU."""
+    n = os.cpu_count() or 1
+    return 0 if n <= 4 else min(6, n // 2)
+
+
 def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
-           stop_at, quiet, timer) -> TrainSummary:
+           stop_at, quiet, timer, workers) -> TrainSummary:
     ckpt_dir = out / "checkpoints"
     ckpt = _latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
@@ -250,9 +261,8 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
         console.warn(f"--warmup {tc.warmup} >= --steps {tc.steps}: the LR never reaches its peak; lower --warmup")
     last_stop = min(tc.steps, stop_at) if stop_at else tc.steps
     loss_val, last_val = float("nan"), None
-    pool = ThreadPoolExecutor(max_workers=2)
-    fetch = (lambda s, m: pool.submit(_fetch, sampler, pair_data, sc, tc, dist.rank, s, m))
-    pending = fetch(start, 0) if start < last_stop else None
+    keys = ((s, m) for s in range(start, last_stop) for m in range(tc.grad_accum))
+    prefetch = _Prefetcher((sampler, pair_data, sc, tc, dist.rank), keys, workers)
     with console.progress("train", total=tc.steps, unit="steps") as bar:
         bar.advance(start)
         for step in range(start, last_stop):
@@ -260,12 +270,10 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
             logs: dict[str, float] = {}
             n_bp = 0
             for micro in range(tc.grad_accum):
-                data = pending.result()
-                nxt = (step, micro + 1) if micro + 1 < tc.grad_accum else (step + 1, 0)
-                pending = fetch(*nxt) if nxt[0] < last_stop else None
+                data = prefetch.next()
                 sync = micro == tc.grad_accum - 1
-                with dist.no_sync(ddp_model, not sync), torch.autocast(dist.device.type, torch.bfloat16, enabled=use_bf16):
-                    loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device)
+                with dist.no_sync(ddp_model, not sync):
+                    loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device, use_bf16)
                     (loss / tc.grad_accum).backward()
                 n_bp += bp
                 for key, v in parts.items():
@@ -291,7 +299,7 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
                 path = _save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, train_paths, val_paths)
                 if done % tc.eval_every and console.is_quiet() is False and not sys.stderr.isatty():
                     console.info(f"step {done}: loss {loss_val:.4f}; checkpoint {path}")
-    pool.shutdown(wait=True)
+    prefetch.close()
 
     finished = last_stop >= tc.steps
     if dist.is_main and finished:
@@ -318,6 +326,54 @@ def lr_factor(step: int, tc: TrainConfig) -> float:
 
 
 # ----------------------------------------------------------------------------------------- one micro-step
+class _Prefetcher:
+    """Draws micro-batches ahead of the model, in order: `workers` processes (forked, so the genomes are
+    shared, not copied), or one background thread when workers = 0. Batches are a function of
+    (step, micro), so how many workers draw them never changes what is drawn."""
+
+    def __init__(self, args: tuple, keys, workers: int) -> None:
+        self.keys = iter(keys)
+        if workers > 0:
+            import multiprocessing as mp
+
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_worker_init, initargs=args)
+            self.fn, self.depth = _worker_fetch, 2 * workers
+        else:
+            self.pool = ThreadPoolExecutor(1)
+            self.fn, self.depth = (lambda s, m: _fetch(*args, s, m)), 2
+        self.queue: collections.deque = collections.deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.queue) < self.depth:
+            key = next(self.keys, None)
+            if key is None:
+                return
+            self.queue.append(self.pool.submit(self.fn, *key))
+
+    def next(self):
+        data = self.queue.popleft().result()
+        self._fill()
+        return data
+
+    def close(self) -> None:
+        for f in self.queue:
+            f.cancel()
+        self.pool.shutdown(wait=True)
+
+
+_WORKER_ARGS: tuple = ()
+
+
+def _worker_init(*args) -> None:
+    global _WORKER_ARGS
+    _WORKER_ARGS = args
+
+
+def _worker_fetch(step: int, micro: int):
+    return _fetch(*_WORKER_ARGS, step, micro)
+
+
 def _fetch(sampler, pair_data, sc, tc, rank, step, micro):
     """CPU side of a micro-batch (runs in a worker thread, ahead of the GPU)."""
     batch = sampler.batch(step, micro) if sampler is not None else None
@@ -328,8 +384,15 @@ def _fetch(sampler, pair_data, sc, tc, rank, step, micro):
     return batch, pb
 
 
-def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device):
-    """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward)."""
+def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device, bf16: bool):
+    """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward).
+    The forward runs under bf16 autocast on CUDA; the losses run in fp32 (scale-20 logits in bf16 lose
+    the small differences InfoNCE ranks on)."""
+
+    def forward(tokens, lengths):
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            return model(tokens, lengths).float()
+
     batch, pb = data
     parts: dict[str, float] = {}
     total = torch.zeros((), device=device)
@@ -338,7 +401,7 @@ def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device):
         b = batch.batch_size
         tokens = torch.from_numpy(batch.tokens).to(device, torch.long, non_blocking=True)  # (v*b, w, l)
         lengths = torch.from_numpy(batch.lengths).to(device)  # (v*b, w)
-        z = model(tokens, lengths).float()  # (v*b, D)
+        z = forward(tokens, lengths)  # (v*b, D)
         anchor, positive = z[:b], z[b : 2 * b]
         labels = torch.from_numpy(batch.labels).to(device)
         nce, per = mloss(infonce_loss, anchor, positive, labels=labels, scale=tc.scale, symmetric=True)
@@ -354,7 +417,7 @@ def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device):
     if pb is not None:
         tokens, lengths, scores = pb
         n = scores.size
-        z = model(torch.from_numpy(tokens).to(device, torch.long), torch.from_numpy(lengths).to(device)).float()
+        z = forward(torch.from_numpy(tokens).to(device, torch.long), torch.from_numpy(lengths).to(device))
         w = tc.cosent_weight if batch is not None else 1.0
         cos, per = mloss(cosent_loss, z[:n], z[n:], scores=torch.from_numpy(scores).to(device), scale=tc.scale)
         total = total + w * cos
