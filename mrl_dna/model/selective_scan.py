@@ -50,6 +50,10 @@ MAX_CHUNK = 32
 # One step's log-decay is clamped at -CLAMP: exp(-40) = 4e-18 already erases the previous state in float32,
 # and the clamp keeps a single-token chunk's exponents (|.| <= 20) finite for any delta.
 LOG_DECAY_CLAMP = 40.0
+# With gradients and more than this many (b, d, l, n) elements, the chunked scan checkpoints blocks of
+# CHECKPOINT_BLOCK tokens (2**24 floats = 64 MB per materialised tensor).
+CHECKPOINT_ELEMENTS = 2**24
+CHECKPOINT_BLOCK = 256
 
 
 def selective_scan(
@@ -194,7 +198,28 @@ def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> 
     dl = delta.view(b, g, hd, l)
     Bt = B.transpose(-1, -2).unsqueeze(2)  # (b, g, 1, l, n)
     Ct = C.transpose(-1, -2).unsqueeze(2)  # (b, g, 1, l, n)
-    h0 = u.new_zeros(b, g, hd, 1, n)
+    h = u.new_zeros(b, g, hd, 1, n)
+    # Training on long inputs: autograd would keep ~6 tensors of (b, d, l, n) alive. Above CHECKPOINT_ELEMENTS,
+    # blocks of chunks are recomputed in the backward instead (PERF_NOTES: per-chunk checkpointing), so memory
+    # stays ~ one block's worth; it costs one more forward.
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C))
+    if grad and b * d * l * n > CHECKPOINT_ELEMENTS:
+        from torch.utils.checkpoint import checkpoint
+
+        block = max(T, (CHECKPOINT_BLOCK // T) * T)
+        ys = []
+        for dl_b, du_b, B_b, C_b in zip(dl.split(block, -1), du.split(block, -1), Bt.split(block, -2), Ct.split(block, -2)):
+            y_b, h = checkpoint(_chunks, dl_b, du_b, B_b, C_b, A_, h, T, clamp, use_reentrant=False)
+            ys.append(y_b)
+        y = torch.cat(ys, dim=-1) if ys else u.new_zeros(b, g, hd, 0)
+    else:
+        y, _ = _chunks(dl, du, Bt, Ct, A_, h, T, clamp)
+    return y.reshape(b, d, l)
+
+
+def _chunks(dl: Tensor, du: Tensor, Bt: Tensor, Ct: Tensor, A_: Tensor, h0: Tensor, T: int, clamp: bool) -> tuple[Tensor, Tensor]:
+    """The chunk loop of `_scan_chunked` over one block: dl, du (b, g, h, l); Bt, Ct (b, g, 1, l, n);
+    A_ (g, h, 1, n); h0 (b, g, h, 1, n) -> y (b, g, h, l), last state (b, g, h, 1, n)."""
     ys = []
     for dl_c, du_c, B_c, C_c in zip(dl.split(T, -1), du.split(T, -1), Bt.split(T, -2), Ct.split(T, -2)):
         log_a = dl_c.unsqueeze(-1) * A_  # (b, g, h, T, n)
@@ -208,5 +233,5 @@ def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> 
         hs = E * P  # (b, g, h, T, n)
         ys.append((hs * C_c).sum(-1))  # (b, g, h, T)
         h0 = hs[..., -1:, :]
-    y = torch.cat(ys, dim=-1) if ys else u.new_zeros(b, g, hd, 0)
-    return y.reshape(b, d, l)
+    y = torch.cat(ys, dim=-1) if ys else dl.new_zeros(dl.shape)
+    return y, h0.clone()  # a clone, not a view: a view would keep the block's temporaries alive (PERF_NOTES)
