@@ -215,8 +215,11 @@ def main(argv: list[str] | None = None) -> None:
                + "\n" + "".join(f"| {k} | " + " | ".join(f"{v:.1f}" for v in vs) + " |\n" for k, vs in no_hit.items()))
     md += "\nWall time per method (embedding/sketching the genomes and fragments + search): " + "; ".join(
         f"{k}: {v:.1f} s" for k, v in timings.items()) + ".\n"
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     md += (f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-           f"Python {platform.python_version()}, torch threads {a.threads}; total {time.perf_counter() - t_all:.0f} s.\n")
+           f"Python {platform.python_version()}, torch threads {a.threads}; mrl-dna commit {commit} (fragments "
+           f"depend on mrl_dna.train.sampler.mutate's random draws); total {time.perf_counter() - t_all:.0f} s.\n")
     print(md)
     if a.output:
         a.output.write_text(md)
