@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""Benchmark mrl-dna search: queries/s and recall@10 vs exact full-width search, at several DB sizes.
+
+Methods (all through mrl_dna.search, the code `mrl-dna search` runs):
+    exact@D          blocked exact search at the full width: the reference top-10
+    exact@d1         exact at the funnel's first (small) prefix alone: what shortlisting without rerank gives
+    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel)
+    funnel-paper     16:2000,64:200,D:10-style fixed funnel (the paper's shape, when the dims allow)
+    faiss-flat+rr    FAISS IndexFlatIP over normalize(v[:d1]) as the shortlist, then the funnel's reranks
+    faiss-ivf+rr     FAISS IVF (nlist ~4 sqrt(n), nprobe nlist/8) as the shortlist, then the reranks
+    faiss-flat@D     FAISS exact inner product at the full width (speed reference only)
+
+Data (one of):
+    --vectors FILE.h5   real embeddings: the per-window vectors of a file written by
+                        `mrl-dna embed --save-windows` (else its per-record rows). Queries are held-out
+                        windows (not in the DB). DB sizes beyond the file's rows are filled with jittered
+                        copies of real rows (normalize(v + 0.05 * per-dim std * noise)), reported as such.
+    --synthetic         a STAND-IN, not embeddings: species x strains x genome positions, a smooth (AR(1))
+                        signal along each genome, strain divergence and window noise, with per-dim variance
+                        decaying like a Matryoshka-trained model's. Use only until a trained model exists.
+
+Recall: recall@10 = mean |top10 ∩ exact top10| / 10; same-top10 = share of queries whose top-10 set equals
+the exact one, or whose 10 cosines equal the exact ones to 1e-5 (ties between identical windows).
+Cost: multiply-adds of scoring per query (dot products), exact@D = n * D.
+
+    python scripts/bench_search.py --synthetic --sizes 10000,100000,1000000 --queries 500
+    python scripts/bench_search.py --vectors windows.h5 --sizes 10000,100000,1000000 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from mrl_dna.search import (
+    Database,
+    Stage,
+    default_funnel,
+    exact_search,
+    funnel_search,
+    normalize,
+    truncate_normalize,
+)
+
+
+# ----------------------------------------------------------------------------------------------- data
+def synthetic(n: int, dims: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """(n, D) stand-in vectors (see module docstring)."""
+    D = dims[-1]
+    n_species, n_strains = 40, 3
+    per_genome = math.ceil(n / (n_species * n_strains))
+    decay = (1.0 + np.arange(D)) ** -0.6  # energy concentrated in the first dims, as MRL training does
+    out = np.empty((n_species * n_strains * per_genome, D), np.float32)
+    rho = 0.95  # neighbouring windows of a genome are similar
+    row = 0
+    for _ in range(n_species):
+        center = rng.standard_normal(D) * 1.0
+        path = np.empty((per_genome, D))
+        path[0] = rng.standard_normal(D)
+        eps = rng.standard_normal((per_genome, D)) * math.sqrt(1 - rho**2)
+        for j in range(1, per_genome):
+            path[j] = rho * path[j - 1] + eps[j]
+        for _ in range(n_strains):
+            strain = center + path + 0.35 * rng.standard_normal((per_genome, D))  # strain divergence
+            out[row : row + per_genome] = normalize((strain + 0.25 * rng.standard_normal((per_genome, D))) * decay)
+            row += per_genome
+    return out[rng.permutation(len(out))[:n]]
+
+
+def load_vectors(path: str) -> tuple[np.ndarray, tuple[int, ...], str]:
+    from mrl_dna.store import EmbeddingStore
+
+    st = EmbeddingStore.open(path)
+    win = st.windows()
+    if win is not None and len(win):
+        vecs, what = win.read(None), f"{len(win):,} window vectors"
+    else:
+        vecs, what = st.read(None)[np.asarray(st.status) == 0], f"{st.n:,} record vectors"
+    return np.asarray(vecs, np.float32), tuple(st.matryoshka_dims), f"{path}: {what} (model {st.model_hash[:12]})"
+
+
+def grow(base: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """n rows: the real ones first, then jittered copies of random real rows. Returns (vectors, n_real)."""
+    if n <= len(base):
+        return base[:n], n
+    std = base.std(0)
+    extra = base[rng.integers(0, len(base), n - len(base))]
+    extra = normalize(extra + 0.05 * std * rng.standard_normal(extra.shape).astype(np.float32))
+    return np.concatenate([base, extra]), len(base)
+
+
+# ---------------------------------------------------------------------------------------------- bench
+def topk_quality(rows: np.ndarray, scores: np.ndarray, ref_rows: np.ndarray, ref_scores: np.ndarray, k: int) -> tuple[float, float]:
+    inter = [len(set(a[:k]) & set(b[:k])) for a, b in zip(rows, ref_rows)]
+    same = [
+        set(a[:k]) == set(b[:k]) or np.allclose(np.sort(s[:k]), np.sort(r[:k]), atol=1e-5)
+        for a, s, b, r in zip(rows, scores, ref_rows, ref_scores)
+    ]
+    return float(np.mean(inter)) / k, float(np.mean(same))
+
+
+def full_scores(q: np.ndarray, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine at the full width of the returned rows (so approximate methods are compared fairly)."""
+    return np.einsum("qd,qkd->qk", normalize(q), x[np.maximum(rows, 0)])
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def faiss_shortlister(x: np.ndarray, dim: int, kind: str, n_q: int):
+    import faiss
+
+    xd = np.ascontiguousarray(truncate_normalize(x, dim))
+    t0 = time.perf_counter()
+    if kind == "ivf":
+        nlist = max(1, min(len(x) // 39, int(4 * math.sqrt(len(x)))))
+        nprobe = max(1, nlist // 8)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(xd[np.random.default_rng(0).choice(len(x), min(len(x), 256 * nlist), replace=False)])
+        index.add(xd)
+        index.nprobe = nprobe
+        macs = int((nlist + nprobe * len(x) / nlist) * dim)
+    else:
+        index = faiss.IndexFlatIP(dim)
+        index.add(xd)
+        macs = len(x) * dim
+    build = time.perf_counter() - t0
+
+    def shortlist(qd: np.ndarray, m: int):
+        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        return r.astype(np.int64), macs * len(qd)
+
+    return shortlist, build
+
+
+def bench_size(x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, device: str, use_faiss: bool) -> list[dict]:
+    n, D = x.shape
+    db = Database.from_arrays(x, matryoshka_dims=dims)
+    res = []
+
+    def record(name, hits, secs, extra=""):
+        fs = full_scores(q, x, hits.rows)
+        rec, same = topk_quality(hits.rows, fs, ref.rows, ref.scores, k)
+        res.append(
+            dict(method=name, n=n, stages=extra, recall10=rec, same_top10=same, qps=len(q) / secs,
+                 macs=hits.macs_per_query, macs_ratio=n * D / max(1, hits.macs_per_query))
+        )
+        print(f"  {name:<14} {extra:<26} recall@10 {rec:.4f}  same-top10 {same:.4f}  {len(q) / secs:10.1f} q/s  "
+              f"{hits.macs_per_query / 1e6:8.3f} M macs/q ({n * D / max(1, hits.macs_per_query):6.1f}x fewer)", flush=True)
+
+    ref, t = timed(lambda: exact_search(q, db.blocks(D, 1 << 16), k=k, device=device))
+    record("exact@D", ref, t, f"{D}")
+    stages = default_funnel(n, dims, k, small_db_macs=0)  # the CLI scans small DBs exactly; show the funnel
+    d1 = stages[0].dim
+    h, t = timed(lambda: exact_search(truncate_normalize(q, d1), db.blocks(d1, 1 << 16), k=k, device=device))
+    record("exact@d1", h, t, f"{d1}")
+    trace: list[np.ndarray] = []
+    h, t = timed(lambda: funnel_search(q, db, stages, device=device, trace=trace))
+    record("funnel", h, t, ",".join(map(str, stages)))
+    kept = [np.mean([len(set(a) & set(b)) for a, b in zip(rows, ref.rows)]) / k for rows in trace]
+    res[-1]["stage_retention"] = kept
+    print("    exact top-10 still present after each funnel stage: " + ", ".join(f"{s}: {x:.4f}" for s, x in zip(stages, kept)))
+    small = [d for d in dims if d >= 16][:1] or [dims[0]]
+    mid = [d for d in dims if d >= 4 * small[0] and d < D][:1]
+    paper = (Stage(small[0], min(n, 2000)), *([Stage(mid[0], 200)] if mid else []), Stage(D, k))
+    h, t = timed(lambda: funnel_search(q, db, paper, device=device))
+    record("funnel-paper", h, t, ",".join(map(str, paper)))
+    if use_faiss:
+        for kind in ("flat", "ivf"):
+            sl, build = faiss_shortlister(x, d1, kind, len(q))
+            h, t = timed(lambda: funnel_search(q, db, stages, device=device, shortlist=sl))
+            record(f"faiss-{kind}+rr", h, t, ",".join(map(str, stages)) + f" (build {build:.1f}s)")
+        import faiss
+
+        index = faiss.IndexFlatIP(D)
+        index.add(np.ascontiguousarray(x))
+        (_, r), t = timed(lambda: index.search(np.ascontiguousarray(normalize(q)), k))
+        from mrl_dna.search import Hits
+
+        record("faiss-flat@D", Hits(r.astype(np.int64), np.zeros(r.shape, np.float32), (D,), n * D), t, f"{D}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--vectors", help="HDF5 from `mrl-dna embed --save-windows` (real window embeddings)")
+    src.add_argument("--synthetic", action="store_true", help="synthetic STAND-IN vectors (not embeddings)")
+    ap.add_argument("--dims", default="8,16,32,64,128", help="Matryoshka dims of the synthetic stand-in")
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-faiss", action="store_true")
+    ap.add_argument("--json", help="write the rows as JSON here")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.synthetic:
+        dims = tuple(int(d) for d in args.dims.split(","))
+        pool = synthetic(max(sizes) + args.queries, dims, rng)
+        what = f"SYNTHETIC STAND-IN (not embeddings): {len(pool):,} vectors, dims {dims}"
+    else:
+        pool, dims, what = load_vectors(args.vectors)
+        pool = pool[rng.permutation(len(pool))]
+    q, base = pool[: args.queries], pool[args.queries :]
+    try:
+        import faiss  # noqa: F401
+
+        use_faiss = not args.no_faiss
+        faiss.omp_set_num_threads(args.threads)
+    except ImportError:
+        use_faiss = False
+    print(f"# data: {what}; {len(q)} held-out queries; torch {torch.__version__}, {args.threads} threads, "
+          f"{platform.processor() or platform.machine()}; faiss {'yes' if use_faiss else 'no'}", flush=True)
+    rows = []
+    for n in sizes:
+        x, n_real = grow(base, n, rng)
+        print(f"## n = {n:,} rows ({n_real:,} {'real' if not args.synthetic else 'stand-in'}"
+              f"{f', {n - n_real:,} jittered copies' if n > n_real else ''})", flush=True)
+        for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss):
+            rows.append({**r, "n_real": n_real, "data": what})
+    print("\n| n | method | stages | recall@10 | same top-10 | queries/s | M multiply-adds/query | fewer than exact |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['method']} | {r['stages']} | {r['recall10']:.4f} | {r['same_top10']:.3f} | "
+              f"{r['qps']:,.0f} | {r['macs'] / 1e6:.3f} | {r['macs_ratio']:.1f}x |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"argv": sys.argv, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
