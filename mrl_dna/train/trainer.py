@@ -106,7 +106,7 @@ class TrainConfig:
 class ValidationConfig:
     """Held-out genomes: fragment -> genome top-1 retrieval per Matryoshka dim."""
 
-    db_windows: int = 32  # windows per genome averaged into its vector (evenly spaced along the genome)
+    db_windows: int = 64  # windows per genome averaged into its vector (evenly spaced along the genome)
     queries: int = 16  # query fragments per genome (one window each, random places)
     mutation_rate: float = 0.05  # queries are evolved at this rate (and half reverse-complemented)
     seed: int = 12345  # fixed: the same queries at every evaluation and in every run
@@ -692,7 +692,7 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         + ", ".join(s.name for s in sources),
         f"- held out for validation: {', '.join(s.name for s in val_sources) or 'none'}",
         f"- loss: {'Matryoshka over dims ' + str(list(dims)) if tc.matryoshka else 'full dim only (no Matryoshka: baseline)'}; "
-        f"symmetric InfoNCE (same-genome negatives masked, scale {tc.scale}) + {tc.cosent_weight} x CoSENT on "
+        f"symmetric InfoNCE (negatives of the same genome, or of the same --groups species, masked; scale {tc.scale}) + {tc.cosent_weight} x CoSENT on "
         f"evolved anchors (identity targets, mutation rate up to {sc.max_mutation_rate})",
         f"- {tc.steps} steps x {tc.grad_accum} x {sc.batch_size} items x {dist.world} process(es); AdamW lr {tc.lr}, "
         f"warmup {tc.warmup}, cosine to {tc.min_lr_ratio} x lr, weight decay {tc.weight_decay}, clip {tc.clip}, seed {tc.seed}",
