@@ -87,7 +87,7 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
         paths = [paths]
     first_seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) where it was first seen
     for path in paths:
-        name = str(path)
+        source, name = str(path), _display(path)
         for rid, description, body, line in _raw_records(path):
             if check_duplicates:
                 if rid in first_seen:
@@ -99,7 +99,7 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
                 first_seen[rid] = (name, line)
             tokens = _tokens(body, name, rid, line)
             del body  # hold one record's raw text at a time, not two
-            yield Record(id=rid, description=description, tokens=tokens, source=name)
+            yield Record(id=rid, description=description, tokens=tokens, source=source)
 
 
 def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, int]]:
@@ -248,7 +248,7 @@ def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
             yield header[0], header[1], body, header[2]
             n_records += 1
         if n_records == 0:
-            what = "it has only blank lines" if seen_bytes else "the file is empty"
+            what = "it has only blank lines" if seen_bytes else "it is empty"
             raise InputError(f"no FASTA records in {name} ({what}); give a FASTA file with '>id' header lines")
 
 
@@ -332,6 +332,11 @@ def _why_not_dna(ch: bytes) -> str:
 # ------------------------------------------------------------------------------------------------- files
 
 
+def _display(path: str | Path) -> str:
+    """How messages name an input: its path as given, or 'stdin' for '-'."""
+    return "stdin" if str(path) == "-" else str(path)
+
+
 def _check_path(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a FASTA file; pass the FASTA files inside it")
@@ -342,8 +347,8 @@ def _check_path(path: Path) -> None:
 @contextmanager
 def _open_binary(path: str | Path) -> Iterator[tuple[Callable[[int], bytes], str]]:
     """(read(n) -> bytes of decompressed FASTA text, display name). Every read error is an InputError."""
-    name = str(path)
-    if name == "-":
+    name = _display(path)
+    if str(path) == "-":
         raw, close = _stdin_binary(), False
     else:
         _check_path(Path(path))

@@ -229,7 +229,12 @@ def test_stdin_text_stream_without_buffer(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_stdin_bad_input_names_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b">p\nEKV\n")))
-    assert message(["-"]).startswith("file -, line 2, record 'p', position 1: 'E' is not a DNA base")
+    assert message(["-"]).startswith("file stdin, line 2, record 'p', position 1: 'E' is not a DNA base")
+
+
+def test_empty_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert message(["-"]).startswith("no FASTA records in stdin (it is empty)")
 
 
 def test_duplicates_allowed_when_not_checked(tmp_path: Path) -> None:
@@ -283,7 +288,7 @@ def test_bad_input(tmp_path: Path, data: bytes, fragment: str) -> None:
 
 def test_empty_file_message(tmp_path: Path) -> None:
     path = write(tmp_path, "empty.fa", b"")
-    assert message([path]) == f"no FASTA records in {path} (the file is empty); give a FASTA file with '>id' header lines"
+    assert message([path]) == f"no FASTA records in {path} (it is empty); give a FASTA file with '>id' header lines"
 
 
 def test_truncated_and_corrupt_gzip(tmp_path: Path) -> None:
