@@ -85,14 +85,22 @@ def command(
 ) -> None:
     """Train a Matryoshka DNA embedding model on genomes; no labels needed.
 
-    Example (a few minutes on 2 CPU cores):
+    One genome per FASTA file (a single multi-record file: one genome per record). Positives are other
+    windows of the same genome (evolved, reverse-complemented, shifted); other genomes are negatives.
 
+    \b
+    Example:
       mrl-dna train ../shared/data/genomes --groups ../shared/data/MANIFEST.tsv \\
-          --val-genomes '../shared/data/genomes/Pectobacterium*' --steps 200 -o my_model
+          --val-genomes ../shared/data/small/Shew_baltica_OS185_first500k.fa.gz \\
+          --val-genomes ../shared/data/small/Shew_baltica_OS223_first500k.fa.gz \\
+          --steps 200 --eval-every 50 -o my_model
+      mrl-dna embed genome.fa --model my_model -o genome.h5
 
-    Writes my_model/{config.json, model.safetensors, README.md, metrics.jsonl, checkpoints/};
-    use it with: mrl-dna embed genome.fa --model my_model -o genome.h5
-    Multi-GPU: torchrun --nproc_per_node 4 -m mrl_dna train ... (same options).
+    \b
+    Writes my_model/: config.json, model.safetensors, README.md (model card with the
+    validation table), metrics.jsonl (one line per step), checkpoints/step-NNNNNNN.pt.
+    Stopped runs continue exactly with the same command plus --resume.
+    Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
     model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, mixer=mixer, pooling=pooling,
