@@ -291,13 +291,38 @@ def test_cli_model_mismatch_between_query_file_and_db(dbs, tmp_path, capsys):
     assert code == 1 and "search files of one model at a time" in error_line(err)
 
 
-def test_cli_fasta_query_with_another_model_names_both_hashes(dbs, tmp_path, capsys):
+def tiny_model(path: Path, seed: int = 0):
+    import torch
+
     from mrl_dna.config import EncoderConfig, ModelConfig
     from mrl_dna.model import MrlDnaModel
 
+    torch.manual_seed(seed)
+    model = MrlDnaModel(ModelConfig(encoder=EncoderConfig(d_model=16, n_layer=1), matryoshka_dims=DIMS, head_hidden=0, window=256, window_stride=256))
+    model.save_pretrained(path)
+    return model
+
+
+def test_cli_fasta_query_embedded_with_the_db_model_finds_itself(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    seqs = {f"s{i}": "".join(rng.choice(list("ACGT"), 900)) for i in range(5)}
+    fa = tmp_path / "db.fa"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    tiny_model(tmp_path / "m")
+    code, _, err = run_cli(["embed", str(fa), "-o", str(tmp_path / "db.h5"), "-m", str(tmp_path / "m"), "--save-windows", "-q"], capsys)
+    assert code == 0, err
+    q = tmp_path / "q.fa"
+    q.write_text(f">s3\n{seqs['s3']}\n>frag\n{seqs['s1'][256:512]}\n")
+    code, out, err = run_cli(["search", str(q), str(tmp_path / "db.h5"), "-m", str(tmp_path / "m"), "-k", "2", "--windows"], capsys)
+    assert code == 0, err
+    _, rows = parse_tsv(out)
+    assert rows[0][:3] == ["s3", "s3", "1"] and float(rows[0][3]) > 0.9999
+    assert rows[2][0] == "frag" and all(len(r) == 7 and int(r[5]) < int(r[6]) for r in rows)
+
+
+def test_cli_fasta_query_with_another_model_names_both_hashes(dbs, tmp_path, capsys):
     a, *_ = dbs
-    model = MrlDnaModel(ModelConfig(encoder=EncoderConfig(d_model=16, n_layer=1), matryoshka_dims=DIMS, head_hidden=0))
-    model.save_pretrained(tmp_path / "m")
+    model = tiny_model(tmp_path / "m")
     fa = tmp_path / "q.fa"
     fa.write_text(">s1\nACGTACGTAAACCCGGGTTT\n")
     code, _, err = run_cli(["search", str(fa), str(a), "--model", str(tmp_path / "m")], capsys)

@@ -47,7 +47,7 @@ def command(
     ),
     min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
     model: Path | None = typer.Option(
-        None, "--model", exists=True, file_okay=False, help="Model directory for FASTA queries (default: bundled model)."
+        None, "--model", "-m", exists=True, file_okay=False, help="Model directory for FASTA queries (default: bundled model)."
     ),
     windows: bool = typer.Option(False, "--windows", help="Report the best-matching window of each target (needs a DB embedded with --save-windows)."),
     device: Device = typer.Option(Device.auto, "--device", help="Where the matrix products run."),
@@ -84,16 +84,18 @@ def command(
         out.write(line + "\n")
         n_hits += not line.startswith("#")
     out.flush()
-    how = (
-        f"exact at dim {res.stages[0].dim}"
-        if res.mode == Mode.exact
-        else "funnel " + ",".join(str(s) for s in res.stages)
-        + (f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})" if res.index else "")
-    )
+    if res.mode == Mode.exact:
+        how = f"exact at dim {res.stages[0].dim}"
+    elif len(res.stages) == 1:
+        how = f"exact at dim {res.stages[0].dim} (a small DB: the default funnel is a full scan)"
+    else:
+        how = "funnel " + ",".join(str(s) for s in res.stages)
+        if res.index:
+            how += f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})"
     macs = res.hits.macs_per_query
-    saving = f", {res.exact_macs_per_query / macs:.1f}x fewer than exact at full width" if macs else ""
+    saving = f" ({res.exact_macs_per_query / macs:.1f}x fewer than exact at full width)" if macs else ""
     console.footer(
-        f"{len(res.query_ids)} queries x {res.n_db:,} rows ({res.n_db_files} file(s)), {how}: {n_hits} hits; "
-        f"{macs / 1e6:.2f} M multiply-adds per query{saving}",
+        f"{len(res.query_ids)} queries x {res.n_db:,} rows in {res.n_db_files} file(s), {how}: {n_hits} hits; "
+        f"{macs:,} multiply-adds per query{saving}",
         timer,
     )
