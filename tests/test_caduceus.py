@@ -129,9 +129,9 @@ def test_record_vectors_are_length_weighted_and_normalised(model):
 
 def test_info_and_directory_detection(model, fixture_dir):
     info = model.info
-    assert info["kind"] == "caduceus" and info["pooling"] == "mean" and info["name"] == fixture_dir.name
-    assert info["dim"] == 32 and info["matryoshka_dims"] == [32] and info["window"] == info["window_stride"] == 1024
-    assert info["weights_hash"] == hashlib.sha256((fixture_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert info.kind == "caduceus" and info.pooling == "mean" and info.name == fixture_dir.name
+    assert info.dim == 32 and tuple(info.matryoshka_dims) == (32,) and info.window == info.window_stride == 1024
+    assert info.weights_hash == hashlib.sha256((fixture_dir / "model.safetensors").read_bytes()).hexdigest()
     assert is_caduceus_dir(fixture_dir) and not is_caduceus_dir(fixture_dir / "nope")
 
 

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from mrl_dna import dna
 from mrl_dna.errors import ModelError
+from mrl_dna.model.mrl import ModelInfo  # mrl.py imports this module lazily, inside load_model: no cycle
 from mrl_dna.model.selective_scan import selective_scan
 
 CONFIG_FILE = "config.json"
@@ -410,16 +411,16 @@ class CaduceusEmbedder(nn.Module):
         self.cfg = cfg
         self.backbone = CaduceusBackbone(cfg, scan_impl)
         self.lm_head_weight: nn.Parameter | None = None  # set only for an untied Ph head (tie_word_embeddings=false)
-        self.info = {
-            "name": name,
-            "kind": "caduceus",
-            "weights_hash": weights_hash,
-            "dim": cfg.d_model,
-            "matryoshka_dims": [cfg.d_model],
-            "window": cfg.window,
-            "window_stride": cfg.window_stride,
-            "pooling": "mean",
-        }
+        self.info = ModelInfo(
+            name=name,
+            kind="caduceus",
+            weights_hash=weights_hash,  # sha256 of the model.safetensors bytes
+            dim=cfg.d_model,
+            matryoshka_dims=(cfg.d_model,),  # no projection head: one dim, the backbone's width
+            window=cfg.window,
+            window_stride=cfg.window_stride,
+            pooling="mean",
+        )
 
     @property
     def backbone_module(self) -> nn.Module:
