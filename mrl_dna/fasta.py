@@ -90,24 +90,20 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
         source, name = str(path), _display(path)
         for rid, description, body, line in _raw_records(path):
             if check_duplicates:
-                if rid in first_seen:
-                    where, where_line = first_seen[rid]
-                    raise InputError(
-                        f"duplicate id '{rid}' in {name} line {line} (first seen in {where} line {where_line}); "
-                        "ids must be unique: rename one of the records"
-                    )
-                first_seen[rid] = (name, line)
-            tokens = _tokens(body, name, rid, line)
+                _check_unique(rid, name, line, first_seen)
+            tokens = dna.encode(_clean(body, name, rid, line))  # type: ignore[arg-type]  # bytearray works
             del body  # hold one record's raw text at a time, not two
             yield Record(id=rid, description=description, tokens=tokens, source=source)
 
 
-def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, int]]:
+def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> list[tuple[str, int]]:
     """(id, length in bp) of every record, in file order: from an up-to-date .fai when one is beside the
-    file, else from one streaming pass (no tokens are built and characters are not checked here)."""
+    file, else from one streaming pass. That pass builds no tokens but (unless check=False) raises the same
+    InputErrors as read_fasta, duplicate ids included, so a caller can refuse bad input before writing."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[tuple[str, int]] = []
+    first_seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) where it was first seen
     for path in paths:
         if str(path) == "-":
             raise InputError(
@@ -117,9 +113,15 @@ def record_lengths(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, 
         if from_fai is not None:
             out.extend(from_fai)
             continue
-        for rid, _, body, _ in _raw_records(path):
-            seq = body.translate(None, _WHITESPACE)
-            out.append((rid, len(seq) - seq.endswith(b"*")))
+        name = _display(path)
+        for rid, _, body, line in _raw_records(path):
+            if check:
+                _check_unique(rid, name, line, first_seen)
+                seq = _clean(body, name, rid, line)
+            else:
+                seq = body.translate(None, _WHITESPACE)
+                seq = seq[:-1] if seq.endswith(b"*") else seq
+            out.append((rid, len(seq)))
             del body, seq  # hold one record at a time
     return out
 
@@ -295,15 +297,25 @@ def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
     )
 
 
-def _tokens(body: bytearray, name: str, rid: str, line: int) -> np.ndarray:
-    """Raw sequence text of one record -> uint8 token ids, or InputError at the first non-DNA character."""
+def _check_unique(rid: str, name: str, line: int, first_seen: dict[str, tuple[str, int]]) -> None:
+    if rid in first_seen:
+        where, where_line = first_seen[rid]
+        raise InputError(
+            f"duplicate id '{rid}' in {name} line {line} (first seen in {where} line {where_line}); "
+            "ids must be unique: rename one of the records"
+        )
+    first_seen[rid] = (name, line)
+
+
+def _clean(body: bytearray, name: str, rid: str, line: int) -> bytearray:
+    """Raw sequence text of one record -> its bases (no blanks, no final '*'), or InputError at the first
+    character that is not DNA/IUPAC."""
     seq = body.translate(None, _WHITESPACE)
     if seq.endswith(b"*"):  # an end-of-sequence mark, not a base
         del seq[-1:]
-    tokens = dna.encode(seq)  # type: ignore[arg-type]  # a bytearray works as bytes here
     if not seq.translate(None, _DNA_BYTES):  # all DNA: one C pass, cheaper than numpy for short records
-        return tokens
-    bad = dna.first_invalid(tokens)
+        return seq
+    bad = dna.first_invalid(dna.encode(seq))  # type: ignore[arg-type]
     raw_index = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[bad]
     bad_line = line + 1 + body.count(b"\n", 0, raw_index)
     why = _why_not_dna(bytes(seq[bad : bad + 1]))

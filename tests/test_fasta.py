@@ -284,6 +284,9 @@ def test_bad_input(tmp_path: Path, data: bytes, fragment: str) -> None:
     path = write(tmp_path, "bad.fa", data)
     text = message([path])
     assert fragment in text and str(path) in text
+    with pytest.raises(InputError) as e:  # the lengths pass refuses the same input with the same words
+        record_lengths([path])
+    assert str(e.value) == text
 
 
 def test_empty_file_message(tmp_path: Path) -> None:
@@ -344,6 +347,17 @@ def test_record_lengths_uses_a_fresh_fai(tmp_path: Path) -> None:
     assert record_lengths([path]) == [("a", 400), ("b", 200)]
     os.utime(fai, (1, 1))  # stale index: ignored
     assert record_lengths([path]) == [("a", 4), ("b", 2)]
+
+
+def test_record_lengths_checks_unless_told_not_to(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.fa", b">x\nACGT*\n>p\nMEEK\n")
+    b = write(tmp_path, "b.fa", b">x\nAC\n")
+    with pytest.raises(InputError, match="record 'p', position 2: 'E' is not a DNA base"):
+        record_lengths([a])
+    c = write(tmp_path, "c.fa", b">y\nA\n>x\nACGT\n")
+    with pytest.raises(InputError, match="duplicate id 'x' in .*c.fa line 3 \\(first seen in .*b.fa line 1\\)"):
+        record_lengths([b, c])
+    assert record_lengths([a, b], check=False) == [("x", 4), ("p", 4), ("x", 2)]
 
 
 def test_record_lengths_of_stdin_is_an_error() -> None:
