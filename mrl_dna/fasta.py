@@ -99,7 +99,8 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
 def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> list[tuple[str, int]]:
     """(id, length in bp) of every record, in file order: from an up-to-date .fai when one is beside the
     file, else from one streaming pass. That pass builds no tokens but (unless check=False) raises the same
-    InputErrors as read_fasta, duplicate ids included, so a caller can refuse bad input before writing."""
+    InputErrors as read_fasta, duplicate ids included, so a caller can refuse bad input before writing.
+    A .fai is trusted as it is (nothing is checked for a file that has one)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[tuple[str, int]] = []
