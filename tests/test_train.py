@@ -72,6 +72,7 @@ def test_single_file_records_become_genomes(tmp_path, capsys):
     code, err = run([str(SAMPLE), "-o", str(tmp_path / "m"), "--steps", "1", *TINY[:-1]], capsys)
     assert code == 0, err
     assert "treating its 8 records as separate genomes" in err
+    assert load_model(tmp_path / "m").config.dim == 16
 
 
 def test_resume_equals_uninterrupted(tmp_path, capsys):

@@ -58,6 +58,7 @@ from mrl_dna.train.sampler import (
 
 CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
 CHECKPOINT_VERSION = 1
+_LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -263,43 +264,47 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
     loss_val, last_val = float("nan"), None
     keys = ((s, m) for s in range(start, last_stop) for m in range(tc.grad_accum))
     prefetch = _Prefetcher((sampler, pair_data, sc, tc, dist.rank), keys, workers)
-    with console.progress("train", total=tc.steps, unit="steps") as bar:
-        bar.advance(start)
-        for step in range(start, last_stop):
-            t0 = time.perf_counter()
-            logs: dict[str, float] = {}
-            n_bp = 0
-            for micro in range(tc.grad_accum):
-                data = prefetch.next()
-                sync = micro == tc.grad_accum - 1
-                with dist.no_sync(ddp_model, not sync):
-                    loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device, use_bf16)
-                    (loss / tc.grad_accum).backward()
-                n_bp += bp
-                for key, v in parts.items():
-                    logs[key] = logs.get(key, 0.0) + v / tc.grad_accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip if tc.clip > 0 else float("inf"))
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            done = step + 1
-            dt = time.perf_counter() - t0
-            loss_val = logs["loss"]
-            rec = {"step": done, **{k: round(v, 6) for k, v in logs.items()}, "lr": sched.get_last_lr()[0],
-                   "grad_norm": round(float(grad_norm), 6), "step_s": round(dt, 4),
-                   "bp_per_s": round(n_bp * dist.world / dt), "wall_s": round(timer.seconds, 2)}
-            metrics.write(rec)
-            bar.update(description=_progress_line(done, logs, dims, rec["lr"]))
-            bar.advance(1)
-            if validator is not None and (done % tc.eval_every == 0 or done == tc.steps):
-                last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
-                metrics.write({"step": done, "val": last_val})
-                console.info(f"step {done}: {_val_line(last_val)}")
-            if dist.is_main and (done % tc.checkpoint_every == 0 or done == last_stop):
-                path = _save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, train_paths, val_paths)
-                if done % tc.eval_every and console.is_quiet() is False and not sys.stderr.isatty():
-                    console.info(f"step {done}: loss {loss_val:.4f}; checkpoint {path}")
-    prefetch.close()
+    try:
+        with console.progress("train", total=tc.steps, unit="steps") as bar:
+            bar.advance(start)
+            for step in range(start, last_stop):
+                t0 = time.perf_counter()
+                logs: dict[str, float] = {}
+                n_bp = 0
+                for micro in range(tc.grad_accum):
+                    data = prefetch.next()
+                    sync = micro == tc.grad_accum - 1
+                    with dist.no_sync(ddp_model, not sync):
+                        loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device, use_bf16)
+                        (loss / tc.grad_accum).backward()
+                    n_bp += bp
+                    for key, v in parts.items():
+                        logs[key] = logs.get(key, 0.0) + v / tc.grad_accum
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip if tc.clip > 0 else float("inf"))
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                done = step + 1
+                dt = time.perf_counter() - t0
+                loss_val = logs["loss"]
+                rec = {"step": done, **{k: round(v, 6) for k, v in logs.items()}, "lr": sched.get_last_lr()[0],
+                       "grad_norm": round(float(grad_norm), 6), "step_s": round(dt, 4),
+                       "bp_per_s": round(n_bp * dist.world / dt), "wall_s": round(timer.seconds, 2)}
+                metrics.write(rec)
+                bar_line = _progress_line(done, logs, dims, rec["lr"])
+                bar.update(description=bar_line)
+                bar.advance(1)
+                if validator is not None and (done % tc.eval_every == 0 or done == tc.steps):
+                    last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
+                    metrics.write({"step": done, "val": last_val})
+                    console.info(f"step {done}: {_val_line(last_val)}")
+                if dist.is_main and (done % tc.checkpoint_every == 0 or done == last_stop):
+                    _save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, train_paths, val_paths)
+                if not sys.stderr.isatty() and (done % _LOG_EVERY == 0 or done == last_stop):
+                    # a log file (nohup, batch job) gets no live bar: one line every _LOG_EVERY steps instead
+                    console.info(f"step {done}/{tc.steps}: {bar_line}; {dt:.3f} s/step; {rec['bp_per_s']:,} bp/s")
+    finally:
+        prefetch.close()  # also on Ctrl-C: no sampler process is left behind
 
     finished = last_stop >= tc.steps
     if dist.is_main and finished:
@@ -357,9 +362,7 @@ class _Prefetcher:
         return data
 
     def close(self) -> None:
-        for f in self.queue:
-            f.cancel()
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 _WORKER_ARGS: tuple = ()
