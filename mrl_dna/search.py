@@ -701,7 +701,7 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
     """A FAISS shortlist over every DB file when each has a valid index of one dim; None otherwise.
     A stale index (other model, other row count, rebuilt DB) is reported through `warn` and ignored."""
     infos = []
-    for name in db.names:
+    for p, name in enumerate(db.names):
         fpath, jpath = index_paths(name)
         if not fpath.exists() or not jpath.exists():
             return None
@@ -712,7 +712,6 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         except (ValueError, TypeError) as e:
             warn(f"ignoring FAISS index {fpath}: unreadable {jpath.name} ({e}); rebuild with mrl-dna index {name}")
             return None
-        p = db.names.index(name)
         n_part = int(db.offsets[p + 1] - db.offsets[p])
         created = str(db.parts[p].attrs.get("created", "")) if hasattr(db.parts[p], "attrs") else ""
         why = (
@@ -853,7 +852,7 @@ def search(
         n_db=db.n,
         n_db_files=len(db.names),
         n_skipped_queries=queries.n_skipped,
-        exact_macs_per_query=int(db.valid.sum()) * db.dim,
+        exact_macs_per_query=db.n * db.dim,
         index=index,
     )
 

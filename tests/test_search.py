@@ -366,4 +366,8 @@ def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
     Path(str(a) + ".faiss.json").write_text(Path(str(a) + ".faiss.json").read_text().replace('"n_rows": 250', '"n_rows": 7'))
     code, out, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
     assert code == 0 and "ignoring stale FAISS index" in err and "FAISS flat" not in err
+    code, _, err = run_cli(["index", str(b), "--dim", "16", "--kind", "ivf"], capsys)
+    assert code == 0 and "ivf, dim 16" in err
+    code, out, err = run_cli(["search", str(qf), str(b), "--funnel", "16:150,64:5", "-k", "5"], capsys)
+    assert code == 0 and "FAISS ivf index over dim 16" in err and len(parse_tsv(out)[1]) == 30
 
