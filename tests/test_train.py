@@ -162,3 +162,36 @@ def test_torchrun_two_cpu_processes(tmp_path):
     ck = torch.load(out / "checkpoints" / "step-0000002.pt", weights_only=False)
     assert ck["world_size"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # rank 0 alone writes
+
+
+def _caduceus_fixture():
+    for root in (ROOT.parent / "shared", Path(os.environ.get("MRL_DNA_SHARED", "/nonexistent"))):
+        d = root / "fixtures" / "caduceus" / "ps_small"
+        if (d / "model.safetensors").is_file():
+            return d
+    return None
+
+
+@pytest.mark.skipif(_caduceus_fixture() is None, reason="needs ../shared/fixtures/caduceus/ps_small (or MRL_DNA_SHARED)")
+def test_init_from_caduceus_frozen_backbone_and_resume(tmp_path, capsys):
+    from mrl_dna.model.caduceus import CaduceusEmbedder
+    from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
+
+    cad = _caduceus_fixture()
+    common = [str(SAMPLE), "--init", str(cad), "--window", "96", "--dims", "8,16", "--head-hidden", "0",
+              "--batch-size", "4", "--max-windows", "2", "--warmup", "0", "--steps", "2", "--checkpoint-every", "1",
+              "--freeze-backbone", "--device", "cpu", "-q"]
+    assert run([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    model = CaduceusMrlModel.from_pretrained(tmp_path / "a")
+    assert model.config.window == 96 and model.config.matryoshka_dims == (8, 16)
+    official = CaduceusEmbedder.from_pretrained(cad).backbone.state_dict()
+    for k, v in model.embedder.backbone.state_dict().items():
+        assert torch.equal(v, official[k]), k  # frozen: the backbone is the checkpoint's
+    # resume from the step-1 checkpoint gives the same final weights
+    b = tmp_path / "b"
+    (b / "checkpoints").mkdir(parents=True)
+    (b / "checkpoints" / "step-0000001.pt").write_bytes((tmp_path / "a" / "checkpoints" / "step-0000001.pt").read_bytes())
+    assert run([*common, "-o", str(b), "--resume"], capsys)[0] == 0
+    assert (b / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
+    code, err = run([*common[:3], "--d-model", "8", "-o", str(tmp_path / "c"), "-q"], capsys)
+    assert code == 1 and "--d-model conflicts with --init" in err

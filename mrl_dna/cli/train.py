@@ -10,6 +10,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
 from mrl_dna.errors import ConfigError
+from mrl_dna.model.caduceus import is_caduceus_dir
 from mrl_dna.train.sampler import SamplerConfig
 from mrl_dna.train.trainer import TrainConfig, ValidationConfig, train
 
@@ -58,7 +59,8 @@ def command(
     window: int = typer.Option(None, "--window", min=16, help="Window bp (also the model's embed window) [default 2048].", rich_help_panel=_M),
     dims: str = typer.Option(None, "--dims", help="Matryoshka dims, increasing; the last is the model width [default 8,16,32,64,128]. With --init: the dims of the loss.", rich_help_panel=_M),
     name: str = typer.Option("mrl-dna", "--name", help="Model name written into config.json.", rich_help_panel=_M),
-    init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this mrl-dna model directory.", rich_help_panel=_M),
+    init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
+    freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
     no_matryoshka: bool = typer.Option(False, "--no-matryoshka", help="Train the full dim only (the baseline for Matryoshka comparisons).", rich_help_panel=_T),
     dim_weights: str = typer.Option(None, "--dim-weights", help="Loss weight per Matryoshka dim, comma-separated [default all 1].", rich_help_panel=_T),
     steps: int = typer.Option(2000, "--steps", min=1, help="Optimizer steps.", rich_help_panel=_T),
@@ -105,10 +107,17 @@ def command(
     console.set_quiet(quiet)
     model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, mixer=mixer, pooling=pooling,
                       head_hidden=head_hidden, window=window)
-    given = [k for k, v in model_opts.items() if v is not None]
     dims_t = _ints(dims, "--dims")
+    caduceus_init = init is not None and is_caduceus_dir(init)
+    # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
+    allowed = {"pooling", "head_hidden", "window"} if caduceus_init else set()
+    given = [k for k, v in model_opts.items() if v is not None and k not in allowed]
     if init is not None and given:
         raise ConfigError(f"--{given[0].replace('_', '-')} conflicts with --init: the model brings its own; drop it")
+    init_head = None
+    if caduceus_init:
+        init_head = dict(dims=dims_t or ModelConfig().matryoshka_dims, pooling=pooling, head_hidden=head_hidden,
+                         window=window, name=name if name != "mrl-dna" else None)
     model_config = None
     if init is None:
         enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "mixer") if model_opts[k] is not None}
@@ -120,7 +129,7 @@ def command(
         model_config = ModelConfig(encoder=EncoderConfig(**enc_kw), name=name, **cfg_kw)
     tc = TrainConfig(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
-        dims=dims_t if init is not None else None, dim_weights=_floats(dim_weights, "--dim-weights"),
+        dims=dims_t if init is not None and not caduceus_init else None, freeze_backbone=freeze_backbone, dim_weights=_floats(dim_weights, "--dim-weights"),
         matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
@@ -130,7 +139,7 @@ def command(
         mutant_view=cosent_weight > 0,
     )
     train(
-        genomes=genomes or [], output=output, model_config=model_config, init=init, sampler_config=sc,
+        genomes=genomes or [], output=output, model_config=model_config, init=init, init_head=init_head, sampler_config=sc,
         train_config=tc, groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes or [],
         validation=ValidationConfig(), device=device.value, resume=resume, stop_at=stop_at, workers=workers, quiet=quiet,
     )

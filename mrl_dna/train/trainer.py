@@ -82,6 +82,7 @@ class TrainConfig:
     matryoshka: bool = True
     scale: float = 20.0  # 1/temperature of InfoNCE and CoSENT (sentence-transformers' default 20 = 0.05)
     cosent_weight: float = 0.25  # CoSENT on (anchor, evolved anchor, identity); 0 skips the mutant view
+    freeze_backbone: bool = False  # train pooling + head only (e.g. on a pretrained Caduceus backbone)
     checkpoint_every: int = 500
     eval_every: int = 250
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
@@ -129,6 +130,7 @@ def train(
     output: str | Path,
     model_config: ModelConfig | None = None,
     init: str | Path | None = None,
+    init_head: dict | None = None,
     sampler_config: SamplerConfig | None = None,
     train_config: TrainConfig | None = None,
     groups: str | Path | None = None,
@@ -150,7 +152,7 @@ def train(
     dist = _Dist.from_env(device)
     try:
         return _train(
-            genomes=genomes, out=out, model_config=model_config, init=init, sc=sampler_config, tc=tc,
+            genomes=genomes, out=out, model_config=model_config, init=init, init_head=init_head, sc=sampler_config, tc=tc,
             groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes, vc=vc, dist=dist,
             resume=resume, stop_at=stop_at, quiet=quiet, timer=timer,
             workers=default_workers() if workers is None else workers,
@@ -167,7 +169,7 @@ def default_workers() -> int:
     return 0 if n <= 4 else min(6, n // 2)
 
 
-def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
+def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
            stop_at, quiet, timer, workers) -> TrainSummary:
     ckpt_dir = out / "checkpoints"
     ckpt = _latest_checkpoint(ckpt_dir) if resume else None
@@ -204,10 +206,10 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
     if ckpt is not None:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         _check_checkpoint(state, ckpt, tc, sc)
-        model = MrlDnaModel(ModelConfig.from_dict(state["model_config"]))
+        model = _build_model(state["model_config"])
         model.load_state_dict(state["model"])
     elif init is not None:
-        model = _init_model(Path(init))
+        model = _init_model(Path(init), head=init_head)
     else:
         model = MrlDnaModel(model_config or ModelConfig())
     mcfg = model.config
@@ -220,6 +222,9 @@ def _train(*, genomes, out, model_config, init, sc, tc, groups, labels, pairs, v
     dims = (mcfg.dim,) if not tc.matryoshka else (tc.dims or mcfg.matryoshka_dims)
     weights = tc.dim_weights if tc.matryoshka else None
     mloss = MatryoshkaLoss(dims, weights, model_dim=mcfg.dim)
+    if tc.freeze_backbone:
+        for p in _backbone(model).parameters():
+            p.requires_grad_(False)
     model.to(dist.device).train()
 
     # ---- optimizer and schedule
@@ -574,12 +579,40 @@ def _norm(v):
     return list(v) if isinstance(v, (tuple, list)) else v
 
 
-def _init_model(path: Path) -> MrlDnaModel:
-    """--init: start from an existing mrl-dna model directory (its config, its weights)."""
+def _init_model(path: Path, head: dict | None = None):
+    """--init: start from an existing model directory. mrl-dna (or caduceus-mrl) models bring their config
+    and weights; an official Caduceus checkpoint becomes the backbone of a CaduceusMrlModel whose pooling
+    and Matryoshka head (`head`: dims, pooling, head_hidden, window, name; None = defaults) start fresh."""
     config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-    if config.get("model_type") == "caduceus":
-        raise ConfigError(f"--init {path} is a Caduceus model; starting from Caduceus weights is not wired yet")
+    kind = config.get("model_type")
+    if kind == "caduceus":
+        from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
+
+        head = {k: v for k, v in (head or {}).items() if v is not None}
+        window = head.pop("window", None)
+        model = CaduceusMrlModel.from_caduceus(path, **head)
+        if window is not None:
+            model.config = dataclasses.replace(model.config, window=window, window_stride=window)
+        return model
+    if kind == "caduceus-mrl":
+        from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
+
+        return CaduceusMrlModel.from_pretrained(path)
     return MrlDnaModel.from_pretrained(path)
+
+
+def _build_model(config: dict):
+    """A fresh model of the type a checkpoint's model_config names (its weights are loaded afterwards)."""
+    if config.get("model_type") == "caduceus-mrl":
+        from mrl_dna.train.caduceus_mrl import CaduceusMrlConfig, CaduceusMrlModel
+
+        return CaduceusMrlModel(CaduceusMrlConfig.from_dict(config))
+    return MrlDnaModel(ModelConfig.from_dict(config))
+
+
+def _backbone(model) -> torch.nn.Module:
+    """What --freeze-backbone freezes: the encoder (everything but pooling and the Matryoshka head)."""
+    return getattr(model, "backbone_module", None) or model.encoder
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -669,6 +702,17 @@ def _resolve_device(device: str) -> torch.device:
 
 
 # -------------------------------------------------------------------------------------------- model card
+def _encoder_line(model) -> str:
+    c = model.config
+    if hasattr(c, "encoder"):
+        e = c.encoder
+        return (f"- encoder: RC-equivariant BiMamba, d_model {e.d_model}, {e.n_layer} layer(s), mixer {e.mixer.value}, "
+                f"stride {e.stride} bp per token")
+    cad = c.caduceus
+    return (f"- encoder: Caduceus backbone (d_model {cad.get('d_model')}, {cad.get('n_layer')} layers, "
+            f"{'PS' if cad.get('rcps') else 'Ph'}), one token per base")
+
+
 def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, validation, metrics_path, init) -> str:
     c = model.config
     n_params = sum(p.numel() for p in model.parameters())
@@ -683,9 +727,8 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         f"{list(c.matryoshka_dims)} dims is itself an embedding: `normalize(v[:k])`).",
         "",
         "## Model",
-        f"- encoder: RC-equivariant BiMamba, d_model {c.encoder.d_model}, {c.encoder.n_layer} layer(s), mixer "
-        f"{c.encoder.mixer.value}, stride {c.encoder.stride} bp per token; pooling {c.pooling.value}; "
-        f"{n_params:,} parameters",
+        _encoder_line(model) + f"; pooling {c.pooling.value}; {n_params:,} parameters"
+        + ("; backbone frozen" if tc.freeze_backbone else ""),
         f"- window {c.window} bp, stride {c.window_stride} bp",
         "",
         "## Training",
