@@ -1,0 +1,432 @@
+"""HDF5 store: exact round trip, prefix reads, chunk layout, resume after a kill, merge, export, bad files,
+and the info/merge/export commands (exit code + one-line error, no traceback)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mrl_dna import cli
+from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.store import (
+    EmbeddedRecord,
+    EmbeddingStore,
+    EmbeddingWriter,
+    export_store,
+    merge_stores,
+    normalize_rows,
+    partial_path,
+)
+
+D = 64
+DIMS = (8, 16, 32, 64)
+ATTRS = dict(model_name="tiny", model_hash="ab" * 32, model_kind="mrl-dna", matryoshka_dims=DIMS, window=256,
+             stride=256, pooling="mean", shard="", command="mrl-dna embed x.fa -o x.h5")
+
+
+def make_records(n: int, *, seed: int = 0, windows: bool = True) -> list[EmbeddedRecord]:
+    """n records; every 5th is empty and every 7th all-N (zero rows); ok records carry 0-3 windows."""
+    rng = np.random.default_rng(seed)
+    vecs = normalize_rows(rng.standard_normal((n, D)))  # (n, D)
+    recs = []
+    for i in range(n):
+        status = "empty" if i % 5 == 4 else "all_n" if i % 7 == 6 else "ok"
+        k = i % 4 if status == "ok" else 0
+        spans = np.array([[j * 100, j * 100 + 256] for j in range(k)], dtype=np.int64).reshape(k, 2)
+        wv = normalize_rows(rng.standard_normal((k, D))) if windows else None
+        recs.append(EmbeddedRecord(
+            id=f"rec{i}", length=100 * i, n_windows=k, n_skipped=i % 3, status=status,
+            vector=vecs[i] if status == "ok" else np.full(D, np.nan, np.float32),
+            window_spans=spans, window_vectors=wv, order=i,
+        ))
+    return recs
+
+
+def write(path: Path, recs, *, batch: int = 4, attrs=None, **kw) -> Path:
+    kw = {"dim": D, "dtype": "float32", "save_windows": True, "resume": False, **kw}
+    with EmbeddingWriter(path, attrs=attrs or ATTRS, **kw) as w:
+        for a in range(w.n_done, len(recs), batch):
+            w.append(recs[a : a + batch])
+        w.finish()
+    return path
+
+
+def expected_vectors(recs) -> np.ndarray:
+    return np.stack([r.vector if r.status == "ok" else np.zeros(D, np.float32) for r in recs])  # (n, D)
+
+
+def assert_same_file(a: Path, b: Path) -> None:
+    """Every dataset bitwise equal (attributes such as `created` and `command` may differ)."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names_a, names_b = [], []
+        fa.visit(names_a.append)
+        fb.visit(names_b.append)
+        assert sorted(names_a) == sorted(names_b)
+        for name in names_a:
+            if isinstance(fa[name], h5py.Dataset):
+                assert fa[name].dtype == fb[name].dtype, name
+                assert np.array_equal(fa[name][()], fb[name][()]), name
+
+
+@pytest.fixture
+def recs():
+    return make_records(23)
+
+
+@pytest.fixture
+def h5(tmp_path, recs) -> Path:
+    return write(tmp_path / "x.h5", recs)
+
+
+# ------------------------------------------------------------------------------------------ round trip
+
+
+def test_round_trip_is_exact(h5, recs):
+    with EmbeddingStore.open(h5) as s:
+        assert s.n == len(recs) and s.dim == D and s.matryoshka_dims == DIMS and s.complete
+        assert np.array_equal(s.read(), expected_vectors(recs))  # bitwise, float32
+        assert s.read().dtype == np.float32
+        assert s.ids == [r.id for r in recs]
+        assert s.lengths.tolist() == [r.length for r in recs]
+        assert s.n_windows.tolist() == [r.n_windows for r in recs]
+        assert s.n_skipped.tolist() == [r.n_skipped for r in recs]
+        assert s.order.tolist() == list(range(len(recs)))
+        assert s.status_counts() == {"ok": 16, "empty": 4, "all_n": 3}
+        assert not np.isnan(s.read()).any()
+        assert s.attrs["model_hash"] == ATTRS["model_hash"] and s.attrs["window"] == 256
+        w = s.windows()
+        ok = [r for r in recs if r.status == "ok"]
+        assert np.array_equal(w.read(), np.concatenate([r.window_vectors for r in ok]))
+        assert np.array_equal(np.stack([w.start, w.end], 1), np.concatenate([r.window_spans for r in ok]))
+        assert w.record.tolist() == [i for i, r in enumerate(recs) if r.status == "ok" for _ in range(r.n_windows)]
+
+
+def test_float16_is_stored_half_and_read_as_unit_float32(tmp_path, recs):
+    path = write(tmp_path / "h.h5", recs, dtype="float16")
+    with EmbeddingStore.open(path) as s:
+        assert s._f["embeddings"].dtype == np.float16 and s.dtype == "float16"
+        v = s.read()
+        assert v.dtype == np.float32
+        np.testing.assert_allclose(v, expected_vectors(recs), atol=2e-3)
+        ok = s.status == 0
+        np.testing.assert_allclose(np.linalg.norm(v[ok], axis=1), 1.0, atol=1e-6)
+        assert not v[~ok].any()
+
+
+def test_prefix_read_is_normalized_prefix_of_full(h5):
+    with EmbeddingStore.open(h5) as s:
+        full = s.read(normalize=False)
+        for k in (*DIMS[:-1], 5):
+            assert np.array_equal(s.read(dim=k), normalize_rows(full[:, :k]))
+        assert np.array_equal(s.read(dim=D), full)  # stored float32 rows are already unit at D: returned as is
+        rows = np.array([7, 2, 2, 20])  # any order, repeats
+        assert np.array_equal(s.read(16, rows=rows), normalize_rows(full[rows, :16]))
+        assert np.array_equal(s.read(16, rows=slice(3, 9)), normalize_rows(full[3:9, :16]))
+        blocks = list(s.iter_blocks(8, block_rows=5))
+        assert [b for b, _ in blocks] == [0, 5, 10, 15, 20]
+        assert np.array_equal(np.concatenate([x for _, x in blocks]), s.read(8))
+
+
+@pytest.mark.parametrize("k", [0, D + 1])
+def test_dim_out_of_range_names_the_dims(h5, k):
+    with EmbeddingStore.open(h5) as s, pytest.raises(ConfigError, match=f"dim {k} is outside 1..{D}.*8, 16, 32, 64"):
+        s.read(dim=k)
+
+
+class _CountingFile(io.FileIO):
+    bytes_read = 0
+
+    def readinto(self, b):
+        n = super().readinto(b)
+        _CountingFile.bytes_read += n or 0
+        return n
+
+
+def test_prefix_read_touches_only_prefix_chunks(tmp_path):
+    n = 4096
+    vecs = normalize_rows(np.random.default_rng(1).standard_normal((n, D)))
+    recs = [EmbeddedRecord(f"r{i}", 1, 1, 0, "ok", vecs[i]) for i in range(n)]
+    path = write(tmp_path / "big.h5", recs, batch=1024, save_windows=False)
+    with h5py.File(path, "r") as f:
+        assert f["embeddings"].chunks == (512, 8)  # every Matryoshka boundary is a chunk boundary
+
+    def bytes_for(k: int) -> int:
+        with _CountingFile(path, "rb") as fh, h5py.File(fh, "r") as f:
+            before = _CountingFile.bytes_read
+            f["embeddings"][:, :k]
+            return _CountingFile.bytes_read - before
+
+    data16, data64 = 16 * 4 * n, 64 * 4 * n
+    assert data16 <= bytes_for(16) < 1.25 * data16  # 2 of 8 column chunks (+ chunk index)
+    assert bytes_for(64) >= data64
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def test_resume_after_interruption_is_identical(tmp_path, recs):
+    ref = write(tmp_path / "ref.h5", recs)
+    out = tmp_path / "out.h5"
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True, resume=True) as w:
+        w.append(recs[:6])
+        w.append(recs[6:9])  # interrupted: no finish()
+    assert not out.exists() and partial_path(out).exists()
+    with pytest.raises(StoreError, match=r"incomplete \(9 records.*rerun the same `mrl-dna embed`"):
+        EmbeddingStore.open(partial_path(out))
+    with EmbeddingStore.open(partial_path(out), allow_incomplete=True) as s:
+        assert s.n == 9 and not s.complete
+    # rows written after the last commit (a kill mid-append) must be dropped on resume
+    with h5py.File(partial_path(out), "r+") as f:
+        for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
+            f[name].resize(12, axis=0)
+        f["embeddings"][9:12] = 7.0
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True, resume=True) as w:
+        assert w.n_done == 9 and w.done_ids == [r.id for r in recs[:9]]
+        for a in range(9, len(recs), 5):
+            w.append(recs[a : a + 5])
+        w.finish()
+    assert not partial_path(out).exists()
+    assert_same_file(out, ref)
+
+
+def test_resume_after_kill_minus_9_is_identical(tmp_path, recs):
+    """A real SIGKILL in the middle of a run (after 3 appends), then a resumed run."""
+    ref = write(tmp_path / "ref.h5", recs)
+    out = tmp_path / "out.h5"
+    (tmp_path / "recs.pkl").write_bytes(pickle.dumps(recs))
+    script = textwrap.dedent(f"""
+        import os, pickle, signal
+        from mrl_dna.store import EmbeddingWriter
+        recs = pickle.loads(open({str(tmp_path / "recs.pkl")!r}, "rb").read())
+        w = EmbeddingWriter({str(out)!r}, attrs={ATTRS!r}, dim={D}, save_windows=True, resume=True)
+        for a in range(0, 12, 4):
+            w.append(recs[a:a + 4])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True, resume=True) as w:
+        assert w.n_done == 12
+        for a in range(12, len(recs), 4):
+            w.append(recs[a : a + 4])
+        w.finish()
+    assert_same_file(out, ref)
+
+
+def test_resume_of_a_finished_but_unrenamed_partial(tmp_path, recs):
+    ref = write(tmp_path / "ref.h5", recs)
+    out = tmp_path / "out.h5"
+    write(out, recs)
+    os.replace(out, partial_path(out))  # killed between finish()'s flush and its rename: complete=True partial
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True, resume=True) as w:
+        assert w.n_done == len(recs)
+        w.finish()
+    assert_same_file(out, ref)
+
+
+def test_corrupt_partial_warns_and_starts_over(tmp_path, recs, capsys):
+    out = tmp_path / "out.h5"
+    partial_path(out).write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(300))
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True, resume=True) as w:
+        assert w.n_done == 0
+    err = capsys.readouterr().err
+    assert "cannot resume from" in err and "starting over" in err
+
+
+@pytest.mark.parametrize("key,value", [("window", 512), ("model_hash", "cd" * 32), ("shard", "1/2")])
+def test_resume_with_other_options_is_refused(tmp_path, recs, key, value):
+    out = tmp_path / "out.h5"
+    with EmbeddingWriter(out, attrs=ATTRS, dim=D, save_windows=True) as w:
+        w.append(recs[:4])
+    with pytest.raises(StoreError, match=f"written with {key}=.*delete .*out.h5.partial or rerun with the same options"):
+        EmbeddingWriter(out, attrs={**ATTRS, key: value}, dim=D, save_windows=True, resume=True)
+    for kw in ({"dtype": "float16"}, {"save_windows": False}):
+        with pytest.raises(StoreError, match="or rerun with the same options"):
+            EmbeddingWriter(out, attrs=ATTRS, dim=D, resume=True, **{"save_windows": True, **kw})
+
+
+def test_existing_output_needs_overwrite(tmp_path, h5, recs):
+    with pytest.raises(StoreError, match=r"x.h5 already exists \(complete, 23 records, model tiny.*--force"):
+        EmbeddingWriter(h5, attrs=ATTRS, dim=D)
+    write(h5, recs[:3], overwrite=True)
+    with EmbeddingStore.open(h5) as s:
+        assert s.n == 3
+    other = tmp_path / "notes.h5"
+    other.write_text("mine\n")
+    with pytest.raises(StoreError, match="notes.h5 already exists and is not an mrl-dna embedding file"):
+        EmbeddingWriter(other, attrs=ATTRS, dim=D)
+
+
+def test_output_directory_missing_or_read_only(tmp_path, monkeypatch):
+    with pytest.raises(StoreError, match=r"output directory .*nope does not exist; create it \(mkdir -p"):
+        EmbeddingWriter(tmp_path / "nope" / "x.h5", attrs=ATTRS, dim=D)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="is not a directory"):
+        EmbeddingWriter(tmp_path / "file" / "x.h5", attrs=ATTRS, dim=D)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode))  # root ignores chmod
+    with pytest.raises(StoreError, match=r"output directory .*ro is not writable"):
+        EmbeddingWriter(ro / "x.h5", attrs=ATTRS, dim=D)
+
+
+# ------------------------------------------------------------------------------------------ bad files
+
+
+def test_open_refuses_bad_files(tmp_path, h5):
+    with pytest.raises(StoreError, match="missing.h5 does not exist"):
+        EmbeddingStore.open(tmp_path / "missing.h5")
+    partial_path(tmp_path / "cut.h5").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"cut.h5 does not exist \(.*cut.h5.partial exists: an interrupted run"):
+        EmbeddingStore.open(tmp_path / "cut.h5")
+    (tmp_path / "text.h5").write_text(">seq\nACGT\n")
+    with pytest.raises(StoreError, match="text.h5 is not an HDF5 file"):
+        EmbeddingStore.open(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["embeddings"] = np.zeros((2, 2))
+    with pytest.raises(StoreError, match="other.h5 was not written by mrl-dna"):
+        EmbeddingStore.open(tmp_path / "other.h5")
+    with pytest.raises(StoreError, match="is a directory"):
+        EmbeddingStore.open(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ merge
+
+
+def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True) -> list[Path]:
+    paths = []
+    for i, rows in enumerate(parts, start=1):
+        sub = [recs[r] if keep_order else _without_order(recs[r]) for r in rows]
+        paths.append(write(tmp_path / f"part{i}.h5", sub, attrs={**ATTRS, "shard": f"{i}/{len(parts)}"}))
+    return paths
+
+
+def _without_order(r: EmbeddedRecord) -> EmbeddedRecord:
+    return EmbeddedRecord(r.id, r.length, r.n_windows, r.n_skipped, r.status, r.vector, r.window_spans, r.window_vectors)
+
+
+@pytest.mark.parametrize("partition", ["contiguous", "interleaved"])
+def test_merge_of_shards_equals_single_run(tmp_path, h5, recs, partition):
+    n = len(recs)
+    parts = [list(range(0, 8)), list(range(8, 15)), list(range(15, n))] if partition == "contiguous" else \
+        [list(range(i, n, 3)) for i in range(3)]
+    shards = write_shards(tmp_path, recs, parts)
+    out = tmp_path / "merged.h5"
+    s = merge_stores(shards[::-1], out)  # any argument order
+    assert (s.n_records, s.ordered_by) == (n, "order")
+    assert_same_file(out, h5)
+    with EmbeddingStore.open(out) as m:
+        assert m.attrs["shard"] == "" and m.complete and len(m.attrs["merged_from"]) == 3
+
+
+def test_merge_without_order_uses_shard_index(tmp_path, h5, recs):
+    shards = write_shards(tmp_path, recs, [list(range(0, 10)), list(range(10, 23))], keep_order=False)
+    s = merge_stores([shards[1], shards[0]], tmp_path / "m.h5")
+    assert s.ordered_by == "shard"
+    with EmbeddingStore.open(tmp_path / "m.h5") as m, EmbeddingStore.open(h5) as ref:
+        assert m.ids == ref.ids and np.array_equal(m.read(), ref.read())
+
+
+def test_merge_refuses_mismatches(tmp_path, recs):
+    a = write(tmp_path / "a.h5", recs[:5], attrs={**ATTRS, "shard": "1/3"})
+    b = write(tmp_path / "b.h5", recs[5:10], attrs={**ATTRS, "shard": "2/3"})
+    c = write(tmp_path / "c.h5", recs[10:], attrs={**ATTRS, "shard": "3/3", "window": 512})
+    with pytest.raises(StoreError, match=r"a.h5 and .*c.h5 differ in window \(256 vs 512\)"):
+        merge_stores([a, b, c], tmp_path / "m.h5")
+    with pytest.raises(StoreError, match="incomplete set of shards: missing 3/3"):
+        merge_stores([a, b], tmp_path / "m.h5")
+    with pytest.raises(StoreError, match="given twice"):
+        merge_stores([a, a], tmp_path / "m.h5")
+    d = write(tmp_path / "d.h5", recs[:5])
+    e = write(tmp_path / "e.h5", recs[3:7])
+    with pytest.raises(StoreError, match="record index 3 appears more than once"):
+        merge_stores([d, e], tmp_path / "m.h5")
+    with pytest.raises(StoreError, match="not a shard but other inputs are"):
+        merge_stores([a, d], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+    merge_stores([d], tmp_path / "m.h5")
+    with pytest.raises(StoreError, match="already exists"):
+        merge_stores([d], tmp_path / "m.h5")
+    merge_stores([d], tmp_path / "m.h5", force=True)
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def test_export_tsv_and_npy(tmp_path, h5, recs, capsys):
+    with EmbeddingStore.open(h5) as s:
+        want = s.read(16)
+    s = export_store(h5, dim=16, fmt="tsv", output="-")
+    lines = capsys.readouterr().out.splitlines()
+    assert (s.n_records, s.dim, s.n_zero) == (23, 16, 7)
+    assert [line.split("\t")[0] for line in lines] == [r.id for r in recs]
+    got = np.array([[float(x) for x in line.split("\t")[1:]] for line in lines], dtype=np.float32)
+    assert np.array_equal(got, want)  # %.9g round-trips float32
+    export_store(h5, dim=16, fmt="npy", output=tmp_path / "e.npy")
+    assert np.array_equal(np.load(tmp_path / "e.npy"), want)
+    assert (tmp_path / "e.ids.txt").read_text().split() == [r.id for r in recs]
+    with pytest.raises(ConfigError, match="npy cannot go to stdout"):
+        export_store(h5, dim=16, fmt="npy", output="-")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return e.value.code, out, err
+
+
+def test_cli_info(h5, capsys):
+    code, out, _ = run_cli(["info", h5], capsys)
+    assert code == 0 and "records:       23 (25,300 bp)" in out and "complete:      yes" in out
+    code, out, _ = run_cli(["info", h5, "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and info["n_records"] == 23 and info["matryoshka_dims"] == list(DIMS)
+    assert info["status"] == {"ok": 16, "empty": 4, "all_n": 3} and info["windows_saved"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"not hdf5 at all", "is not an HDF5 file"),
+    (None, "does not exist"),
+])
+def test_cli_info_bad_file(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.h5"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = run_cli(["info", path], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith("mrl-dna: error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_merge_and_export(tmp_path, h5, recs, capsys):
+    shards = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(12, 23))])
+    out = tmp_path / "m.h5"
+    code, _, err = run_cli(["merge", shards[1], shards[0], "-o", out, "-q"], capsys)
+    assert code == 0, err
+    assert_same_file(out, h5)
+    code, _, err = run_cli(["merge", shards[0], "-o", out], capsys)
+    assert code == 1 and "incomplete set of shards: missing 2/2" in err and err.count("\n") == 1
+    code, out_, err = run_cli(["export", h5, "--dim", "8"], capsys)
+    assert code == 0 and len(out_.splitlines()) == 23 and "7 of 23 records have no vector" in err
+    code, _, err = run_cli(["export", h5, "--dim", "100"], capsys)
+    assert code == 1 and "dim 100 is outside 1..64" in err and err.count("\n") == 1
+    code, _, err = run_cli(["export", h5, "--format", "npy"], capsys)
+    assert code == 1 and "give -o FILE.npy" in err
+    code, _, err = run_cli(["export", h5, "--format", "xml"], capsys)
+    assert code == 2
