@@ -1,8 +1,34 @@
-"""mrl-dna export (being written; see the issue tracker)."""
+"""mrl-dna export: embeddings as TSV or .npy for tools that do not read HDF5.
+
+Example:
+    $ mrl-dna export sample.h5 --dim 16 | head -1 | cut -f1-4
+    NC_001416.1	0.0412341	-0.291841	0.180143
+"""
+
+from __future__ import annotations
 
 import typer
 
+from mrl_dna import console
+from mrl_dna.store import ExportFormat, export_store
 
-def command(path: str = typer.Argument(..., help="placeholder")) -> None:
-    """Not yet available."""
-    raise typer.Exit(3)
+
+def command(
+    path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed`."),
+    dim: int = typer.Option(None, "--dim", "-k", help="Matryoshka prefix to export, re-normalised [default: all D]."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.tsv, "--format", "-f", help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt."
+    ),
+    output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only)."),
+) -> None:
+    """Write one embedding prefix per record as TSV (stdout by default) or as a .npy matrix plus an ids file.
+
+    Rows keep the file's order; records without a vector (empty or all-N) are zero rows, with a warning.
+
+    Example:  mrl-dna export sample.h5 --dim 64 --format npy -o sample64.npy
+    """
+    s = export_store(path, dim=dim, fmt=fmt, output=output)
+    if s.n_zero:
+        console.warn(f"{s.n_zero} of {s.n_records} records have no vector (empty or all-N) and were exported as zero rows")
+    if output != "-":
+        console.info(f"exported {s.n_records:,} records x {s.dim} dims -> {', '.join(s.outputs)}")
