@@ -155,17 +155,17 @@ def train(
             genomes=genomes, out=out, model_config=model_config, init=init, init_head=init_head, sc=sampler_config, tc=tc,
             groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes, vc=vc, dist=dist,
             resume=resume, stop_at=stop_at, quiet=quiet, timer=timer,
-            workers=default_workers() if workers is None else workers,
+            workers=default_workers(dist.world) if workers is None else workers,
         )
     finally:
         dist.close()
 
 
-def default_workers() -> int:
-    """Sampler processes: none on a small machine (the 2-core CI box: a thread is enough for a CPU-bound
-    model), else half the cores up to 6 -- the sampler is ~0.1 s of numpy per 64-item batch and must keep
-    up with a GPU."""
-    n = os.cpu_count() or 1
+def default_workers(world: int = 1) -> int:
+    """Sampler processes per rank: none on a small machine (the 2-core CI box: a thread is enough for a
+    CPU-bound model), else half of this rank's share of the cores, up to 6 -- the sampler is ~0.05-0.1 s
+    of numpy per 64-item batch and must keep up with a GPU."""
+    n = (os.cpu_count() or 1) // max(1, world)
     return 0 if n <= 4 else min(6, n // 2)
 
 
