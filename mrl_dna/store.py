@@ -58,8 +58,11 @@ STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
 ROWS_PER_CHUNK = 512  # 16 KiB chunks at float32 x 8 columns; see module docstring
 DTYPES = ("float32", "float16")
 # Options that must agree between a partial file and the run that resumes it (and between merged shards).
-RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "shard", "save_windows")
-MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "save_windows")
+# (max_n_fraction changes which windows are kept, hence the vectors; absent on both sides compares equal.)
+RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
+               "shard", "save_windows")
+MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
+              "save_windows")
 # Attributes the writer owns; a merge does not copy them from its inputs.
 _HOUSEKEEPING = ("format", "format_version", "created", "complete", "rows_committed", "windows_committed",
                  "mrl_dna_version", "command", "shard", "merged_from")
@@ -532,18 +535,29 @@ def _dims_of(ds) -> tuple[int, ...]:
     return tuple(int(d) for d in ds.file.attrs.get("matryoshka_dims", [ds.shape[1]]))
 
 
-def _take_rows(ds, idx: np.ndarray, k: int | None = None) -> np.ndarray:
-    """ds[idx] (first k columns for 2-D) for any row order, duplicates allowed; h5py wants increasing indices."""
+def _take_rows(ds, idx: np.ndarray, k: int | None = None, *, max_span: int = 65536) -> np.ndarray:
+    """ds[idx] (first k columns for 2-D) for any row order, duplicates allowed.
+
+    h5py's fancy indexing wants increasing indices and is slow for long lists (5,000 rows of 20,000: 0.5 s,
+    against 0.03 s for one slice), so sorted rows are read as slices over runs whose gaps are at most one
+    chunk of rows (HDF5 reads whole chunks anyway, so the slice costs no extra disk I/O), each run at most
+    max_span rows (bounded memory)."""
     idx = np.asarray(idx, dtype=np.int64)
     cols = (slice(0, k),) if ds.ndim == 2 else ()
     if idx.size == 0:
         return np.zeros((0,) if ds.ndim == 1 else (0, ds.shape[1] if k is None else k), dtype=ds.dtype)
-    uniq, inverse = np.unique(idx, return_inverse=True)
-    if uniq[-1] - uniq[0] + 1 == len(uniq):  # a contiguous run: one slice read
-        data = ds[(slice(int(uniq[0]), int(uniq[-1]) + 1), *cols)]
-    else:
-        data = ds[(uniq, *cols)]
-    return np.asarray(data)[inverse]
+    uniq, inverse = np.unique(idx, return_inverse=True)  # (u,), (len(idx),)
+    cuts = np.flatnonzero(np.diff(uniq) > ROWS_PER_CHUNK) + 1
+    parts = []
+    for run in np.split(uniq, cuts):
+        while len(run):
+            lo = int(run[0])
+            j = int(np.searchsorted(run, lo + max_span, side="left"))  # rows of this run within max_span
+            hi = int(run[j - 1]) + 1
+            block = np.asarray(ds[(slice(lo, hi), *cols)])  # (hi - lo, k)
+            parts.append(block[run[:j] - lo])
+            run = run[j:]
+    return np.concatenate(parts)[inverse]
 
 
 # ----------------------------------------------------------------------------------------------- merge
@@ -611,7 +625,7 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
         perm = np.argsort(orders, kind="stable")
         src_file, src_row = src_file[perm], src_row[perm]
         ordered_by = "order"
-    _check_unique_ids(stores, src_file, src_row)
+    _check_unique_ids(stores)
 
     attrs = {k: v for k, v in first.attrs.items() if k not in _HOUSEKEEPING and k not in ("dim", "dtype", "save_windows")}
     attrs.update(shard="", command=" ".join(sys.argv), merged_from=[str(s.path) for s in stores])
@@ -687,15 +701,14 @@ def _sort_shards(stores: list[EmbeddingStore], shards: list[str]) -> list[Embedd
     if len(set(have)) != len(have):
         dup = next(i for i in have if have.count(i) > 1)
         raise StoreError(f"shard {dup}/{n} is given more than once; give each shard file once")
-    base = 0 if 0 in have else 1  # accept 0-based and 1-based shard numbering
-    missing = [f"{i}/{n}" for i in range(base, base + n) if i not in have]
+    missing = [f"{i}/{n}" for i in range(1, n + 1) if i not in have]  # 1-based, as embed.parse_shard
     if missing or len(have) != n:
         raise StoreError(f"incomplete set of shards: missing {', '.join(missing) or '?'} (have "
                          f"{', '.join(f'{i}/{n}' for i in have)}); merge all {n} shards")
     return [s for _, s in sorted(zip([i for i, _ in parsed], stores), key=lambda t: t[0])]
 
 
-def _check_unique_ids(stores, src_file, src_row) -> None:
+def _check_unique_ids(stores: list[EmbeddingStore]) -> None:
     seen: dict[str, int] = {}
     for i, s in enumerate(stores):
         for rid in s.ids:

@@ -317,11 +317,14 @@ def _without_order(r: EmbeddedRecord) -> EmbeddedRecord:
     return EmbeddedRecord(r.id, r.length, r.n_windows, r.n_skipped, r.status, r.vector, r.window_spans, r.window_vectors)
 
 
-@pytest.mark.parametrize("partition", ["contiguous", "interleaved"])
+@pytest.mark.parametrize("partition", ["contiguous", "interleaved", "one_empty"])
 def test_merge_of_shards_equals_single_run(tmp_path, h5, recs, partition):
     n = len(recs)
-    parts = [list(range(0, 8)), list(range(8, 15)), list(range(15, n))] if partition == "contiguous" else \
-        [list(range(i, n, 3)) for i in range(3)]
+    parts = {
+        "contiguous": [list(range(0, 8)), list(range(8, 15)), list(range(15, n))],
+        "interleaved": [list(range(i, n, 3)) for i in range(3)],
+        "one_empty": [list(range(0, 8)), [], list(range(8, n))],  # a shard may hold no record
+    }[partition]
     shards = write_shards(tmp_path, recs, parts)
     out = tmp_path / "merged.h5"
     s = merge_stores(shards[::-1], out)  # any argument order
