@@ -152,16 +152,17 @@ def _scan_sequential(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) 
     """
     b, d, l = u.shape
     g, n = B.shape[1], A.shape[1]
-    Bd = B.repeat_interleave(d // g, dim=1)  # (b, d, n, l)
-    Cd = C.repeat_interleave(d // g, dim=1)
-    dA = torch.exp(delta.unsqueeze(2) * A[:, :, None])  # (b, d, n, l)
-    dBu = (delta * u).unsqueeze(2) * Bd  # (b, d, n, l)
-    h = u.new_zeros(b, d, n)
+    # Time-major copies so that every step reads contiguous memory: (l, b, g, h, n) and (l, b, g, 1, n).
+    dl = delta.permute(2, 0, 1).reshape(l, b, g, d // g, 1)
+    dA = torch.exp(dl * A.view(g, d // g, n))  # (l, b, g, h, n)
+    dBu = (dl * u.permute(2, 0, 1).reshape(l, b, g, d // g, 1)) * B.permute(3, 0, 1, 2).unsqueeze(3)  # (l, b, g, h, n)
+    Cl = C.permute(3, 0, 1, 2).unsqueeze(3).contiguous()  # (l, b, g, 1, n)
+    h = u.new_zeros(b, g, d // g, n)
     ys = []
-    for a_t, x_t, c_t in zip(dA.unbind(-1), dBu.unbind(-1), Cd.unbind(-1)):
-        h = a_t * h + x_t  # (b, d, n)
-        ys.append((h * c_t).sum(-1))  # (b, d)
-    return torch.stack(ys, dim=-1) if ys else u.new_zeros(b, d, 0)
+    for a_t, x_t, c_t in zip(dA.unbind(0), dBu.unbind(0), Cl.unbind(0)):
+        h = a_t * h + x_t  # (b, g, h, n)
+        ys.append((h * c_t).sum(-1))  # (b, g, h)
+    return torch.stack(ys, dim=-1).reshape(b, d, l) if ys else u.new_zeros(b, d, 0)
 
 
 def _chunk_length(delta: Tensor, A: Tensor) -> int:
@@ -196,8 +197,8 @@ def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> 
     A_ = A.view(g, hd, 1, n)  # (g, h, 1, n)
     du = (delta * u).view(b, g, hd, l)  # (b, g, h, l)
     dl = delta.view(b, g, hd, l)
-    Bt = B.transpose(-1, -2).unsqueeze(2)  # (b, g, 1, l, n)
-    Ct = C.transpose(-1, -2).unsqueeze(2)  # (b, g, 1, l, n)
+    Bt = B.transpose(-1, -2).unsqueeze(2).contiguous()  # (b, g, 1, l, n)
+    Ct = C.transpose(-1, -2).unsqueeze(2).contiguous()  # (b, g, 1, l, n)
     h = u.new_zeros(b, g, hd, 1, n)
     # Training on long inputs: autograd would keep ~6 tensors of (b, d, l, n) alive. Above CHECKPOINT_ELEMENTS,
     # blocks of chunks are recomputed in the backward instead (PERF_NOTES: per-chunk checkpointing), so memory
