@@ -118,25 +118,33 @@ def window_spans(length: int, size: int, stride: int) -> np.ndarray:
 
 def n_counts(tokens: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Number of N tokens in each span, int64 (k,). Vectorised, O(L) time, O(block + k) extra memory."""
-    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    if len(spans) == 0:
-        return np.zeros(0, dtype=np.int64)
-    # cum(b) = number of N in tokens[:b], needed only at the window boundaries b: count block by block.
-    bounds, inverse = np.unique(spans, return_inverse=True)  # (m,) sorted positions in [0, L]
-    cum = np.zeros(len(bounds), dtype=np.int64)  # (m,)
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)  # (k, 2)
+    return _n_before(tokens, spans[:, 1]) - _n_before(tokens, spans[:, 0])
+
+
+def _n_before(tokens: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Number of N in tokens[:p] for each p of pos (int64 (m,), values in [0, L]), counted block by block."""
+    order = None
+    if len(pos) > 1 and not (pos[1:] >= pos[:-1]).all():  # window starts and ends come sorted; others may not
+        order = np.argsort(pos, kind="stable")
+        pos = pos[order]
+    cum = np.zeros(len(pos), dtype=np.int64)  # (m,)
     done = 0  # N counted in tokens[:block_start]
     for block_start in range(0, len(tokens), _N_COUNT_BLOCK):
         block = tokens[block_start : block_start + _N_COUNT_BLOCK]
-        # boundaries b with block_start < b <= block_end take their count from this block
-        lo, hi = np.searchsorted(bounds, [block_start, block_start + len(block)], side="right")
+        # positions p with block_start < p <= block_end take their count from this block (p = 0 stays 0)
+        lo, hi = np.searchsorted(pos, [block_start, block_start + len(block)], side="right")
         if hi > lo:
             in_block = np.cumsum(block == dna.N, dtype=np.int32)  # (len(block),) N count up to each index
-            cum[lo:hi] = done + in_block[bounds[lo:hi] - block_start - 1]
+            cum[lo:hi] = done + in_block[pos[lo:hi] - block_start - 1]
             done += int(in_block[-1])
         else:
             done += int(np.count_nonzero(block == dna.N))
-    cum_at = cum[inverse.reshape(-1, 2)]  # (k, 2)
-    return cum_at[:, 1] - cum_at[:, 0]
+    if order is None:
+        return cum
+    out = np.empty_like(cum)
+    out[order] = cum
+    return out
 
 
 def split_windows(tokens: np.ndarray, cfg: WindowConfig) -> Windows:

@@ -105,6 +105,10 @@ def test_n_counts_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     spans = window_spans(1000, 33, 5)
     expected = [np.count_nonzero(tokens[s:e] == dna.N) for s, e in spans]
     assert n_counts(tokens, spans).tolist() == expected
+    any_spans = np.sort(rng.integers(0, 1001, size=(200, 2)), axis=1)  # unsorted, overlapping, empty ones
+    expected = [np.count_nonzero(tokens[s:e] == dna.N) for s, e in any_spans]
+    assert n_counts(tokens, any_spans).tolist() == expected
+    assert n_counts(tokens, np.zeros((0, 2), np.int64)).shape == (0,)
 
 
 def test_large_record_is_fast_and_vectorised() -> None:
