@@ -7,6 +7,9 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from mrl_dna import console
@@ -27,7 +30,11 @@ def command(
 
     Example:  mrl-dna export sample.h5 --dim 64 --format npy -o sample64.npy
     """
-    s = export_store(path, dim=dim, fmt=fmt, output=output)
+    try:
+        s = export_store(path, dim=dim, fmt=fmt, output=output)
+    except BrokenPipeError:  # `mrl-dna export x.h5 | head`: the reader left, which is fine (click would exit 1)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     if s.n_zero:
         console.warn(f"{s.n_zero} of {s.n_records} records have no vector (empty or all-N) and were exported as zero rows")
     if output != "-":
