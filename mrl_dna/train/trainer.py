@@ -269,6 +269,10 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     loss_val, last_val = float("nan"), None
     keys = ((s, m) for s in range(start, last_stop) for m in range(tc.grad_accum))
     prefetch = _Prefetcher((sampler, pair_data, sc, tc, dist.rank), keys, workers)
+    if validator is not None and start == 0:  # the untrained model: the baseline every later row improves on
+        v0 = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
+        metrics.write({"step": 0, "val": v0})
+        console.info(f"step 0: {_val_line(v0)}")
     try:
         with console.progress("train", total=tc.steps, unit="steps") as bar:
             bar.advance(start)
