@@ -172,9 +172,11 @@ def rerank(
     out_r = np.full((nq, keep), -1, dtype=np.int64)
     out_s = np.full((nq, keep), -np.inf, dtype=np.float32)
     macs = 0
-    # Gathered candidates (c, m, dim) float32 stay under GATHER_BYTES: small enough to be reused from the
-    # allocator's cache instead of page-faulting a fresh buffer per chunk (measured ~3x faster than 256 MiB).
-    chunk = max(1, GATHER_BYTES // (4 * max(1, m) * dim))
+    # Outer chunks: the candidate rows of `chunk` queries are read once (<= SCORE_BUDGET_BYTES). Inner
+    # chunks: gathered candidates (c, m, dim) stay under GATHER_BYTES, small enough to be reused from the
+    # allocator's cache instead of page-faulting a fresh buffer each time (~3x faster than 256 MiB).
+    chunk = max(1, SCORE_BUDGET_BYTES // (4 * max(1, m) * dim))
+    inner = max(1, GATHER_BYTES // (4 * max(1, m) * dim))
     for lo in range(0, nq, chunk):
         cand = candidates[lo : lo + chunk]  # (c, m)
         present = cand >= 0
@@ -182,17 +184,19 @@ def rerank(
         if union.size == 0:
             continue
         V = read_rows(dim, union)  # (u, dim)
-        c = len(cand)
-        if device == "cpu":  # np.take gathers rows ~2x faster than torch's index_select on a CPU
-            G = torch.from_numpy(np.take(V, pos, axis=0))  # (c, m, dim)
-        else:
-            G = torch.from_numpy(V).to(device).index_select(0, torch.from_numpy(pos.reshape(-1)).to(device)).view(c, m, dim)
-        S = torch.bmm(G, Qd[lo : lo + chunk, :, None]).view(c, m)  # (c, m)
-        S.masked_fill_(~torch.from_numpy(present).to(device), -math.inf)
+        Vd = torch.from_numpy(V).to(device) if device != "cpu" else None
+        for a in range(0, len(cand), inner):
+            b = min(a + inner, len(cand))
+            if Vd is None:  # np.take gathers rows ~2x faster than torch's index_select on a CPU
+                G = torch.from_numpy(np.take(V, pos[a:b], axis=0))  # (c, m, dim)
+            else:
+                G = Vd.index_select(0, torch.from_numpy(pos[a:b].reshape(-1)).to(device)).view(b - a, m, dim)
+            S = torch.bmm(G, Qd[lo + a : lo + b, :, None]).view(b - a, m)  # (c, m)
+            S.masked_fill_(~torch.from_numpy(present[a:b]).to(device), -math.inf)
+            s, j = torch.topk(S, keep, dim=1)  # (c, keep)
+            out_s[lo + a : lo + b] = s.cpu().numpy()
+            out_r[lo + a : lo + b] = np.take_along_axis(cand[a:b], j.cpu().numpy(), axis=1)
         macs += int(present.sum()) * dim
-        s, j = torch.topk(S, keep, dim=1)  # (c, keep)
-        out_s[lo : lo + chunk] = s.cpu().numpy()
-        out_r[lo : lo + chunk] = np.take_along_axis(cand, j.cpu().numpy(), axis=1)
     out_r[~np.isfinite(out_s)] = -1
     return out_r, out_s, macs
 
@@ -472,6 +476,8 @@ class Database:
 
     def rows(self, dim: int, rows: np.ndarray) -> np.ndarray:
         """(m, dim) normalised prefixes of the given sorted unique global rows."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], ArrayPart):  # in memory: one fancy index
+            return normalize(self.parts[0].vectors[rows, :dim])
         out = np.empty((len(rows), dim), dtype=np.float32)
         for p, part in enumerate(self.parts):
             lo, hi = np.searchsorted(rows, self.offsets[p : p + 2])
@@ -797,7 +803,15 @@ def search(
     warn: Callable[[str], None] = lambda m: None,
 ) -> SearchResult:
     """Everything `mrl-dna search` does, without the rendering: open the DBs, embed or read the queries,
-    run exact (--dim) or funnel search, and find the best windows on request."""
+    run exact (--dim) or funnel search, and find the best windows on request.
+
+    Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
+    default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
+    every DB file has a valid one (`mrl-dna index`), else exact at full width. Why not the funnel by default:
+    on a CPU with the DB in memory, the blocked full-width scan is one BLAS product and measured faster in
+    wall time than a 10x-cheaper funnel (whose top-k over a large shortlist and row gathers dominate); see
+    bench/RESULTS.md. The funnel pays off in multiply-adds, in bytes read from disk, and with an index.
+    """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")
     if k < 1:
@@ -819,6 +833,9 @@ def search(
     if queries.n_skipped:
         warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
     index = None
+    found = find_index(db, warn) if use_index and dim is None else None
+    if dim is None and funnel is None and found is None:
+        dim = db.dim  # no index: an exact blocked scan at full width (DESIGN.md), see `search` docstring
     if dim is not None:
         mode, stages = Mode.exact, (Stage(dim, k),)
         hits = exact_search(
@@ -831,14 +848,15 @@ def search(
         )
     else:
         mode = Mode.funnel
-        found = find_index(db, warn) if use_index else None
-        if funnel is not None:
+        if funnel is not None and funnel != "auto":
             stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
             if found and found[1].dim != stages[0].dim:
                 warn(f"FAISS index is over dim {found[1].dim} but --funnel starts at {stages[0].dim}; scanning instead")
                 found = None
         else:
             stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=found[1].dim if found else None)
+        if len(stages) == 1 and found and stages[0].dim != found[1].dim:
+            found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
         shortlister, index = found if found else (None, None)
         hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
     win = best_windows(queries.vectors, hits, db) if windows else None

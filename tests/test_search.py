@@ -236,12 +236,14 @@ def test_cli_exact_tsv_matches_bruteforce_and_is_ordered(dbs, capsys):
         assert s == sorted(s, reverse=True)
 
 
-def test_cli_default_funnel_equals_exact_on_small_db_and_no_header(dbs, capsys):
+def test_cli_default_and_auto_funnel_equal_exact_on_small_db_and_no_header(dbs, capsys):
     a, b, qf, *_ = dbs
     _, exact, _ = run_cli(["search", str(qf), str(a), str(b), "--dim", "64", "-q"], capsys)
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--quiet", "--no-header"], capsys)
     assert code == 0 and err == ""
     assert out == "".join(exact.splitlines(True)[1:])
+    code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "auto"], capsys)
+    assert code == 0 and out == exact and "a small DB: the auto funnel is a full scan" in err
     code, out, _ = run_cli(["search", str(qf), str(a), "--funnel", "8:250,16:100,64:10", "--min-score", "0.5"], capsys)
     _, rows = parse_tsv(out)
     assert code == 0 and all(r[4] == "8,16,64" and float(r[3]) >= 0.5 for r in rows)
