@@ -195,3 +195,17 @@ def test_init_from_caduceus_frozen_backbone_and_resume(tmp_path, capsys):
     assert (b / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
     code, err = run([*common[:3], "--d-model", "8", "-o", str(tmp_path / "c"), "-q"], capsys)
     assert code == 1 and "--d-model conflicts with --init" in err
+
+
+def test_labelled_fasta_attention_pooling_mamba1_grad_accum(tmp_path, capsys):
+    ids = [line[1:].split()[0] for line in SAMPLE.read_text().splitlines() if line.startswith(">")]
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("".join(f"{rid}\t{'virus' if i % 2 else 'other'}\n" for i, rid in enumerate(ids)))
+    out = tmp_path / "m"
+    code, err = run([str(SAMPLE), "--labels", str(tsv), "-o", str(out), "--steps", "2", "--grad-accum", "2",
+                     "--pooling", "attention", "--mixer", "mamba1", "--max-windows", "3", "--multi-window-prob", "1",
+                     *TINY], capsys)
+    assert code == 0, err
+    cfg = load_model(out).config
+    assert cfg.pooling.value == "attention" and cfg.encoder.mixer.value == "mamba1"
+    assert "mamba1" in (out / "README.md").read_text()
