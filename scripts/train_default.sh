@@ -55,7 +55,7 @@ for f in "${VAL[@]}"; do VAL_ARGS+=(--val-genomes "$DATA/$f"); done
 echo "train_default.sh: ${#TRAIN[@]} training files, ${#VAL[@]} held-out files ($HELDOUT) -> $OUT" >&2
 
 if [[ "${NPROC:-1}" -gt 1 ]]; then
-    LAUNCH=(torchrun --standalone --nproc_per_node "$NPROC" -m mrl_dna)
+    LAUNCH=(python3 -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m mrl_dna)  # = torchrun
 else
     LAUNCH=(python3 -m mrl_dna)
 fi
