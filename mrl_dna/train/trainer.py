@@ -44,7 +44,6 @@ from mrl_dna.model import MrlDnaModel
 from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, truncate_normalize
 from mrl_dna.train.sampler import (
     GenomeSampler,
-    PairData,
     SamplerConfig,
     Source,
     expand_inputs,
@@ -149,6 +148,8 @@ def train(
     tc = train_config or TrainConfig()
     vc = validation or ValidationConfig()
     out = Path(output)
+    was_quiet = console.is_quiet()
+    console.set_quiet(quiet or was_quiet)
     dist = _Dist.from_env(device)
     try:
         return _train(
@@ -159,6 +160,7 @@ def train(
         )
     finally:
         dist.close()
+        console.set_quiet(was_quiet)
 
 
 def default_workers(world: int = 1) -> int:
