@@ -352,6 +352,75 @@ def _funnel_chunk(queries, db, stages, device, shortlist) -> tuple[np.ndarray, n
     return rows, scores, macs, seen
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What calibrate_funnel measured on pseudo-queries drawn from the DB itself."""
+
+    stages: tuple[Stage, ...]  # the cheapest funnel that kept the exact top-k for `quantile` of them
+    macs_per_query: int  # its multiply-adds per query
+    needed: dict[int, int]  # prefix dim -> shortlist size needed at that dim (quantile), before the margin
+    n_queries: int
+    seconds: float
+
+
+def calibrate_funnel(
+    db: "Database",
+    *,
+    k: int,
+    n_queries: int = 200,
+    quantile: float = 0.995,
+    margin: float = 1.25,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Calibration:
+    """The cheapest funnel over the Matryoshka dims that keeps the exact full-width top-k of `quantile` of
+    `n_queries` DB rows used as queries (their own row excluded).
+
+    For each prefix dim d: a query's needed shortlist at d is the number of rows scoring at least as high at
+    d as the worst of its exact top-k (an upper bound for a stage that ranks only the previous candidates).
+    Keeps are the `quantile` of that times `margin`; every subset of the dims (ending at D) is costed as
+    n*d1 + sum keep_i * d_(i+1) and the cheapest wins. Costs one full-width scan plus one scan per dim for
+    the pseudo-queries (n_queries * n * sum(dims) multiply-adds).
+    """
+    import itertools
+    import time
+
+    t0 = time.perf_counter()
+    D, n = db.dim, db.n
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(seed).choice(ok, size=min(n_queries, len(ok)), replace=False))
+    queries = db.rows(D, pick)  # (c, D)
+    ref = exact_search(queries, db.blocks(D, block_rows_for(len(pick), D)), k=k + 1, valid=db.valid, device=device)
+    top = np.where(ref.rows == pick[:, None], -1, ref.rows)  # drop the query's own row
+    top = np.stack([r[r >= 0][:k] for r in top])  # (c, k)
+    dims = [d for d in db.matryoshka_dims if d < D]
+    hit_rows = np.unique(top.ravel())
+    needed: dict[int, int] = {}
+    for d in dims:
+        qd = truncate_normalize(queries, d)  # (c, d)
+        hits = db.rows(d, hit_rows)[np.searchsorted(hit_rows, top)]  # (c, k, d)
+        thr = torch.from_numpy(np.einsum("cd,ckd->ck", qd, hits).min(1))  # (c,) score at d of the worst exact hit
+        count = torch.zeros(len(pick), dtype=torch.int64)
+        Q = torch.from_numpy(qd)
+        for start, block in db.blocks(d, block_rows_for(len(pick), d)):
+            S = Q @ torch.from_numpy(block).T  # (c, b)
+            S.masked_fill_(~torch.from_numpy(db.valid[start : start + len(block)]), -math.inf)
+            count += (S >= thr[:, None] - 1e-6).sum(1)
+        count -= 1  # the query's own row scores 1 at every dim
+        needed[d] = int(np.quantile(count.numpy(), quantile))
+    best: tuple[int, tuple[Stage, ...]] = (n * D, (Stage(D, k),))
+    for r in range(1, len(dims) + 1):
+        for chain in itertools.combinations(dims, r):
+            keeps = [min(n, max(k, math.ceil(needed[d] * margin))) for d in chain]
+            for i in range(len(keeps) - 2, -1, -1):  # keeps may not grow along the funnel
+                keeps[i] = max(keeps[i], keeps[i + 1])
+            nxt = [*chain[1:], D]
+            cost = n * chain[0] + sum(m * d for m, d in zip(keeps, nxt))
+            if cost < best[0]:
+                best = (cost, (*(Stage(d, m) for d, m in zip(chain, keeps)), Stage(D, k)))
+    return Calibration(best[1], int(best[0]), needed, len(pick), time.perf_counter() - t0)
+
+
 def block_rows_for(nq: int, dim: int) -> int:
     """Rows per DB block so that the (q, b) scores and the (b, dim) block fit SCORE_BUDGET_BYTES."""
     b = SCORE_BUDGET_BYTES // (4 * (max(1, nq) + dim))
@@ -664,7 +733,7 @@ def build_index(
         nprobe = nprobe or max(1, nlist // 8)
         quant = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        train = _sample_rows(db, dim, min(n_ok, 256 * nlist))
+        train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
         index.train(train)
     else:
         nlist, nprobe = 0, 0
@@ -848,7 +917,12 @@ def search(
         )
     else:
         mode = Mode.funnel
-        if funnel is not None and funnel != "auto":
+        if funnel == "calibrate":
+            cal = calibrate_funnel(db, k=k, device=device)
+            stages = cal.stages
+            if found and found[1].dim != stages[0].dim:
+                found = None
+        elif funnel is not None and funnel != "auto":
             stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
             if found and found[1].dim != stages[0].dim:
                 warn(f"FAISS index is over dim {found[1].dim} but --funnel starts at {stages[0].dim}; scanning instead")

@@ -4,7 +4,9 @@
 Methods (all through mrl_dna.search, the code `mrl-dna search` runs):
     exact@D          blocked exact search at the full width: the reference top-10
     exact@d1         exact at the funnel's first (small) prefix alone: what shortlisting without rerank gives
-    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel)
+    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel; `--funnel auto`)
+    funnel-cal       the cheapest funnel that keeps the exact top-10 of 99.5% of 200 DB rows used as
+                     queries (mrl_dna.search.calibrate_funnel; `--funnel calibrate`), tested on the held-out queries
     funnel-paper     16:2000,64:200,D:10-style fixed funnel (the paper's shape, when the dims allow)
     faiss-flat+rr    FAISS IndexFlatIP over normalize(v[:d1]) as the shortlist, then the funnel's reranks
     faiss-ivf+rr     FAISS IVF (nlist ~4 sqrt(n), nprobe nlist/8) as the shortlist, then the reranks
@@ -15,6 +17,9 @@ Data (one of):
                         `mrl-dna embed --save-windows` (else its per-record rows). Queries are held-out
                         windows (not in the DB). DB sizes beyond the file's rows are filled with jittered
                         copies of real rows (normalize(v + 0.05 * per-dim std * noise)), reported as such.
+    --kmer-pca FASTA..  a STAND-IN from REAL genome windows, not model embeddings: 2 kb windows at stride
+                        512 bp, Hellinger-transformed canonical 5-mer profiles projected on their top-D
+                        principal axes (ordered by variance, so prefixes are nested like Matryoshka dims).
     --synthetic         a STAND-IN, not embeddings: species x strains x genome positions, a smooth (AR(1))
                         signal along each genome, strain divergence and window noise, with per-dim variance
                         decaying like a Matryoshka-trained model's. Use only until a trained model exists.
@@ -41,6 +46,7 @@ import torch
 
 from mrl_dna.search import (
     Database,
+    calibrate_funnel,
     Stage,
     default_funnel,
     exact_search,
@@ -72,6 +78,46 @@ def synthetic(n: int, dims: tuple[int, ...], rng: np.random.Generator) -> np.nda
             out[row : row + per_genome] = normalize((strain + 0.25 * rng.standard_normal((per_genome, D))) * decay)
             row += per_genome
     return out[rng.permutation(len(out))[:n]]
+
+
+def kmer_pca_windows(paths: list[str], dims: tuple[int, ...], k: int = 5, block: int = 512, blocks_per_window: int = 4) -> np.ndarray:
+    """(n, D) vectors of REAL genome windows (block*blocks_per_window bp, stride `block`): Hellinger-transformed
+    canonical k-mer profiles projected on their top-D principal axes, axes ordered by variance, so every
+    prefix is the best linear prefix of that width (nested by construction, like Matryoshka dims)."""
+    from mrl_dna.fasta import read_fasta
+    from mrl_dna.kmer import canonical_index, n_canonical
+
+    bits_of = np.full(256, 4, dtype=np.int64)
+    for tok, b in ((7, 0), (8, 1), (9, 2), (10, 3)):
+        bits_of[tok] = b
+    col_of, ncol = canonical_index(k), n_canonical(k)
+    wins = []
+    for rec in read_fasta(paths, check_duplicates=False):
+        bits = bits_of[rec.tokens]
+        n = bits.size - k + 1
+        nb = bits.size // block
+        if nb < blocks_per_window:
+            continue
+        b = np.where(bits == 4, 0, bits)
+        fwd = np.zeros(n, np.int64)
+        rev = np.zeros(n, np.int64)
+        for j in range(k):
+            fwd = (fwd << 2) | b[j : j + n]
+            rev |= (3 - b[j : j + n]) << (2 * j)
+        bad = np.concatenate(([0], np.cumsum(bits == 4)))
+        ok = ((bad[k:] - bad[:n]) == 0) & (np.arange(n) < nb * block)
+        pos = np.flatnonzero(ok)
+        counts = np.bincount((pos // block) * ncol + col_of[np.minimum(fwd, rev)[pos]], minlength=nb * ncol)
+        counts = counts.reshape(nb, ncol).astype(np.float32)  # (blocks, kmers)
+        csum = np.concatenate([np.zeros((1, ncol), np.float32), np.cumsum(counts, 0)])
+        wins.append(csum[blocks_per_window:] - csum[:-blocks_per_window])  # (windows, kmers), stride = block
+    X = np.concatenate(wins)
+    X = np.sqrt(X / np.maximum(X.sum(1, keepdims=True), 1))  # Hellinger
+    X -= X.mean(0)
+    sample = X[np.random.default_rng(0).choice(len(X), min(len(X), 50_000), replace=False)]
+    evals, evecs = np.linalg.eigh(sample.T @ sample)
+    axes = evecs[:, np.argsort(evals)[::-1][: dims[-1]]]  # (kmers, D) by decreasing variance
+    return normalize(X @ axes)
 
 
 def load_vectors(path: str) -> tuple[np.ndarray, tuple[int, ...], str]:
@@ -126,7 +172,7 @@ def faiss_shortlister(x: np.ndarray, dim: int, kind: str, n_q: int):
         nlist = max(1, min(len(x) // 39, int(4 * math.sqrt(len(x)))))
         nprobe = max(1, nlist // 8)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(xd[np.random.default_rng(0).choice(len(x), min(len(x), 256 * nlist), replace=False)])
+        index.train(xd[np.random.default_rng(0).choice(len(x), min(len(x), 64 * nlist), replace=False)])
         index.add(xd)
         index.nprobe = nprobe
         macs = int((nlist + nprobe * len(x) / nlist) * dim)
@@ -170,6 +216,12 @@ def bench_size(x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, devi
     kept = [np.mean([len(set(a) & set(b)) for a, b in zip(rows, ref.rows)]) / k for rows in trace]
     res[-1]["stage_retention"] = kept
     print("    exact top-10 still present after each funnel stage: " + ", ".join(f"{s}: {x:.4f}" for s, x in zip(stages, kept)))
+    cal = calibrate_funnel(db, k=k, device=device)  # pseudo-queries are DB rows, not the held-out queries
+    h, t = timed(lambda: funnel_search(q, db, cal.stages, device=device))
+    record("funnel-cal", h, t, ",".join(map(str, cal.stages)) + f" (calibration {cal.seconds:.1f}s)")
+    res[-1]["needed_keep_p995"] = cal.needed
+    print("    shortlist needed at each dim to keep the exact top-10 of 99.5% of 200 DB-row queries: "
+          + ", ".join(f"{d}: {m:,}" for d, m in cal.needed.items()))
     small = [d for d in dims if d >= 16][:1] or [dims[0]]
     mid = [d for d in dims if d >= 4 * small[0] and d < D][:1]
     paper = (Stage(small[0], min(n, 2000)), *([Stage(mid[0], 200)] if mid else []), Stage(D, k))
@@ -196,6 +248,8 @@ def main() -> None:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--vectors", help="HDF5 from `mrl-dna embed --save-windows` (real window embeddings)")
     src.add_argument("--synthetic", action="store_true", help="synthetic STAND-IN vectors (not embeddings)")
+    src.add_argument("--kmer-pca", nargs="+", metavar="FASTA",
+                     help="STAND-IN from REAL genome windows (2 kb, stride 512): PCA of canonical 5-mer profiles")
     ap.add_argument("--dims", default="8,16,32,64,128", help="Matryoshka dims of the synthetic stand-in")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=500)
@@ -213,6 +267,12 @@ def main() -> None:
         dims = tuple(int(d) for d in args.dims.split(","))
         pool = synthetic(max(sizes) + args.queries, dims, rng)
         what = f"SYNTHETIC STAND-IN (not embeddings): {len(pool):,} vectors, dims {dims}"
+    elif args.kmer_pca:
+        dims = tuple(int(d) for d in args.dims.split(","))
+        pool = kmer_pca_windows(args.kmer_pca, dims)
+        what = (f"STAND-IN from REAL genome windows, not model embeddings: {len(pool):,} windows (2048 bp, stride 512) "
+                f"of {len(args.kmer_pca)} FASTA files, PCA (top {dims[-1]} axes) of Hellinger 5-mer profiles")
+        pool = pool[rng.permutation(len(pool))]
     else:
         pool, dims, what = load_vectors(args.vectors)
         pool = pool[rng.permutation(len(pool))]
@@ -229,7 +289,7 @@ def main() -> None:
     rows = []
     for n in sizes:
         x, n_real = grow(base, n, rng)
-        print(f"## n = {n:,} rows ({n_real:,} {'real' if not args.synthetic else 'stand-in'}"
+        print(f"## n = {n:,} rows ({n_real:,} {'stand-in' if args.synthetic else 'real-window'}"
               f"{f', {n - n_real:,} jittered copies' if n > n_real else ''})", flush=True)
         for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss):
             rows.append({**r, "n_real": n_real, "data": what})

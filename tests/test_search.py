@@ -19,6 +19,7 @@ from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
     Stage,
+    calibrate_funnel,
     check_funnel,
     default_funnel,
     exact_search,
@@ -171,6 +172,19 @@ def test_default_funnel_is_10x_cheaper_on_large_dbs_and_exact_on_small():
         assert n * 128 / macs >= 10
 
 
+def test_calibrated_funnel_keeps_the_exact_top_k_and_is_cheaper():
+    rng = np.random.default_rng(10)
+    x = clustered(4040, rng)  # one draw: the held-out queries come from the DB's distribution
+    q, db = x[:40], Database.from_arrays(x[40:], matryoshka_dims=DIMS)
+    cal = calibrate_funnel(db, k=5, n_queries=50)
+    assert cal.stages[-1] == Stage(D, 5) and cal.macs_per_query <= 4000 * D
+    assert all(a.keep >= b.keep for a, b in zip(cal.stages, cal.stages[1:]))
+    f = funnel_search(q, db, cal.stages)
+    ex = exact_search(q, db.blocks(D, 1000), k=5)
+    assert np.mean([set(a) == set(b) for a, b in zip(f.rows, ex.rows)]) >= 0.9
+    assert f.macs_per_query == cal.macs_per_query or cal.stages == (Stage(D, 5),)
+
+
 def test_parse_and_check_funnel_errors():
     assert parse_funnel("16:2000,64:200,128:10") == (Stage(16, 2000), Stage(64, 200), Stage(128, 10))
     assert check_funnel(parse_funnel("8:100,64"), dim=64, matryoshka_dims=DIMS, k=5, source="x")[-1] == Stage(64, 5)
@@ -244,6 +258,8 @@ def test_cli_default_and_auto_funnel_equal_exact_on_small_db_and_no_header(dbs, 
     assert out == "".join(exact.splitlines(True)[1:])
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "auto"], capsys)
     assert code == 0 and out == exact and "a small DB: the auto funnel is a full scan" in err
+    code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "calibrate", "-k", "3"], capsys)
+    assert code == 0 and len(parse_tsv(out)[1]) == 18 and "multiply-adds per query" in err
     code, out, _ = run_cli(["search", str(qf), str(a), "--funnel", "8:250,16:100,64:10", "--min-score", "0.5"], capsys)
     _, rows = parse_tsv(out)
     assert code == 0 and all(r[4] == "8,16,64" and float(r[3]) >= 0.5 for r in rows)
