@@ -317,6 +317,7 @@ def funnel_search(
     DB once). trace: when a list is given, it receives each stage's (q, keep) candidate rows (diagnostics).
     """
     nq = len(queries)
+    stages = [Stage(s.dim, min(s.keep, max(1, db.n))) for s in stages]  # a keep beyond the DB keeps it all
     chunk = max(1, SCORE_BUDGET_BYTES // (48 * stages[0].keep))  # running top-k: float32+int64, cat'ed
     parts = [_funnel_chunk(queries[lo : lo + chunk], db, stages, device, shortlist) for lo in range(0, max(nq, 1), chunk)]
     rows = np.concatenate([p[0] for p in parts])
@@ -931,6 +932,7 @@ def search(
             stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=found[1].dim if found else None)
         if len(stages) == 1 and found and stages[0].dim != found[1].dim:
             found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
+        stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
         shortlister, index = found if found else (None, None)
         hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
     win = best_windows(queries.vectors, hits, db) if windows else None

@@ -95,7 +95,8 @@ def command(
         if res.index:
             how += f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})"
     macs = res.hits.macs_per_query
-    saving = f" ({res.exact_macs_per_query / macs:.1f}x fewer than exact at full width)" if macs else ""
+    ratio = res.exact_macs_per_query / macs if macs else 1.0
+    saving = f" ({ratio:.1f}x fewer than exact at full width)" if ratio >= 1 else f" ({1 / ratio:.1f}x more than exact at full width)"
     console.footer(
         f"{len(res.query_ids)} queries x {res.n_db:,} rows in {res.n_db_files} file(s), {how}: {n_hits} hits; "
         f"{macs:,} multiply-adds per query{saving}",
