@@ -46,8 +46,15 @@ class EncoderConfig:
     headdim: int = 16  # ssd only: channels per head sharing one scalar decay
     d_conv: int = 4  # depthwise causal conv before the scan (Mamba default)
     norm_eps: float = 1e-5
+    # Canonical k-mer composition of the window, appended to the learned window vector (0 = off). Genome
+    # composition (tetranucleotide frequency) is the strongest known signal for telling genomes apart from
+    # a 2 kb fragment; giving it to the head exactly, instead of hoping the stem relearns it from a few dozen
+    # training species, is what lets the trained head beat a plain k-mer profile on unseen species.
+    kmer_features: int = 4
 
     def __post_init__(self) -> None:
+        if not 0 <= self.kmer_features <= 6:
+            raise ConfigError(f"encoder kmer_features={self.kmer_features} must be 0 (off) or 1..6")
         for name in ("stride", "stem_kernel", "stem_channels", "d_model", "n_layer", "d_state", "expand", "headdim", "d_conv"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"encoder {name}={getattr(self, name)} must be >= 1")
@@ -64,6 +71,17 @@ class EncoderConfig:
     @property
     def n_heads(self) -> int:
         return self.d_inner // self.headdim
+
+    @property
+    def n_kmer_features(self) -> int:
+        """Number of canonical k-mers (136 for k=4); 0 when kmer_features is off."""
+        k = self.kmer_features
+        return (4**k + (4 ** (k // 2) if k % 2 == 0 else 0)) // 2 if k else 0
+
+    @property
+    def out_dim(self) -> int:
+        """Width of a window vector: d_model learned features + canonical k-mer frequencies."""
+        return self.d_model + self.n_kmer_features
 
     @property
     def dt_rank(self) -> int:  # mamba1 only, as Mamba's "auto": ceil(d_model / 16)

@@ -23,7 +23,7 @@ def shared_dir() -> Path:
 
 
 def tiny_config(**kw) -> ModelConfig:
-    enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=2, d_state=8, headdim=8)
+    enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=2, d_state=8, headdim=8, kmer_features=2)
     base = dict(encoder=enc, matryoshka_dims=(4, 8, 16), head_hidden=0, window=256, window_stride=256, name="tiny")
     base.update(kw)
     return ModelConfig(**base)

@@ -178,3 +178,16 @@ def test_mamba1_mixer_is_rc_invariant_and_padding_independent():
         assert F.cosine_similarity(w, model.window_vectors(revcomp_tokens(tok, lengths), lengths)).min() >= 0.99999
         alone = model.window_vectors(tok[1:, :90], lengths[1:])
     torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-6)
+
+
+def test_kmer_features_equal_the_numpy_profile_and_ignore_padding():
+    from mrl_dna.kmer import kmer_counts
+    from mrl_dna.model.encoder import KmerProfile
+
+    rng = np.random.default_rng(9)
+    tok, lengths = _windows(rng, [300, 77, 3])
+    got = KmerProfile(4)(tok, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), 4)
+        ref = c / c.sum() * 136 - 1 if c.sum() else np.zeros(136)
+        np.testing.assert_allclose(got[i].numpy(), ref, atol=1e-5)

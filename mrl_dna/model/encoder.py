@@ -63,6 +63,47 @@ def flip_valid(x: Tensor, lengths: Tensor, dim: int = 1) -> Tensor:
     return x.gather(dim, idx)
 
 
+def canonical_kmer_table(k: int) -> Tensor:
+    """k-mer code (base-4 over A,C,G,T) -> index of its canonical (min of itself and its RC) k-mer."""
+    codes = torch.arange(4**k)
+    digits = torch.stack([(codes // 4 ** (k - 1 - j)) % 4 for j in range(k)], dim=1)  # (4^k, k), A=0 C=1 G=2 T=3
+    rc = ((3 - digits.flip(1)) * (4 ** torch.arange(k - 1, -1, -1))).sum(1)
+    canon = torch.minimum(codes, rc)
+    return torch.unique(canon, return_inverse=True)[1]  # (4^k,) -> 0..n_canonical-1
+
+
+class KmerProfile(nn.Module):
+    """Canonical k-mer frequencies of each window: (b, L) ids + lengths -> (b, n_canonical).
+
+    Exactly RC-invariant (a k-mer and its reverse complement count as one) and independent of padding
+    (k-mers that touch N, PAD or the row end are not counted). Scaled as K * frequency - 1, so a uniform
+    composition is 0 and the head sees values of order one."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.register_buffer("canon", canonical_kmer_table(k), persistent=False)
+        self.n = int(self.canon.max()) + 1
+        base = torch.full((256,), -1, dtype=torch.long)
+        for j, tok in enumerate(dna.BASES):
+            base[tok] = j
+        self.register_buffer("base", base, persistent=False)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        b, L = tokens.shape
+        k = self.k
+        if L < k:
+            return tokens.new_zeros(b, self.n, dtype=torch.float32)
+        x = self.base[tokens]  # (b, L): 0..3, or -1 for N / PAD / other
+        win = x.unfold(1, k, 1)  # (b, L-k+1, k)
+        valid = (win >= 0).all(-1)  # (b, L-k+1): k-mers of bases only (PAD past the row end is -1)
+        code = (win.clamp(min=0) * (4 ** torch.arange(k - 1, -1, -1, device=x.device))).sum(-1)
+        idx = self.canon[code]  # (b, L-k+1)
+        counts = torch.zeros(b, self.n, device=x.device).scatter_add_(1, idx, valid.float())
+        total = counts.sum(1, keepdim=True).clamp(min=1.0)
+        return counts / total * self.n - (counts.sum(1, keepdim=True) > 0).float()
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d: int, eps: float) -> None:
         super().__init__()
@@ -195,7 +236,10 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Window tokens -> one RC-invariant vector per window: (b, L) ids + lengths (b,) -> (b, d)."""
+    """Window tokens -> one RC-invariant vector per window: (b, L) ids + lengths (b,) -> (b, d [+ n_kmers]).
+
+    With `kmer_features` on, the window vector also holds the window's canonical k-mer frequencies (a
+    deviation from Caduceus, which has no sequence-level output at all: see EncoderConfig.kmer_features)."""
 
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
@@ -203,6 +247,7 @@ class Encoder(nn.Module):
         self.stem = Stem(cfg)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.kmer = KmerProfile(cfg.kmer_features) if cfg.kmer_features else None
 
     def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Final hidden states of one strand: (b, L), (b,) -> (b, l, d); rows past ceil(len/stride) are junk."""
@@ -220,4 +265,7 @@ class Encoder(nn.Module):
         n_tok = (lengths2 + self.cfg.stride - 1) // self.cfg.stride
         valid = (torch.arange(h.shape[1], device=h.device)[None, :] < n_tok[:, None]).float()  # (2b, l)
         mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, d)
-        return mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
+        vec = mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
+        if self.kmer is not None:
+            vec = torch.cat([vec, self.kmer(tokens, lengths)], dim=-1)  # (b, d + n_kmers)
+        return vec

@@ -46,7 +46,7 @@ class MrlDnaModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        d, D = config.encoder.d_model, config.dim
+        d, D = config.encoder.out_dim, config.dim
         self.encoder = Encoder(config.encoder)
         self.pooling = WindowPooling(config.pooling, d)
         if config.head_hidden:
