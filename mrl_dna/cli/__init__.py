@@ -8,6 +8,7 @@ function with explicit keyword arguments and renders the result. Errors are turn
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     Typer/click handle usage errors themselves (exit 2, with the usage line); domain errors and bugs are
     caught here, so no user mistake ever ends in a traceback.
     """
+    if hasattr(signal, "SIGPIPE"):  # `mrl-dna search ... | head`: end quietly when the reader leaves, like cat
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app(args=argv, prog_name="mrl-dna")  # standalone: raises SystemExit with click's code
         code = 0

@@ -168,10 +168,15 @@ def load_model(path: str | Path | None = None):
             )
         path = DEFAULT_MODEL_DIR
     directory = Path(path)
-    if _read_config(directory).get("model_type") == "caduceus":
+    model_type = _read_config(directory).get("model_type")
+    if model_type == "caduceus":  # an official Caduceus checkpoint: RC-invariant mean of its hidden states
         from mrl_dna.model.caduceus import CaduceusEmbedder
 
         return CaduceusEmbedder.from_pretrained(directory).eval()
+    if model_type == "caduceus-mrl":  # a Caduceus backbone fine-tuned with a Matryoshka head (train --init)
+        from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
+
+        return CaduceusMrlModel.from_pretrained(directory).eval()
     return MrlDnaModel.from_pretrained(directory)
 
 
