@@ -197,6 +197,7 @@ class EmbeddingWriter:
             n, m = int(old["rows_committed"]), int(old["windows_committed"])
             for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
+            _rebuild_ids(f, n)
             if self.save_windows:
                 for name in ("record", "start", "end", "embeddings"):
                     f["windows"][name].resize(m, axis=0)
@@ -313,6 +314,21 @@ class EmbeddingWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rebuild_ids(f: h5py.File, n: int) -> None:
+    """Rewrite /ids as a fresh dataset holding its first n strings.
+
+    Why: a kill after the ids of uncommitted rows reached the chunk on disk, but before their strings reached
+    the global heap, leaves references to missing heap objects in the chunk past row n. Shrinking the
+    dataset does not clear them, and HDF5 frees the old string of every element it overwrites, so the
+    resumed run's first append of ids failed with "bad heap index" (found by tests/test_hpc.py's kill -9
+    loop, about 1 run in 3 with a flush every 4 records). A new dataset starts from empty elements."""
+    ids = f["ids"].asstr()[:n] if n else []
+    del f["ids"]
+    ds = f.create_dataset("ids", (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
+    if n:
+        ds[:] = list(ids)
 
 
 def partial_path(path: str | Path) -> Path:
