@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 from mrl_dna.windows import WindowConfig, split_windows
 
 _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
+# MRL_DNA_FLUSH_RECORDS=N overrides _FLUSH_RECORDS (tests kill runs of many small records between flushes)
 DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough to fill 2 cores, small in memory
 
 
@@ -206,6 +208,7 @@ def embed_fasta(
     win = window or info.window
     st = stride or (window if window else info.window_stride)
     WindowConfig(size=win, stride=st, max_n_fraction=max_n_fraction)  # validate before any work
+    flush_records = _flush_records()
     from_stdin = any(str(p) == "-" for p in inputs)
     if shard and from_stdin:
         raise ConfigError("--shard needs files (it reads the input twice to balance shards); stdin '-' cannot be sharded")
@@ -275,10 +278,25 @@ def embed_fasta(
                 what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
                 console.warn(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
             batch.append(er)
-            if len(batch) >= _FLUSH_RECORDS or time.perf_counter() - last_flush > _FLUSH_SECONDS:
+            if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
                 writer.append(batch)
                 batch, last_flush = [], time.perf_counter()
         writer.append(batch)
         writer.finish()
     return EmbedSummary(records=n + n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output))
+
+
+def _flush_records() -> int:
+    """Records per flush: $MRL_DNA_FLUSH_RECORDS when set, else _FLUSH_RECORDS."""
+    env = os.environ.get("MRL_DNA_FLUSH_RECORDS", "")
+    if not env:
+        return _FLUSH_RECORDS
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"MRL_DNA_FLUSH_RECORDS={env!r} must be a whole number >= 1 (records per flush); unset it "
+                          f"for the default {_FLUSH_RECORDS}")
+    return n

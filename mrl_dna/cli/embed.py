@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import typer
 
-from mrl_dna import console
+from mrl_dna import console, distributed
 from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta, parse_shard
 
 
@@ -51,11 +51,12 @@ def command(
         torch.set_num_threads(threads)
     shard_spec = parse_shard(shard)
     m = load_model(model)
-    s = embed_fasta(
-        inputs, model=m, output=output, window=window, stride=stride, batch_tokens=batch_tokens, device=device,
-        dtype=dtype.value, save_windows=save_windows, shard=shard_spec, resume=not restart, overwrite=force,
-        max_n_fraction=max_n,
-    )
+    kw = dict(model=m, window=window, stride=stride, batch_tokens=batch_tokens, dtype=dtype.value,
+              save_windows=save_windows, shard=shard_spec, resume=not restart, max_n_fraction=max_n)
+    if distributed.is_distributed():  # torchrun: each rank embeds its shard, rank 0 merges
+        s = distributed.embed_distributed(inputs, output=output, overwrite=force, device=device, **kw)
+    else:
+        s = embed_fasta(inputs, output=output, device=device, overwrite=force, **kw)
     extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
     console.footer(
         f"{s.records:,} records{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "

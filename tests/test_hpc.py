@@ -1,0 +1,255 @@
+"""HPC runs: `torchrun -m mrl_dna embed` (2 gloo CPU processes) == one process, kill -9 at several moments
+then rerun == an uninterrupted run, and the torch.distributed glue of mrl_dna/distributed.py.
+
+Both end-to-end tests run the real command in subprocesses (`python -m mrl_dna`, `python -m
+torch.distributed.run` = torchrun) on a tiny model, and compare every dataset of the HDF5 files bitwise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mrl_dna import distributed
+from mrl_dna.embed import embed_fasta
+from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.model import load_model
+from mrl_dna.store import EmbeddingStore, partial_path
+
+from conftest import random_dna
+
+DATASETS = ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order")
+_TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                 "GROUP_RANK", "TORCHELASTIC_RUN_ID")
+
+
+def _env(**extra) -> dict[str, str]:
+    """The test's environment without torchrun's variables (pytest itself may run under a launcher)."""
+    env = {k: v for k, v in os.environ.items() if k not in _TORCHRUN_ENV}
+    env.update({"OMP_NUM_THREADS": "1", "MRL_DNA_DEBUG": "", **extra})
+    return env
+
+
+def _mrl(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mrl_dna", *map(str, args)], capture_output=True, text=True,
+                          env=_env(), timeout=120, **kw)
+
+
+def _torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "mrl_dna", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=180)
+
+
+def assert_same_datasets(a: Path, b: Path) -> None:
+    """Every record dataset bitwise equal, same dtype (attributes such as created/command may differ)."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in DATASETS:
+            assert fa[name].dtype == fb[name].dtype, name
+            assert np.array_equal(fa[name][()], fb[name][()]), name
+
+
+def _fasta(path: Path, n: int, *, seed: int, lo: int = 20, hi: int = 900, special: bool = True) -> Path:
+    """n records of random lengths in [lo, hi); with special, one empty and one all-N record in the middle."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(n):
+        seq = random_dna(rng, int(rng.integers(lo, hi)))
+        if special and i == n // 3:
+            seq = ""
+        if special and i == n // 2:
+            seq = "N" * 400
+        parts.append(f">r{i} test record\n{seq}\n" if seq else f">r{i}\n")
+    path.write_text("".join(parts))
+    return path
+
+
+# ------------------------------------------------------------------------------------------ torchrun
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one_process(tmp_path, tiny_model_dir):
+    fa = _fasta(tmp_path / "in.fa", 60, seed=3)
+    single, multi = tmp_path / "single.h5", tmp_path / "multi.h5"
+    r = _mrl("embed", fa, "-o", single, "-m", tiny_model_dir, "--threads", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    r = _torchrun(2, "embed", fa, "-o", multi, "-m", tiny_model_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    # one footer (rank 0) with the whole job's counts; ranks > 0 are quiet
+    footers = [line for line in r.stderr.splitlines() if line.startswith("[mrl-dna ")]
+    assert len(footers) == 1 and "60 records, 1 empty, 1 all-N" in footers[0] and "2 x cpu" in footers[0], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "multi.h5", "single.h5"]  # shard files removed
+    # Bitwise: each window's vector is computed independently of its batch neighbours, both runs use one
+    # thread per process (torchrun sets OMP_NUM_THREADS=1; --threads 1 here), and merge copies rows bit for bit.
+    assert_same_datasets(single, multi)
+    with EmbeddingStore.open(multi) as s:
+        assert s.complete and s.attrs["shard"] == "" and s.n == 60
+
+
+@pytest.mark.slow
+def test_torchrun_a_failing_rank_stops_every_rank_with_one_line(tmp_path, tiny_model_dir, tiny_model):
+    """Rank 1 finds a finished shard file of another run in its way: it fails, rank 0 does not hang at the
+    merge, both exit non-zero with one line each, and nothing looks complete."""
+    fa = _fasta(tmp_path / "in.fa", 12, seed=4, special=False)
+    other = _fasta(tmp_path / "other.fa", 12, seed=5, special=False)
+    out = tmp_path / "out.h5"
+    embed_fasta([other], model=tiny_model, output=distributed.shard_output(out, 1, 2), device="cpu", shard=(2, 2))
+    r = _torchrun(2, "embed", fa, "-o", out, "-m", tiny_model_dir)
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mrl-dna: error: ")]
+    assert len(errors) == 2, r.stderr
+    assert any("out.h5.rank1of2 is a finished shard of another run" in e for e in errors), errors
+    assert any("1 of 2 torchrun ranks failed" in e for e in errors), errors
+    assert "mrl-dna: internal error" not in r.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ kill -9
+
+
+def _rows_committed(partial: Path) -> int:
+    with EmbeddingStore.open(partial, allow_incomplete=True) as s:
+        return s.n
+
+
+@pytest.mark.slow
+def test_kill_minus_9_at_several_moments_then_rerun_is_bitwise_identical(tmp_path, tiny_model_dir):
+    """SIGKILL the real command (a) as soon as OUT.h5.partial appears, (b) 0.3 s later, (c) 0.7 s later,
+    rerunning the same command each time; the file the last rerun finishes equals an uninterrupted run."""
+    fa = _fasta(tmp_path / "many.fa", 1500, seed=6, lo=40, hi=400)
+    out = tmp_path / "out.h5"
+    partial = partial_path(out)
+    cmd = [sys.executable, "-m", "mrl_dna", "embed", str(fa), "-o", str(out), "-m", str(tiny_model_dir),
+           "--threads", "1", "-q"]
+    env = _env(MRL_DNA_FLUSH_RECORDS="4")  # many small flushes: the kills land between and inside them
+
+    committed = []
+    for delay in (0.0, 0.3, 0.7):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        t_end = time.monotonic() + 60
+        seen = partial.exists()  # from the previous kill: wait until this run has started writing
+        size0 = partial.stat().st_size if seen else -1
+        while time.monotonic() < t_end and proc.poll() is None:
+            if partial.exists() and (not seen or partial.stat().st_size != size0):
+                break
+            time.sleep(0.005)
+        time.sleep(delay)
+        assert proc.poll() is None, f"the run finished before the kill at +{delay} s; make the input bigger"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close(), proc.stderr.close()
+        # killed: a partial only, never a file that looks complete
+        assert not out.exists() and partial.exists()
+        with pytest.raises(StoreError, match="is incomplete|cannot be opened"):  # the latter: killed mid-create
+            EmbeddingStore.open(partial)
+        with pytest.raises(StoreError, match="interrupted run; rerun the same `mrl-dna embed` command"):
+            EmbeddingStore.open(out)
+        try:
+            committed.append(_rows_committed(partial))
+        except StoreError:  # killed while h5py was still creating the file: the rerun starts over
+            committed.append(0)
+    assert committed[-1] < 1500
+
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and not partial.exists()
+
+    ref = tmp_path / "ref.h5"
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count as the subprocesses
+    try:
+        embed_fasta([fa], model=load_model(tiny_model_dir), output=ref, device="cpu")
+    finally:
+        torch.set_num_threads(prev)
+    assert_same_datasets(ref, out)
+    with EmbeddingStore.open(out) as s:
+        assert s.complete and s.n == 1500
+
+
+def test_flush_records_env_is_checked(tmp_path, tiny_model, small_fasta, monkeypatch):
+    monkeypatch.setenv("MRL_DNA_FLUSH_RECORDS", "0")
+    with pytest.raises(ConfigError, match="MRL_DNA_FLUSH_RECORDS='0' must be a whole number >= 1"):
+        embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "x.h5", device="cpu")
+    assert list(tmp_path.iterdir()) == [small_fasta]  # refused before any file is written
+
+
+# ------------------------------------------------------------------------------------------ distributed.py
+
+
+def test_single_process_context_is_a_no_op(monkeypatch):
+    for k in _TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert (distributed.world_size(), distributed.rank(), distributed.local_rank()) == (1, 0, 0)
+    assert not distributed.is_distributed()
+    with distributed.session("cpu") as ctx:
+        assert (ctx.rank, ctx.world, ctx.is_main, ctx.initialised) == (0, 1, True, False)
+        assert ctx.device == torch.device("cpu")
+        ctx.barrier()
+        assert ctx.all_sum([3, 4]) == [3, 4]
+
+
+def test_env_errors_are_one_line(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match=r"\$WORLD_SIZE='two' is not a whole number"):
+        distributed.world_size()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for k in ("RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ConfigError, match="start multi-process runs with torchrun"):
+        distributed.init("cpu")
+
+
+def test_shard_output_names():
+    assert distributed.shard_output(Path("d/out.h5"), 0, 4) == Path("d/out.h5.rank0of4")
+
+
+def test_embed_distributed_refuses_stdin_and_shard(tmp_path, tiny_model):
+    with pytest.raises(ConfigError, match="stdin '-' cannot be split"):
+        distributed.embed_distributed(["-"], output=tmp_path / "o.h5", model=tiny_model)
+    with pytest.raises(ConfigError, match="--shard and torchrun both split the input"):
+        distributed.embed_distributed(["x.fa"], output=tmp_path / "o.h5", model=tiny_model, shard=(1, 2))
+
+
+def test_embed_distributed_reuses_a_finished_shard_file(tmp_path, tiny_model, small_fasta, monkeypatch, capsys):
+    """A job killed after a rank finished its shard, before the merge: the rerun keeps that shard file.
+    (World of 1 here, in-process; the 2-process path is the torchrun test above.)"""
+    for k in _TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+    ref = tmp_path / "ref.h5"
+    embed_fasta([small_fasta], model=tiny_model, output=ref, device="cpu")
+    out = tmp_path / "out.h5"
+    part = distributed.shard_output(out, 0, 1)
+    embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1))
+    s = distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+    assert "out.h5.rank0of1 is already complete (5 records): reusing it" in capsys.readouterr().err
+    assert s.records == 5 and s.empty == 0 and not part.exists()
+    assert_same_datasets(ref, out)
+    # the finished output is not overwritten without --force, and that is said before any work
+    with pytest.raises(StoreError, match="already exists .* pass --force"):
+        distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+    assert not part.exists()
+    s = distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu", overwrite=True)
+    assert s.records == 5
+    assert_same_datasets(ref, out)
+
+
+def test_embed_distributed_refuses_a_finished_shard_of_another_run(tmp_path, tiny_model, small_fasta, monkeypatch):
+    for k in _TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+    out = tmp_path / "out.h5"
+    part = distributed.shard_output(out, 0, 1)
+    embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1), window=128)
+    with pytest.raises(StoreError, match=r"rank0of1 is a finished shard of another run \(window 128 vs 256\)"):
+        distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+    assert part.exists() and not out.exists()
+
