@@ -1,0 +1,365 @@
+"""Bad input at the command line: each case exits 1 (2 for usage), prints exactly one line on stderr naming
+the problem, never a traceback, and leaves no output file that looks complete.
+
+Most cases call `mrl_dna.cli.main([...])` in-process (fast); the ones marked "end to end" run `python -m
+mrl_dna` in a subprocess, so exit code and stderr are exactly what a shell pipeline sees.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mrl_dna import cli
+from mrl_dna.model import MrlDnaModel
+from mrl_dna.store import STATUS_CODES, EmbeddingStore, partial_path
+
+from conftest import random_dna, tiny_config
+
+ERR = "mrl-dna: error: "
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """In-process `mrl-dna ARGS` -> (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return e.value.code, out, err
+
+
+def run_sub(args, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """End to end: `python -m mrl_dna ARGS` in a subprocess -> (exit code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MRL_DNA_DEBUG", "WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    r = subprocess.run([sys.executable, "-m", "mrl_dna", *map(str, args)], input=stdin, capture_output=True,
+                       env=env, timeout=120)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert "Traceback" not in err
+    return r.returncode, out, err
+
+
+def one_error(err: str, *fragments: str) -> str:
+    """stderr is exactly one line, an mrl-dna error that contains every fragment."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ERR), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+def nothing_complete(out: Path) -> None:
+    """No OUT.h5; a leftover OUT.h5.partial (if any) is refused by readers."""
+    assert not out.exists()
+    if partial_path(out).exists():
+        with pytest.raises(Exception, match="incomplete|cannot be opened|does not exist"):
+            EmbeddingStore.open(out)
+
+
+@pytest.fixture
+def good_fa(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    p = tmp_path / "good.fa"
+    p.write_text("".join(f">g{i}\n{random_dna(rng, 300 + 50 * i)}\n" for i in range(4)))
+    return p
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory) -> Path:
+    """A tiny model with other weights (another model_hash) than conftest's tiny_model_dir."""
+    torch.manual_seed(1)
+    d = tmp_path_factory.mktemp("other_model")
+    MrlDnaModel(tiny_config()).eval().save_pretrained(d)
+    return d
+
+
+def embed_args(inputs, out, model_dir, *extra):
+    return ["embed", *inputs, "-o", out, "-m", model_dir, "-q", *extra]
+
+
+# ------------------------------------------------------------------------------------------ FASTA input
+
+
+def test_text_that_is_not_fasta_end_to_end(tmp_path, tiny_model_dir):
+    fa = tmp_path / "notes.txt"
+    fa.write_text("hello world\nthis is a text\n")
+    out = tmp_path / "out.h5"
+    code, stdout, err = run_sub(embed_args([fa], out, tiny_model_dir))
+    assert code == 1 and stdout == ""
+    one_error(err, "notes.txt, line 1", "this is not a FASTA file")
+    nothing_complete(out)
+
+
+def test_binary_garbage(tmp_path, tiny_model_dir, capsys):
+    fa = tmp_path / "garbage.fa"
+    fa.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)))
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([fa], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "garbage.fa", "not a FASTA file")
+    nothing_complete(out)
+
+
+def test_truncated_gzip_end_to_end(tmp_path, tiny_model_dir, good_fa):
+    data = gzip.compress(good_fa.read_bytes())
+    fa = tmp_path / "cut.fa.gz"
+    fa.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.h5"
+    code, _, err = run_sub(embed_args([fa], out, tiny_model_dir))
+    assert code == 1
+    one_error(err, "cut.fa.gz is truncated or corrupt gzip", "re-download or re-compress it")
+    nothing_complete(out)
+    assert not partial_path(out).exists()  # the whole input is checked before the output is opened
+
+
+def test_empty_record_is_accepted_and_reported(tmp_path, tiny_model_dir, capsys):
+    fa = tmp_path / "e.fa"
+    fa.write_text(">a\n" + "ACGT" * 100 + "\n>b no sequence\n>c\n" + "GATTACA" * 50 + "\n")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([fa], out, tiny_model_dir), capsys)
+    assert code == 0
+    assert err.splitlines() == ["mrl-dna: warning: record 'b' is empty: stored with status empty and a zero vector"]
+    with EmbeddingStore.open(out) as s:
+        assert s.ids == ["a", "b", "c"]
+        assert list(s.status) == [STATUS_CODES["ok"], STATUS_CODES["empty"], STATUS_CODES["ok"]]
+        assert not s.read()[1].any() and list(s.lengths) == [400, 0, 350]
+
+
+def test_header_only_file_is_one_empty_record(tmp_path, tiny_model_dir, capsys):
+    """fasta.py yields a header with no sequence as an empty record, also when it is the only one: the run
+    succeeds with a warning and stores the record with status empty (a zero row, never a NaN)."""
+    fa = tmp_path / "h.fa"
+    fa.write_text(">only a header\n")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([fa], out, tiny_model_dir), capsys)
+    assert code == 0
+    assert err.splitlines() == ["mrl-dna: warning: record 'only' is empty: stored with status empty and a zero vector"]
+    with EmbeddingStore.open(out) as s:
+        assert s.ids == ["only"] and list(s.status) == [STATUS_CODES["empty"]] and not s.read().any()
+
+
+def test_duplicate_ids_across_files(tmp_path, tiny_model_dir, good_fa, capsys):
+    dup = tmp_path / "dup.fa"
+    dup.write_text(">x\nACGT\n>g2 again\nACGT\n")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa, dup], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "duplicate id 'g2' in ", "dup.fa line 3", "good.fa line 5", "rename one of the records")
+    nothing_complete(out)
+
+
+def test_protein_sequence(tmp_path, tiny_model_dir, capsys):
+    fa = tmp_path / "prot.fa"
+    fa.write_text(">p1 kinase\nMKVLAAGIVELLQRW\n")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([fa], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "prot.fa, line 2, record 'p1', position 4", "is this a protein FASTA?")
+    nothing_complete(out)
+
+
+def test_bad_record_deep_in_the_last_file_fails_before_any_output(tmp_path, tiny_model_dir, good_fa, capsys):
+    """A bad record in the last of several files: one line naming it, and no output at all (the input is
+    checked in the length pass, before the first record is embedded)."""
+    rng = np.random.default_rng(2)
+    late = tmp_path / "late.fa"
+    late.write_text("".join(f">l{i}\n{random_dna(rng, 200)}\n" for i in range(50)) + ">bad\nACGT-ACGT\n")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa, late], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "late.fa, line 102, record 'bad', position 5")
+    assert not out.exists() and not partial_path(out).exists()
+
+
+def test_empty_file_end_to_end(tmp_path, tiny_model_dir):
+    fa = tmp_path / "empty.fa"
+    fa.write_bytes(b"")
+    out = tmp_path / "out.h5"
+    code, _, err = run_sub(embed_args([fa], out, tiny_model_dir))
+    assert code == 1
+    one_error(err, "no FASTA records in ", "empty.fa (it is empty)")
+    nothing_complete(out)
+
+
+def test_empty_stdin_end_to_end(tmp_path, tiny_model_dir):
+    out = tmp_path / "out.h5"
+    code, _, err = run_sub(embed_args(["-"], out, tiny_model_dir), stdin=b"")
+    assert code == 1
+    one_error(err, "no FASTA records in stdin")
+    nothing_complete(out)
+
+
+def test_input_path_does_not_exist(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([tmp_path / "nope.fa"], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "nope.fa: no such file")
+    nothing_complete(out)
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+def test_output_directory_does_not_exist(tmp_path, tiny_model_dir, good_fa, capsys):
+    out = tmp_path / "no" / "such" / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "output directory", "does not exist", "mkdir -p")
+    assert not out.parent.exists()
+
+
+def test_output_directory_read_only(tmp_path, tiny_model_dir, good_fa, capsys, monkeypatch):
+    """We may run as root, whom chmod does not stop: the store's os.access check is made to say "not writable"
+    for this directory (the real chmod case follows, for non-root users)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real_access(p, mode, *a, **k))
+    out = ro / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, f"output directory {ro} is not writable")
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
+def test_output_directory_read_only_for_real(tmp_path, tiny_model_dir, good_fa, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = run_cli(embed_args([good_fa], ro / "out.h5", tiny_model_dir), capsys)
+    finally:
+        ro.chmod(0o755)
+    assert code == 1
+    one_error(err, "is not writable")
+
+
+def test_existing_complete_output_of_another_model_or_window_needs_force(tmp_path, tiny_model_dir, other_model_dir,
+                                                                          good_fa, capsys):
+    out = tmp_path / "out.h5"
+    assert run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)[0] == 0
+    before = out.read_bytes()
+    for args in (embed_args([good_fa], out, other_model_dir), embed_args([good_fa], out, tiny_model_dir, "-w", "128")):
+        code, _, err = run_cli(args, capsys)
+        assert code == 1
+        one_error(err, "out.h5 already exists (complete, 4 records, model tiny", "pass --force to overwrite it")
+        assert out.read_bytes() == before  # untouched
+    code, _, err = run_cli(embed_args([good_fa], out, other_model_dir, "--force"), capsys)
+    assert code == 0, err
+    with EmbeddingStore.open(out) as s:
+        assert s.model_hash == MrlDnaModel.from_pretrained(other_model_dir).info.weights_hash
+
+
+def test_partial_output_of_another_model_or_window_is_a_clear_error(tmp_path, tiny_model_dir, other_model_dir,
+                                                                    good_fa, capsys):
+    out = tmp_path / "out.h5"
+    assert run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)[0] == 0
+    partial = partial_path(out)
+    out.rename(partial)  # stands for an interrupted run of tiny_model_dir
+    with h5py.File(partial, "r+") as f:
+        f.attrs["complete"] = False
+    code, _, err = run_cli(embed_args([good_fa], out, other_model_dir), capsys)
+    assert code == 1
+    one_error(err, "out.h5.partial was written with model_hash=", "delete")
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, "-w", "128"), capsys)
+    assert code == 1
+    one_error(err, "out.h5.partial was written with window=256 but this run has window=128")
+    assert not out.exists() and partial.exists()
+    code, _, err = run_cli(embed_args([good_fa], out, other_model_dir, "--restart"), capsys)  # the way out
+    assert code == 0, err
+    assert out.exists() and not partial.exists()
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+@pytest.mark.parametrize("damage,fragments", [
+    ("no_weights", ("has no model.safetensors",)),
+    ("no_config", ("has no config.json",)),
+    ("cut_weights", ("model.safetensors is corrupt or truncated",)),
+    ("bad_json", ("config.json is not valid JSON",)),
+    ("missing_dir", ("does not exist", "--model DIR")),
+])
+def test_model_directory_missing_or_corrupt(tmp_path, tiny_model_dir, good_fa, capsys, damage, fragments):
+    m = tmp_path / "model"
+    if damage != "missing_dir":
+        shutil.copytree(tiny_model_dir, m)
+    if damage == "no_weights":
+        (m / "model.safetensors").unlink()
+    elif damage == "no_config":
+        (m / "config.json").unlink()
+    elif damage == "cut_weights":
+        w = m / "model.safetensors"
+        w.write_bytes(w.read_bytes()[:100])
+    elif damage == "bad_json":
+        (m / "config.json").write_text("{not json")
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa], out, m), capsys)
+    assert code == 1
+    one_error(err, *fragments)
+    nothing_complete(out)
+
+
+# ------------------------------------------------------------------------------------------ other commands
+
+
+@pytest.fixture
+def foreign_h5(tmp_path) -> Path:
+    """An HDF5 file written by another tool."""
+    p = tmp_path / "foreign.h5"
+    with h5py.File(p, "w") as f:
+        f["data"] = np.zeros((3, 4))
+    return p
+
+
+@pytest.mark.parametrize("cmd", ["info", "search", "merge", "export"])
+def test_hdf5_file_from_another_tool(tmp_path, foreign_h5, good_fa, capsys, cmd):
+    args = {"info": ["info", foreign_h5], "search": ["search", good_fa, foreign_h5, "-q"],
+            "merge": ["merge", foreign_h5, "-o", tmp_path / "m.h5", "-q"], "export": ["export", foreign_h5]}[cmd]
+    code, out, err = run_cli(args, capsys)
+    assert code == 1 and out == ""
+    one_error(err, "foreign.h5 was not written by mrl-dna")
+    assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("3/2", "--shard 3/2: shard index 3 must be between 1 and 2"),
+    ("0/4", "shard index 0 must be between 1 and 4"),
+    ("two", "--shard 'two' is not I/N"),
+])
+def test_bad_shard_spec(tmp_path, tiny_model_dir, good_fa, capsys, spec, fragment):
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, "--shard", spec), capsys)
+    assert code == 1
+    one_error(err, fragment)
+    nothing_complete(out)
+
+
+def test_export_dim_the_model_lacks(tmp_path, tiny_model_dir, good_fa, capsys):
+    out = tmp_path / "out.h5"
+    assert run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)[0] == 0
+    code, stdout, err = run_cli(["export", out, "--dim", "1024"], capsys)
+    assert code == 1 and stdout == ""
+    one_error(err, "dim 1024 is outside 1..16", "4, 8, 16")
+
+
+def test_usage_errors_exit_2_with_the_usage_line(tmp_path, tiny_model_dir, good_fa, capsys):
+    out = tmp_path / "out.h5"
+    for args in (embed_args([good_fa], out, tiny_model_dir, "--window", "0"),
+                 embed_args([good_fa], out, tiny_model_dir, "--no-such-option"),
+                 ["embed", good_fa]):  # -o missing
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "Usage: mrl-dna embed" in err, err
+    nothing_complete(out)
