@@ -42,6 +42,9 @@ def command(
     """Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record.
 
     Example: mrl-dna embed data/sample.fa -o sample.h5
+
+    Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna embed IN.fa -o OUT.h5
+    (rank r embeds shard r+1 of 4, rank 0 merges them into OUT.h5).
     """
     from mrl_dna.model import load_model
 
