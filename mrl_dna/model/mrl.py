@@ -61,8 +61,12 @@ class MrlDnaModel(nn.Module):
         return self.encoder(tokens, lengths).float()
 
     def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
-        """(n, d) window vectors of r records -> (r, D), L2-normalised at full D."""
-        return F.normalize(self.head(self.pooling(win, lengths, segment, n_records)), dim=-1)
+        """(n, d) window vectors of r records -> (r, D), L2-normalised at full D.
+
+        The head runs on each window and the pooling averages its outputs, so a record's vector is the
+        (length- or attention-weighted) centroid of its windows' embeddings: a genome's vector is the centre
+        of the vectors of its fragments, which is what fragment -> genome retrieval compares against."""
+        return F.normalize(self._pooled(win, lengths, segment, n_records), dim=-1)
 
     def window_outputs(self, win: Tensor) -> Tensor:
         """(n, d) -> (n, D): each window on its own through the head, L2-normalised (for --save-windows)."""
@@ -76,7 +80,11 @@ class MrlDnaModel(nn.Module):
         keep = flat_len > 0
         segment = torch.arange(b, device=tokens.device).repeat_interleave(w)[keep]  # (n,)
         win = self.encoder(tokens.reshape(b * w, L)[keep], flat_len[keep]).float()  # (n, d)
-        return self.head(self.pooling(win, flat_len[keep], segment, b))
+        return self._pooled(win, flat_len[keep], segment, b)
+
+    def _pooled(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
+        """Pooling weights come from the window vectors (n, d); what is pooled is the head's output (n, D)."""
+        return self.pooling(win.float(), lengths, segment, n_records, values=self.head(win.float()))
 
     # ---- identity --------------------------------------------------------------------------------------
     @property

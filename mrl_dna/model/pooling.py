@@ -6,7 +6,8 @@ differ only in where the weights come from:
 - mean: weight = window length in bp (a 100 bp tail counts 1/20 of a 2 kb window);
 - attention: softmax over the record's windows of a learned score plus log(length), so with an untrained
   (zero) scorer attention pooling equals length-weighted mean pooling exactly.
-Window vectors are RC-invariant, so the record vector is too.
+Window vectors are RC-invariant, so the record vector is too. The model pools the head's outputs (see
+MrlDnaModel.record_vectors), with the weights computed from the window vectors.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ class WindowPooling(nn.Module):
             nn.init.zeros_(self.score.weight)  # starts as length-weighted mean pooling
             nn.init.zeros_(self.score.bias)
 
-    def forward(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
-        """win (n, d), lengths (n,) bp, segment (n,) -> (r, d)."""
+    def forward(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int, values: Tensor | None = None) -> Tensor:
+        """win (n, d) window vectors, lengths (n,) bp, segment (n,) -> (r, e): the weighted mean of `values`
+        (n, e) (default: win itself) within each record; attention scores are computed from win."""
         win = win.float()
+        values = win if values is None else values.float()
         lengths = lengths.to(win.dtype)
         if self.mode == Pooling.mean:
-            return weighted_segment_mean(win, lengths, segment, n_records)
+            return weighted_segment_mean(values, lengths, segment, n_records)
         scores = self.score(self.norm(win)).squeeze(-1) + lengths.clamp(min=1).log()  # (n,)
         weights = segment_softmax(scores, segment, n_records)
-        return weighted_segment_mean(win, weights, segment, n_records)
+        return weighted_segment_mean(values, weights, segment, n_records)
