@@ -53,6 +53,7 @@ def command(
     d_model: int = typer.Option(None, "--d-model", min=1, help="Encoder width per strand [default 64].", rich_help_panel=_M),
     n_layer: int = typer.Option(None, "--n-layer", min=1, help="BiMamba layers [default 2].", rich_help_panel=_M),
     stride: int = typer.Option(None, "--stride", min=1, help="bp per token of the patching stem [default 16].", rich_help_panel=_M),
+    kmer_features: int = typer.Option(None, "--kmer-features", min=0, max=6, help="k of the canonical k-mer frequencies appended to each window vector, 0 = off [default 4].", rich_help_panel=_M),
     mixer: Mixer = typer.Option(None, "--mixer", help="Sequence mixer [default ssd].", rich_help_panel=_M),
     pooling: Pooling = typer.Option(None, "--pooling", help="Window pooling [default mean].", rich_help_panel=_M),
     head_hidden: int = typer.Option(None, "--head-hidden", min=0, help="Projection MLP width, 0 = linear [default 256].", rich_help_panel=_M),
@@ -105,7 +106,7 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
-    model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, mixer=mixer, pooling=pooling,
+    model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, mixer=mixer, pooling=pooling,
                       head_hidden=head_hidden, window=window)
     dims_t = _ints(dims, "--dims")
     caduceus_init = init is not None and is_caduceus_dir(init)
@@ -120,7 +121,7 @@ def command(
                          window=window, name=name if name != "mrl-dna" else None)
     model_config = None
     if init is None:
-        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "mixer") if model_opts[k] is not None}
+        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer") if model_opts[k] is not None}
         cfg_kw = {k: model_opts[k] for k in ("pooling", "head_hidden") if model_opts[k] is not None}
         if window is not None:
             cfg_kw.update(window=window, window_stride=window)
