@@ -56,7 +56,7 @@ def peak_memory_mb() -> float:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: float | None, unit: str = "bp") -> Iterator["Bar"]:
+def progress(description: str, total: float | None, unit: str = "bp") -> Iterator["_Bar | _NullBar"]:
     """A rich progress bar on stderr with ETA; a no-op under --quiet or when stderr is not a terminal
     and total is unknown. Yields an object with `advance(n)` and `update(description=...)`."""
     if _quiet:

@@ -42,7 +42,42 @@ class ModelInfo:
     pooling: str
 
 
-class MrlDnaModel(nn.Module):
+class SavedWeights:
+    """Weights hash and the model-directory files (config.json + model.safetensors + README.md), shared by
+    every trainable model class (mix in before nn.Module; the class has `config` with `to_dict()`)."""
+
+    _hash: str | None = None
+
+    def weights_hash(self) -> str:
+        """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""
+        if self._hash is None:
+            self._hash = hashlib.sha256(safetensors_bytes(self._state_for_disk())).hexdigest()
+        return self._hash
+
+    def load_state_dict(self, *args, **kwargs):
+        self._hash = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _state_for_disk(self) -> dict[str, Tensor]:
+        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+
+    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
+        """Write config.json, model.safetensors and README.md (model card) into `directory`."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {**self.config.to_dict(), "mrl_dna_version": __version__}
+        (directory / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        save_file(self._state_for_disk(), str(directory / "model.safetensors"))
+        if model_card is not None or not (directory / "README.md").exists():
+            (directory / "README.md").write_text(model_card or self._default_card())
+
+    def _default_card(self) -> str:
+        return f"# {self.config.name}\n"
+
+
+class MrlDnaModel(SavedWeights, nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -53,7 +88,6 @@ class MrlDnaModel(nn.Module):
             self.head = nn.Sequential(nn.Linear(d, config.head_hidden), nn.GELU(), nn.Linear(config.head_hidden, D))
         else:
             self.head = nn.Linear(d, D)
-        self._hash: str | None = None
 
     # ---- the four calls the pipeline uses -------------------------------------------------------------
     def window_vectors(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -101,31 +135,14 @@ class MrlDnaModel(nn.Module):
             pooling=c.pooling.value,
         )
 
-    def weights_hash(self) -> str:
-        """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""
-        if self._hash is None:
-            self._hash = hashlib.sha256(safetensors_bytes(self._state_for_disk())).hexdigest()
-        return self._hash
-
-    def load_state_dict(self, *args, **kwargs):
-        self._hash = None
-        return super().load_state_dict(*args, **kwargs)
-
-    def _state_for_disk(self) -> dict[str, Tensor]:
-        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-
     # ---- files -----------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
-        """Write config.json, model.safetensors and README.md (model card) into `directory`."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        cfg = {**self.config.to_dict(), "mrl_dna_version": __version__}
-        (directory / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        save_file(self._state_for_disk(), str(directory / "model.safetensors"))
-        if model_card is not None or not (directory / "README.md").exists():
-            (directory / "README.md").write_text(model_card or _default_card(self))
+    def _default_card(self) -> str:
+        c = self.config
+        return (
+            f"# {c.name}\n\nAn mrl-dna model (Matryoshka DNA sequence embeddings).\n\n"
+            f"- output dims: {list(c.matryoshka_dims)} (nested prefixes)\n- window {c.window} bp, stride {c.window_stride} bp\n"
+            f"- encoder: {c.encoder}\n- pooling: {c.pooling.value}\n"
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "MrlDnaModel":
@@ -186,12 +203,3 @@ def load_model(path: str | Path | None = None):
 
         return CaduceusMrlModel.from_pretrained(directory).eval()
     return MrlDnaModel.from_pretrained(directory)
-
-
-def _default_card(model: MrlDnaModel) -> str:
-    c = model.config
-    return (
-        f"# {c.name}\n\nAn mrl-dna model (Matryoshka DNA sequence embeddings).\n\n"
-        f"- output dims: {list(c.matryoshka_dims)} (nested prefixes)\n- window {c.window} bp, stride {c.window_stride} bp\n"
-        f"- encoder: {c.encoder}\n- pooling: {c.pooling.value}\n"
-    )

@@ -18,7 +18,6 @@ the lead) for `mrl-dna embed --model` to read such a directory.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save as safetensors_bytes, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mrl_dna import __version__
 from mrl_dna.config import Pooling
 from mrl_dna.errors import ConfigError, ModelError
 from mrl_dna.model.caduceus import CaduceusConfig, CaduceusEmbedder
-from mrl_dna.model.mrl import ModelInfo
+from mrl_dna.model.mrl import ModelInfo, SavedWeights
 from mrl_dna.model.pooling import WindowPooling
 
 MODEL_TYPE = "caduceus-mrl"
@@ -78,7 +76,7 @@ class CaduceusMrlConfig:
             raise ModelError(f"config.json has a field this version does not know: {e}; upgrade mrl-dna") from e
 
 
-class CaduceusMrlModel(nn.Module):
+class CaduceusMrlModel(SavedWeights, nn.Module):
     def __init__(self, config: CaduceusMrlConfig) -> None:
         super().__init__()
         self.config = config
@@ -89,7 +87,6 @@ class CaduceusMrlModel(nn.Module):
             self.head = nn.Sequential(nn.Linear(d, config.head_hidden), nn.GELU(), nn.Linear(config.head_hidden, D))
         else:
             self.head = nn.Linear(d, D)
-        self._hash: str | None = None
 
     @classmethod
     def from_caduceus(cls, directory: str | Path, *, dims, pooling=Pooling.mean, head_hidden=256, name=None) -> "CaduceusMrlModel":
@@ -144,26 +141,8 @@ class CaduceusMrlModel(nn.Module):
             matryoshka_dims=c.matryoshka_dims, window=c.window, window_stride=c.window_stride, pooling=c.pooling.value,
         )
 
-    def weights_hash(self) -> str:
-        if self._hash is None:
-            self._hash = hashlib.sha256(safetensors_bytes(self._state_for_disk())).hexdigest()
-        return self._hash
-
-    def load_state_dict(self, *args, **kwargs):
-        self._hash = None
-        return super().load_state_dict(*args, **kwargs)
-
-    def _state_for_disk(self) -> dict[str, Tensor]:
-        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-
-    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        cfg = {**self.config.to_dict(), "mrl_dna_version": __version__}
-        (directory / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        save_file(self._state_for_disk(), str(directory / "model.safetensors"))
-        if model_card is not None or not (directory / "README.md").exists():
-            (directory / "README.md").write_text(model_card or f"# {self.config.name}\n\nCaduceus backbone + mrl-dna Matryoshka head.\n")
+    def _default_card(self) -> str:
+        return f"# {self.config.name}\n\nCaduceus backbone + mrl-dna Matryoshka head.\n"
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "CaduceusMrlModel":
