@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mrl_dna import console
-from mrl_dna.errors import ConfigError
+from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 from mrl_dna.windows import WindowConfig, split_windows
@@ -219,6 +219,8 @@ def embed_fasta(
     if shard:
         selected = shard_records(lengths, shard)
     total_bp = sum(lengths[i] for i in selected) if lengths is not None else None
+    if lengths is not None and lengths and not sum(lengths):
+        raise InputError(f"no sequence in {_names(inputs)}: every record is empty (header only); nothing to embed")
 
     attrs = {
         "model_name": info.name,
@@ -263,28 +265,39 @@ def embed_fasta(
     done_bp = sum(lengths[selected.start + k] for k in range(n_done)) if (lengths is not None and n_done) else 0
     batch: list[EmbeddedRecord] = []
     last_flush = time.perf_counter()
-    with writer, console.progress("embedding", total_bp) as bar:
-        bar.advance(done_bp)
-        for er in embed_sequences(records(), model=model, window=win, stride=st, batch_tokens=batch_tokens,
-                                  device=dev, save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar):
-            er = dataclasses.replace(er, order=first + er.order)  # global input index, shard-independent (merge)
-            n += 1
-            bp += er.length
-            n_win += er.n_windows
-            skipped += er.n_skipped
-            if er.status != "ok":
-                empty += er.status == "empty"
-                all_n += er.status == "all_n"
-                what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
-                console.warn(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
-            batch.append(er)
-            if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
-                writer.append(batch)
-                batch, last_flush = [], time.perf_counter()
-        writer.append(batch)
-        writer.finish()
+    try:
+        with writer, console.progress("embedding", total_bp) as bar:
+            bar.advance(done_bp)
+            for er in embed_sequences(records(), model=model, window=win, stride=st, batch_tokens=batch_tokens,
+                                      device=dev, save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar):
+                er = dataclasses.replace(er, order=first + er.order)  # global input index, shard-independent (merge)
+                n += 1
+                bp += er.length
+                n_win += er.n_windows
+                skipped += er.n_skipped
+                if er.status != "ok":
+                    empty += er.status == "empty"
+                    all_n += er.status == "all_n"
+                    what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
+                    console.warn(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
+                batch.append(er)
+                if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
+                    writer.append(batch)
+                    batch, last_flush = [], time.perf_counter()
+            if from_stdin and not n_done and not bp:  # stdin held no bases (files were checked before any work)
+                raise InputError(f"no sequence in {_names(inputs)}: every record is empty (header only); nothing to embed")
+            writer.append(batch)
+            writer.finish()
+    except InputError:
+        if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
+            writer.partial.unlink(missing_ok=True)
+        raise
     return EmbedSummary(records=n + n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output))
+
+
+def _names(inputs: Sequence[str | Path]) -> str:
+    return ", ".join("stdin" if str(p) == "-" else str(p) for p in inputs)
 
 
 def _flush_records() -> int:

@@ -55,3 +55,13 @@ def small_fasta(tmp_path) -> Path:
     p = tmp_path / "small.fa"
     p.write_text("".join(f">{k} test\n{v}\n" for k, v in seqs.items()))
     return p
+
+
+@pytest.fixture(autouse=True)
+def _reset_quiet():
+    """`--quiet` is process-wide state in mrl_dna.console; a CLI test that sets it must not silence the next."""
+    from mrl_dna import console
+
+    console.set_quiet(False)
+    yield
+    console.set_quiet(False)

@@ -136,17 +136,16 @@ def test_empty_record_is_accepted_and_reported(tmp_path, tiny_model_dir, capsys)
         assert not s.read()[1].any() and list(s.lengths) == [400, 0, 350]
 
 
-def test_header_only_file_is_one_empty_record(tmp_path, tiny_model_dir, capsys):
-    """fasta.py yields a header with no sequence as an empty record, also when it is the only one: the run
-    succeeds with a warning and stores the record with status empty (a zero row, never a NaN)."""
+def test_header_only_file_is_a_user_error(tmp_path, tiny_model_dir, capsys):
+    """A file whose every record is empty holds nothing to embed: one line, exit 1, no output at all.
+    (An empty record among others is accepted and reported: test_empty_record_is_accepted_and_reported.)"""
     fa = tmp_path / "h.fa"
     fa.write_text(">only a header\n")
     out = tmp_path / "out.h5"
     code, _, err = run_cli(embed_args([fa], out, tiny_model_dir), capsys)
-    assert code == 0
-    assert err.splitlines() == ["mrl-dna: warning: record 'only' is empty: stored with status empty and a zero vector"]
-    with EmbeddingStore.open(out) as s:
-        assert s.ids == ["only"] and list(s.status) == [STATUS_CODES["empty"]] and not s.read().any()
+    assert code == 1
+    one_error(err, "no sequence in ", "h.fa", "every record is empty")
+    assert not out.exists() and not (tmp_path / "out.h5.partial").exists()
 
 
 def test_duplicate_ids_across_files(tmp_path, tiny_model_dir, good_fa, capsys):
