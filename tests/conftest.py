@@ -57,6 +57,16 @@ def small_fasta(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tests use small tensors: one torch thread is fastest, and on a shared 2-core machine two OpenMP
+    threads can run 5-30x slower than one (measured). Subprocess tests set their own threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _reset_quiet():
     """`--quiet` is process-wide state in mrl_dna.console; a CLI test that sets it must not silence the next."""

@@ -36,15 +36,6 @@ pytestmark = pytest.mark.skipif(
 ATOL = 1e-4  # the fixtures' README: a float32 run differs from their float64 arrays by ~2e-6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest, and on a shared 2-core machine 2 threads can be 30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module", params=["ps_small", "ph_small"])
 def fixture_dir(request) -> Path:
     return FIXTURES / request.param

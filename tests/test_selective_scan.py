@@ -20,15 +20,6 @@ RTOL = 1e-5
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is fastest, and on a shared 2-core machine 2 threads can be 30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def mamba_inputs(b=2, d=8, n=16, l=300, groups=None, delta_shift=0.0, seed=0):
     """Random inputs at the standard Mamba init: A = -exp(A_log), A_log = log(1..n) (perturbed), and a dt bias
     with softplus(bias) in [0.001, 0.1]; delta_shift > 0 moves the pre-softplus delta up (larger steps)."""
