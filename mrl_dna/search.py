@@ -681,6 +681,17 @@ class IndexKind(str, enum.Enum):
 
     flat = "flat"  # exact inner product over the prefix: same shortlist as the blocked scan, FAISS speed
     ivf = "ivf"  # inverted lists: scans ~nprobe/nlist of the DB; approximate, for DBs far beyond 1M rows
+    hnsw = "hnsw"  # graph (HNSW, the paper's shortlist): ~1-5k distance computations per query; approximate
+
+
+# HNSW graph: M 32 links per node, efConstruction 80 (FAISS's usual good-recall settings). The shortlist of a
+# default funnel over an HNSW index is HNSW_KEEP_PER_HIT * k rows (efSearch = that), reranked at full width.
+# Why 200: on the bundled model's real 512-bp window embeddings (bench/RESULTS.md, 1000 held-out queries),
+# an HNSW over dim 64 returning 2000 rows kept the exact full-width top-10 for 99.9% of queries at 100k rows
+# (13.6x fewer multiply-adds than exact) and 99.7% at 1M (122x); 1000 rows gave 99.5% / 99.0%, too close.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_KEEP_PER_HIT = 200
 
 
 FAISS_SUFFIX = ".faiss"
@@ -714,10 +725,17 @@ class IndexInfo:
     model_hash: str
     db_created: str
     build_seconds: float = 0.0
+    ef_search: int = 0  # hnsw: efSearch floor (the shortlist size is used when larger); 0 for flat/ivf
 
 
 def build_index(
-    db_path: str | Path, *, dim: int, kind: IndexKind = IndexKind.flat, nlist: int | None = None, nprobe: int | None = None
+    db_path: str | Path,
+    *,
+    dim: int,
+    kind: IndexKind = IndexKind.flat,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize(v[:dim]) of the ok rows, ids = DB rows) and
     DB.h5.faiss.json (what it was built from, so search can tell a stale index)."""
@@ -736,6 +754,11 @@ def build_index(
         index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
         index.train(train)
+    elif kind == IndexKind.hnsw:
+        nlist, nprobe = 0, 0
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index = faiss.IndexIDMap(graph)
     else:
         nlist, nprobe = 0, 0
         index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
@@ -759,6 +782,7 @@ def build_index(
         model_hash=db.model_hash,
         db_created=str(db.attrs.get("created", "")),
         build_seconds=time.perf_counter() - t0,
+        ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
     )
     jpath.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
     return info
@@ -818,15 +842,21 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         if info.kind == IndexKind.ivf.value:
             ix.nprobe = info.nprobe
         indexes.append(ix)
+    graphs = [faiss.downcast_index(ix.index) if i.kind == IndexKind.hnsw.value else None for ix, i in zip(indexes, infos)]
 
     def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, int]:
         allr, alls, macs = [], [], 0
-        for p, (ix, info) in enumerate(zip(indexes, infos)):
+        for p, (ix, info, graph) in enumerate(zip(indexes, infos, graphs)):
+            if graph is not None:
+                graph.hnsw.efSearch = max(info.ef_search, m)
+                faiss.cvar.hnsw_stats.reset()
             s, r = ix.search(np.ascontiguousarray(qd, dtype=np.float32), min(m, max(1, info.n_indexed)))
             r = np.where(r >= 0, r + db.offsets[p], -1)  # ids are rows within the part
             allr.append(r)
             alls.append(np.where(r >= 0, s, -np.inf))
-            if info.kind == IndexKind.ivf.value:
+            if graph is not None:  # distance computations FAISS counted while walking the graph
+                macs += faiss.cvar.hnsw_stats.ndis * info.dim
+            elif info.kind == IndexKind.ivf.value:
                 macs += (info.nlist + info.nprobe * info.n_indexed / max(1, info.nlist)) * info.dim * len(qd)
             else:
                 macs += info.n_indexed * info.dim * len(qd)
@@ -877,10 +907,12 @@ def search(
 
     Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
     default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
-    every DB file has a valid one (`mrl-dna index`), else exact at full width. Why not the funnel by default:
-    on a CPU with the DB in memory, the blocked full-width scan is one BLAS product and measured faster in
-    wall time than a 10x-cheaper funnel (whose top-k over a large shortlist and row gathers dominate); see
-    bench/RESULTS.md. The funnel pays off in multiply-adds, in bytes read from disk, and with an index.
+    every DB file has a valid one (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width),
+    else exact at full width. Why not a scan funnel by default: on the bundled model's real window
+    embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
+    multiply-adds (the dim-8 scan alone is 1/16 of exact), and on a CPU the full-width scan is one BLAS
+    product, faster in wall time; an HNSW index over dim 64 does keep it (99.9% of queries at 13.6x
+    fewer multiply-adds at 100k rows); see bench/RESULTS.md.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")
@@ -930,6 +962,9 @@ def search(
                 found = None
         else:
             stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=found[1].dim if found else None)
+            if found and found[1].kind == IndexKind.hnsw.value and len(stages) > 1:
+                # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
+                stages = (Stage(found[1].dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
         if len(stages) == 1 and found and stages[0].dim != found[1].dim:
             found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
         stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)

@@ -9,8 +9,16 @@ Methods (all through mrl_dna.search, the code `mrl-dna search` runs):
                      queries (mrl_dna.search.calibrate_funnel; `--funnel calibrate`), tested on the held-out queries
     funnel-paper     16:2000,64:200,D:10-style fixed funnel (the paper's shape, when the dims allow)
     faiss-flat+rr    FAISS IndexFlatIP over normalize(v[:d1]) as the shortlist, then the funnel's reranks
+                     (same shortlist as the blocked scan by construction; --faiss-flat-rr to run it)
     faiss-ivf+rr     FAISS IVF (nlist ~4 sqrt(n), nprobe nlist/8) as the shortlist, then the reranks
+                     (what `mrl-dna index --kind ivf` + `mrl-dna search` do)
+    hnsw@d:m         FAISS HNSW (M 32, efConstruction 80, efSearch m) over normalize(v[:d]) returning m
+                     candidates, reranked exactly at D: the paper's adaptive retrieval (HNSW shortlist at a
+                     small prefix, rerank at full width); --hnsw DIM:M,... picks the settings
     faiss-flat@D     FAISS exact inner product at the full width (speed reference only)
+
+FAISS multiply-adds are counted from FAISS's own counters (indexIVF_stats.ndis, hnsw_stats.ndis: vectors
+actually compared, times the prefix width; plus nlist centroids for IVF), not from a formula.
 
 Data (one of):
     --vectors FILE.h5   real embeddings: the per-window vectors of a file written by
@@ -29,7 +37,8 @@ the exact one, or whose 10 cosines equal the exact ones to 1e-5 (ties between id
 Cost: multiply-adds of scoring per query (dot products), exact@D = n * D.
 
     python scripts/bench_search.py --synthetic --sizes 10000,100000,1000000 --queries 500
-    python scripts/bench_search.py --vectors windows.h5 --sizes 10000,100000,1000000 --markdown
+    mrl-dna embed GENOMES.fa.gz... --window 512 --stride 512 --save-windows -o win512.h5
+    python scripts/bench_search.py --vectors win512.h5 --sizes 10000,100000,1000000 --queries 1000 --threads 1
 """
 
 from __future__ import annotations
@@ -183,13 +192,40 @@ def faiss_shortlister(x: np.ndarray, dim: int, kind: str, n_q: int):
     build = time.perf_counter() - t0
 
     def shortlist(qd: np.ndarray, m: int):
+        if kind == "ivf":
+            faiss.cvar.indexIVF_stats.reset()
         _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        if kind == "ivf":  # vectors actually compared (lists are not balanced) + the centroids
+            return r.astype(np.int64), int((faiss.cvar.indexIVF_stats.ndis + nlist * len(qd)) * dim)
         return r.astype(np.int64), macs * len(qd)
 
     return shortlist, build
 
 
-def bench_size(x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, device: str, use_faiss: bool) -> list[dict]:
+def hnsw_shortlister(x: np.ndarray, dim: int, ef: int):
+    """FAISS HNSW over normalize(v[:dim]); macs = distance computations FAISS counted x dim."""
+    import faiss
+
+    xd = np.ascontiguousarray(truncate_normalize(x, dim))
+    t0 = time.perf_counter()
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(xd)
+    build = time.perf_counter() - t0
+
+    def shortlist(qd: np.ndarray, m: int):
+        index.hnsw.efSearch = max(ef, m)
+        faiss.cvar.hnsw_stats.reset()
+        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        return r.astype(np.int64), int(faiss.cvar.hnsw_stats.ndis * dim)
+
+    return shortlist, build
+
+
+def bench_size(
+    x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, device: str, use_faiss: bool,
+    hnsw: list[tuple[int, int]] = (), flat_rr: bool = False,
+) -> list[dict]:
     n, D = x.shape
     db = Database.from_arrays(x, matryoshka_dims=dims)
     res = []
@@ -228,10 +264,18 @@ def bench_size(x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, devi
     h, t = timed(lambda: funnel_search(q, db, paper, device=device))
     record("funnel-paper", h, t, ",".join(map(str, paper)))
     if use_faiss:
-        for kind in ("flat", "ivf"):
+        for kind in ("flat", "ivf") if flat_rr else ("ivf",):
             sl, build = faiss_shortlister(x, d1, kind, len(q))
             h, t = timed(lambda: funnel_search(q, db, stages, device=device, shortlist=sl))
             record(f"faiss-{kind}+rr", h, t, ",".join(map(str, stages)) + f" (build {build:.1f}s)")
+        built: dict[int, tuple] = {}
+        for hd, m in hnsw:
+            if hd not in built:
+                built[hd] = hnsw_shortlister(x, hd, m)
+            sl, build = built[hd]
+            st = (Stage(hd, min(m, n)), Stage(D, k))
+            h, t = timed(lambda: funnel_search(q, db, st, device=device, shortlist=sl))
+            record(f"hnsw@{hd}:{m}", h, t, ",".join(map(str, st)) + f" (build {build:.1f}s)")
         import faiss
 
         index = faiss.IndexFlatIP(D)
@@ -257,6 +301,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-faiss", action="store_true")
+    ap.add_argument("--hnsw", default="64:500,64:1000,64:2000",
+                    help="HNSW shortlist settings DIM:M,... (M candidates = efSearch, reranked at D); '' = none")
+    ap.add_argument("--faiss-flat-rr", action="store_true", help="also run FAISS flat over d1 + the auto reranks")
     ap.add_argument("--json", help="write the rows as JSON here")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -291,7 +338,8 @@ def main() -> None:
         x, n_real = grow(base, n, rng)
         print(f"## n = {n:,} rows ({n_real:,} {'stand-in' if args.synthetic else 'real-window'}"
               f"{f', {n - n_real:,} jittered copies' if n > n_real else ''})", flush=True)
-        for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss):
+        hnsw = [tuple(int(v) for v in p.split(":")) for p in args.hnsw.split(",") if p] if use_faiss else []
+        for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss, hnsw, args.faiss_flat_rr):
             rows.append({**r, "n_real": n_real, "data": what})
     print("\n| n | method | stages | recall@10 | same top-10 | queries/s | M multiply-adds/query | fewer than exact |")
     print("|---|---|---|---|---|---|---|---|")

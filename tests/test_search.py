@@ -389,3 +389,16 @@ def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
     code, out, err = run_cli(["search", str(qf), str(b), "--funnel", "16:150,64:5", "-k", "5"], capsys)
     assert code == 0 and "FAISS ivf index over dim 16" in err and len(parse_tsv(out)[1]) == 30
 
+
+
+def test_hnsw_index_is_used_as_the_shortlist(dbs, capsys):
+    pytest.importorskip("faiss")
+    a, _, qf, *_ = dbs
+    code, _, err = run_cli(["index", str(a), "--dim", "16", "--kind", "hnsw"], capsys)
+    assert code == 0 and "hnsw, dim 16" in err
+    _, exact, _ = run_cli(["search", str(qf), str(a), "--dim", "64", "-q"], capsys)
+    # a shortlist as large as the DB (efSearch = 249 >= rows): the graph walk reaches every row
+    code, out, err = run_cli(["search", str(qf), str(a), "--funnel", "16:249,64:10"], capsys)
+    assert code == 0 and "FAISS hnsw index over dim 16" in err
+    (_, got), (_, ref) = parse_tsv(out), parse_tsv(exact)
+    assert [r[:3] for r in got] == [r[:3] for r in ref] and all(r[4] == "16,64" for r in got)

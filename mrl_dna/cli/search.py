@@ -45,7 +45,8 @@ def command(
         "16:2000,64:200,128:10; 'auto' derives them from the DB size and the model's dims (~10x fewer "
         "multiply-adds than exact); 'calibrate' measures on 200 DB rows the cheapest funnel that keeps their exact "
         "top-k 99.5% of the time (costs ~200 scans of the DB first). Default (neither --dim nor --funnel): exact at full width, or the auto "
-        "funnel over a FAISS index when `mrl-dna index` wrote one.",
+        "funnel over a FAISS index when `mrl-dna index` wrote one (for an HNSW index, `mrl-dna index --kind hnsw --dim 64`: 64:KEEP with KEEP = 200 x -k, then full width; "
+        "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
     ),
     min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
     model: Path | None = typer.Option(
