@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mrl_dna.embed import resolve_device
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -58,15 +59,6 @@ _normalize = normalize  # for methods whose `normalize` keyword (EmbeddingStore.
 def truncate_normalize(x: np.ndarray, dim: int) -> np.ndarray:
     """The Matryoshka prefix of width `dim`, renormalised: (q, D) -> (q, dim)."""
     return normalize(np.asarray(x)[..., :dim])
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; other values are checked, not guessed."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} asked for a GPU but torch sees none; use --device cpu or auto")
-    return device
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -918,7 +910,7 @@ def search(
         raise ConfigError("--dim and --funnel are two modes; give one of them")
     if k < 1:
         raise ConfigError(f"-k {k} must be >= 1")
-    device = resolve_device(device)
+    device = str(resolve_device(device))  # "cpu" / "cuda[:N]", checked like embed's --device
     db = Database.open(db_paths)
     src = ", ".join(db.names)
     if dim is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
+from mrl_dna.cli.options import number_list
 from mrl_dna.errors import ConfigError
 
 EXAMPLE = (
@@ -55,16 +56,16 @@ def command(
 
     console.set_quiet(quiet)
     timer = console.Timer()
-    cfg = ev.FragmentConfig(lengths=_ints(fragments, "--fragments"), divergences=_floats(divergence, "--divergence"),
+    cfg = ev.FragmentConfig(lengths=number_list(fragments, "--fragments", example="2000,5000"), divergences=number_list(divergence, "--divergence", float, "0,0.05,0.1,0.2"),
                             per_genome=per_genome, seed=seed)
-    ks = _ints(recall_k, "--recall-k")
+    ks = number_list(recall_k, "--recall-k", example="5,10")
     methods: list[ev.Method] = []
     if not no_model:
         from mrl_dna.model import load_model
 
         main = load_model(model)
         info = main.info
-        use = ev.check_dims(_ints(dims, "--dims"), info.matryoshka_dims, info.name) if dims else None
+        use = ev.check_dims(number_list(dims, "--dims"), info.matryoshka_dims, info.name) if dims else None
         methods.append(ev.model_method(main, f"mrl-dna {info.name}", use, device=device, batch_tokens=batch_tokens))
         if baseline:
             base = load_model(baseline)
@@ -72,7 +73,7 @@ def command(
             methods.append(ev.model_method(base, name, methods[0].dims, device=device, batch_tokens=batch_tokens))
     elif model or baseline or dims:
         raise ConfigError("--no-model cannot be combined with --model, --baseline or --dims; drop one of them")
-    for k in _ints(kmer, "--kmer") if kmer.strip() else ():
+    for k in number_list(kmer, "--kmer", example="4,6") if kmer.strip() else ():
         methods.append(ev.Method(f"{k}-mer profile", KmerEmbedder(k)))
     if not methods:
         raise ConfigError("nothing to score: --no-model with --kmer ''; give a model or k-mer sizes, e.g. --kmer 4,6")
@@ -87,23 +88,3 @@ def command(
         ev.plot_report(report, plot)
         console.info(f"eval: wrote plot {plot}")
     console.footer(f"eval: {len(table)} genomes, {len(methods)} methods", timer)
-
-
-def _ints(text: str, option: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{option} {text!r} is not a comma-separated list of integers; e.g. {option} 8,16,64") from None
-    if not vals:
-        raise ConfigError(f"{option} is empty; give at least one value")
-    return vals
-
-
-def _floats(text: str, option: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{option} {text!r} is not a comma-separated list of numbers; e.g. {option} 0,0.05,0.1") from None
-    if not vals:
-        raise ConfigError(f"{option} is empty; give at least one value")
-    return vals

@@ -9,6 +9,7 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
+from mrl_dna.cli.options import number_list
 from mrl_dna.errors import ConfigError
 from mrl_dna.model.caduceus import is_caduceus_dir
 from mrl_dna.train.sampler import SamplerConfig
@@ -23,24 +24,6 @@ class Device(str, enum.Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
-
-
-def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{what} {text!r} is not a comma-separated list of integers; e.g. 8,16,32,64,128") from None
-
-
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{what} {text!r} is not a comma-separated list of numbers; e.g. 1,1,1,1,1") from None
 
 
 def command(
@@ -108,7 +91,7 @@ def command(
     console.set_quiet(quiet)
     model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, mixer=mixer, pooling=pooling,
                       head_hidden=head_hidden, window=window)
-    dims_t = _ints(dims, "--dims")
+    dims_t = number_list(dims, "--dims", example="8,16,32,64,128")
     caduceus_init = init is not None and is_caduceus_dir(init)
     # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
     allowed = {"pooling", "head_hidden", "window"} if caduceus_init else set()
@@ -130,7 +113,7 @@ def command(
         model_config = ModelConfig(encoder=EncoderConfig(**enc_kw), name=name, **cfg_kw)
     tc = TrainConfig(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
-        dims=dims_t if init is not None and not caduceus_init else None, freeze_backbone=freeze_backbone, dim_weights=_floats(dim_weights, "--dim-weights"),
+        dims=dims_t if init is not None and not caduceus_init else None, freeze_backbone=freeze_backbone, dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"),
         matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
