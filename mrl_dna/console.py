@@ -110,7 +110,7 @@ def footer(summary: str, timer: Timer) -> None:
     Printed even under --quiet? No: --quiet silences it too (errors and warnings still print)."""
     if _quiet:
         return
-    cmd = " ".join(sys.argv)
+    cmd = " ".join(["mrl-dna", *sys.argv[1:]])  # the same whether run as mrl-dna, python -m or torchrun
     err.print(
         f"[mrl-dna {__version__}] {summary}; real {timer.seconds:.1f} s; peak RSS {peak_memory_mb():.0f} MiB; cmd: {cmd}",
         markup=False,

@@ -35,7 +35,7 @@ DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough
 
 @dataclass(frozen=True)
 class EmbedSummary:
-    records: int
+    records: int  # all records in the output, including those kept from an interrupted run
     bp: int
     empty: int
     all_n: int
@@ -44,6 +44,7 @@ class EmbedSummary:
     seconds: float
     device: str
     output: Path | None
+    resumed: int = 0  # records kept from an interrupted run (not embedded again: not in bp, windows, seconds)
 
     @property
     def bp_per_s(self) -> float:
@@ -292,7 +293,7 @@ def embed_fasta(
         if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
             writer.partial.unlink(missing_ok=True)
         raise
-    return EmbedSummary(records=n + n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
+    return EmbedSummary(records=n + n_done, resumed=n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output))
 
 

@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
-        print("mrl-dna: interrupted", file=sys.stderr)
+        _say("mrl-dna: interrupted")
         code = 130
     except MrlDnaError as e:
-        print(f"mrl-dna: error: {e}", file=sys.stderr)
+        _say(f"mrl-dna: error: {e}")
         code = e.exit_code
     except BrokenPipeError:  # `mrl-dna search ... | head`: the reader left, which is fine
         _silence_stdout()
@@ -83,13 +83,18 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug: say so in one line, traceback on request
         if os.environ.get("MRL_DNA_DEBUG"):
             traceback.print_exc()
-        print(
+        _say(
             f"mrl-dna: internal error: {type(e).__name__}: {e} "
-            "(a bug; rerun with MRL_DNA_DEBUG=1 for the traceback and report it)",
-            file=sys.stderr,
+            "(a bug; rerun with MRL_DNA_DEBUG=1 for the traceback and report it)"
         )
         code = 3
     sys.exit(code)
+
+
+def _say(line: str) -> None:
+    """One line on stderr in ONE write, so lines of several processes (torchrun ranks) never interleave."""
+    sys.stderr.write(line + "\n")  # print() would write the text and the newline separately
+    sys.stderr.flush()
 
 
 def _silence_stdout() -> None:

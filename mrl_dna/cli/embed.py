@@ -61,6 +61,7 @@ def command(
     else:
         s = embed_fasta(inputs, output=output, device=device, overwrite=force, **kw)
     extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
+    extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
     console.footer(
         f"{s.records:,} records{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
         f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}",

@@ -23,6 +23,7 @@ def command(
         ExportFormat.tsv, "--format", "-f", help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt."
     ),
     output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary line on stderr (warnings still print)."),
 ) -> None:
     """Write one embedding prefix per record as TSV (stdout by default) or as a .npy matrix plus an ids file.
 
@@ -30,6 +31,7 @@ def command(
 
     Example:  mrl-dna export sample.h5 --dim 64 --format npy -o sample64.npy
     """
+    console.set_quiet(quiet)
     try:
         s = export_store(path, dim=dim, fmt=fmt, output=output)
     except BrokenPipeError:  # `mrl-dna export x.h5 | head`: the reader left, which is fine (click would exit 1)

@@ -23,6 +23,7 @@ def command(
     # A plain str, not typer's exists=True: EmbeddingStore.open says more (e.g. that a .partial exists).
     path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed` or `merge`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the human summary."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Accepted for symmetry with the other commands (info writes only data)."),
 ) -> None:
     """Print what an embedding file holds: records, dims, dtype, model, window/stride, pooling, completeness.
 
