@@ -192,7 +192,7 @@ class EmbeddingWriter:
                     f.close()
                     raise StoreError(
                         f"{self.partial} was written with {key}={_show(old.get(key))} but this run has "
-                        f"{key}={_show(self.attrs.get(key))}; delete {self.partial}, rerun with the same options, or pass --restart (embed) to start over"
+                        f"{key}={_show(self.attrs.get(key))}; delete {self.partial} or rerun with the same options (embed --restart starts over)"
                     )
             n, m = int(old["rows_committed"]), int(old["windows_committed"])
             for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
