@@ -191,3 +191,15 @@ def test_kmer_features_equal_the_numpy_profile_and_ignore_padding():
         c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), 4)
         ref = c / c.sum() * 136 - 1 if c.sum() else np.zeros(136)
         np.testing.assert_allclose(got[i].numpy(), ref, atol=1e-5)
+
+
+def test_hub_name_loads_only_from_the_local_cache(tmp_path, tiny_model, monkeypatch):
+    snap = tmp_path / "hub" / "models--org--tiny" / "snapshots" / "abc123"
+    tiny_model.save_pretrained(snap)
+    (tmp_path / "hub" / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # 'org/tiny' is not a local path here
+    assert load_model("org/tiny").weights_hash() == tiny_model.weights_hash()
+    with pytest.raises(ModelError, match="not in the local Hugging Face cache; mrl-dna never downloads"):
+        load_model("org/absent")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,8 +184,32 @@ def _read_config(directory: Path) -> dict:
         raise ModelError(f"{path} is not valid JSON ({e}); re-save the model") from e
 
 
+def resolve_model_dir(path: str | Path) -> Path:
+    """A local directory as given; else a hub name ('org/name') that is ALREADY in the local Hugging Face
+    cache (snapshots of $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub). Nothing is downloaded."""
+    directory = Path(path).expanduser()
+    text = str(path)
+    if directory.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
+        return directory
+    caches = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME") and os.path.join(os.environ["HF_HOME"], "hub"),
+              os.path.expanduser("~/.cache/huggingface/hub")]
+    for cache in filter(None, caches):
+        repo = Path(cache) / ("models--" + text.replace("/", "--"))
+        snapshots = sorted((repo / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
+        if snapshots:
+            main_ref = repo / "refs" / "main"
+            if main_ref.is_file() and (repo / "snapshots" / main_ref.read_text().strip() / "config.json").is_file():
+                return repo / "snapshots" / main_ref.read_text().strip()
+            return snapshots[-1].parent  # the newest snapshot
+    raise ModelError(
+        f"model {text!r} is not a local directory and not in the local Hugging Face cache; mrl-dna never downloads: "
+        f"fetch it once (e.g. `huggingface-cli download {text} --local-dir DIR`) and pass --model DIR"
+    )
+
+
 def load_model(path: str | Path | None = None):
-    """A model directory (mrl-dna or official Caduceus) -> a model in eval mode; None -> the bundled default."""
+    """A model directory (mrl-dna or official Caduceus), or a hub name already in the local cache -> a model
+    in eval mode; None -> the bundled default."""
     if path is None:
         if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
             raise ModelError(
@@ -192,7 +217,7 @@ def load_model(path: str | Path | None = None):
                 "pass --model DIR or reinstall mrl-dna"
             )
         path = DEFAULT_MODEL_DIR
-    directory = Path(path)
+    directory = resolve_model_dir(path)
     model_type = _read_config(directory).get("model_type")
     if model_type == "caduceus":  # an official Caduceus checkpoint: RC-invariant mean of its hidden states
         from mrl_dna.model.caduceus import CaduceusEmbedder
