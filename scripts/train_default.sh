@@ -12,7 +12,8 @@
 #   WINDOW [2048] DIMS [8,16,32,64,128] MIXER [ssd] POOLING [mean] COSENT [0] SEED [0]
 #   DEVICE [auto] NPROC [1: > 1 runs torchrun --standalone with that many processes/GPUs]
 #   EVAL_EVERY [400] CKPT_EVERY [400] WORKERS [6]
-# The shipped model: 800 steps on one H100 (2.3 min, ~20 Mbp/s with its twin running beside it).
+# The shipped model: 800 steps on one H100 (2.3 min, ~20 Mbp/s with its twin running beside it), then
+# scripts/pca_rotate_head.py on 300 windows of each training genome (under a minute on a CPU).
 #
 # Hold-out: the genomes below are never trained on; they are --val-genomes (fragment -> genome top-1 per
 # Matryoshka dim during training) and scripts/bench_retrieval.py must benchmark on exactly these species
@@ -73,5 +74,11 @@ fi
     --warmup "${WARMUP:-100}" --cosent-weight "${COSENT:-0}" --seed "${SEED:-0}" --device "${DEVICE:-auto}" \
     --eval-every "${EVAL_EVERY:-400}" --checkpoint-every "${CKPT_EVERY:-400}" --workers "${WORKERS:-6}" \
     "$@"
+
+# Post-processing: rotate the output space onto its principal axes on training windows (full-dim cosines
+# unchanged; better small Matryoshka prefixes). Skipped after a --stop-at pause (no final model yet).
+if [[ -f "$OUT/model.safetensors" ]]; then
+    python3 "$(dirname "$0")/pca_rotate_head.py" "$OUT" "${TRAIN[@]}" -o "$OUT"
+fi
 
 echo "train_default.sh: done. To ship it: cp $OUT/{config.json,model.safetensors,README.md} mrl_dna/default_model/" >&2
