@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mrl_dna import dna
 from mrl_dna.embed import embed_fasta, embed_sequences, parse_shard, shard_records
