@@ -118,12 +118,13 @@ def embed_sequences(
 
     pending: list[_Pending] = []  # records whose windows are not all embedded yet, in input order
     queue: list[tuple[_Pending, int, np.ndarray]] = []  # (record, window index, tokens) waiting for a batch
+    longest = 0  # longest window in the queue: a batch costs len(queue) * longest
 
     def run_batch() -> None:
-        nonlocal queue
+        nonlocal queue, longest
         if not queue:
             return
-        L = max(len(t) for _, _, t in queue)
+        L = longest
         tokens = np.full((len(queue), L), 4, dtype=np.int64)  # PAD
         for row, (_, _, t) in enumerate(queue):
             tokens[row, : len(t)] = t
@@ -132,7 +133,7 @@ def embed_sequences(
             win = model.window_vectors(torch.from_numpy(tokens).to(dev), lengths.to(dev)).float().cpu()  # (n, d)
         for row, (p, j, _) in enumerate(queue):
             p.win[j] = win[row]
-        queue = []
+        queue, longest = [], 0
 
     def flush_done() -> Iterator[EmbeddedRecord]:
         while pending and pending[0].ready:
@@ -146,10 +147,10 @@ def embed_sequences(
         pending.append(p)
         for j, (s, e) in enumerate(p.spans):
             # pack by the padded size: a batch costs n_windows * longest window
-            longest = max([e - s] + [len(t) for _, _, t in queue])
-            if queue and longest * (len(queue) + 1) > batch_tokens:
+            if queue and max(longest, e - s) * (len(queue) + 1) > batch_tokens:
                 run_batch()
             queue.append((p, j, rec.tokens[s:e]))
+            longest = max(longest, e - s)
         yield from flush_done()
     run_batch()
     yield from flush_done()
