@@ -27,6 +27,8 @@ class Pooling(str, enum.Enum):
     mean = "mean"  # length-weighted mean of the window vectors
     attention = "attention"  # learned attention over windows (plus a log-length prior)
 
+KMER_TRANSFORMS = ("sqrt", "centered")  # EncoderConfig.kmer_transform
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -51,10 +53,17 @@ class EncoderConfig:
     # a 2 kb fragment; giving it to the head exactly, instead of hoping the stem relearns it from a few dozen
     # training species, is what lets the trained head beat a plain k-mer profile on unseen species.
     kmer_features: int = 4
+    # How the frequencies f are scaled (K canonical k-mers; both give 0 for a uniform composition):
+    #   "sqrt"     sqrt(K * f) - 1, the Hellinger embedding: the square root makes the sampling noise of a
+    #              count about equally large for rare and common k-mers, so a linear head can whiten it.
+    #   "centered" K * f - 1 (models saved before kmer_transform existed; their config.json lacks the field).
+    kmer_transform: str = "sqrt"
 
     def __post_init__(self) -> None:
         if not 0 <= self.kmer_features <= 6:
             raise ConfigError(f"encoder kmer_features={self.kmer_features} must be 0 (off) or 1..6")
+        if self.kmer_transform not in KMER_TRANSFORMS:
+            raise ConfigError(f"encoder kmer_transform={self.kmer_transform!r} must be one of {', '.join(KMER_TRANSFORMS)}")
         for name in ("stride", "stem_kernel", "stem_channels", "d_model", "n_layer", "d_state", "expand", "headdim", "d_conv"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"encoder {name}={getattr(self, name)} must be >= 1")
@@ -132,7 +141,8 @@ class ModelConfig:
             raise ModelError("config.json is not an mrl-dna model (model_type differs)")
         d.pop("mrl_dna_version", None)
         try:
-            enc = EncoderConfig(**d.pop("encoder", {}))
+            enc = d.pop("encoder", {})
+            enc = EncoderConfig(**{"kmer_transform": "centered", **enc})  # files from before the field: centered
             return cls(encoder=enc, **d)
         except TypeError as e:  # unknown or missing field
             raise ModelError(f"config.json has a field this version does not know: {e}; upgrade mrl-dna") from e

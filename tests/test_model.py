@@ -186,7 +186,7 @@ def test_kmer_features_equal_the_numpy_profile_and_ignore_padding():
 
     rng = np.random.default_rng(9)
     tok, lengths = _windows(rng, [300, 77, 3])
-    got = KmerProfile(4)(tok, lengths)
+    got = KmerProfile(4, "centered")(tok, lengths)
     for i, n in enumerate(lengths.tolist()):
         c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), 4)
         ref = c / c.sum() * 136 - 1 if c.sum() else np.zeros(136)

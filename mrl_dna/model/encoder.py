@@ -76,12 +76,14 @@ class KmerProfile(nn.Module):
     """Canonical k-mer frequencies of each window: (b, L) ids + lengths -> (b, n_canonical).
 
     Exactly RC-invariant (a k-mer and its reverse complement count as one) and independent of padding
-    (k-mers that touch N, PAD or the row end are not counted). Scaled as K * frequency - 1, so a uniform
-    composition is 0 and the head sees values of order one."""
+    (k-mers that touch N, PAD or the row end are not counted). K canonical k-mers with frequencies f are
+    scaled as sqrt(K * f) - 1 (`transform="sqrt"`, the Hellinger embedding) or K * f - 1 ("centered"), so
+    a uniform composition is 0 and the head sees values of order one."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, transform: str = "sqrt") -> None:
         super().__init__()
         self.k = k
+        self.transform = transform
         self.register_buffer("canon", canonical_kmer_table(k), persistent=False)
         self.n = int(self.canon.max()) + 1
         base = torch.full((256,), -1, dtype=torch.long)
@@ -100,8 +102,11 @@ class KmerProfile(nn.Module):
         code = (win.clamp(min=0) * (4 ** torch.arange(k - 1, -1, -1, device=x.device))).sum(-1)
         idx = self.canon[code]  # (b, L-k+1)
         counts = torch.zeros(b, self.n, device=x.device).scatter_add_(1, idx, valid.float())
-        total = counts.sum(1, keepdim=True).clamp(min=1.0)
-        return counts / total * self.n - (counts.sum(1, keepdim=True) > 0).float()
+        total = counts.sum(1, keepdim=True)
+        scaled = counts / total.clamp(min=1.0) * self.n
+        if self.transform == "sqrt":
+            scaled = scaled.sqrt()
+        return scaled - (total > 0).float()  # a window without any k-mer stays all 0
 
 
 class RMSNorm(nn.Module):
@@ -247,7 +252,7 @@ class Encoder(nn.Module):
         self.stem = Stem(cfg)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.kmer = KmerProfile(cfg.kmer_features) if cfg.kmer_features else None
+        self.kmer = KmerProfile(cfg.kmer_features, cfg.kmer_transform) if cfg.kmer_features else None
 
     def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Final hidden states of one strand: (b, L), (b,) -> (b, l, d); rows past ceil(len/stride) are junk."""
