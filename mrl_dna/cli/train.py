@@ -20,6 +20,16 @@ _T = "Training"
 _D = "Data"
 
 
+class KmerTransform(str, enum.Enum):
+    sqrt = "sqrt"
+    centered = "centered"
+
+
+class HeadInit(str, enum.Enum):
+    random = "random"
+    whiten = "whiten"
+
+
 class Device(str, enum.Enum):
     auto = "auto"
     cpu = "cpu"
@@ -37,6 +47,7 @@ def command(
     n_layer: int = typer.Option(None, "--n-layer", min=1, help="BiMamba layers [default 2].", rich_help_panel=_M),
     stride: int = typer.Option(None, "--stride", min=1, help="bp per token of the patching stem [default 16].", rich_help_panel=_M),
     kmer_features: int = typer.Option(None, "--kmer-features", min=0, max=6, help="k of the canonical k-mer frequencies appended to each window vector, 0 = off [default 4].", rich_help_panel=_M),
+    kmer_transform: KmerTransform = typer.Option(None, "--kmer-transform", help="Scaling of the k-mer frequencies f: sqrt = Hellinger sqrt(K f) - 1, centered = K f - 1 (models before 0.2) [default sqrt]. With --init: only together with --head-init whiten.", rich_help_panel=_M),
     mixer: Mixer = typer.Option(None, "--mixer", help="Sequence mixer [default ssd].", rich_help_panel=_M),
     pooling: Pooling = typer.Option(None, "--pooling", help="Window pooling [default mean].", rich_help_panel=_M),
     head_hidden: int = typer.Option(None, "--head-hidden", min=0, help="Projection MLP width, 0 = linear [default 256].", rich_help_panel=_M),
@@ -44,10 +55,13 @@ def command(
     dims: str = typer.Option(None, "--dims", help="Matryoshka dims, increasing; the last is the model width [default 8,16,32,64,128]. With --init: the dims of the loss.", rich_help_panel=_M),
     name: str = typer.Option("mrl-dna", "--name", help="Model name written into config.json.", rich_help_panel=_M),
     init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
+    head_init: HeadInit = typer.Option(HeadInit.random, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
+    whiten_shrinkage: float = typer.Option(0.3, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
+    whiten_windows: int = typer.Option(300, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
     no_matryoshka: bool = typer.Option(False, "--no-matryoshka", help="Train the full dim only (the baseline for Matryoshka comparisons).", rich_help_panel=_T),
     dim_weights: str = typer.Option(None, "--dim-weights", help="Loss weight per Matryoshka dim, comma-separated [default all 1].", rich_help_panel=_T),
-    steps: int = typer.Option(2000, "--steps", min=1, help="Optimizer steps.", rich_help_panel=_T),
+    steps: int = typer.Option(2000, "--steps", min=0, help="Optimizer steps (0: save the initial model, e.g. the --head-init whiten start).", rich_help_panel=_T),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="Items per micro-batch (in-batch negatives).", rich_help_panel=_T),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step.", rich_help_panel=_T),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate (AdamW).", rich_help_panel=_T),
@@ -89,23 +103,33 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
+    whiten = head_init == HeadInit.whiten
+    if whiten and head_hidden not in (None, 0):
+        raise ConfigError(f"--head-init whiten starts a linear head; drop --head-hidden {head_hidden} (or give 0)")
     model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, mixer=mixer, pooling=pooling,
-                      head_hidden=head_hidden, window=window)
+                      head_hidden=head_hidden, window=window,
+                      kmer_transform=kmer_transform.value if kmer_transform is not None else None)
     dims_t = number_list(dims, "--dims", example="8,16,32,64,128")
     caduceus_init = init is not None and is_caduceus_dir(init)
     # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
-    allowed = {"pooling", "head_hidden", "window"} if caduceus_init else set()
+    # (and an mrl-dna model given a fresh whitened head may switch its k-mer scaling, which only the head sees)
+    allowed = {"pooling", "head_hidden", "window"} if caduceus_init else {"head_hidden", "kmer_transform"} if whiten else set()
     given = [k for k, v in model_opts.items() if v is not None and k not in allowed]
     if init is not None and given:
         raise ConfigError(f"--{given[0].replace('_', '-')} conflicts with --init: the model brings its own; drop it")
     init_head = None
     if caduceus_init:
-        init_head = dict(dims=dims_t or ModelConfig().matryoshka_dims, pooling=pooling, head_hidden=head_hidden,
+        init_head = dict(dims=dims_t or ModelConfig().matryoshka_dims, pooling=pooling, head_hidden=0 if whiten else head_hidden,
                          window=window, name=name if name != "mrl-dna" else None)
+    elif init is not None and whiten:
+        init_head = dict(dims=dims_t, kmer_transform=model_opts["kmer_transform"], name=name if name != "mrl-dna" else None)
     model_config = None
     if init is None:
-        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer") if model_opts[k] is not None}
+        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer", "kmer_transform")
+                  if model_opts[k] is not None}
         cfg_kw = {k: model_opts[k] for k in ("pooling", "head_hidden") if model_opts[k] is not None}
+        if whiten:
+            cfg_kw["head_hidden"] = 0
         if window is not None:
             cfg_kw.update(window=window, window_stride=window)
         if dims_t is not None:
@@ -115,6 +139,7 @@ def command(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
         dims=dims_t if init is not None and not caduceus_init else None, freeze_backbone=freeze_backbone, dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"),
         matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
+        head_init=head_init.value, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(

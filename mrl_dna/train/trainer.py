@@ -82,18 +82,27 @@ class TrainConfig:
     scale: float = 20.0  # 1/temperature of InfoNCE and CoSENT (sentence-transformers' default 20 = 0.05)
     cosent_weight: float = 0.25  # CoSENT on (anchor, evolved anchor, identity); 0 skips the mutant view
     freeze_backbone: bool = False  # train pooling + head only (e.g. on a pretrained Caduceus backbone)
+    # "random", or "whiten": before step 1 the (linear) head is set to the whitened, PCA-ordered k-mer profile
+    # measured on the training genomes (mrl_dna/train/whiten.py); whiten_shrinkage is its ridge.
+    head_init: str = "random"
+    whiten_shrinkage: float = 0.3
+    whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
     checkpoint_every: int = 500
     eval_every: int = 250
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "grad_accum", "checkpoint_every", "eval_every"):
+        if self.steps < 0:
+            raise ConfigError(f"--steps {self.steps} must be >= 0 (0 = save the initial model, e.g. after --head-init whiten)")
+        for name in ("grad_accum", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
         if self.warmup < 0:
             raise ConfigError(f"--warmup {self.warmup} must be >= 0")
         if not self.lr > 0:
             raise ConfigError(f"--lr {self.lr} must be > 0; e.g. 1e-3")
+        if self.head_init not in ("random", "whiten"):
+            raise ConfigError(f"--head-init {self.head_init!r} must be random or whiten")
         if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0:
             raise ConfigError("--cosent-weight, --weight-decay and --clip must be >= 0")
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -227,7 +236,22 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if tc.freeze_backbone:
         for p in _backbone(model).parameters():
             p.requires_grad_(False)
-    model.to(dist.device).train()
+    model.to(dist.device)
+    if ckpt is None and tc.head_init == "whiten":  # every rank computes the same start (seeded, no broadcast)
+        if not sources:
+            raise ConfigError("--head-init whiten needs genome FASTA files: it measures the noise within each genome")
+        from mrl_dna.train.whiten import WhitenConfig, linear_head, whiten_head
+
+        linear_head(model)  # fail before the slow part when the head is not linear
+        wstats = whiten_head(model.eval(), sources, mcfg.window,
+                             WhitenConfig(windows=tc.whiten_windows, mutants=tc.whiten_windows, shrinkage=tc.whiten_shrinkage, seed=tc.seed), device=dist.device)
+        if dist.is_main:
+            console.info(
+                f"train: head starts whitened ({wstats['features']}, {wstats['width']} features, "
+                f"{wstats['genomes']} genomes, {wstats['windows']:,} windows; first {mcfg.dim} axes hold "
+                f"{wstats['variance_kept']:.1%} of the whitened variance)"
+            )
+    model.train()
 
     # ---- optimizer and schedule
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -265,7 +289,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             console.info(f"train: resuming {ckpt} at step {start}")
 
     use_bf16 = tc.bf16 and dist.device.type == "cuda"
-    if tc.warmup >= tc.steps and dist.is_main and start == 0:
+    if 0 < tc.steps <= tc.warmup and dist.is_main and start == 0:
         console.warn(f"--warmup {tc.warmup} >= --steps {tc.steps}: the LR never reaches its peak; lower --warmup")
     last_stop = min(tc.steps, stop_at) if stop_at else tc.steps
     loss_val, last_val = float("nan"), None
@@ -274,6 +298,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if validator is not None and start == 0:  # the untrained model: the baseline every later row improves on
         v0 = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
         metrics.write({"step": 0, "val": v0})
+        last_val = v0  # what the model card shows if no step runs (--steps 0)
         console.info(f"step 0: {_val_line(v0)}")
     try:
         with console.progress("train", total=tc.steps, unit="steps") as bar:
@@ -604,7 +629,17 @@ def _init_model(path: Path, head: dict | None = None):
         from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
 
         return CaduceusMrlModel.from_pretrained(path)
-    return MrlDnaModel.from_pretrained(path)
+    model = MrlDnaModel.from_pretrained(path)
+    if head:  # --head-init whiten: keep the encoder (and pooling), give it a fresh linear head
+        cfg = model.config
+        enc = dataclasses.replace(cfg.encoder, kmer_transform=head.get("kmer_transform") or cfg.encoder.kmer_transform)
+        new = MrlDnaModel(dataclasses.replace(
+            cfg, encoder=enc, head_hidden=0, matryoshka_dims=tuple(head.get("dims") or cfg.matryoshka_dims),
+            name=head.get("name") or cfg.name))
+        new.encoder.load_state_dict(model.encoder.state_dict())
+        new.pooling.load_state_dict(model.pooling.state_dict())
+        return new
+    return model
 
 
 def _build_model(config: dict):
@@ -739,7 +774,9 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         "",
         "## Training",
         f"- command: `mrl-dna {' '.join(sys.argv[1:])}`",
-        f"- mrl-dna {__version__}; torch {torch.__version__}; started from {init or 'random init'}",
+        f"- mrl-dna {__version__}; torch {torch.__version__}; started from {init or 'random init'}"
+        + ("; head started at the whitened k-mer profile of the training genomes (--head-init whiten, shrinkage "
+           f"{tc.whiten_shrinkage})" if tc.head_init == "whiten" else ""),
         f"- data: {len(sources)} training genome(s)/group(s), {sum(s.n_bases for s in sources) / 1e6:.1f} Mbp: "
         + ", ".join(s.name for s in sources),
         f"- held out for validation: {', '.join(s.name for s in val_sources) or 'none'}",
