@@ -7,13 +7,22 @@
 #   extra options go to `mrl-dna train` last, so they override the defaults below, e.g.
 #     scripts/train_default.sh ../shared/data runs/nomrl --no-matryoshka       (the baseline twin)
 #     scripts/train_default.sh ../shared/data runs/default --resume            (continue after a stop)
+# Two stages (the shipped model ran stage 1 on a lent H100 and stage 2 on a 2-core CPU):
+#   1. the encoder: `mrl-dna train` from random init with a 2-layer MLP head, k-mer features scaled
+#      "centered" (what the shipped encoder was trained with), 800 steps x 256 on a GPU -> OUT/encoder.
+#      Skipped when ENCODER=DIR names a model whose encoder to keep (e.g. mrl_dna/default_model: its encoder
+#      IS the stage-1 encoder, frozen in stage 2).
+#   2. the head: `mrl-dna train --init ENCODER --head-init whiten --freeze-backbone`: the encoder is kept,
+#      the head becomes one linear layer started at the whitened, PCA-ordered sqrt k-mer profile of the
+#      training genomes (mrl_dna/train/whiten.py) and trained with the Matryoshka InfoNCE loss. Extra options
+#      go to this stage, last, so they override (e.g. --no-matryoshka for the baseline twin).
 # Sizes and schedule come from the environment (defaults in brackets; they are what the shipped model used):
-#   STEPS [800] BATCH [256] ACCUM [1] LR [5e-4] WARMUP [100] D_MODEL [64] N_LAYER [2] STRIDE [16]
-#   WINDOW [2048] DIMS [8,16,32,64,128] MIXER [ssd] POOLING [mean] COSENT [0] SEED [0]
-#   DEVICE [auto] NPROC [1: > 1 runs torchrun --standalone with that many processes/GPUs]
-#   EVAL_EVERY [400] CKPT_EVERY [400] WORKERS [6]
-# The shipped model: 800 steps on one H100 (2.3 min, ~20 Mbp/s with its twin running beside it), then
-# scripts/pca_rotate_head.py on 300 windows of each training genome (under a minute on a CPU).
+#   stage 1: STEPS [800] BATCH [256] ACCUM [1] LR [5e-4] WARMUP [100] D_MODEL [64] N_LAYER [2] STRIDE [16]
+#            WINDOW [2048] MIXER [ssd] POOLING [mean] COSENT [0] EVAL_EVERY [400] CKPT_EVERY [400] WORKERS [6]
+#            NPROC [1: > 1 runs torchrun --standalone with that many processes/GPUs]
+#   stage 2: HEAD_STEPS [300] HEAD_BATCH [128] HEAD_LR [1e-3] HEAD_WARMUP [30] SHRINKAGE [0.3]
+#            WHITEN_WINDOWS [300]
+#   both:    DIMS [8,16,32,64,128] SEED [0] DEVICE [auto]
 #
 # Hold-out: the genomes below are never trained on; they are --val-genomes (fragment -> genome top-1 per
 # Matryoshka dim during training) and scripts/bench_retrieval.py must benchmark on exactly these species
@@ -65,20 +74,28 @@ else
     LAUNCH=(python3 -m mrl_dna)
 fi
 
-"${LAUNCH[@]}" train "${TRAIN[@]}" -o "$OUT" \
-    --groups "$GROUPS_TSV" "${VAL_ARGS[@]}" \
-    --name mrl-dna-default \
-    --d-model "${D_MODEL:-64}" --n-layer "${N_LAYER:-2}" --stride "${STRIDE:-16}" --mixer "${MIXER:-ssd}" \
-    --pooling "${POOLING:-mean}" --window "${WINDOW:-2048}" --dims "${DIMS:-8,16,32,64,128}" \
-    --steps "${STEPS:-800}" --batch-size "${BATCH:-256}" --grad-accum "${ACCUM:-1}" --lr "${LR:-5e-4}" \
-    --warmup "${WARMUP:-100}" --cosent-weight "${COSENT:-0}" --seed "${SEED:-0}" --device "${DEVICE:-auto}" \
-    --eval-every "${EVAL_EVERY:-400}" --checkpoint-every "${CKPT_EVERY:-400}" --workers "${WORKERS:-6}" \
-    "$@"
-
-# Post-processing: rotate the output space onto its principal axes on training windows (full-dim cosines
-# unchanged; better small Matryoshka prefixes). Skipped after a --stop-at pause (no final model yet).
-if [[ -f "$OUT/model.safetensors" ]]; then
-    python3 "$(dirname "$0")/pca_rotate_head.py" "$OUT" "${TRAIN[@]}" -o "$OUT"
+ENCODER=${ENCODER:-}
+if [[ -z "$ENCODER" ]]; then  # ---- stage 1: the encoder
+    ENCODER=$OUT/encoder
+    "${LAUNCH[@]}" train "${TRAIN[@]}" -o "$ENCODER" \
+        --groups "$GROUPS_TSV" "${VAL_ARGS[@]}" \
+        --name mrl-dna-default-encoder --kmer-transform centered --head-hidden 256 \
+        --d-model "${D_MODEL:-64}" --n-layer "${N_LAYER:-2}" --stride "${STRIDE:-16}" --mixer "${MIXER:-ssd}" \
+        --pooling "${POOLING:-mean}" --window "${WINDOW:-2048}" --dims "${DIMS:-8,16,32,64,128}" \
+        --steps "${STEPS:-800}" --batch-size "${BATCH:-256}" --grad-accum "${ACCUM:-1}" --lr "${LR:-5e-4}" \
+        --warmup "${WARMUP:-100}" --cosent-weight "${COSENT:-0}" --seed "${SEED:-0}" --device "${DEVICE:-auto}" \
+        --eval-every "${EVAL_EVERY:-400}" --checkpoint-every "${CKPT_EVERY:-400}" --workers "${WORKERS:-6}"
+    [[ -f "$ENCODER/model.safetensors" ]] || { echo "train_default.sh: stage 1 paused (no $ENCODER/model.safetensors yet); rerun to go on" >&2; exit 0; }
 fi
+
+# ---- stage 2: the head (one process: the encoder is frozen, so this is cheap enough for a CPU)
+python3 -m mrl_dna train "${TRAIN[@]}" -o "$OUT" \
+    --groups "$GROUPS_TSV" "${VAL_ARGS[@]}" \
+    --name mrl-dna-default --init "$ENCODER" --head-init whiten --kmer-transform sqrt --freeze-backbone \
+    --whiten-shrinkage "${SHRINKAGE:-0.3}" --whiten-windows "${WHITEN_WINDOWS:-300}" --dims "${DIMS:-8,16,32,64,128}" \
+    --steps "${HEAD_STEPS:-300}" --batch-size "${HEAD_BATCH:-128}" --lr "${HEAD_LR:-1e-3}" \
+    --warmup "${HEAD_WARMUP:-30}" --cosent-weight 0 --seed "${SEED:-0}" --device "${DEVICE:-auto}" \
+    --eval-every 100 --checkpoint-every 100 \
+    "$@"
 
 echo "train_default.sh: done. To ship it: cp $OUT/{config.json,model.safetensors,README.md} mrl_dna/default_model/" >&2
