@@ -26,7 +26,7 @@ from mrl_dna import console
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
-from mrl_dna.windows import WindowConfig, split_windows
+from mrl_dna.windows import WindowConfig, pad_windows, split_windows
 
 _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
 # MRL_DNA_FLUSH_RECORDS=N overrides _FLUSH_RECORDS (tests kill runs of many small records between flushes)
@@ -124,13 +124,9 @@ def embed_sequences(
         nonlocal queue, longest
         if not queue:
             return
-        L = longest
-        tokens = np.full((len(queue), L), 4, dtype=np.int64)  # PAD
-        for row, (_, _, t) in enumerate(queue):
-            tokens[row, : len(t)] = t
-        lengths = torch.tensor([len(t) for _, _, t in queue], dtype=torch.long)
+        tokens, lengths = (torch.from_numpy(a).to(dev) for a in pad_windows([t for _, _, t in queue]))  # (n, L), (n,)
         with autocast:
-            win = model.window_vectors(torch.from_numpy(tokens).to(dev), lengths.to(dev)).float().cpu()  # (n, d)
+            win = model.window_vectors(tokens, lengths).float().cpu()  # (n, d)
         for row, (p, j, _) in enumerate(queue):
             p.win[j] = win[row]
         queue, longest = [], 0

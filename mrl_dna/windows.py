@@ -17,6 +17,7 @@ the caller can report them and tell an all-N record (every window skipped) from 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -155,3 +156,13 @@ def split_windows(tokens: np.ndarray, cfg: WindowConfig) -> Windows:
     width = spans[:, 1] - spans[:, 0]  # (k,)
     keep = n_counts(tokens, spans) <= cfg.max_n_fraction * width  # (k,) bool
     return Windows(spans=spans[keep], n_skipped=int(len(spans) - np.count_nonzero(keep)))
+
+
+def pad_windows(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Token arrays -> (n, longest) int64 right-padded with PAD and their lengths (n,) int64: the batch layout
+    that `model.window_vectors` takes (embed's batches, the whitening, the PCA rotation script)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    tokens = np.full((len(seqs), int(lengths.max(initial=0))), dna.PAD, dtype=np.int64)
+    for row, s in enumerate(seqs):
+        tokens[row, : len(s)] = s
+    return tokens, lengths

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from mrl_dna.fasta import read_fasta
 from mrl_dna.model import MrlDnaModel
+from mrl_dna.windows import pad_windows
 
 
 def sample_windows(path: Path, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -41,12 +42,8 @@ def head_outputs(model: MrlDnaModel, windows: list[np.ndarray], batch: int = 64)
     """(n, D) L2-normalised head outputs of single windows."""
     outs = []
     for i in range(0, len(windows), batch):
-        chunk = windows[i : i + batch]
-        L = max(len(w) for w in chunk)
-        tok = np.full((len(chunk), L), 4, dtype=np.int64)  # PAD
-        for j, w in enumerate(chunk):
-            tok[j, : len(w)] = w
-        win = model.window_vectors(torch.from_numpy(tok), torch.tensor([len(w) for w in chunk]))
+        tok, lengths = pad_windows(windows[i : i + batch])
+        win = model.window_vectors(torch.from_numpy(tok), torch.from_numpy(lengths))
         outs.append(model.window_outputs(win))
     return torch.cat(outs)
 

@@ -29,6 +29,17 @@ def tiny_config(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def run_train(args, capsys):
+    """`mrl-dna train ARGS` in-process -> (exit code, stderr); never a traceback."""
+    from mrl_dna.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", *args])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return e.value.code, out.err
+
+
 def random_dna(rng: np.random.Generator, n: int) -> str:
     return "".join(rng.choice(list("ACGT"), size=n))
 

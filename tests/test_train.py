@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrl_dna.cli import main
+from conftest import run_train
 from mrl_dna.model import load_model
 from mrl_dna.train.trainer import TrainConfig, lr_factor
 
@@ -27,14 +27,6 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["train", *args])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return e.value.code, out.err
-
-
 def _split_sample(tmp_path):
     """sample.fa's 8 records as 8 genome files (one genome per file, the normal layout)."""
     d = tmp_path / "genomes"
@@ -49,7 +41,7 @@ def test_train_end_to_end_writes_a_loadable_model(tmp_path, capsys):
     out = tmp_path / "model"
     val = ROOT / "data" / "sample.fa"
     d = _split_sample(tmp_path)
-    code, err = run([str(d / "g[0-5].fa"), "-o", str(out), "--steps", "3", "--eval-every", "3",
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(out), "--steps", "3", "--eval-every", "3",
                      "--val-genomes", str(d / "g6.fa"), "--val-genomes", str(d / "g7.fa"), *TINY], capsys)
     assert code == 0, err
     model = load_model(out)
@@ -69,7 +61,7 @@ def test_train_end_to_end_writes_a_loadable_model(tmp_path, capsys):
 
 
 def test_single_file_records_become_genomes(tmp_path, capsys):
-    code, err = run([str(SAMPLE), "-o", str(tmp_path / "m"), "--steps", "1", *TINY[:-1]], capsys)
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "m"), "--steps", "1", *TINY[:-1]], capsys)
     assert code == 0, err
     assert "treating its 8 records as separate genomes" in err
     assert load_model(tmp_path / "m").config.dim == 16
@@ -77,10 +69,10 @@ def test_single_file_records_become_genomes(tmp_path, capsys):
 
 def test_resume_equals_uninterrupted(tmp_path, capsys):
     common = [str(SAMPLE), "--steps", "4", "--checkpoint-every", "2", *TINY]
-    assert run([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
-    assert run([*common, "-o", str(tmp_path / "b"), "--stop-at", "2"], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "b"), "--stop-at", "2"], capsys)[0] == 0
     assert not (tmp_path / "b" / "model.safetensors").exists()
-    assert run([*common, "-o", str(tmp_path / "b"), "--resume"], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "b"), "--resume"], capsys)[0] == 0
     a = (tmp_path / "a" / "model.safetensors").read_bytes()
     b = (tmp_path / "b" / "model.safetensors").read_bytes()
     assert a == b  # bitwise
@@ -95,34 +87,34 @@ def test_resume_equals_uninterrupted(tmp_path, capsys):
 
 def test_sampler_processes_draw_the_same_batches(tmp_path, capsys):
     common = [str(SAMPLE), "--steps", "2", *TINY]
-    assert run([*common, "-o", str(tmp_path / "a"), "--workers", "0"], capsys)[0] == 0
-    assert run([*common, "-o", str(tmp_path / "b"), "--workers", "2"], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "a"), "--workers", "0"], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "b"), "--workers", "2"], capsys)[0] == 0
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
 
 
 def test_errors_are_one_line(tmp_path, capsys):
     out = tmp_path / "m"
     base = [str(SAMPLE), "-o", str(out), "--steps", "2", *TINY]
-    code, err = run([*base, "--resume"], capsys)
+    code, err = run_train([*base, "--resume"], capsys)
     assert code == 1 and "holds no checkpoint; start without --resume" in err
-    assert run(base, capsys)[0] == 0
-    code, err = run(base, capsys)
+    assert run_train(base, capsys)[0] == 0
+    code, err = run_train(base, capsys)
     assert code == 1 and "already holds a training run; pass --resume" in err
-    code, err = run([*base, "--resume", "--lr", "0.5"], capsys)
+    code, err = run_train([*base, "--resume", "--lr", "0.5"], capsys)
     assert code == 1 and "--resume: lr differs from the checkpoint (0.5 vs 0.001)" in err
-    code, err = run([str(SAMPLE), "-o", str(tmp_path / "x"), "--init", str(out), "--d-model", "8", "-q"], capsys)
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "x"), "--init", str(out), "--d-model", "8", "-q"], capsys)
     assert code == 1 and "--d-model conflicts with --init" in err
-    code, err = run([str(SAMPLE), "-o", str(tmp_path / "y"), "--dims", "16,8", *TINY[:6], "-q"], capsys)
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "y"), "--dims", "16,8", *TINY[:6], "-q"], capsys)
     assert code == 1 and "strictly increasing" in err
-    code, err = run([str(tmp_path / "nope.fa"), "-o", str(tmp_path / "z"), "-q"], capsys)
+    code, err = run_train([str(tmp_path / "nope.fa"), "-o", str(tmp_path / "z"), "-q"], capsys)
     assert code == 1 and "does not exist" in err
 
 
 def test_init_from_a_model_and_no_matryoshka(tmp_path, capsys):
     first = tmp_path / "first"
-    assert run([str(SAMPLE), "-o", str(first), "--steps", "1", *TINY], capsys)[0] == 0
+    assert run_train([str(SAMPLE), "-o", str(first), "--steps", "1", *TINY], capsys)[0] == 0
     second = tmp_path / "second"
-    code, err = run([str(SAMPLE), "-o", str(second), "--init", str(first), "--steps", "1", "--no-matryoshka",
+    code, err = run_train([str(SAMPLE), "-o", str(second), "--init", str(first), "--steps", "1", "--no-matryoshka",
                      "--batch-size", "8", "--warmup", "0", "--device", "cpu", "-q"], capsys)
     assert code == 0, err
     rec = json.loads((second / "metrics.jsonl").read_text().splitlines()[0])
@@ -134,7 +126,7 @@ def test_pairs_only(tmp_path, capsys):
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("seq_a\tseq_b\tscore\n" + "".join(
         f"{'ACGT' * (20 + i)}\t{'ACGA' * (20 + i)}\t{i / 10}\n" for i in range(6)))
-    code, err = run(["-o", str(tmp_path / "m"), "--pairs", str(tsv), "--steps", "2", *TINY], capsys)
+    code, err = run_train(["-o", str(tmp_path / "m"), "--pairs", str(tsv), "--steps", "2", *TINY], capsys)
     assert code == 0, err
     rec = json.loads((tmp_path / "m" / "metrics.jsonl").read_text().splitlines()[0])
     assert "pairs@8" in rec
@@ -181,7 +173,7 @@ def test_init_from_caduceus_frozen_backbone_and_resume(tmp_path, capsys):
     common = [str(SAMPLE), "--init", str(cad), "--window", "96", "--dims", "8,16", "--head-hidden", "0",
               "--batch-size", "4", "--max-windows", "2", "--warmup", "0", "--steps", "2", "--checkpoint-every", "1",
               "--freeze-backbone", "--device", "cpu", "-q"]
-    assert run([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
     model = CaduceusMrlModel.from_pretrained(tmp_path / "a")
     assert model.config.window == 96 and model.config.matryoshka_dims == (8, 16)
     official = CaduceusEmbedder.from_pretrained(cad).backbone.state_dict()
@@ -191,9 +183,9 @@ def test_init_from_caduceus_frozen_backbone_and_resume(tmp_path, capsys):
     b = tmp_path / "b"
     (b / "checkpoints").mkdir(parents=True)
     (b / "checkpoints" / "step-0000001.pt").write_bytes((tmp_path / "a" / "checkpoints" / "step-0000001.pt").read_bytes())
-    assert run([*common, "-o", str(b), "--resume"], capsys)[0] == 0
+    assert run_train([*common, "-o", str(b), "--resume"], capsys)[0] == 0
     assert (b / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
-    code, err = run([*common[:3], "--d-model", "8", "-o", str(tmp_path / "c"), "-q"], capsys)
+    code, err = run_train([*common[:3], "--d-model", "8", "-o", str(tmp_path / "c"), "-q"], capsys)
     assert code == 1 and "--d-model conflicts with --init" in err
 
 
@@ -202,7 +194,7 @@ def test_labelled_fasta_attention_pooling_mamba1_grad_accum(tmp_path, capsys):
     tsv = tmp_path / "labels.tsv"
     tsv.write_text("".join(f"{rid}\t{'virus' if i % 2 else 'other'}\n" for i, rid in enumerate(ids)))
     out = tmp_path / "m"
-    code, err = run([str(SAMPLE), "--labels", str(tsv), "-o", str(out), "--steps", "2", "--grad-accum", "2",
+    code, err = run_train([str(SAMPLE), "--labels", str(tsv), "-o", str(out), "--steps", "2", "--grad-accum", "2",
                      "--pooling", "attention", "--mixer", "mamba1", "--max-windows", "3", "--multi-window-prob", "1",
                      *TINY], capsys)
     assert code == 0, err

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna.cli import main
 from mrl_dna.config import EncoderConfig, ModelConfig
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel, load_model
@@ -15,7 +14,7 @@ from mrl_dna.model.encoder import KmerProfile
 from mrl_dna.train.sampler import Source
 from mrl_dna.train.whiten import WhitenConfig, sample_views, whiten_head, whitening
 
-from conftest import random_dna, tiny_config
+from conftest import random_dna, run_train, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.fa"
@@ -134,14 +133,6 @@ def test_configs_without_kmer_transform_load_as_centered():
         EncoderConfig(kmer_transform="log")
 
 
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["train", *args])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return e.value.code, out.err
-
-
 TINY = ["--batch-size", "8", "--warmup", "1", "--device", "cpu", "--cosent-weight", "0",
         "--whiten-windows", "8", "-q"]
 
@@ -149,7 +140,7 @@ TINY = ["--batch-size", "8", "--warmup", "1", "--device", "cpu", "--cosent-weigh
 def test_cli_head_init_whiten_fresh_and_from_init(tmp_path, capsys):
     torch.set_num_threads(1)
     first = tmp_path / "first"
-    code, err = run([str(SAMPLE), "-o", str(first), "--steps", "2", "--d-model", "16", "--n-layer", "1",
+    code, err = run_train([str(SAMPLE), "-o", str(first), "--steps", "2", "--d-model", "16", "--n-layer", "1",
                      "--window", "256", "--dims", "8,16", "--head-init", "whiten", *TINY], capsys)
     assert code == 0, err
     m = load_model(first)
@@ -157,10 +148,10 @@ def test_cli_head_init_whiten_fresh_and_from_init(tmp_path, capsys):
     assert "--head-init whiten" in (first / "README.md").read_text()
     # an MLP-head model with centered k-mers, re-headed: encoder kept, new linear head, sqrt k-mers
     mlp = tmp_path / "mlp"
-    assert run([str(SAMPLE), "-o", str(mlp), "--steps", "1", "--d-model", "16", "--n-layer", "1", "--dims", "8,16",
+    assert run_train([str(SAMPLE), "-o", str(mlp), "--steps", "1", "--d-model", "16", "--n-layer", "1", "--dims", "8,16",
                 "--window", "256", "--kmer-transform", "centered", *TINY], capsys)[0] == 0
     second = tmp_path / "second"
-    code, err = run([str(SAMPLE), "-o", str(second), "--init", str(mlp), "--head-init", "whiten", "--kmer-transform",
+    code, err = run_train([str(SAMPLE), "-o", str(second), "--init", str(mlp), "--head-init", "whiten", "--kmer-transform",
                      "sqrt", "--freeze-backbone", "--dims", "4,8,32", "--steps", "1", *TINY], capsys)
     assert code == 0, err
     a, b = load_model(mlp), load_model(second)
@@ -173,10 +164,10 @@ def test_cli_head_init_whiten_fresh_and_from_init(tmp_path, capsys):
 
 
 def test_cli_head_init_whiten_errors(tmp_path, capsys):
-    code, err = run([str(SAMPLE), "-o", str(tmp_path / "a"), "--head-init", "whiten", "--head-hidden", "64", *TINY], capsys)
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "a"), "--head-init", "whiten", "--head-hidden", "64", *TINY], capsys)
     assert code == 1 and "--head-init whiten starts a linear head; drop --head-hidden 64" in err
     first = tmp_path / "first"
-    assert run([str(SAMPLE), "-o", str(first), "--steps", "1", "--d-model", "16", "--n-layer", "1", "--dims", "8,16",
+    assert run_train([str(SAMPLE), "-o", str(first), "--steps", "1", "--d-model", "16", "--n-layer", "1", "--dims", "8,16",
                 "--window", "256", *TINY], capsys)[0] == 0
-    code, err = run([str(SAMPLE), "-o", str(tmp_path / "b"), "--init", str(first), "--kmer-transform", "sqrt", *TINY], capsys)
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "b"), "--init", str(first), "--kmer-transform", "sqrt", *TINY], capsys)
     assert code == 1 and "--kmer-transform conflicts with --init" in err

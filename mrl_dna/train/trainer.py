@@ -240,9 +240,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if ckpt is None and tc.head_init == "whiten":  # every rank computes the same start (seeded, no broadcast)
         if not sources:
             raise ConfigError("--head-init whiten needs genome FASTA files: it measures the noise within each genome")
-        from mrl_dna.train.whiten import WhitenConfig, linear_head, whiten_head
+        from mrl_dna.train.whiten import WhitenConfig, whiten_head
 
-        linear_head(model)  # fail before the slow part when the head is not linear
         wstats = whiten_head(model.eval(), sources, mcfg.window,
                              WhitenConfig(windows=tc.whiten_windows, mutants=tc.whiten_windows, shrinkage=tc.whiten_shrinkage, seed=tc.seed), device=dist.device)
         if dist.is_main:

@@ -37,6 +37,7 @@ from mrl_dna import console
 from mrl_dna.dna import N
 from mrl_dna.errors import ConfigError
 from mrl_dna.train.sampler import Source, mutate
+from mrl_dna.windows import pad_windows
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,10 @@ def window_features(model: nn.Module, seqs: list[np.ndarray], device: torch.devi
     out = []
     with console.progress("whiten: windows", total=len(seqs), unit="windows") as bar:
         for i in range(0, len(seqs), batch):
-            chunk = seqs[i : i + batch]
-            L = max(len(w) for w in chunk)
-            tok = np.full((len(chunk), L), 4, dtype=np.int64)  # PAD
-            for j, w in enumerate(chunk):
-                tok[j, : len(w)] = w
-            lengths = torch.tensor([len(w) for w in chunk], device=device)
-            out.append(model.window_vectors(torch.from_numpy(tok).to(device), lengths).double().cpu().numpy())
-            bar.advance(len(chunk))
+            tok, lengths = pad_windows(seqs[i : i + batch])
+            out.append(model.window_vectors(torch.from_numpy(tok).to(device), torch.from_numpy(lengths).to(device))
+                       .double().cpu().numpy())
+            bar.advance(len(tok))
     return np.concatenate(out)
 
 
@@ -113,8 +110,7 @@ def whitening(X: np.ndarray, src: np.ndarray, clean: np.ndarray, D: int, shrinka
     the variance of the clean windows around the mean centroid mu, largest first; signs are fixed so that each
     axis' largest loading is positive (deterministic)."""
     n, p = X.shape
-    if D > p:
-        raise ConfigError(f"--head-init whiten: the head is {D} wide but only {p} features are whitened; use --dims up to {p}")
+    _check_width(D, p)
     ids = np.unique(src)
     if ids.size < 2:
         raise ConfigError("--head-init whiten needs at least 2 training genomes (the noise is measured within each)")
@@ -136,6 +132,11 @@ def whitening(X: np.ndarray, src: np.ndarray, clean: np.ndarray, D: int, shrinka
     return Wh @ V, mu, stats
 
 
+def _check_width(D: int, p: int) -> None:
+    if D > p:
+        raise ConfigError(f"--head-init whiten: the head is {D} wide but only {p} features are whitened; use --dims up to {p}")
+
+
 def linear_head(model: nn.Module) -> nn.Linear:
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Linear):
@@ -152,6 +153,7 @@ def whiten_head(model: nn.Module, sources: list[Source], window: int, cfg: White
     enc = getattr(getattr(model, "config", None), "encoder", None)
     p = getattr(enc, "n_kmer_features", 0) or d
     cols = slice(d - p, d)  # the k-mer block is the last p columns of the window vector (Encoder.forward)
+    _check_width(D, p)  # before the slow part
     seqs, src, clean = sample_views(sources, window, cfg)
     X = window_features(model, seqs, torch.device(device), cfg.batch)[:, cols]
     P, mu, stats = whitening(X, src, clean, D, cfg.shrinkage)
