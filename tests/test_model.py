@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from mrl_dna import dna
-from mrl_dna.config import ModelConfig, Pooling
+from mrl_dna.config import EncoderConfig, ModelConfig, Pooling
 from mrl_dna.errors import ModelError
 from mrl_dna.model import MrlDnaModel, load_model
-from mrl_dna.model.encoder import flip_valid, revcomp_tokens
+from mrl_dna.model.encoder import Stem, flip_valid, revcomp_tokens
 from mrl_dna.model.pooling import WindowPooling
 from mrl_dna.model.scan import ssd_scan_chunked, ssd_scan_sequential
 
@@ -44,6 +44,42 @@ def test_chunked_scan_matches_sequential_oracle(l, chunk, decay_scale):
     g = torch.autograd.grad((y * w).sum(), inputs)
     for a, b in zip(g, g_ref):
         assert _rel_err(a, b) < 1e-5
+
+
+@pytest.mark.parametrize("l,chunk", [(37, 8), (130, 16), (64, 64)])
+def test_chunked_scan_inference_path_equals_autograd_path(l, chunk):
+    """Without autograd the decay matrix is built in place: the outputs must be the very same floats."""
+    inputs = _scan_inputs(1, 2, l, 3, 4, 5, 1.0)
+    y_grad = ssd_scan_chunked(*inputs, chunk=chunk)
+    with torch.inference_mode():
+        y_inf = ssd_scan_chunked(*[t.detach() for t in inputs], chunk=chunk)
+    assert torch.equal(y_inf, y_grad.detach())
+
+
+def test_stem_equals_its_convs_on_one_hot_input():
+    """Stem.forward lays the convs out channels-last; it must compute nn.Conv1d(one-hot) -> GELU -> patch conv."""
+    for kernel, stride, L in ((9, 16, 300), (4, 8, 37), (1, 4, 3)):  # odd and even kernels, L not a multiple
+        stem = Stem(EncoderConfig(stem_kernel=kernel, stride=stride))
+        tok = torch.randint(7, 12, (3, L), generator=torch.Generator().manual_seed(kernel))  # A C G T N
+        tok[1, L // 2 :] = dna.PAD
+        one_hot = torch.zeros(256, 4)
+        one_hot[list(dna.BASES), range(4)] = 1.0
+        x = one_hot[F.pad(tok, (0, (-L) % stride), value=dna.PAD)].transpose(1, 2)
+        with torch.no_grad():
+            want = stem.patch(F.gelu(stem.kmer(x))).transpose(1, 2)
+            got = stem(tok)
+        assert got.shape == want.shape
+        assert _rel_err(got, want) < 1e-6
+
+
+def test_causal_depthwise_conv_equals_conv1d():
+    from mrl_dna.model.encoder import _causal_depthwise_conv
+
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    x = torch.randn(2, 9, 6)
+    with torch.no_grad():
+        want = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
+        assert _rel_err(_causal_depthwise_conv(conv, x), want) < 1e-6
 
 
 def test_flip_valid_flips_within_length_only():
