@@ -494,7 +494,7 @@ class CaduceusEmbedder(nn.Module):
         # Tensors the file may hold besides those: tied copies (must equal what they are tied to), complement_map
         # buffers (must equal the config's), heads (lm_head, score) that embedding does not use.
         comp = torch.tensor(cfg.complement_map)
-        for key, t in tensors.items():
+        for key, t in sorted(tensors.items()):  # sorted: the same tensor is named first on every run
             rest = key[len(prefix):] if key.startswith(prefix) else None
             if rest in names:
                 continue

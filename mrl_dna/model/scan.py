@@ -56,7 +56,7 @@ def ssd_scan_chunked(x: Tensor, log_a: Tensor, B: Tensor, C: Tensor, chunk: int 
         B = F.pad(B, (0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, pad))
     c = x.shape[1] // q
-    x = x.reshape(b, c, q, h, p).permute(0, 1, 3, 2, 4)  # (b, c, h, q, p)
+    x = x.reshape(b, c, q, h, p).permute(0, 1, 3, 2, 4).contiguous()  # (b, c, h, q, p), one copy for all uses
     B = B.reshape(b, c, q, n)
     C = C.reshape(b, c, q, n)
     a_cum = log_a.reshape(b, c, q, h).permute(0, 1, 3, 2).cumsum(-1)  # (b, c, h, q)
