@@ -77,6 +77,17 @@ def _sources(rng, n=3, length=3000):
     return [Source(f"s{i}", i, [encode(random_dna(rng, length))]) for i in range(n)]
 
 
+def test_short_sources_give_views_by_their_length():
+    """A source shorter than cfg.windows windows is not over-weighted: a 600 bp record has 3 windows of 256."""
+    from mrl_dna.dna import encode
+
+    rng = np.random.default_rng(5)
+    srcs = _sources(rng, n=2) + [Source("short", 2, [encode(random_dna(rng, 600))])]
+    seqs, src, clean = sample_views(srcs, 256, WhitenConfig(windows=12, mutants=6))
+    assert [int((clean & (src == i)).sum()) for i in range(3)] == [12, 12, 3]
+    assert [int((~clean & (src == i)).sum()) for i in range(3)] == [6, 6, 2]  # ceil(6 * 3 / 12)
+
+
 def test_whiten_head_writes_the_kmer_map_and_is_deterministic():
     torch.manual_seed(0)
     model = MrlDnaModel(tiny_config()).eval()  # kmer_features=2: 10 canonical 2-mers, head 16 wide
