@@ -408,6 +408,9 @@ class EmbeddingStore:
         if path.is_dir():
             raise StoreError(f"{path} is a directory; give an .h5 file written by `mrl-dna embed`")
         if not h5py.is_hdf5(path):
+            if path.name.endswith(".partial"):  # a run killed before h5py wrote the file's header
+                raise StoreError(f"{path} is incomplete (an interrupted run stopped before any record was written); "
+                                 "rerun the same `mrl-dna embed` command, which starts it over")
             raise StoreError(f"{path} is not an HDF5 file; give an .h5 file written by `mrl-dna embed`")
         try:
             f = h5py.File(path, "r")

@@ -291,6 +291,8 @@ def test_open_refuses_bad_files(tmp_path, h5):
     partial_path(tmp_path / "cut.h5").write_bytes(b"")
     with pytest.raises(StoreError, match=r"cut.h5 does not exist \(.*cut.h5.partial exists: an interrupted run"):
         EmbeddingStore.open(tmp_path / "cut.h5")
+    with pytest.raises(StoreError, match=r"cut.h5.partial is incomplete \(an interrupted run stopped before any record"):
+        EmbeddingStore.open(partial_path(tmp_path / "cut.h5"))  # killed before h5py wrote the header
     (tmp_path / "text.h5").write_text(">seq\nACGT\n")
     with pytest.raises(StoreError, match="text.h5 is not an HDF5 file"):
         EmbeddingStore.open(tmp_path / "text.h5")
