@@ -72,14 +72,14 @@ def test_stem_equals_its_convs_on_one_hot_input():
         assert _rel_err(got, want) < 1e-6
 
 
-def test_causal_depthwise_conv_equals_conv1d():
-    from mrl_dna.model.encoder import _causal_depthwise_conv
+def test_conv1d_channels_last_equals_conv1d():
+    from mrl_dna.model.encoder import _conv1d_channels_last
 
-    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)  # the mixer's causal depthwise conv
     x = torch.randn(2, 9, 6)
     with torch.no_grad():
         want = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
-        assert _rel_err(_causal_depthwise_conv(conv, x), want) < 1e-6
+        assert _rel_err(_conv1d_channels_last(conv, x), want) < 1e-6
 
 
 def test_flip_valid_flips_within_length_only():

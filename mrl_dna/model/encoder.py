@@ -119,13 +119,14 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
-def _causal_depthwise_conv(conv: nn.Conv1d, x: Tensor) -> Tensor:
-    """Mamba's causal depthwise conv (Conv1d with padding = kernel - 1, first l outputs kept) on a channels-last
-    input: (b, l, c) -> (b, l, c). Run as a 2-D conv over a (b, c, 1, l) channels-last view, which oneDNN
-    computes without the two transposes a Conv1d needs here (bench/RESULTS.md)."""
+def _conv1d_channels_last(conv: nn.Conv1d, x: Tensor) -> Tensor:
+    """`conv` (stride 1, its own padding and groups) on a channels-last input, first l outputs kept:
+    (b, l, c) -> (b, l, c'). That is Mamba's causal conv (padding = kernel - 1) and a centred k-mer conv
+    (padding = kernel // 2; an even kernel gives one output too many). Run as a 2-D conv over a (b, c, 1, l)
+    channels-last view, which oneDNN computes without the transposes a Conv1d needs here (bench/RESULTS.md)."""
     l = x.shape[1]
     y = F.conv2d(x[:, None].permute(0, 3, 1, 2), conv.weight[:, :, None], conv.bias, padding=(0, conv.padding[0]),
-                 groups=conv.groups)  # (b, c, 1, l + kernel - 1)
+                 groups=conv.groups)  # (b, c', 1, l + 2 * padding - kernel + 1), channels-last in memory
     return y.permute(0, 2, 3, 1)[:, 0, :l]
 
 
@@ -134,9 +135,8 @@ class Stem(nn.Module):
 
     The two convs keep their nn.Conv1d parameters (checkpoints and Caduceus-style state dicts), but forward
     lays the work out channels-last, which a CPU runs ~1.7x faster (bench/RESULTS.md): the one-hot bases
-    (b, L, 4) go through the k-mer conv as a 2-D conv over a (b, 4, 1, L) channels-last view (oneDNN's fast
-    path; the output comes back as (b, L, e) in memory), and the patch conv, whose kernel equals its stride,
-    is one matmul of (b, l, stride * e) rows. Same function as the Conv1d calls up to float summation order.
+    (b, L, 4) go through the k-mer conv channels-last (`_conv1d_channels_last`, out as (b, L, e)), and the
+    patch conv, whose kernel equals its stride, is one matmul of (b, l, stride * e) rows. Same function as the Conv1d calls up to float summation order.
     """
 
     def __init__(self, cfg: EncoderConfig) -> None:
@@ -151,9 +151,7 @@ class Stem(nn.Module):
         # past a row's end the one-hot input is zero whether the row is padded in a batch or alone,
         # so every valid token sees exactly the same inputs in both cases
         x = _ONE_HOT.to(device=tokens.device, dtype=self.kmer.weight.dtype)[F.pad(tokens, (0, pad), value=dna.PAD)]  # (b, L', 4)
-        x = x[:, None].permute(0, 3, 1, 2)  # (b, 4, 1, L'), channels-last in memory
-        x = F.conv2d(x, self.kmer.weight[:, :, None], self.kmer.bias, padding=(0, self.kmer.padding[0]))
-        x = F.gelu(x.permute(0, 2, 3, 1)[:, 0, : L + pad])  # (b, L', e); an even kernel gives one extra column
+        x = F.gelu(_conv1d_channels_last(self.kmer, x))  # (b, L', e)
         w = self.patch.weight.permute(2, 1, 0).reshape(-1, self.patch.out_channels)  # (stride * e, d): row j*e + c
         return x.reshape(b, (L + pad) // self.stride, -1) @ w + self.patch.bias  # (b, l, d)
 
@@ -180,7 +178,7 @@ class BiSSD(nn.Module):
         i, n, h, p = self.d_inner, self.d_state, self.n_heads, self.headdim
         z, xbc, dt = self.in_proj(u).split([i, i + 2 * n, h], dim=-1)
         xbc2 = torch.cat([xbc, flip_valid(xbc, lengths)], dim=-1)  # (b, l, 2(i+2n)): both directions
-        xbc2 = F.silu(_causal_depthwise_conv(self.conv, xbc2))  # (b, l, 2(i+2n))
+        xbc2 = F.silu(_conv1d_channels_last(self.conv, xbc2))  # (b, l, 2(i+2n))
         xbc2 = xbc2.reshape(b, l, 2, i + 2 * n).permute(2, 0, 1, 3).reshape(2 * b, l, i + 2 * n)  # (2b, l, .)
         x, B, C = xbc2.split([i, n, n], dim=-1)
         dt2 = torch.stack([dt, flip_valid(dt, lengths)])  # (2, b, l, h)

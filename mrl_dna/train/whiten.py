@@ -86,7 +86,7 @@ def views_per_source(s: Source, window: int, cfg: WhitenConfig) -> tuple[int, in
     source shorter than cfg.windows windows, so that it counts by the sequence it has. Without the cap a
     30 kb virus weighed as much as a 5 Mb genome, and the 14 phage, virus, plasmid and mtDNA files among the
     default model's 30 training files took over the leading (Matryoshka-prefix) axes: the whitened start kept
-    96.6% of its accuracy at 16 dims with them at full weight and 97.7% with them capped (bench/RESULTS.md)."""
+    96.6% of its accuracy at 16 dims with them at full weight and 97.6% with them capped (bench/RESULTS.md)."""
     total = sum(q.size for q in s.seqs)
     n_win = min(cfg.windows, max(2, -(-total // window)))  # >= 2: a centroid and some local variation
     return n_win, -(-cfg.mutants * n_win // cfg.windows)
