@@ -118,3 +118,41 @@ def _revcomp_codes(codes: np.ndarray, k: int) -> np.ndarray:
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"k-mer size {k} is out of range 1..{MAX_K}; pick e.g. 4 or 6")
+
+
+# ---- the TNF baseline of DNABERT-S ---------------------------------------------------------------------------
+# DNABERT-S (Zhou et al. 2024) reports "TNF" as its composition baseline: MAGICS-LAB/DNABERT_S,
+# evaluate/utils.py `calculate_tnf` counts all 256 tetranucleotides of the sequence as written (NOT canonical:
+# a sequence and its reverse complement get different vectors), columns in the order of
+# itertools.product('ATCG', repeat=4), and divides by the total count (frequencies, not L2-normalised; the
+# clustering normalises afterwards). Deviation: their loop raises KeyError on a k-mer with N; here k-mers
+# with N (or any non-ACGT token) are skipped, and a sequence without one valid 4-mer gets zeros, not 0/0.
+_TNF_BITS = np.full(256, 4, dtype=np.int64)
+_TNF_BITS[A], _TNF_BITS[T], _TNF_BITS[C], _TNF_BITS[G] = 0, 1, 2, 3  # DNABERT-S's alphabet order A, T, C, G
+
+
+def tnf_frequencies(tokens: np.ndarray) -> np.ndarray:
+    """DNABERT-S's TNF of one token array -> (256,) float64 frequencies of the (non-canonical) 4-mers."""
+    bits = _TNF_BITS[np.asarray(tokens, dtype=np.uint8)]  # (L,) 0..3 in ATCG order, 4 = not a base
+    n = bits.size - 3
+    if n < 1:
+        return np.zeros(256)
+    b = np.where(bits == 4, 0, bits)
+    code = (b[:n] << 6) | (b[1 : n + 1] << 4) | (b[2 : n + 2] << 2) | b[3 : n + 3]  # (n,) index into product('ATCG', 4)
+    bad = np.concatenate(([0], np.cumsum(bits == 4)))
+    counts = np.bincount(code[(bad[4:] - bad[:n]) == 0], minlength=256).astype(np.float64)
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
+class TnfEmbedder:
+    """DNABERT-S's raw 256-d TNF as an embedder for `mrl_dna.evaluate`: token arrays -> (n, 256) float32."""
+
+    name = "TNF (DNABERT-S, 256-d)"
+    dim = 256
+
+    def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(seqs), 256), dtype=np.float32)
+        for i, s in enumerate(seqs):
+            out[i] = tnf_frequencies(s)
+        return out

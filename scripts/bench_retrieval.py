@@ -1,25 +1,32 @@
 #!/usr/bin/env python
-"""Held-out-species fragment retrieval (issue 3): mrl-dna at every Matryoshka dim vs k-mer profiles, sourmash, mash.
+"""Held-out fragment -> genome retrieval: models at every Matryoshka dim vs k-mer profiles, TNF, v1, sourmash, mash.
 
-    database = one entry per held-out genome (all its records)
-    queries  = fragments of those genomes (default 2 kb) at 0/5/10/20% divergence (substitutions + small
+    database = one vector per held-out genome (all its records)
+    queries  = fragments of those genomes (default 2 kb) at several divergences (substitutions + small
                indels, via mrl_dna.train.sampler.mutate), half reverse-complemented; the SAME fragments for
                every method (mrl_dna.evaluate.make_fragments, seeded)
-    methods  = mrl-dna model at each Matryoshka dim (--model; 'default' = the bundled model), a
-               --no-matryoshka model at the same dims (--no-matryoshka-model), canonical 4-mer and 6-mer
-               profiles (cosine), sourmash (k=21, scaled, containment of the fragment in the genome) and mash
-               (`mash dist`, k=21, sketch size -s) -- the last two only when installed (bench-only tools,
-               never runtime dependencies: `pip install sourmash`, `apt-get install mash`)
+    methods  = each --model NAME=DIR at each Matryoshka dim ('default' = the bundled model), a
+               --no-matryoshka model at the same dims (--no-matryoshka-model), then --baselines: canonical 4-mer
+               and 6-mer profiles (cosine), DNABERT-S's raw 256-d TNF, the v1 default model (bench/models/v1);
+               sourmash (k=21, scaled, containment of the fragment in the genome) and mash (`mash dist`, k=21,
+               sketch size -s) when installed (bench-only tools, never runtime dependencies: `pip install
+               sourmash`, `apt-get install mash`)
     metrics  = species top-1 and genome top-1 (mrl_dna.evaluate.retrieval_metrics): ties and no-hit
                (empty sketch, no shared hash) count as misses for every method
 
-Species labels come from the `group` column of ../shared/data/MANIFEST.tsv. The held-out set is a parameter
-(--species); it must be the set that the model was NOT trained on (scripts/train_default.sh's hold-out).
+Genome sets (--set):
+    issue3  the 8 genomes (6 species) that the v1 default model was not trained on; species = MANIFEST.tsv's
+            `group`; divergences 0/5/10/20% (issue 3's benchmark, unchanged)
+    all     issue 11: every held-out bacterial/archaeal genome of ../shared/data (24 genomes, 19 species;
+            near-duplicates left out, labels checked: mrl_dna/evaluate_heldout.py); divergences 0/5/10/20/30%
+    small   --quick's subset of `all`: the 15 genomes <= 2.6 Mbp (13 species), 10 fragments per genome
 
-Example (baselines only, ~3 min on 2 CPU cores):
-    python scripts/bench_retrieval.py --no-model -o /tmp/retrieval.md
-With the default model and its --no-matryoshka twin:
-    python scripts/bench_retrieval.py --model default --no-matryoshka-model runs/nomrl/model -o /tmp/retrieval.md
+Example (issue 11, v1 model + baselines, ~3 min on 1 CPU thread):
+    python scripts/bench_retrieval.py --set all --json /tmp/retrieval.json > /tmp/retrieval.md
+A new model, quick check (~1 min):
+    python scripts/bench_retrieval.py --set all --quick --model v2=runs/v2/model
+Issue 3's benchmark with the default model and its --no-matryoshka twin:
+    python scripts/bench_retrieval.py --model default --no-matryoshka-model bench/models/no-matryoshka
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,8 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import evaluate as ev
+from mrl_dna import evaluate_bench as eb
+from mrl_dna import evaluate_heldout as eh
 from mrl_dna.dna import decode
-from mrl_dna.kmer import KmerEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 # Species held out by default: the groups of ../shared/data with >= 2 genomes that are not E. coli /
@@ -120,55 +127,68 @@ def mash_scores(genomes: list[ev.Genome], frags: ev.Fragments, *, k: int, sketch
 
 
 # ---- main --------------------------------------------------------------------------------------------------
+QUICK_PER_GENOME = 10
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=("issue3", "all", "small"), default="issue3",
+                    help="which held-out genomes (see above) [%(default)s]")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"--set all becomes small; {QUICK_PER_GENOME} fragments per genome; no sourmash/mash")
     ap.add_argument("--data", type=Path, default=shared_data(), help="shared data dir with MANIFEST.tsv")
     ap.add_argument("--species", default=";".join(DEFAULT_HELDOUT),
-                    help="held-out MANIFEST groups, ';'-separated [%(default)s]")
-    ap.add_argument("--genomes", nargs="+", type=Path, help="explicit genome files instead of --species")
-    ap.add_argument("--model", help="mrl-dna model dir, or 'default' for the bundled model")
-    ap.add_argument("--no-matryoshka-model", help="a model trained with --no-matryoshka, shown at the same dims")
-    ap.add_argument("--no-model", action="store_true", help="baselines only")
-    ap.add_argument("--kmer", default="4,6", help="k-mer profile sizes ('' for none) [%(default)s]")
+                    help="--set issue3: held-out MANIFEST groups, ';'-separated [%(default)s]")
+    ap.add_argument("--genomes", nargs="+", type=Path, help="explicit genome files instead of --set")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
+    ap.add_argument("--no-matryoshka-model", help="a model trained with --no-matryoshka, shown at the first model's dims")
+    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
+    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of 4mer,6mer,tnf,v1 or none [%(default)s]")
     ap.add_argument("--no-sourmash", action="store_true")
     ap.add_argument("--no-mash", action="store_true")
     ap.add_argument("--sketch-k", type=int, default=21, help="k for sourmash and mash [%(default)s]")
     ap.add_argument("--scaled", type=int, default=100, help="sourmash scaled [%(default)s]")
     ap.add_argument("--mash-sizes", default="1000,100000", help="mash sketch sizes -s, one row each [%(default)s]")
     ap.add_argument("--fragments", default="2000")
-    ap.add_argument("--divergence", default="0,0.05,0.1,0.2")
-    ap.add_argument("--per-genome", type=int, default=50)
+    ap.add_argument("--divergence", help="comma list [issue3: 0,0.05,0.1,0.2; all/small: 0,0.05,0.1,0.2,0.3]")
+    ap.add_argument("--per-genome", type=int, help=f"fragments per genome, length and divergence [50; quick {QUICK_PER_GENOME}]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads [%(default)s]")
     ap.add_argument("-o", "--output", type=Path, help="also write the markdown here")
+    ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--plot", type=Path, help="PNG of accuracy vs dims / search cost")
     a = ap.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(a.threads)
+    eb.limit_threads(a.threads)
     t_all = time.perf_counter()
-    files = a.genomes or heldout_files(a.data, [s.strip() for s in a.species.split(";") if s.strip()])
-    genomes = ev.load_genomes(files)
+    gset = "small" if (a.quick and a.set == "all") else a.set
+    if a.genomes:
+        genomes = ev.load_genomes(a.genomes)
+    elif gset == "issue3":
+        genomes = ev.load_genomes(heldout_files(a.data, [s.strip() for s in a.species.split(";") if s.strip()]))
+    else:
+        genomes = eh.load_set(eh.GenomeSet(gset), a.data)
+    divergence = a.divergence or ("0,0.05,0.1,0.2" if gset == "issue3" and not a.genomes else "0,0.05,0.1,0.2,0.3")
     cfg = ev.FragmentConfig(lengths=tuple(int(x) for x in a.fragments.split(",")),
-                            divergences=tuple(float(x) for x in a.divergence.split(",")),
-                            per_genome=a.per_genome, seed=a.seed)
+                            divergences=tuple(float(x) for x in divergence.split(",")),
+                            per_genome=a.per_genome or (QUICK_PER_GENOME if a.quick else 50), seed=a.seed)
     frags = ev.make_fragments(genomes, cfg)
     print(f"bench_retrieval: {len(genomes)} genomes: " + ", ".join(f"{g.name} ({g.species})" for g in genomes),
           file=sys.stderr)
 
-    methods: list[ev.Method] = []
-    if not a.no_model:
+    specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]
+    ms = eb.build_methods(specs, eb.parse_baselines(a.baselines), device=a.device)
+    methods = list(ms.methods)
+    if a.no_matryoshka_model:
         from mrl_dna.model import load_model
 
-        main_model = load_model(None if a.model in (None, "default") else a.model)
-        m = ev.model_method(main_model, "mrl-dna", device=a.device)
-        methods.append(m)
-        if a.no_matryoshka_model:
-            methods.append(ev.model_method(load_model(a.no_matryoshka_model), "mrl-dna --no-matryoshka", m.dims,
-                                           device=a.device))
-    methods += [ev.Method(f"{k}-mer profile", KmerEmbedder(int(k))) for k in a.kmer.split(",") if k.strip()]
+        dims = methods[0].dims if specs else None
+        methods.insert(len(specs), ev.model_method(load_model(a.no_matryoshka_model), "--no-matryoshka twin", dims,
+                                                   device=a.device))
+    for n in ms.notes:
+        print(f"bench_retrieval: {n}", file=sys.stderr)
 
     timings: dict[str, float] = {}
     no_hit: dict[str, list[float]] = {}  # sketch methods: % of fragments with no shared hash with any genome
@@ -190,17 +210,17 @@ def main(argv: list[str] | None = None) -> None:
         no_hit[name] = [100 * float(empty[frags.divergence == d].mean()) for d in cfg.divergences]
         print(f"bench_retrieval: {name}: {timings[name]:.1f} s", file=sys.stderr)
 
-    if not a.no_sourmash:
+    if not (a.no_sourmash or a.quick):
         try:
             import sourmash
         except ImportError:
-            print("bench_retrieval: sourmash not installed (pip install sourmash); skipped", file=sys.stderr)
+            print("bench_retrieval: sourmash not installed (pip install sourmash); its row is skipped", file=sys.stderr)
         else:
             add_matrix(f"sourmash {sourmash.VERSION} k={a.sketch_k} scaled={a.scaled} containment",
                        lambda: sourmash_scores(genomes, frags, k=a.sketch_k, scaled=a.scaled))
-    if not a.no_mash:
+    if not (a.no_mash or a.quick):
         if shutil.which("mash") is None:
-            print("bench_retrieval: mash not on PATH (apt-get install mash); skipped", file=sys.stderr)
+            print("bench_retrieval: mash not on PATH (apt-get install mash); its rows are skipped", file=sys.stderr)
         else:
             ver = subprocess.run(["mash", "--version"], capture_output=True, text=True).stdout.strip()
             with tempfile.TemporaryDirectory(prefix="bench_retrieval_") as tmp:
@@ -209,21 +229,24 @@ def main(argv: list[str] | None = None) -> None:
                                lambda s=s: mash_scores(genomes, frags, k=a.sketch_k, sketch_size=s, work=Path(tmp),
                                                        threads=a.threads))
 
-    md = ev.format_markdown(report, title="Held-out-species fragment retrieval")
+    title = "Held-out-species fragment retrieval" + ("" if gset == "issue3" else f" (issue 11, genome set '{gset}')")
+    md = ev.format_markdown(report, title=title)
     if no_hit:
         md += ("\nFragments with no hit at all (no shared hash with any genome; counted as misses above):\n\n| method | "
                + " | ".join(f"no hit @{d:.0%}" for d in cfg.divergences) + " |\n|---|" + "---:|" * len(cfg.divergences)
                + "\n" + "".join(f"| {k} | " + " | ".join(f"{v:.1f}" for v in vs) + " |\n" for k, vs in no_hit.items()))
-    md += "\nWall time per method (embedding/sketching the genomes and fragments + search): " + "; ".join(
-        f"{k}: {v:.1f} s" for k, v in timings.items()) + ".\n"
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    md += (f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-           f"Python {platform.python_version()}, torch threads {a.threads}; mrl-dna commit {commit} (fragments "
-           f"depend on mrl_dna.train.sampler.mutate's random draws); total {time.perf_counter() - t_all:.0f} s.\n")
+    if gset != "issue3" and not a.genomes:
+        md += "\n" + eh.describe_set(genomes) + "\n"
+    meta = eb.run_metadata(threads=a.threads, seconds=time.perf_counter() - t_all)
+    md += "\n" + eb.footer_markdown(meta, timings, ms.notes) + "(Fragments depend on mrl_dna.train.sampler.mutate's random draws.)\n"
     print(md)
     if a.output:
         a.output.write_text(md)
+    if a.json:
+        eb.write_json(a.json, {"benchmark": "retrieval", "set": gset, "quick": a.quick, "config": cfg,
+                               "genomes": report.genomes, "species": report.species, "models": ms.models,
+                               "identity": report.identity, "scores": report.scores, "full_dims": report.full_dims,
+                               "no_hit": no_hit, "seconds": timings, "meta": meta})
     if a.plot:
         ev.plot_report(report, a.plot)
 

@@ -89,3 +89,34 @@ def test_all_kmers_of_size_3_are_found():
 def test_bad_k_is_a_config_error():
     with pytest.raises(ConfigError, match="k-mer size 0 is out of range"):
         kmer_counts(encode("ACGT"), 0)
+
+
+# ---- DNABERT-S's TNF (kmer.tnf_frequencies / TnfEmbedder) -----------------------------------------------------
+def _dnabert_s_tnf(seq: str) -> np.ndarray:
+    """DNABERT-S's calculate_tnf (evaluate/utils.py) for one sequence, restated: all 256 4-mers as written, in
+    itertools.product('ATCG') order, counts / total; 4-mers with N are skipped (theirs raises KeyError)."""
+    index = {"".join(p): i for i, p in enumerate(itertools.product("ATCG", repeat=4))}
+    v = np.zeros(256)
+    for i in range(len(seq) - 3):
+        if seq[i : i + 4] in index:
+            v[index[seq[i : i + 4]]] += 1
+    return v / v.sum() if v.sum() else v
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(alphabet="ACGTN", min_size=0, max_size=60))
+def test_tnf_matches_dnabert_s_reference(seq):
+    from mrl_dna.kmer import tnf_frequencies
+
+    np.testing.assert_allclose(tnf_frequencies(encode(seq)), _dnabert_s_tnf(seq), atol=1e-12)
+
+
+def test_tnf_is_strand_specific_and_embedder_shape():
+    from mrl_dna.kmer import TnfEmbedder
+
+    t = encode("AAAACCCGGT")
+    v = TnfEmbedder()([t, revcomp(t), encode("NNN")])
+    assert v.shape == (3, 256) and v.dtype == np.float32
+    assert v[0, 0] == pytest.approx(1 / 7)  # AAAA is column 0 (product('ATCG') starts AAAA), 1 of 7 4-mers
+    assert not np.allclose(v[0], v[1])  # not canonical: DNABERT-S's TNF sees the strand
+    assert not v[2].any()  # no valid 4-mer -> zeros, not 0/0

@@ -1,0 +1,196 @@
+"""What the benchmark scripts (scripts/bench_{cluster,retrieval,windows}.py) score, and how a run is recorded.
+
+Methods: every model given as `--model NAME=DIR` at each of its Matryoshka dims (and its full width), then the
+baselines: canonical 4-mer and 6-mer profiles (mrl_dna.kmer), the raw 256-d TNF as DNABERT-S computes it
+(mrl_dna.kmer.TnfEmbedder), and the v1 default model (bench/models/v1). A baseline model whose weights equal a
+given model's is scored once, under the given name. Threads: one torch and one BLAS/OpenMP thread by default, so
+a number does not depend on what else runs on the machine's cores, and K-means gives the same clusters on every
+run. A run's metadata (machine, versions, commit, command, wall time) goes with its numbers into --json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna import console
+from mrl_dna import evaluate as ev
+from mrl_dna.errors import ConfigError
+from mrl_dna.kmer import KmerEmbedder, TnfEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+V1_DIR = REPO / "bench" / "models" / "v1"  # a source checkout's frozen copy of the first default model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # row label
+    path: str | None  # None = the bundled default model
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """`NAME=DIR` -> (NAME, DIR); `default` or `NAME=default` -> the bundled model; a bare `DIR` is named by
+    its last path part."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = (Path(spec.rstrip("/")).name or spec), spec
+    name, path = name.strip(), path.strip()
+    if not name or not path:
+        raise ConfigError(f"--model {spec!r} is not NAME=DIR; e.g. --model v2=runs/v2/model or --model default")
+    return ModelSpec(name, None if path == "default" else path)
+
+
+class Baseline(str, Enum):
+    KMER4 = "4mer"
+    KMER6 = "6mer"
+    TNF = "tnf"
+    V1 = "v1"
+
+
+ALL_BASELINES = ",".join(b.value for b in Baseline)
+BASELINE_NAMES = {Baseline.KMER4: "4-mer profile", Baseline.KMER6: "6-mer profile",
+                  Baseline.TNF: "TNF (DNABERT-S)", Baseline.V1: "v1"}
+
+
+def parse_baselines(text: str) -> tuple[Baseline, ...]:
+    """'4mer,6mer,tnf,v1' -> the Baseline members; '' or 'none' -> none."""
+    items = [t.strip() for t in text.split(",") if t.strip() and t.strip() != "none"]
+    bad = [t for t in items if t not in {b.value for b in Baseline}]
+    if bad:
+        raise ConfigError(f"--baselines {bad} unknown; pick from {ALL_BASELINES} (or none)")
+    return tuple(dict.fromkeys(Baseline(t) for t in items))
+
+
+@dataclass(frozen=True)
+class MethodSet:
+    methods: list[ev.Method]
+    models: dict[str, dict]  # method name -> model identity (path, weights hash, dims, window) for the record
+    notes: list[str]
+
+
+def build_methods(models: Sequence[ModelSpec], baselines: Sequence[Baseline], *, device: str = "cpu",
+                  batch_tokens: int | None = None, v1_dir: Path = V1_DIR) -> MethodSet:
+    """Models first (each at every Matryoshka dim and its full width), then the baselines, in the order given."""
+    from mrl_dna.model import load_model
+
+    methods: list[ev.Method] = []
+    ident: dict[str, dict] = {}
+    notes: list[str] = []
+    specs = list(models)
+    if Baseline.V1 in baselines:
+        if not (Path(v1_dir) / "model.safetensors").is_file():
+            raise ConfigError(f"v1 baseline model not found at {v1_dir}; run from a source checkout or "
+                              "drop v1 from --baselines")
+        specs.append(ModelSpec(BASELINE_NAMES[Baseline.V1], str(v1_dir)))
+    for i, spec in enumerate(specs):
+        model = load_model(spec.path)
+        info = model.info
+        twin = next((n for n, d in ident.items() if d["weights_hash"] == info.weights_hash), None)
+        if twin is not None and i >= len(models):  # a baseline equal to a given model: score it once
+            notes.append(f"{spec.name} has the same weights as {twin} (sha256 {info.weights_hash[:12]}); scored once")
+            continue
+        if spec.name in ident:
+            raise ConfigError(f"two methods are named {spec.name!r}; give each --model a distinct NAME=")
+        methods.append(ev.model_method(model, spec.name, device=device, batch_tokens=batch_tokens))
+        ident[spec.name] = {"path": spec.path or "default (bundled)", "model_name": info.name,
+                            "weights_hash": info.weights_hash, "dim": info.dim,
+                            "matryoshka_dims": list(info.matryoshka_dims), "window": info.window,
+                            "pooling": info.pooling}
+    for b in baselines:
+        if b is Baseline.KMER4:
+            methods.append(ev.Method(BASELINE_NAMES[b], KmerEmbedder(4)))
+        elif b is Baseline.KMER6:
+            methods.append(ev.Method(BASELINE_NAMES[b], KmerEmbedder(6)))
+        elif b is Baseline.TNF:
+            methods.append(ev.Method(BASELINE_NAMES[b], TnfEmbedder()))
+    if not methods:
+        raise ConfigError("nothing to score: give --model NAME=DIR or keep some --baselines")
+    return MethodSet(methods, ident, notes)
+
+
+def limit_threads(n: int) -> None:
+    """n torch threads and n BLAS/OpenMP threads (numpy, scikit-learn's K-means) for the rest of the run."""
+    import torch
+
+    if n < 1:
+        raise ConfigError(f"--threads {n} must be >= 1")
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # no scikit-learn either; numpy then follows OMP_NUM_THREADS
+        return
+    threadpool_limits(n)
+
+
+def run_metadata(*, threads: int, seconds: float | None = None) -> dict:
+    """Machine, versions, commit and command of this run, for the table footer and --json."""
+    import torch
+
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", "mrl_dna",
+                            "scripts"], capture_output=True, text=True).stdout.strip()
+    try:
+        import sklearn
+
+        skl = sklearn.__version__
+    except ImportError:
+        skl = None
+    return {
+        "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "scikit_learn": skl, "threads": threads, "commit": commit + ("+local changes" if dirty else ""),
+        "command": " ".join([Path(sys.argv[0]).name if sys.argv[0].endswith(".py") else sys.argv[0], *sys.argv[1:]]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "seconds": None if seconds is None else round(seconds, 1),
+    }
+
+
+def footer_markdown(meta: dict, timings: dict[str, float], notes: Sequence[str] = ()) -> str:
+    lines = []
+    for n in notes:
+        lines.append(f"Note: {n}.")
+    if timings:
+        lines.append("Wall time per method (embedding + scoring): " + "; ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".")
+    lines.append(f"Machine: {meta['host']}, {meta['cpus']} CPUs ({meta['machine']}), Python {meta['python']}, torch "
+                 f"{meta['torch']}, numpy {meta['numpy']}" + (f", scikit-learn {meta['scikit_learn']}" if meta["scikit_learn"] else "")
+                 + f"; {meta['threads']} thread(s); mrl-dna commit {meta['commit']}; total {meta['seconds']:.0f} s. "
+                 f"Command: `{meta['command']}`.")
+    return "\n\n".join(lines) + "\n"
+
+
+def to_jsonable(x):
+    """Dataclasses, numpy scalars/arrays, enums, paths, tuples -> plain JSON values."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x) if not callable(getattr(x, f.name))}
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Enum):
+        return x.value
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    Path(path).write_text(json.dumps(to_jsonable(payload), indent=1) + "\n")
+    console.info(f"wrote {path}")

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Fragment -> window retrieval on held-out genomes with close relatives, beside minimap2 and blastn (issues 11, 14).
+
+    references = the held-out genomes that have same-genus relatives (E. coli x3 + Salmonella, Caulobacter,
+                 the Corynebacterium trio, two Methanobacterium, 8 Blochmannia, two Shewanella: 20 genomes,
+                 15 species; near-duplicates left out: mrl_dna/evaluate_heldout.py)
+    database   = their 2048 bp windows at stride 1000 (`mrl-dna embed --save-windows --window 2048 --stride 1000`)
+    queries    = 2 kb fragments of the references at 0/5/10/20/30% divergence (mrl_dna.train.sampler.mutate:
+                 substitutions + 10% small indels), half reverse-complemented, 50 per reference and divergence
+    methods    = each --model NAME=DIR at every Matryoshka dim, then the baselines (canonical 4-mer and 6-mer
+                 profiles, DNABERT-S's raw 256-d TNF, the v1 default model), then the aligners on the same
+                 reference sequences: minimap2 -x asm20 -c (best primary alignment by DP score), blastn -task
+                 dc-megablast and -task blastn (best hit by bitscore, e-value <= 1e-5); no hit = a miss.
+                 Aligners are benchmark-only tools (`apt-get install -y minimap2 ncbi-blast+`); when one is
+                 missing its rows are skipped and stderr says so.
+    metrics    = species top-1 (the best window's genome is of the query's species) and locus top-1 (the best
+                 window is in the source genome and overlaps the fragment's origin); ties count as misses.
+                 --genome-vectors adds each vector method's fragment -> genome-vector species top-1 on the same
+                 queries (issue 14's comparison; on by default in full mode).
+
+Markdown table on stdout, progress on stderr; --json OUT keeps every number (per species too).
+
+Example (the baselines and v1 with the aligners, ~10 min on 1 CPU thread):
+    python scripts/bench_windows.py --no-model --json /tmp/windows.json > /tmp/windows.md
+A new model, quick check (Methanobacterium, Blochmannia, Shewanella only; 10 queries per cell; ~2 min):
+    python scripts/bench_windows.py --model v2=runs/v2/model --baselines 6mer --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mrl_dna import evaluate as ev
+from mrl_dna import evaluate_bench as eb
+from mrl_dna import evaluate_heldout as eh
+from mrl_dna import evaluate_windows as ew
+
+QUICK_PER_GENOME = 10
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
+    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
+    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of 4mer,6mer,tnf,v1 or none [%(default)s]")
+    ap.add_argument("--aligners", default=",".join(a.value for a in ew.Aligner),
+                    help="comma list of minimap2,dc-megablast,blastn or none [%(default)s]")
+    ap.add_argument("--genome-vectors", action=argparse.BooleanOptionalAction, default=None,
+                    help="also score fragment -> genome vector [full: on, quick: off]")
+    ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"references Methanobacterium, Blochmannia, Shewanella only; {QUICK_PER_GENOME} queries per cell")
+    ap.add_argument("--per-genome", type=int, help=f"queries per reference and divergence [50; quick {QUICK_PER_GENOME}]")
+    ap.add_argument("--divergence", default="0,0.05,0.1,0.2,0.3", help="[%(default)s]")
+    ap.add_argument("--fragment-length", type=int, default=2000, help="[%(default)s]")
+    ap.add_argument("--window", type=int, default=2048, help="database window [%(default)s]")
+    ap.add_argument("--stride", type=int, default=1000, help="database window stride [%(default)s]")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch, BLAS and aligner threads [%(default)s]")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    a = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    eb.limit_threads(a.threads)
+    cfg = ew.WindowBenchConfig(window=a.window, stride=a.stride, fragments=ev.FragmentConfig(
+        lengths=(a.fragment_length,), divergences=tuple(float(x) for x in a.divergence.split(",")),
+        per_genome=a.per_genome or (QUICK_PER_GENOME if a.quick else 50), seed=a.seed))
+    genomes = eh.load_set(eh.GenomeSet.SMALL_RELATIVES if a.quick else eh.GenomeSet.RELATIVES, a.data)
+    specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]
+    ms = eb.build_methods(specs, eb.parse_baselines(a.baselines), device=a.device)
+    notes = list(ms.notes)
+    aligners = []
+    for name in (x.strip() for x in a.aligners.split(",") if x.strip() and x.strip() != "none"):
+        al = ew.Aligner(name)
+        if ew.aligner_available(al):
+            aligners.append(al)
+        else:
+            msg = f"{al.program} not on PATH (apt-get install -y {'minimap2' if al is ew.Aligner.MINIMAP2 else 'ncbi-blast+'}); its rows are skipped"
+            print(f"bench_windows: {msg}", file=sys.stderr)
+            notes.append(msg)
+    for n in ms.notes:
+        print(f"bench_windows: {n}", file=sys.stderr)
+    genome_vectors = (not a.quick) if a.genome_vectors is None else a.genome_vectors
+    with tempfile.TemporaryDirectory(prefix="bench_windows_") as tmp:
+        report = ew.run_window_benchmark(genomes, ms.methods, cfg, aligners=aligners, threads=a.threads, work=Path(tmp),
+                                         genome_vectors=genome_vectors)
+    meta = eb.run_metadata(threads=a.threads, seconds=time.perf_counter() - t0)
+    title = "Fragment -> window retrieval (held-out genomes with close relatives)" + (" -- quick" if a.quick else "")
+    md = (ew.format_window_markdown(report, title=title) + "\n" + eh.describe_set(genomes) + "\n\n"
+          + eb.footer_markdown(meta, report.seconds, notes))
+    print(md)
+    if a.json:
+        eb.write_json(a.json, {"benchmark": "windows", "quick": a.quick, "config": cfg, "genomes": report.genomes,
+                               "species": report.species, "n_windows": report.n_windows, "models": ms.models,
+                               "identity": report.identity, "scores": report.scores, "commands": report.commands,
+                               "seconds": report.seconds, "meta": meta})
+
+
+if __name__ == "__main__":
+    main()
