@@ -58,10 +58,23 @@ class EncoderConfig:
     #              count about equally large for rare and common k-mers, so a linear head can whiten it.
     #   "centered" K * f - 1 (models saved before kmer_transform existed; their config.json lacks the field).
     kmer_transform: str = "sqrt"
+    # What is averaged over a window's tokens (per strand, then the two strands are added):
+    #   0  the final hidden states themselves (d_model values; models before v2);
+    #   E  a GELU projection of each hidden state to E features. The mean of a nonlinear feature is a learned
+    #      bag of local sequence features (like a k-mer profile, but of learned, mutation-tolerant words); the
+    #      mean of the hidden states is only d_model numbers, which a linear head can merely rotate.
+    pool_features: int = 0
+    # False: no stem and no mixer at all; the window vector is the k-mer profile alone. This is the ablation
+    # every v2 claim is measured against (the same head and training on k-mer input only).
+    learned: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.kmer_features <= 6:
             raise ConfigError(f"encoder kmer_features={self.kmer_features} must be 0 (off) or 1..6")
+        if self.pool_features < 0:
+            raise ConfigError(f"encoder pool_features={self.pool_features} must be >= 0 (0 = pool the hidden states)")
+        if not self.learned and not self.kmer_features:
+            raise ConfigError("an encoder with learned=False needs kmer_features (e.g. 4): it would output nothing")
         if self.kmer_transform not in KMER_TRANSFORMS:
             raise ConfigError(f"encoder kmer_transform={self.kmer_transform!r} must be one of {', '.join(KMER_TRANSFORMS)}")
         for name in ("stride", "stem_kernel", "stem_channels", "d_model", "n_layer", "d_state", "expand", "headdim", "d_conv"):
@@ -88,9 +101,14 @@ class EncoderConfig:
         return (4**k + (4 ** (k // 2) if k % 2 == 0 else 0)) // 2 if k else 0
 
     @property
+    def learned_dim(self) -> int:
+        """Width of the learned part of a window vector: pooled features (or d_model); 0 without it."""
+        return (self.pool_features or self.d_model) if self.learned else 0
+
+    @property
     def out_dim(self) -> int:
-        """Width of a window vector: d_model learned features + canonical k-mer frequencies."""
-        return self.d_model + self.n_kmer_features
+        """Width of a window vector: learned features + canonical k-mer frequencies."""
+        return self.learned_dim + self.n_kmer_features
 
     @property
     def dt_rank(self) -> int:  # mamba1 only, as Mamba's "auto": ceil(d_model / 16)

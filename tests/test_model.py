@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 from mrl_dna import dna
 from mrl_dna.config import EncoderConfig, ModelConfig, Pooling
-from mrl_dna.errors import ModelError
+from mrl_dna.errors import ConfigError, ModelError
 from mrl_dna.model import MrlDnaModel, load_model
 from mrl_dna.model.encoder import Stem, flip_valid, revcomp_tokens
 from mrl_dna.model.pooling import WindowPooling
@@ -239,3 +241,31 @@ def test_hub_name_loads_only_from_the_local_cache(tmp_path, tiny_model, monkeypa
     assert load_model("org/tiny").weights_hash() == tiny_model.weights_hash()
     with pytest.raises(ModelError, match="not in the local Hugging Face cache; mrl-dna never downloads"):
         load_model("org/absent")
+
+
+def test_pooled_features_are_rc_invariant_and_padding_independent():
+    torch.manual_seed(5)
+    enc = dataclasses.replace(tiny_config().encoder, pool_features=24)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    assert model.config.encoder.out_dim == 24 + enc.n_kmer_features
+    tok, lengths = _windows(np.random.default_rng(6), [256, 90, 17])
+    with torch.no_grad():
+        w = model.window_vectors(tok, lengths)
+        w_rc = model.window_vectors(revcomp_tokens(tok, lengths), lengths)
+        alone = model.window_vectors(tok[1:2, :90], lengths[1:2])
+    assert w.shape == (3, 24 + enc.n_kmer_features)
+    torch.testing.assert_close(w, w_rc, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-6)
+
+
+def test_kmer_only_encoder_is_the_kmer_profile_alone():
+    from mrl_dna.model.encoder import KmerProfile
+
+    enc = dataclasses.replace(tiny_config().encoder, learned=False)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    assert not any(n.startswith(("encoder.stem", "encoder.layers")) for n in model.state_dict())
+    tok, lengths = _windows(np.random.default_rng(7), [256, 40])
+    with torch.no_grad():
+        torch.testing.assert_close(model.window_vectors(tok, lengths), KmerProfile(2, enc.kmer_transform)(tok, lengths))
+    with pytest.raises(ConfigError, match="needs kmer_features"):
+        dataclasses.replace(enc, kmer_features=0)

@@ -221,3 +221,41 @@ def test_load_pairs(tmp_path):
 def test_sample_fasta_loads():
     srcs = load_genomes(expand_inputs([SAMPLE]))
     assert len(srcs) == 1 and len(srcs[0].seqs) == 8
+
+
+def test_genome_blocks_hold_distinct_genomes_and_pair_each_anchor_with_its_block():
+    rng = np.random.default_rng(11)
+    sources = [Source(f"g{i}", i, [_random_seq(rng, 5000)]) for i in range(6)]
+    cfg = SamplerConfig(window=200, batch_size=12, windows_per_genome=3, mutant_view=False, max_mutation_rate=0.0,
+                        rc_prob=0.0, max_shift_fraction=0.25)
+    batch = GenomeSampler(sources, cfg, seed=3).batch(7)
+    labels = batch.labels
+    assert labels.tolist() == np.repeat(labels[::3], 3).tolist() and len(set(labels[::3])) == 4
+    assert batch.partner.tolist() == [1, 2, 0, 4, 5, 3, 7, 8, 6, 10, 11, 9]
+    # each positive is its own anchor's window shifted by at most a quarter window (no mutation, no RC here)
+    for i in range(12):
+        anchor = batch.tokens[i, 0, : batch.lengths[i, 0]]
+        pos = batch.tokens[12 + i, 0, : batch.lengths[12 + i, 0]]
+        seq = sources[labels[i]].seqs[0]
+        a, p = _find(seq, anchor), _find(seq, pos)
+        assert abs(a - p) <= 50
+    again = GenomeSampler(sources, cfg, seed=3).batch(7)
+    assert np.array_equal(again.tokens, batch.tokens)
+
+
+def _find(seq, sub):
+    for s in range(seq.size - sub.size + 1):
+        if np.array_equal(seq[s : s + sub.size], sub):
+            return s
+    raise AssertionError("window not found in its genome")
+
+
+def test_genome_blocks_need_a_batch_that_splits_into_two_genomes():
+    with pytest.raises(ConfigError, match="windows-per-genome"):
+        SamplerConfig(batch_size=8, windows_per_genome=3)
+    with pytest.raises(ConfigError, match="windows-per-genome"):
+        SamplerConfig(batch_size=4, windows_per_genome=4)
+    rng = np.random.default_rng(12)
+    sources = [Source(f"g{i}", i, [_random_seq(rng, 1000)]) for i in range(2)]
+    with pytest.raises(ConfigError, match="2 groups"):
+        GenomeSampler(sources, SamplerConfig(window=100, batch_size=6, windows_per_genome=2), seed=0).batch(0)

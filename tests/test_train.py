@@ -201,3 +201,19 @@ def test_labelled_fasta_attention_pooling_mamba1_grad_accum(tmp_path, capsys):
     cfg = load_model(out).config
     assert cfg.pooling.value == "attention" and cfg.encoder.mixer.value == "mamba1"
     assert "mamba1" in (out / "README.md").read_text()
+
+
+def test_genome_blocks_with_a_locus_loss_log_and_validate_locus_dims(tmp_path, capsys):
+    d = _split_sample(tmp_path)
+    out = tmp_path / "m"
+    args = [str(d / "g[0-5].fa"), "-o", str(out), "--steps", "2", "--eval-every", "2", "--val-genomes", str(d / "g6.fa"),
+            "--val-genomes", str(d / "g7.fa"), "--windows-per-genome", "2", "--genome-dims", "8", "--locus-dims", "16",
+            "--pool-features", "12", "--cosent-weight", "0", *TINY]
+    code, err = run_train(args, capsys)
+    assert code == 0, err
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"infonce@8", "locus@16"} <= set(lines[1]) and "infonce@16" not in lines[1]
+    assert set(lines[-1]["val"]["locus_top1"]) == {"8", "16"}
+    assert load_model(out).config.encoder.pool_features == 12
+    code, err = run_train([args[0], "-o", str(tmp_path / "m2"), "--locus-dims", "16", *TINY], capsys)
+    assert code == 1 and "--windows-per-genome" in err

@@ -50,6 +50,8 @@ def command(
     kmer_transform: KmerTransform = typer.Option(None, "--kmer-transform", help="Scaling of the k-mer frequencies f: sqrt = Hellinger sqrt(K f) - 1, centered = K f - 1 (models before 0.2) [default sqrt]. With --init: only together with --head-init whiten.", rich_help_panel=_M),
     mixer: Mixer = typer.Option(None, "--mixer", help="Sequence mixer [default ssd].", rich_help_panel=_M),
     pooling: Pooling = typer.Option(None, "--pooling", help="Window pooling [default mean].", rich_help_panel=_M),
+    pool_features: int = typer.Option(None, "--pool-features", min=0, help="Learned features per token averaged into the window vector (a GELU projection of each token state; a learned bag of local features); 0 = average the token states themselves [default 0].", rich_help_panel=_M),
+    kmer_only: bool = typer.Option(False, "--kmer-only", help="No stem and no mixer: the window vector is the k-mer profile alone (the ablation a learned encoder is measured against).", rich_help_panel=_M),
     head_hidden: int = typer.Option(None, "--head-hidden", min=0, help="Projection MLP width, 0 = linear [default 256].", rich_help_panel=_M),
     window: int = typer.Option(None, "--window", min=16, help="Window bp (also the model's embed window) [default 2048].", rich_help_panel=_M),
     dims: str = typer.Option(None, "--dims", help="Matryoshka dims, increasing; the last is the model width [default 8,16,32,64,128]. With --init: the dims of the loss.", rich_help_panel=_M),
@@ -61,6 +63,11 @@ def command(
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
     no_matryoshka: bool = typer.Option(False, "--no-matryoshka", help="Train the full dim only (the baseline for Matryoshka comparisons).", rich_help_panel=_T),
     dim_weights: str = typer.Option(None, "--dim-weights", help="Loss weight per Matryoshka dim, comma-separated [default all 1].", rich_help_panel=_T),
+    genome_dims: str = typer.Option(None, "--genome-dims", help="Dims of the genome loss (another window of the same genome is the positive) [default: all Matryoshka dims].", rich_help_panel=_T),
+    locus_dims: str = typer.Option(None, "--locus-dims", help="Dims of the locus loss: a window must find its own evolved, shifted copy among all windows of the batch, those of its own genome included (needs --windows-per-genome >= 2) [default: none].", rich_help_panel=_T),
+    locus_weight: float = typer.Option(1.0, "--locus-weight", min=0.0, help="Weight of each locus dim's loss.", rich_help_panel=_T),
+    windows_per_genome: int = typer.Option(1, "--windows-per-genome", min=1, help="Genome blocks: draw --batch-size / this many genomes and this many windows of each; positives are the windows' own evolved, shifted copies (1 = independent items).", rich_help_panel=_T),
+    max_shift: float = typer.Option(0.5, "--max-shift", min=0.0, max=1.0, help="Largest shift of a positive's window against its anchor's, as a fraction of the window.", rich_help_panel=_T),
     steps: int = typer.Option(2000, "--steps", min=0, help="Optimizer steps (0: save the initial model, e.g. the --head-init whiten start).", rich_help_panel=_T),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="Items per micro-batch (in-batch negatives).", rich_help_panel=_T),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step.", rich_help_panel=_T),
@@ -107,7 +114,7 @@ def command(
     if whiten and head_hidden not in (None, 0):
         raise ConfigError(f"--head-init whiten starts a linear head; drop --head-hidden {head_hidden} (or give 0)")
     model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, mixer=mixer, pooling=pooling,
-                      head_hidden=head_hidden, window=window,
+                      head_hidden=head_hidden, window=window, pool_features=pool_features, learned=False if kmer_only else None,
                       kmer_transform=kmer_transform.value if kmer_transform is not None else None)
     dims_t = number_list(dims, "--dims", example="8,16,32,64,128")
     caduceus_init = init is not None and is_caduceus_dir(init)
@@ -125,8 +132,8 @@ def command(
         init_head = dict(dims=dims_t, kmer_transform=model_opts["kmer_transform"], name=name if name != "mrl-dna" else None)
     model_config = None
     if init is None:
-        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer", "kmer_transform")
-                  if model_opts[k] is not None}
+        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer", "kmer_transform",
+                                             "pool_features", "learned") if model_opts[k] is not None}
         cfg_kw = {k: model_opts[k] for k in ("pooling", "head_hidden") if model_opts[k] is not None}
         if whiten:
             cfg_kw["head_hidden"] = 0
@@ -137,15 +144,16 @@ def command(
         model_config = ModelConfig(encoder=EncoderConfig(**enc_kw), name=name, **cfg_kw)
     tc = TrainConfig(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
-        dims=dims_t if init is not None and not caduceus_init else None, freeze_backbone=freeze_backbone, dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"),
+        dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64") or (dims_t if init is not None and not caduceus_init else None), freeze_backbone=freeze_backbone, dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"),
         matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
+        locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (), locus_weight=locus_weight,
         head_init=head_init.value, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(
         window=window or (model_config.window if model_config else 2048), batch_size=batch_size,
         max_windows=max_windows, multi_window_prob=multi_window_prob, max_mutation_rate=max_mutation_rate,
-        mutant_view=cosent_weight > 0,
+        mutant_view=cosent_weight > 0, windows_per_genome=windows_per_genome, max_shift_fraction=max_shift,
     )
     train(
         genomes=genomes or [], output=output, model_config=model_config, init=init, init_head=init_head, sampler_config=sc,

@@ -258,17 +258,23 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Window tokens -> one RC-invariant vector per window: (b, L) ids + lengths (b,) -> (b, d [+ n_kmers]).
+    """Window tokens -> one RC-invariant vector per window: (b, L) ids + lengths (b,) -> (b, e [+ n_kmers]).
 
-    With `kmer_features` on, the window vector also holds the window's canonical k-mer frequencies (a
-    deviation from Caduceus, which has no sequence-level output at all: see EncoderConfig.kmer_features)."""
+    e = pool_features (a GELU projection of every token state, averaged: a learned bag of local features) or
+    d_model (the token states averaged). With `kmer_features` on, the window vector also holds the window's
+    canonical k-mer frequencies (a deviation from Caduceus, which has no sequence-level output at all: see
+    EncoderConfig.kmer_features). With `learned` off there is no stem or mixer: the k-mer block alone (the
+    ablation the learned part is measured against)."""
 
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.stem = Stem(cfg)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        if cfg.learned:
+            self.stem = Stem(cfg)
+            self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+            self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+            # token state -> pool_features GELU features, averaged over the window (EncoderConfig.pool_features)
+            self.pool_proj = nn.Linear(cfg.d_model, cfg.pool_features) if cfg.pool_features else None
         self.kmer = KmerProfile(cfg.kmer_features, cfg.kmer_transform) if cfg.kmer_features else None
 
     def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -280,14 +286,23 @@ class Encoder(nn.Module):
         return self.norm_f(h)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        parts = []
+        if self.cfg.learned:
+            parts.append(self.pooled_features(tokens, lengths))  # (b, e)
+        if self.kmer is not None:
+            parts.append(self.kmer(tokens, lengths))  # (b, n_kmers)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]  # (b, e + n_kmers)
+
+    def pooled_features(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """The learned part of the window vector: (b, L), (b,) -> (b, e), e = pool_features or d_model;
+        the mean over each strand's valid tokens, forward + reverse-complement strand (RC-invariant)."""
         b = tokens.shape[0]
         both = torch.cat([tokens, revcomp_tokens(tokens, lengths)])  # (2b, L): strand s = 0 forward, 1 RC
         lengths2 = torch.cat([lengths, lengths])
         h = self.token_states(both, lengths2).float()  # (2b, l, d)
+        if self.pool_proj is not None:
+            h = F.gelu(self.pool_proj(h))  # (2b, l, e)
         n_tok = (lengths2 + self.cfg.stride - 1) // self.cfg.stride
         valid = (torch.arange(h.shape[1], device=h.device)[None, :] < n_tok[:, None]).float()  # (2b, l)
-        mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, d)
-        vec = mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
-        if self.kmer is not None:
-            vec = torch.cat([vec, self.kmer(tokens, lengths)], dim=-1)  # (b, d + n_kmers)
-        return vec
+        mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, e)
+        return mean[:b] + mean[b:]  # forward + RC strand: RC-invariant

@@ -15,6 +15,11 @@ For every item of a batch the sampler draws
 - a mutant for CoSENT (optional): the anchor itself evolved at r ~ U[0, max_mutation_rate], with the
   identity that the mutations actually made give as the graded target.
 
+Genome blocks (`windows_per_genome` W > 1, the v2 objective) draw batch_size / W distinct labels and W single
+windows of one genome of each; every positive is the anchor's own evolved copy, shifted by up to
+`max_shift_fraction` of a window. The trainer pairs anchor i with the copy of another window of its block
+(`Batch.partner`) for the genome loss, and with its own copy for the locus loss.
+
 Determinism: batch `step` of rank `rank` comes from `np.random.default_rng([seed, rank, step, micro])`, so
 the sampler has no state of its own and a resumed run draws exactly the batches the uninterrupted one would.
 """
@@ -61,6 +66,11 @@ class SamplerConfig:
     max_shift_fraction: float = 0.5  # shifted overlaps move by at most half a window
     max_n_fraction: float = 0.5  # redraw runs with more N than this (assembly gaps say nothing about a genome)
     mutant_view: bool = True  # draw the CoSENT (anchor, evolved anchor, identity) view
+    # Genome blocks (the v2 objective): > 1 draws batch_size / windows_per_genome distinct labels and that many
+    # single windows from each, every positive being the evolved, shifted copy of its own anchor. The trainer
+    # then pairs each anchor with the copy of ANOTHER window of its genome for the genome loss, and with its
+    # own copy (other windows of the same genome as negatives) for the locus loss. 1 = independent items.
+    windows_per_genome: int = 1
 
     def __post_init__(self) -> None:
         if self.window < 16:
@@ -75,6 +85,12 @@ class SamplerConfig:
                 raise ConfigError(f"{name}={v} must be in [0, 1]")
         if not 0.0 <= self.max_mutation_rate <= 0.75:
             raise ConfigError(f"max mutation rate {self.max_mutation_rate} must be in [0, 0.75]; e.g. 0.25")
+        w = self.windows_per_genome
+        if w < 1 or self.batch_size % w or (w > 1 and self.batch_size // w < 2):
+            raise ConfigError(
+                f"--windows-per-genome {w} must be >= 1 and divide --batch-size {self.batch_size} into >= 2 genomes; "
+                f"e.g. --batch-size 128 --windows-per-genome 4"
+            )
 
 
 # ------------------------------------------------------------------------------------- simulated evolution
@@ -315,6 +331,9 @@ class Batch:
     labels: np.ndarray  # (b,) int64
     identity: np.ndarray  # (b,) float32: mutant vs anchor identity (CoSENT target); empty without mutants
     n_views: int
+    # (b,) the positive each anchor pairs with in the genome loss: itself for independent items; in genome
+    # blocks, the next window of the same block (the evolved copy of ANOTHER window of its genome)
+    partner: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -352,6 +371,8 @@ class GenomeSampler:
     def batch(self, step: int, micro: int = 0) -> Batch:
         cfg = self.cfg
         rng = self.rng(step, micro)
+        if cfg.windows_per_genome > 1:
+            return self._genome_blocks(rng)
         b = cfg.batch_size
         # A label (genome, or species when groups are given) uniformly, then one of its genomes uniformly:
         # a big genome or a species with many genomes does not crowd out the others. Repeats in a batch
@@ -379,6 +400,37 @@ class GenomeSampler:
         tokens, lengths = pack(views)
         labels = np.array([self.sources[s].label for s in src_idx], dtype=np.int64)
         return Batch(tokens, lengths, labels, np.array(ident, dtype=np.float32), 3 if cfg.mutant_view else 2)
+
+    def _genome_blocks(self, rng: np.random.Generator) -> Batch:
+        """batch_size / W distinct labels, W single windows from one genome of each (items i*W .. i*W+W-1):
+        anchors, and as positives their evolved copies shifted by up to max_shift_fraction of a window."""
+        cfg = self.cfg
+        W = cfg.windows_per_genome
+        G = cfg.batch_size // W
+        if G > len(self._by_label):
+            raise ConfigError(
+                f"--batch-size {cfg.batch_size} / --windows-per-genome {W} = {G} genomes per batch, but the data has "
+                f"{len(self._by_label)} groups; lower --batch-size or raise --windows-per-genome"
+            )
+        lab = rng.choice(len(self._by_label), size=G, replace=False)
+        src_idx = [int(self._by_label[j][rng.integers(0, self._by_label[j].size)]) for j in lab]
+        anchors, positives, mutants, ident = [], [], [], []
+        for s in src_idx:
+            src = self.sources[s]
+            for _ in range(W):
+                seq_i, start, end = self._draw_run(rng, src, 1)
+                anchors.append(_split(src.seqs[seq_i][start:end], cfg.window))
+                seq_j, s2, e2 = self._shift(rng, src, seq_i, start, end)
+                positives.append(self._evolve(rng, _split(src.seqs[seq_j][s2:e2], cfg.window))[0])
+                if cfg.mutant_view:
+                    mut, identity = self._evolve(rng, anchors[-1])
+                    mutants.append(mut)
+                    ident.append(identity)
+        tokens, lengths = pack(anchors + positives + mutants)
+        labels = np.repeat([self.sources[s].label for s in src_idx], W).astype(np.int64)
+        i = np.arange(G * W)
+        partner = i - i % W + (i + 1) % W  # (b,): the next window of the same block, cyclically
+        return Batch(tokens, lengths, labels, np.array(ident, dtype=np.float32), 3 if cfg.mutant_view else 2, partner)
 
     def _draw_run(self, rng: np.random.Generator, src: Source, w: int) -> tuple[int, int, int]:
         """(sequence, start, end) of a run of w windows, length-weighted over the source's sequences;

@@ -79,6 +79,12 @@ class TrainConfig:
     dims: tuple[int, ...] | None = None
     dim_weights: tuple[float, ...] | None = None  # None = 1 per dim (sentence-transformers' default)
     matryoshka: bool = True
+    # Dims of the locus loss (empty = off): anchor vs its own evolved copy, every other window of the batch a
+    # negative, those of its own genome included, so these dims must tell loci of one genome apart. The genome
+    # loss (`dims`) pairs an anchor with another window of its genome. Coarse to fine: small prefixes say which
+    # genome, the full width which locus (DESIGN.md).
+    locus_dims: tuple[int, ...] = ()
+    locus_weight: float = 1.0  # weight of each locus dim's loss next to a genome dim's (both InfoNCE, same scale)
     scale: float = 20.0  # 1/temperature of InfoNCE and CoSENT (sentence-transformers' default 20 = 0.05)
     cosent_weight: float = 0.25  # CoSENT on (anchor, evolved anchor, identity); 0 skips the mutant view
     freeze_backbone: bool = False  # train pooling + head only (e.g. on a pretrained Caduceus backbone)
@@ -103,9 +109,10 @@ class TrainConfig:
             raise ConfigError(f"--lr {self.lr} must be > 0; e.g. 1e-3")
         if self.head_init not in ("random", "whiten"):
             raise ConfigError(f"--head-init {self.head_init!r} must be random or whiten")
-        if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0:
-            raise ConfigError("--cosent-weight, --weight-decay and --clip must be >= 0")
+        if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0 or self.locus_weight < 0:
+            raise ConfigError("--cosent-weight, --locus-weight, --weight-decay and --clip must be >= 0")
         object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "locus_dims", tuple(int(d) for d in self.locus_dims))
         if self.dims is not None:
             object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
         if self.dim_weights is not None:
@@ -119,6 +126,10 @@ class ValidationConfig:
     db_windows: int = 64  # windows per genome averaged into its vector (evenly spaced along the genome)
     queries: int = 16  # query fragments per genome (one window each, random places)
     mutation_rate: float = 0.05  # queries are evolved at this rate (and half reverse-complemented)
+    # Locus top-1 (with --locus-dims): each query's clean source window, shifted by up to a quarter window and
+    # evolved at this rate, must find that source among the source windows of all held-out genomes. 20% is
+    # where alignment seeds start to fail (minimap2 finds ~1 in 3 such fragments).
+    locus_rate: float = 0.2
     seed: int = 12345  # fixed: the same queries at every evaluation and in every run
 
 
@@ -233,6 +244,11 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     dims = (mcfg.dim,) if not tc.matryoshka else (tc.dims or mcfg.matryoshka_dims)
     weights = tc.dim_weights if tc.matryoshka else None
     mloss = MatryoshkaLoss(dims, weights, model_dim=mcfg.dim)
+    locus_dims = ((mcfg.dim,) if tc.locus_dims and not tc.matryoshka else tc.locus_dims)
+    lloss = MatryoshkaLoss(locus_dims, None, model_dim=mcfg.dim) if locus_dims else None
+    if lloss is not None and sc.windows_per_genome < 2:
+        raise ConfigError("--locus-dims needs genome blocks (other windows of a genome are the locus negatives): "
+                          "add --windows-per-genome 4")
     if tc.freeze_backbone:
         for p in _backbone(model).parameters():
             p.requires_grad_(False)
@@ -274,7 +290,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     ddp_model = dist.wrap(model)
 
     sampler = GenomeSampler(sources, sc, seed=tc.seed + dist.rank) if sources else None
-    validator = Validator(val_sources, mcfg.window, vc) if val_sources and dist.is_main else None
+    validator = Validator(val_sources, mcfg.window, vc, locus=lloss is not None) if val_sources and dist.is_main else None
     metrics = _Metrics(out / "metrics.jsonl", start, enabled=dist.is_main)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +326,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
                     data = prefetch.next()
                     sync = micro == tc.grad_accum - 1
                     with dist.no_sync(ddp_model, not sync):
-                        loss, parts, bp = _micro_step(ddp_model, data, mloss, tc, dist.device, use_bf16)
+                        loss, parts, bp = _micro_step(ddp_model, data, mloss, lloss, tc, dist.device, use_bf16)
                         (loss / tc.grad_accum).backward()
                     n_bp += bp
                     for key, v in parts.items():
@@ -422,7 +438,7 @@ def _fetch(sampler, pair_data, sc, tc, rank, step, micro):
     return batch, pb
 
 
-def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device, bf16: bool):
+def _micro_step(model, data, mloss: MatryoshkaLoss, lloss: MatryoshkaLoss | None, tc: TrainConfig, device, bf16: bool):
     """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward).
     The forward runs under bf16 autocast on CUDA; the losses run in fp32 (scale-20 logits in bf16 lose
     the small differences InfoNCE ranks on)."""
@@ -442,9 +458,14 @@ def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device, bf1
         z = forward(tokens, lengths)  # (v*b, D)
         anchor, positive = z[:b], z[b : 2 * b]
         labels = torch.from_numpy(batch.labels).to(device)
-        nce, per = mloss(infonce_loss, anchor, positive, labels=labels, scale=tc.scale, symmetric=True)
+        genome_pos = positive if batch.partner is None else positive[torch.from_numpy(batch.partner).to(device)]
+        nce, per = mloss(infonce_loss, anchor, genome_pos, labels=labels, scale=tc.scale, symmetric=True)
         total = total + nce
         parts.update({f"infonce@{k}": v.detach() for k, v in per.items()})
+        if lloss is not None:  # the anchor's own copy among all windows, its genome's other windows included
+            loc, per = lloss(infonce_loss, anchor, positive, scale=tc.scale, symmetric=True)
+            total = total + tc.locus_weight * loc
+            parts.update({f"locus@{k}": v.detach() for k, v in per.items()})
         if batch.n_views == 3 and tc.cosent_weight > 0:
             mutant = z[2 * b :]
             scores = torch.from_numpy(batch.identity).to(device)
@@ -470,7 +491,8 @@ def _micro_step(model, data, mloss: MatryoshkaLoss, tc: TrainConfig, device, bf1
 def _progress_line(step: int, logs: dict[str, float], dims, lr: float) -> str:
     key = "infonce" if f"infonce@{dims[0]}" in logs else "pairs"
     per = " ".join(f"{k}:{logs[f'{key}@{k}']:.3f}" for k in dims if f"{key}@{k}" in logs)
-    return f"loss {logs['loss']:.3f} | {key} {per} | lr {lr:.2e}"
+    locus = " ".join(f"{name.split('@')[1]}:{v:.3f}" for name, v in logs.items() if name.startswith("locus@"))
+    return f"loss {logs['loss']:.3f} | {key} {per}" + (f" | locus {locus}" if locus else "") + f" | lr {lr:.2e}"
 
 
 def _val_line(val: dict) -> str:
@@ -491,13 +513,15 @@ class Validator:
     when every held-out genome has a group, species (group) top-1.
     """
 
-    def __init__(self, sources: Sequence[Source], window: int, cfg: ValidationConfig) -> None:
+    def __init__(self, sources: Sequence[Source], window: int, cfg: ValidationConfig, locus: bool = False) -> None:
         rng = np.random.default_rng(cfg.seed)
         self.names = [s.name for s in sources]
         self.groups = [s.group for s in sources]
         self.db: list[list[np.ndarray]] = []  # per genome: windows
         self.queries: list[np.ndarray] = []
         self.query_genome: list[int] = []
+        self.locus_db: list[np.ndarray] = []  # clean source windows of the locus queries (with --locus-dims)
+        self.locus_queries: list[np.ndarray] = []
         for gi, src in enumerate(sources):
             seq = np.concatenate(src.seqs)
             n = seq.size
@@ -508,6 +532,16 @@ class Validator:
                 q, _ = mutate(seq[s : s + window], cfg.mutation_rate, rng)
                 self.queries.append(dna.revcomp(q) if rng.random() < 0.5 else q)
                 self.query_genome.append(gi)
+        lrng = np.random.default_rng([cfg.seed, 1])  # its own stream: the genome queries stay as they were
+        for src in sources if locus else ():
+            seq = np.concatenate(src.seqs)
+            n = seq.size
+            for _ in range(cfg.queries):
+                s = int(lrng.integers(0, max(1, n - window + 1)))
+                self.locus_db.append(seq[s : s + window])
+                t = min(max(0, s + int(lrng.integers(-(window // 4), window // 4 + 1))), max(0, n - window))
+                q, _ = mutate(seq[t : t + window], cfg.locus_rate, lrng)
+                self.locus_queries.append(dna.revcomp(q) if lrng.random() < 0.5 else q)
 
     @torch.no_grad()
     def evaluate(self, model: MrlDnaModel, device, dims: Sequence[int], bf16: bool = False, batch: int = 64) -> dict:
@@ -516,6 +550,9 @@ class Validator:
         try:
             db_vecs = [self._embed(model, wins, device, bf16, batch) for wins in self.db]  # each (n_i, D)
             q = self._embed(model, self.queries, device, bf16, batch)  # (q, D)
+            if self.locus_queries:
+                ldb = self._embed(model, self.locus_db, device, bf16, batch)  # (m, D)
+                lq = self._embed(model, self.locus_queries, device, bf16, batch)  # (m, D)
         finally:
             model.train(was_training)
         truth = torch.tensor(self.query_genome)
@@ -531,6 +568,9 @@ class Validator:
             res["genome_top1"][k] = round(float((pred == truth).float().mean()), 4)
             if species:
                 res["species_top1"][k] = round(float((group_of[pred] == group_of[truth]).float().mean()), 4)
+            if self.locus_queries:
+                hit = (truncate_normalize(lq, k) @ truncate_normalize(ldb, k).T).argmax(1)  # (m,)
+                res.setdefault("locus_top1", {})[k] = round(float((hit == torch.arange(len(hit))).float().mean()), 4)
         res["n_genomes"], res["n_queries"] = len(self.db), len(self.queries)
         return res
 
@@ -746,8 +786,12 @@ def _encoder_line(model) -> str:
     c = model.config
     if hasattr(c, "encoder"):
         e = c.encoder
+        kmers = f" + the canonical {e.kmer_features}-mer profile ({e.n_kmer_features} values)" if e.kmer_features else ""
+        if not e.learned:
+            return f"- encoder: none (--kmer-only): the window vector is the canonical {e.kmer_features}-mer profile alone"
+        pooled = f", {e.pool_features} GELU features per token averaged" if e.pool_features else ""
         return (f"- encoder: RC-equivariant BiMamba, d_model {e.d_model}, {e.n_layer} layer(s), mixer {e.mixer.value}, "
-                f"stride {e.stride} bp per token")
+                f"stride {e.stride} bp per token{pooled}{kmers}")
     cad = c.caduceus
     return (f"- encoder: Caduceus backbone (d_model {cad.get('d_model')}, {cad.get('n_layer')} layers, "
             f"{'PS' if cad.get('rcps') else 'Ph'}), one token per base")
@@ -781,7 +825,10 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         f"- held out for validation: {', '.join(s.name for s in val_sources) or 'none'}",
         f"- loss: {'Matryoshka over dims ' + str(list(dims)) if tc.matryoshka else 'full dim only (no Matryoshka: baseline)'}; "
         f"symmetric InfoNCE (negatives of the same genome, or of the same --groups species, masked; scale {tc.scale}) + {tc.cosent_weight} x CoSENT on "
-        f"evolved anchors (identity targets, mutation rate up to {sc.max_mutation_rate})",
+        f"evolved anchors (identity targets, mutation rate up to {sc.max_mutation_rate})"
+        + (f"; locus InfoNCE at dims {list(tc.locus_dims)} (weight {tc.locus_weight}): a window vs its own evolved, shifted "
+           f"copy, the {sc.windows_per_genome - 1} other windows of its genome in the batch among the negatives"
+           if tc.locus_dims else ""),
         f"- {tc.steps} steps x {tc.grad_accum} x {sc.batch_size} items x {dist.world} process(es); AdamW lr {tc.lr}, "
         f"warmup {tc.warmup}, cosine to {tc.min_lr_ratio} x lr, weight decay {tc.weight_decay}, clip {tc.clip}, seed {tc.seed}",
         f"- hardware: {hw}; wall time {wall_s / 60:.1f} min",
@@ -797,7 +844,7 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
             "| metric | " + " | ".join(str(k) for k in dims_v) + " |",
             "| --- | " + " | ".join("---" for _ in dims_v) + " |",
         ]
-        for name in ("genome_top1", "species_top1"):
+        for name in ("genome_top1", "species_top1", "locus_top1"):
             if name in validation:
                 lines.append(f"| {name} | " + " | ".join(f"{validation[name][k]:.3f}" for k in dims_v) + " |")
     return "\n".join(ln for ln in lines) + "\n"
