@@ -7,6 +7,8 @@ the same everywhere (lh3-style: version, wall time, peak memory, command line).
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 import resource
 import sys
 import time
@@ -15,12 +17,14 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from mrl_dna import __version__
 
@@ -55,17 +59,31 @@ def peak_memory_mb() -> float:
     return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
+# Seconds between plain progress lines when stderr is not a terminal (a SLURM or nohup log): often enough
+# that a log shows a run is alive and how far it got, rare enough that a day-long run logs ~3,000 lines.
+# $MRL_DNA_PROGRESS_SECONDS overrides it (tests set 0: a line at every advance).
+PROGRESS_SECONDS = 30.0
+
+
 @contextlib.contextmanager
-def progress(description: str, total: float | None, unit: str = "bp") -> Iterator["_Bar | _NullBar"]:
-    """A rich progress bar on stderr with ETA; a no-op under --quiet or when stderr is not a terminal
-    and total is unknown. Yields an object with `advance(n)` and `update(description=...)`."""
+def progress(description: str, total: float | None, unit: str = "bp") -> Iterator["_Bar | _LineBar | _NullBar"]:
+    """Progress on stderr; yields an object with `advance(n)` and `update(description=...)`.
+
+    A terminal gets a live rich bar with ETA; anything else (a file, a pipe: batch logs) gets one plain line
+    every PROGRESS_SECONDS and a last line at the end; --quiet gets nothing. `total` may be None (stdin: the
+    size is unknown): the bar then shows the amount done and the elapsed time only."""
     if _quiet:
         yield _NullBar()
+        return
+    if not err.is_terminal:
+        bar = _LineBar(description, total, unit, _progress_seconds())
+        yield bar
+        bar.line()
         return
     cols = [
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn() if unit != "bp" else TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
+        _Amount(unit),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
@@ -73,6 +91,30 @@ def progress(description: str, total: float | None, unit: str = "bp") -> Iterato
     with Progress(*cols, console=err, transient=False, redirect_stdout=False, redirect_stderr=False) as p:
         task = p.add_task(description, total=total)
         yield _Bar(p, task)
+
+
+def _progress_seconds() -> float:
+    env = os.environ.get("MRL_DNA_PROGRESS_SECONDS", "")
+    try:
+        return max(0.0, float(env)) if env else PROGRESS_SECONDS
+    except ValueError:
+        return PROGRESS_SECONDS  # a bad value only changes how often a log line appears
+
+
+def _amount(done: float, total: float | None, unit: str) -> str:
+    """'1,234/5,000 bp' or, with an unknown total, '1,234 bp'."""
+    return f"{done:,.0f}/{total:,.0f} {unit}" if total is not None else f"{done:,.0f} {unit}"
+
+
+class _Amount(ProgressColumn):
+    """done/total with the unit; done alone when the total is unknown (rich's columns format None and fail)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(_amount(task.completed, task.total, self.unit))
 
 
 class _Bar:
@@ -86,12 +128,54 @@ class _Bar:
         self._p.update(self._task, **kw)
 
 
+class _LineBar:
+    """Progress as plain lines for logs: 'embedding: 1,234,567/4,000,000 bp (31%), 0:00:12 elapsed, eta 0:00:26'.
+
+    A line is written (in one write, see `say`) at the first advance after every `every` seconds."""
+
+    def __init__(self, description: str, total: float | None, unit: str, every: float) -> None:
+        self.description, self.total, self.unit, self.every = description, total, unit, every
+        self.done = 0.0
+        self.start = self._last = time.perf_counter()
+
+    def advance(self, n: float) -> None:
+        self.done += n
+        if time.perf_counter() - self._last >= self.every:
+            self.line()
+
+    def update(self, **kw) -> None:
+        self.description = kw.get("description", self.description)
+
+    def line(self) -> None:
+        now = time.perf_counter()
+        self._last = now
+        elapsed = now - self.start
+        text = f"{self.description}: {_amount(self.done, self.total, self.unit)}"
+        if self.total:
+            text += f" ({100 * self.done / self.total:.0f}%)"
+        text += f", {_clock(elapsed)} elapsed"
+        if self.total and self.done and self.done < self.total:
+            text += f", eta {_clock(elapsed * (self.total - self.done) / self.done)}"
+        say(text)
+
+
+def _clock(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(seconds)))
+
+
 class _NullBar:
     def advance(self, n: float) -> None:
         pass
 
     def update(self, **kw) -> None:
         pass
+
+
+def say(line: str) -> None:
+    """One line on stderr in ONE write, so that the lines of several processes (torchrun ranks, a log that
+    several jobs append to) never interleave mid-line."""
+    sys.stderr.write(line + "\n")  # print() writes the text and the newline separately
+    sys.stderr.flush()
 
 
 class Timer:

@@ -10,6 +10,8 @@ Messages name the value, the limit and the fix, e.g.
     "matryoshka dim 1024 exceeds the model's width 256; pick dims <= 256".
 """
 
+import errno
+
 
 class MrlDnaError(Exception):
     """Base class: a problem with the user's input, files or options (exit code 1)."""
@@ -31,3 +33,29 @@ class StoreError(MrlDnaError):
 
 class ConfigError(MrlDnaError):
     """An option value that is out of range or inconsistent with the model or data."""
+
+
+class DiskFullError(StoreError):
+    """A write to an embedding file failed for want of space (or quota). The rows committed before it stay
+    in PATH.partial: rerunning the same command after freeing space resumes from them."""
+
+
+# Writes that fail for want of space: the C errno and the text HDF5 puts in its messages.
+_NO_SPACE = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
+
+
+def disk_full_reason(e: BaseException | None) -> str | None:
+    """'no space left on device' or 'disk quota exceeded' when `e` (or an exception that led to it) is a
+    write that failed for want of space, else None. h5py raises such failures as OSError or RuntimeError
+    ("Can't decrement id ref count (file write failed: ... errno = 28 ...)"), so the text is checked too."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+            return _NO_SPACE[e.errno].lower()
+        text = str(e)
+        for code, message in _NO_SPACE.items():
+            if f"errno = {code}," in text or message in text:
+                return message.lower()
+        e = e.__cause__ or e.__context__
+    return None

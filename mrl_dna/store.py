@@ -38,10 +38,14 @@ killed mid-flush left that attribute unreadable; after creation only fixed-size 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
+import gzip
 import math
 import os
+import shutil
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,7 +57,7 @@ import h5py
 import numpy as np
 
 from mrl_dna import __version__
-from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
 
 FORMAT = "mrl-dna-embeddings"
 FORMAT_VERSION = 1
@@ -70,6 +74,10 @@ MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims
 # Attributes the writer owns; a merge does not copy them from its inputs.
 _HOUSEKEEPING = ("format", "format_version", "created", "complete", "rows_committed", "windows_committed",
                  "mrl_dna_version", "command", "shard", "merged_from")
+# A writer refuses to start (or resume) with less free space than this beside its output: on a full disk the
+# first flush would fail anyway, and a resume that fails half-way through its own housekeeping could damage
+# the rows that the interrupted run saved.
+MIN_FREE_BYTES = 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +121,11 @@ class EmbeddingWriter:
     RESUME_KEYS (n_done tells how many records it already holds); overwrite=True replaces an existing
     complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
     exception, a kill) leaves a resumable PATH.partial, never a PATH.
+
+    One writer per output at a time: the writer holds an exclusive lock (PATH.lock, see OutputLock) from
+    before it looks at PATH or PATH.partial until it finishes or closes, so a second run on the same output
+    stops with a StoreError instead of truncating the first run's PATH.partial. A full disk is a DiskFullError
+    that names the disk and says that rerunning resumes; the rows flushed before it stay resumable.
     """
 
     def __init__(self, path: str | Path, *, attrs: dict[str, Any], dim: int, dtype: str = "float32",
@@ -136,15 +149,25 @@ class EmbeddingWriter:
             "mrl_dna_version": __version__,
         }
         self._finished = False
-        _check_output_dir(self.path)
-        _check_existing_output(self.path, overwrite=overwrite)
+        self._disk_full = False  # a write failed for want of space (see _close)
+        self.resume = resume
+        self.n_done = self.windows_done = 0
         self._f: h5py.File | None = None
-        if resume and self.partial.exists():
-            self._f = self._open_resume()
-        if self._f is None:
-            self._f = self._create()
-        self.n_done = int(self._f.attrs["rows_committed"])
-        self.windows_done = int(self._f.attrs["windows_committed"])
+        _check_output_dir(self.path)
+        self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
+        try:
+            _check_existing_output(self.path, overwrite=overwrite)
+            self._check_free_space()
+            if resume and self.partial.exists():
+                self._f = self._open_resume()
+            if self._f is None:
+                with self._disk_errors():
+                    self._f = self._create()
+            self.n_done = int(self._f.attrs["rows_committed"])
+            self.windows_done = int(self._f.attrs["windows_committed"])
+        except BaseException:
+            self._close(quietly=True)
+            raise
 
     # --- opening
 
@@ -152,7 +175,10 @@ class EmbeddingWriter:
         try:
             f = h5py.File(self.partial, "w", rdcc_nbytes=16 * 2**20, rdcc_nslots=10007)
         except OSError as e:
+            if disk_full_reason(e):
+                raise
             raise StoreError(f"cannot create {self.partial}: {e}; check that its directory is writable") from None
+        self._f = f  # held from here, so that a failure below (a full disk) finds it in _close
         for k, v in self.attrs.items():
             f.attrs[k] = v
         f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -195,6 +221,8 @@ class EmbeddingWriter:
                         f"{key}={_show(self.attrs.get(key))}; delete {self.partial} or rerun with the same options (embed --restart starts over)"
                     )
             n, m = int(old["rows_committed"]), int(old["windows_committed"])
+            if "ids" not in f and "ids_rebuilt" in f:  # a resume stopped inside _rebuild_ids: finish its move
+                f.move("ids_rebuilt", "ids")
             for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
             _rebuild_ids(f, n)
@@ -210,6 +238,9 @@ class EmbeddingWriter:
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, RuntimeError) as e:
+            if disk_full_reason(e):  # never start over (truncate) for want of space: the rows are still there
+                self._f, self._disk_full = f, True  # left open, see _close
+                raise DiskFullError(self._disk_full_message(disk_full_reason(e))) from None
             warn(f"cannot resume from {self.partial} ({e}); starting over")
             if f is not None:
                 try:
@@ -273,6 +304,11 @@ class EmbeddingWriter:
         vectors (w, D)) with record already as rows of this file, or None), then commit them."""
         if self._finished:
             raise ValueError("append() after finish()")
+        with self._disk_errors():
+            self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
+                             order=order, vectors=vectors, windows=windows)
+
+    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows) -> None:
         f, n, r = self._f, self.n_done, len(ids)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
                            ("n_skipped", n_skipped), ("status", status), ("order", order)):
@@ -297,23 +333,85 @@ class EmbeddingWriter:
         """Mark complete, flush, close and atomically rename PATH.partial -> PATH. Returns PATH."""
         if self._finished:
             return self.path
-        self._f.attrs["complete"] = True
-        self._f.flush()
-        self._f.close()
+        with self._disk_errors():
+            self._f.attrs["complete"] = True
+            self._f.flush()
+            self._f.close()
         os.replace(self.partial, self.path)
         self._finished = True
+        self._lock.release()
         return self.path
+
+    def discard(self) -> None:
+        """Close and delete PATH.partial (a run that failed before it kept anything), still under the lock."""
+        if self._f is not None and self._f.id.valid:
+            with contextlib.suppress(Exception):
+                self._f.close()
+        self.partial.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close without finishing: PATH.partial stays, resumable."""
-        if self._f is not None and self._f.id.valid:
-            self._f.close()
+        self._close(quietly=False)
+
+    def _close(self, *, quietly: bool) -> None:
+        """Close the file and release the lock; quietly: after an error (a full disk makes the close's own
+        flush fail too, and that must not hide the error that says why)."""
+        try:
+            if self._disk_full:
+                # HDF5 after a failed write: closing flushes again and fails again, and after such a close
+                # freeing the File object was seen to crash the process (SIGSEGV). Leave the file open: the
+                # CLI ends the process without tearing h5py down (cli.main), like a kill, which loses
+                # nothing that was committed.
+                pass
+            elif self._f is not None and self._f.id.valid:
+                if quietly:
+                    with contextlib.suppress(Exception):
+                        self._f.close()
+                else:
+                    with self._disk_errors():
+                        self._f.close()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> EmbeddingWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self._close(quietly=exc_type is not None)
+
+    # --- a full disk
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """Turn a write that fails for want of space (h5py: OSError or RuntimeError) into one DiskFullError."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:
+            why = disk_full_reason(e)
+            if why is None:
+                raise
+            self._disk_full = True
+            raise DiskFullError(self._disk_full_message(why)) from None
+
+    def _check_free_space(self) -> None:
+        try:
+            free = shutil.disk_usage(self.path.parent if str(self.path.parent) else ".").free
+        except OSError:
+            return
+        if free < MIN_FREE_BYTES:
+            raise DiskFullError(self._disk_full_message("no space left on device"))
+
+    def _disk_full_message(self, why: str) -> str:
+        d = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            free = f", {_size(shutil.disk_usage(d).free)} free"
+        except OSError:
+            free = ""
+        kept = ""
+        if self.resume and self.partial.exists():
+            kept = f", which resumes from the last records saved in {self.partial.name}"
+        return (f"{why} on the disk that holds {self.partial} ({_mount_point(d)}{free}); free some space or "
+                f"choose -o on another disk, then rerun the same command{kept}")
 
 
 def _rebuild_ids(f: h5py.File, n: int) -> None:
@@ -325,15 +423,116 @@ def _rebuild_ids(f: h5py.File, n: int) -> None:
     resumed run's first append of ids failed with "bad heap index" (found by tests/test_hpc.py's kill -9
     loop, about 1 run in 3 with a flush every 4 records). A new dataset starts from empty elements."""
     ids = f["ids"].asstr()[:n] if n else []
-    del f["ids"]
-    ds = f.create_dataset("ids", (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
+    if "ids_rebuilt" in f:  # left by a resume that failed half-way (the old /ids is still complete)
+        del f["ids_rebuilt"]
+    # the new dataset is written in full before the old one goes, so a failure here loses no id
+    ds = f.create_dataset("ids_rebuilt", (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
     if n:
         ds[:] = list(ids)
+    f.flush()
+    del f["ids"]
+    f.move("ids_rebuilt", "ids")
 
 
 def partial_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".partial")
+
+
+class OutputLock:
+    """An exclusive lock on PATH.lock, held while one process writes PATH (through PATH.partial).
+
+    Why a lock file: two runs writing the same output (a job submitted twice, a rerun while the first is
+    still going) would otherwise both open PATH.partial, and the second's "start over" truncates the first's
+    file, which then publishes a corrupt PATH. HDF5's own file lock does not help: it is taken after
+    h5py.File(mode="w") has already truncated the file. flock() is released by the kernel when the holder
+    dies (kill -9, a node crash on NFS through lockd), so a stale PATH.lock never blocks a rerun; the holder
+    removes the file when it is done. Where flock() is not supported (non-POSIX, some network mounts) the
+    writer goes on unlocked: there is nothing better to do than what it did before.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.path = path.with_name(path.name + ".lock")
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return  # cannot create it (the directory checks before this name the real problem)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                os.close(fd)
+                who = f" (pid {holder[0]} on {holder[1]})" if len(holder) >= 2 else ""
+                raise StoreError(f"another mrl-dna run{who} is writing {path} right now ({self.path} is locked); "
+                                 "wait for it to finish or choose another -o") from None
+            except OSError:
+                os.close(fd)
+                return
+            # The previous holder removes the file when it is done: if it did so between our open and our
+            # flock, we hold a lock on a file nobody else will see; take the lock on the current file instead.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self._fd = fd
+        with contextlib.suppress(OSError):  # who holds it, for the message above (a full disk may refuse it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding the lock (see the inode check above)
+        os.close(self._fd)
+        self._fd = None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (the same inode: also through symlinks and hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, what: str = "input") -> None:
+    """StoreError when the output file (or its .partial) is one of the inputs: writing it would destroy them."""
+    for out in (Path(output), partial_path(output)):
+        for p in inputs:
+            if str(p) != "-" and same_file(p, out):
+                same = "" if Path(p) == out else " (the same file)"
+                raise StoreError(f"output {out} is the {what} {p}{same}: writing it would destroy the {what}; "
+                                 "choose another -o")
+
+
+def _mount_point(d: Path) -> str:
+    """The mount point of the filesystem that holds directory d (what `df` names), e.g. /scratch."""
+    try:
+        p = d.resolve()
+        dev = p.stat().st_dev
+        while p.parent != p and p.parent.stat().st_dev == dev:
+            p = p.parent
+        return str(p)
+    except OSError:
+        return str(d)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _check_output_dir(path: Path) -> None:
@@ -606,14 +805,10 @@ def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: boo
     output = Path(output)
     if len(paths) < 1:
         raise ConfigError("merge needs at least one input file")
-    seen: dict[Path, Path] = {}
-    for p in paths:
-        rp = p.resolve()
-        if rp in seen:
+    for i, p in enumerate(paths):
+        if any(same_file(p, q) or p.resolve() == q.resolve() for q in paths[:i]):
             raise StoreError(f"{p} is given twice; give each shard file once")
-        seen[rp] = p
-    if output.resolve() in seen:
-        raise StoreError(f"output {output} is also an input; choose another -o")
+    check_output_not_input(output, paths)
     stores = [EmbeddingStore.open(p) for p in paths]
     try:
         return _merge(stores, output, force=force, block_rows=block_rows)
@@ -759,41 +954,68 @@ class ExportSummary:
 
 
 def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, output: str | Path = "-",
-                 block_rows: int = 65536) -> ExportSummary:
-    """Write the first `dim` columns (re-normalised) of every row as TSV (to stdout when output is '-') or
-    as .npy + ids .txt. Rows keep the file's order; records without a vector are zero rows."""
+                 force: bool = False, block_rows: int = 65536) -> ExportSummary:
+    """Write the first `dim` columns (re-normalised) of every row as TSV (to stdout when output is '-';
+    gzip-compressed when the output name ends in .gz) or as .npy + ids .txt. Rows keep the file's order;
+    records without a vector are zero rows. Files are written under a temporary name and renamed when
+    complete; an existing file is replaced only with force=True, the input never."""
     fmt = ExportFormat(fmt)
+    to_stdout = str(output) == "-"
+    if fmt is ExportFormat.npy:
+        if to_stdout:
+            raise ConfigError("--format npy cannot go to stdout; give -o FILE.npy")
+        out = Path(output)
+        if out.name.endswith(".gz"):
+            raise ConfigError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
+                              "drop the .gz, or use --format tsv for a gzip-compressed table")
+        if out.suffix != ".npy":
+            out = out.with_name(out.name + ".npy")
+        targets = (out, out.with_suffix(".ids.txt"))
+    else:
+        targets = () if to_stdout else (Path(output),)
+    for t in targets:
+        _check_export_dir(t)
+        if t.is_dir():
+            raise StoreError(f"{t} is a directory; give a file name for -o")
+        check_output_not_input(t, [path])
+        if t.exists() and not force:
+            raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
     with EmbeddingStore.open(path) as store:
         k = _check_dim(dim, store.dim, store.matryoshka_dims)
         n_zero = int(np.count_nonzero(store.status != STATUS_CODES["ok"]))
         ids = store.ids
-        if fmt is ExportFormat.tsv:
-            if str(output) == "-":
-                _write_tsv(store, k, ids, sys.stdout, block_rows)
-                outputs: tuple[str, ...] = ("-",)
-            else:
-                out = Path(output)
-                _check_export_dir(out)
-                with open(out, "w", encoding="utf-8", newline="\n") as fh:
+        if to_stdout:
+            _write_tsv(store, k, ids, sys.stdout, block_rows)
+            return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=("-",))
+        with _replace_when_done(targets) as tmps:
+            if fmt is ExportFormat.tsv:
+                opener = gzip.open if targets[0].name.endswith(".gz") else open
+                with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
                     _write_tsv(store, k, ids, fh, block_rows)
-                outputs = (str(out),)
-        else:
-            if str(output) == "-":
-                raise ConfigError("--format npy cannot go to stdout; give -o FILE.npy")
-            out = Path(output)
-            if out.suffix != ".npy":
-                out = out.with_name(out.name + ".npy")
-            _check_export_dir(out)
-            ids_path = out.with_suffix(".ids.txt")
-            arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(store.n, k))
-            for start, block in store.iter_blocks(k, block_rows):
-                arr[start : start + len(block)] = block
-            arr.flush()
-            del arr
-            with open(ids_path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.writelines(f"{i}\n" for i in ids)
-            outputs = (str(out), str(ids_path))
-    return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=outputs)
+            else:
+                arr = np.lib.format.open_memmap(tmps[0], mode="w+", dtype=np.float32, shape=(store.n, k))
+                for start, block in store.iter_blocks(k, block_rows):
+                    arr[start : start + len(block)] = block
+                arr.flush()
+                del arr
+                with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
+                    fh.writelines(f"{i}\n" for i in ids)
+    return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=tuple(map(str, targets)))
+
+
+@contextlib.contextmanager
+def _replace_when_done(targets: Sequence[Path]) -> Iterator[list[Path]]:
+    """Temporary names NAME.partial for the targets, renamed onto them when the block ends without error and
+    removed when it fails, so that a reader never sees a half-written export under its final name."""
+    tmps = [t.with_name(t.name + ".partial") for t in targets]
+    try:
+        yield tmps
+        for tmp, t in zip(tmps, targets):
+            os.replace(tmp, t)
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: int) -> None:

@@ -22,7 +22,8 @@ def command(
     fmt: ExportFormat = typer.Option(
         ExportFormat.tsv, "--format", "-f", help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt."
     ),
-    output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only)."),
+    output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only); a name ending in .gz is gzip-compressed."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary line on stderr (warnings still print)."),
 ) -> None:
     """Write one embedding prefix per record as TSV (stdout by default) or as a .npy matrix plus an ids file.
@@ -33,7 +34,7 @@ def command(
     """
     console.set_quiet(quiet)
     try:
-        s = export_store(path, dim=dim, fmt=fmt, output=output)
+        s = export_store(path, dim=dim, fmt=fmt, output=output, force=force)
     except BrokenPipeError:  # `mrl-dna export x.h5 | head`: the reader left, which is fine (click would exit 1)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
