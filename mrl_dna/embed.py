@@ -1,9 +1,21 @@
 """The embed pipeline: FASTA records -> windows -> batches -> window vectors -> record vectors -> HDF5.
 
-Data flows one way (DESIGN.md). Windows of consecutive records are packed into batches by a token budget,
-so a record may span batches and a batch may hold many records; a record's vector is computed from its own
-windows only (pooling per record), and every window's vector is independent of its batch neighbours
-(right-padding is masked out inside the encoder), so results do not depend on batch composition.
+Data flows one way (DESIGN.md). Windows of consecutive records are packed into batches, so a record may
+span batches and a batch may hold many records; a record's vector is computed from its own windows only
+(pooling per record).
+
+Bit for bit, not only up to rounding: a window's vector must not depend on which other windows share its
+batch, or a sharded, a torchrun or a resumed run (whose batches hold other neighbours) would differ from
+one run in the last bits (the encoder masks padding, so the difference is only float summation order, but
+that order follows the GEMM and conv shapes: measured, a 100 bp window alone in a (1, 100) batch and in a
+(32, 2048) one differ by 2e-7). So every batch has a FIXED SHAPE (rows, L) that depends only on the
+length of the windows it holds: full windows (every window of a record longer than the window) run in
+(batch_tokens // size, size) batches; a record shorter than the window is one short window, padded up to a
+length bucket (64, 96, 128, 192, 256, ... 1.5x steps, see `bucket_length`) and run with others of its
+bucket in (batch_tokens // bucket, bucket) batches. A batch that is not full (the end of the input, or one
+that a waiting record needs) is filled with copies of its first window whose outputs are dropped. Each
+window thus always meets the same shapes, whatever its neighbours, at a given --batch-tokens and thread
+count (tests/test_embed_bitwise.py).
 
 Glossary: n windows in a batch, L bases per window (padded), r records, d window width, D output width.
 """
@@ -15,6 +27,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +38,24 @@ import torch
 from mrl_dna import console
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
-from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
+from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig, pad_windows, split_windows
 
 _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
 # MRL_DNA_FLUSH_RECORDS=N overrides _FLUSH_RECORDS (tests kill runs of many small records between flushes)
 DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough to fill 2 cores, small in memory
+# Smallest padded length of a short window: padding a 1 bp record to 64 costs nothing next to the batch, and
+# fewer buckets mean fuller batches.
+_MIN_BUCKET = 64
+# Records wait behind an earlier one whose part-filled batch has not run (output keeps input order); once
+# they hold this many batches' worth of bases, that batch runs filled up instead of waiting for more windows.
+_HOLD_BATCHES = 4
+# Below these lengths a vector carries almost no signal and a warning says so. 16 bp is one token of the
+# default model's stem (it sees one patch per 16 bp); a window of 64 bp is 4 such tokens, a 1/32 of the
+# 2,048 bp windows the default model was trained on.
+SHORT_RECORD_BP = 16
+SHORT_WINDOW_BP = 64
+_SHORT_WARNINGS = 5  # short records named one by one; the rest are counted in one line at the end
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,18 @@ def shard_records(lengths: Sequence[int], shard: tuple[int, int]) -> range:
     return range(first, last)
 
 
+def bucket_length(n: int, size: int) -> int:
+    """The padded length of a window of n bp in a batch: `size` for a full window, else the smallest of
+    64, 96, 128, 192, 256, 384, ... (powers of two and 1.5 times them) that holds it, at most `size`.
+    Steps of 1.5x bound the padding of a short window to a third of its bucket (and 64 bp below 64)."""
+    if n >= size:
+        return size
+    b = _MIN_BUCKET
+    while b < n and b * 3 // 2 < n:
+        b *= 2
+    return min(b if b >= n else b * 3 // 2, size)
+
+
 @torch.inference_mode()
 def embed_sequences(
     records: Iterable[Record],
@@ -106,49 +143,64 @@ def embed_sequences(
 ) -> Iterator[EmbeddedRecord]:
     """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included).
 
-    `progress` (optional) gets `advance(bp)` as records finish.
+    Batches have fixed shapes (module docstring), so every vector is the same bit for bit whatever the
+    other records are, for a given batch_tokens and thread count. `progress` (optional) gets `advance(bp)`
+    as windows finish (a record's bases add up to its length when it is yielded).
     """
     info = model.info
     cfg = WindowConfig(size=window or info.window, stride=stride or window or info.window_stride, max_n_fraction=max_n_fraction)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model.to(dev)
     if batch_tokens < cfg.size:
-        batch_tokens = cfg.size  # at least one window per batch
+        batch_tokens = cfg.size  # at least one full window per batch
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
 
-    pending: list[_Pending] = []  # records whose windows are not all embedded yet, in input order
-    queue: list[tuple[_Pending, int, np.ndarray]] = []  # (record, window index, tokens) waiting for a batch
-    longest = 0  # longest window in the queue: a batch costs len(queue) * longest
+    pending: deque[_Pending] = deque()  # records not yet yielded, in input order
+    queues: dict[int, list[tuple[_Pending, int, np.ndarray]]] = {}  # bucket L -> (record, window index, tokens)
+    held = 0  # bases of the records in `pending`
 
-    def run_batch() -> None:
-        nonlocal queue, longest
-        if not queue:
-            return
-        tokens, lengths = (torch.from_numpy(a).to(dev) for a in pad_windows([t for _, _, t in queue]))  # (n, L), (n,)
+    def rows(L: int) -> int:
+        return max(1, batch_tokens // L)
+
+    def run_batch(L: int) -> None:
+        queue = queues.pop(L)
+        seqs = [t for _, _, t in queue]
+        seqs += [seqs[0]] * (rows(L) - len(seqs))  # fill a part-filled batch: the shape stays (rows(L), L)
+        tokens, lengths = (torch.from_numpy(a).to(dev) for a in pad_windows(seqs, length=L))  # (n, L), (n,)
         with autocast:
-            win = model.window_vectors(tokens, lengths).float().cpu()  # (n, d)
+            win = model.window_vectors(tokens, lengths).float().cpu()  # (n, d); rows past len(queue) dropped
         for row, (p, j, _) in enumerate(queue):
             p.win[j] = win[row]
-        queue, longest = [], 0
+            p.n_done += 1
+        if progress is not None:
+            for p in {id(p): p for p, _, _ in queue}.values():
+                progress.advance(p.advance_to(int(p.spans[p.n_done - 1, 1])))
 
     def flush_done() -> Iterator[EmbeddedRecord]:
+        nonlocal held
         while pending and pending[0].ready:
-            p = pending.pop(0)
+            p = pending.popleft()
+            held -= p.length
             yield p.finish(model, dev, save_windows)
             if progress is not None:
-                progress.advance(p.length)
+                progress.advance(p.advance_to(p.length))
 
     for order, rec in enumerate(records):
         p = _Pending(rec, cfg, order)
         pending.append(p)
-        for j, (s, e) in enumerate(p.spans):
-            # pack by the padded size: a batch costs n_windows * longest window
-            if queue and max(longest, e - s) * (len(queue) + 1) > batch_tokens:
-                run_batch()
-            queue.append((p, j, rec.tokens[s:e]))
-            longest = max(longest, e - s)
+        held += p.length
+        if p.bucket:
+            for j, (s, e) in enumerate(p.spans):
+                queue = queues.setdefault(p.bucket, [])
+                queue.append((p, j, rec.tokens[s:e]))
+                if len(queue) == rows(p.bucket):
+                    run_batch(p.bucket)
         yield from flush_done()
-    run_batch()
+        while pending and held - pending[0].length > _HOLD_BATCHES * batch_tokens:
+            run_batch(pending[0].bucket)  # the records behind pending[0] wait for its part-filled batch
+            yield from flush_done()
+    for L in list(queues):
+        run_batch(L)
     yield from flush_done()
 
 
@@ -158,12 +210,21 @@ class _Pending:
     def __init__(self, rec: Record, cfg: WindowConfig, order: int) -> None:
         self.id, self.length, self.order = rec.id, len(rec.tokens), order
         w = split_windows(rec.tokens, cfg)
-        self.spans, self.n_skipped = w.spans, w.n_skipped
+        self.spans, self.n_skipped = w.spans, w.n_skipped  # (k, 2)
+        # all kept windows of a record have one length (full windows, or the one window of a short record)
+        self.bucket = bucket_length(int(self.spans[0, 1] - self.spans[0, 0]), cfg.size) if len(self.spans) else 0
         self.win: list[torch.Tensor | None] = [None] * len(self.spans)
+        self.n_done = 0  # windows embedded: always the first n_done (a bucket's queue is first in, first out)
+        self.reported = 0  # bases passed to the progress bar
 
     @property
     def ready(self) -> bool:
-        return all(v is not None for v in self.win)
+        return self.n_done == len(self.spans)
+
+    def advance_to(self, bp: int) -> int:
+        """Bases to add to the progress bar so that this record counts `bp` of its bases as done."""
+        step, self.reported = max(0, bp - self.reported), max(bp, self.reported)
+        return step
 
     def finish(self, model, dev: torch.device, save_windows: bool) -> EmbeddedRecord:
         D = model.info.dim
@@ -171,6 +232,7 @@ class _Pending:
             status = "empty" if self.length == 0 else "all_n"
             return EmbeddedRecord(self.id, self.length, 0, self.n_skipped, status, np.zeros(D, np.float32), order=self.order)
         win = torch.stack(self.win).to(dev)  # (k, d)
+        self.win = []  # the record's vector is all that is kept
         lengths = torch.from_numpy(self.spans[:, 1] - self.spans[:, 0]).to(dev)
         segment = torch.zeros(len(win), dtype=torch.long, device=dev)
         vec = model.record_vectors(win, lengths, segment, 1)[0].float().cpu().numpy()  # (D,)
@@ -210,9 +272,15 @@ def embed_fasta(
     from_stdin = any(str(p) == "-" for p in inputs)
     if shard and from_stdin:
         raise ConfigError("--shard needs files (it reads the input twice to balance shards); stdin '-' cannot be sharded")
+    check_output_not_input(output, inputs, what="input FASTA")
+    if win < SHORT_WINDOW_BP:
+        console.warn(f"--window {win} bp is very short: a window of fewer than {SHORT_WINDOW_BP} bp holds too few bases "
+                     f"for a meaningful vector (this model was trained on {info.window:,} bp windows); "
+                     f"drop --window to use {info.window:,}")
 
     # total bases for the progress bar (and the shard partition): one fast pass over files, none over stdin
-    lengths = None if from_stdin else [n for _, n in record_lengths(inputs)]
+    listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
+    lengths = None if listed is None else [n for _, n in listed]
     selected = range(len(lengths)) if lengths is not None else None
     if shard:
         selected = shard_records(lengths, shard)
@@ -243,7 +311,11 @@ def embed_fasta(
         lo = selected.start if selected is not None else 0
         hi = selected.stop if selected is not None else None
         done_ids = writer.done_ids
+        idx = -1
         for idx, rec in enumerate(read_fasta(inputs)):
+            if listed is not None and (idx >= len(listed) or listed[idx] != (rec.id, len(rec))):
+                what = f"{listed[idx][0]!r} ({listed[idx][1]:,} bp)" if idx < len(listed) else "no such record"
+                _changed(inputs, f"record {idx + 1} is {rec.id!r} ({len(rec):,} bp) where the first pass saw {what}")
             if idx < lo:
                 continue
             if hi is not None and idx >= hi:
@@ -257,14 +329,17 @@ def embed_fasta(
                     )
                 continue
             yield rec
+        if listed is not None and not shard and len(listed) > idx + 1:
+            _changed(inputs, f"it ends after record {idx + 1}, where the first pass saw {len(listed):,} records")
 
     first = (selected.start if selected is not None else 0) + n_done
-    n = bp = empty = all_n = n_win = skipped = 0
+    n = bp = empty = all_n = n_win = skipped = short = 0
     done_bp = sum(lengths[selected.start + k] for k in range(n_done)) if (lengths is not None and n_done) else 0
     batch: list[EmbeddedRecord] = []
+    warnings: list[str] = []
     last_flush = time.perf_counter()
-    try:
-        with writer, console.progress("embedding", total_bp) as bar:
+    with writer, console.progress("embedding", total_bp) as bar:
+        try:
             bar.advance(done_bp)
             for er in embed_sequences(records(), model=model, window=win, stride=st, batch_tokens=batch_tokens,
                                       device=dev, save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar):
@@ -277,21 +352,39 @@ def embed_fasta(
                     empty += er.status == "empty"
                     all_n += er.status == "all_n"
                     what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
-                    console.warn(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
+                    warnings.append(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
+                if bp or n_done:  # held back while no base was seen: input with none is one error, not a list
+                    for w in warnings:
+                        console.warn(w)
+                    warnings.clear()
+                if er.status == "ok" and er.length < SHORT_RECORD_BP:
+                    short += 1
+                    if short <= _SHORT_WARNINGS:
+                        console.warn(f"record {er.id!r} is only {er.length} bp: a vector of fewer than {SHORT_RECORD_BP} "
+                                     "bp carries almost no signal (stored with status ok)")
                 batch.append(er)
                 if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
                     writer.append(batch)
                     batch, last_flush = [], time.perf_counter()
             if from_stdin and not n_done and not bp:  # stdin held no bases (files were checked before any work)
                 raise InputError(f"no sequence in {_names(inputs)}: every record is empty (header only); nothing to embed")
-            writer.append(batch)
-            writer.finish()
-    except InputError:
-        if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
-            writer.partial.unlink(missing_ok=True)
-        raise
+        except InputError:
+            if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
+                writer.discard()
+            raise
+        if short > _SHORT_WARNINGS:
+            console.warn(f"{short - _SHORT_WARNINGS:,} more records are shorter than {SHORT_RECORD_BP} bp ({short:,} in all)")
+        writer.append(batch)
+        writer.finish()
     return EmbedSummary(records=n + n_done, resumed=n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output))
+
+
+def _changed(inputs: Sequence[str | Path], what: str) -> None:
+    """The records read differ from those the first pass measured (a .fai index or a streaming pass): never
+    embed a subset or a mix of two versions of a file."""
+    raise InputError(f"{_names(inputs)} changed during the run ({what}): wait until the file is complete (and delete "
+                     "a stale .fai beside it), then rerun the same command")
 
 
 def _names(inputs: Sequence[str | Path]) -> str:

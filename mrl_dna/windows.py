@@ -158,11 +158,15 @@ def split_windows(tokens: np.ndarray, cfg: WindowConfig) -> Windows:
     return Windows(spans=spans[keep], n_skipped=int(len(spans) - np.count_nonzero(keep)))
 
 
-def pad_windows(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Token arrays -> (n, longest) int64 right-padded with PAD and their lengths (n,) int64: the batch layout
-    that `model.window_vectors` takes (embed's batches, the whitening, the PCA rotation script)."""
+def pad_windows(seqs: Sequence[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token arrays -> (n, L) int64 right-padded with PAD and their lengths (n,) int64: the batch layout
+    that `model.window_vectors` takes (embed's batches, the whitening, the PCA rotation script). L is the
+    longest array, or `length` when given (embed's fixed batch shapes; it must hold the longest)."""
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    tokens = np.full((len(seqs), int(lengths.max(initial=0))), dna.PAD, dtype=np.int64)
+    longest = int(lengths.max(initial=0))
+    if length is not None and length < longest:
+        raise ValueError(f"pad_windows: length {length} is shorter than the longest window ({longest})")
+    tokens = np.full((len(seqs), longest if length is None else length), dna.PAD, dtype=np.int64)
     for row, s in enumerate(seqs):
         tokens[row, : len(s)] = s
     return tokens, lengths
