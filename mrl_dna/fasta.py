@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import sys
 import zlib
@@ -97,10 +98,11 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
 
 
 def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> list[tuple[str, int]]:
-    """(id, length in bp) of every record, in file order: from an up-to-date .fai when one is beside the
-    file, else from one streaming pass. That pass builds no tokens but (unless check=False) raises the same
-    InputErrors as read_fasta, duplicate ids included, so a caller can refuse bad input before writing.
-    A .fai is trusted as it is (nothing is checked for a file that has one)."""
+    """(id, length in bp) of every record, in file order: from a .fai beside a plain (uncompressed) file when
+    the index matches the file (`_read_fai` checks every record's place in it), else from one streaming
+    pass. That pass builds no tokens but (unless check=False) raises the same InputErrors as read_fasta,
+    duplicate ids included, so a caller can refuse bad input before writing. With a matching .fai the
+    sequence letters are not checked here (read_fasta still checks them as it reads)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[tuple[str, int]] = []
@@ -145,6 +147,11 @@ class FastaIndex:
             raise InputError(
                 f"{self.path} is gzip but not bgzip, so it has no random access; "
                 "re-compress it with `bgzip` (or read it with read_fasta)"
+            ) from e
+        except ImportError as e:  # pyfaidx reads any gzip file through biopython's Bio.bgzf
+            raise InputError(
+                f"{self.path} is gzip-compressed and random access to it needs biopython, which is not installed; "
+                "pip install 'biopython>=1.80' (a dependency of mrl-dna: reinstall it with pip install -e .)"
             ) from e
         except pyfaidx.FastaIndexingError as e:
             raise InputError(f"cannot index {self.path}: {e}; fix the file or read it with read_fasta") from e
@@ -262,15 +269,21 @@ def _parse_header(raw: bytes, name: str, line: int) -> tuple[str, str]:
     if b"\r" in raw:
         raise InputError(f"{where}: the file uses old Mac line ends (CR only); convert it with `mac2unix`")
     found = _HEADER_BINARY.search(raw)
-    bad = found.start() if found else -1
+    if found:
+        raise InputError(
+            f"{where}: the header holds binary data (byte 0x{raw[found.start()]:02x}); this is not a FASTA text file"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        bad = e.start if bad < 0 else min(bad, e.start)
-    if bad >= 0:
+        # text in another encoding (Latin-1 from an old tool or a Windows editor): say so, and how to convert
+        guess = raw[e.start : e.start + 1].decode("latin-1")
+        fix = (f"zcat {name} | iconv -f latin1 -t utf8 > fixed.fa" if _is_gzip(name)
+               else f"iconv -f latin1 -t utf8 {name} > fixed.fa") if name != "stdin" else "iconv -f latin1 -t utf8"
         raise InputError(
-            f"{where}: the header holds binary data (byte 0x{raw[bad]:02x}); this is not a FASTA text file"
-        )
+            f"{where}: the header is not UTF-8 text (byte 0x{raw[e.start]:02x}, {guess!r} in Latin-1, at column "
+            f"{e.start + 2}); convert the file to UTF-8, e.g. `{fix}`"
+        ) from None
     parts = text.split(None, 1)
     if not parts:
         raise InputError(f"{where}: '>' with no id; name every record right after '>', e.g. '>seq1'")
@@ -458,18 +471,68 @@ class _Prefixed(io.RawIOBase):
 
 
 def _read_fai(path: Path) -> list[tuple[str, int]] | None:
-    """(id, length) from a samtools/pyfaidx .fai beside `path`, or None when absent, stale or unreadable."""
+    """(id, length) from a samtools/pyfaidx .fai beside a plain FASTA `path`, or None when there is none, it
+    is unreadable, or it does not match the file: then the caller reads the file itself.
+
+    A newer mtime proves nothing (a copy, `touch`, an index made before the file was appended to), so the
+    index is checked against the file, one short read per record: record i's header line must start at
+    the byte where record i-1's sequence ends (as computed from its length and line layout) and read '>id',
+    and the last record must end at the end of the file. An index that leaves a record out, lists one
+    that is not there, or has a wrong length or layout fails this. A .fai beside a gzip file is never used
+    (its offsets point into the uncompressed text); the streaming pass reads such a file instead."""
     fai = Path(str(path) + ".fai")
     try:
-        if not fai.is_file() or fai.stat().st_mtime < path.stat().st_mtime:
+        if not fai.is_file():
             return None
-        out = []
+        rows = []
         for row in fai.read_text().splitlines():
             if row.strip():
-                fields = row.split("\t")
-                out.append((fields[0], int(fields[1])))
-        return out or None
+                f = row.split("\t")
+                rows.append((f[0], int(f[1]), int(f[2]), int(f[3]), int(f[4])))  # id, bp, offset, bases/line, bytes/line
+        if not rows:
+            return None
+        with open(path, "rb") as fh:
+            if _is_gzip_magic(fh.read(2)):
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            head = 0  # where the next header line must start
+            for rid, bp, offset, line_bases, line_bytes in rows:
+                fh.seek(head)
+                header = fh.read(offset - head).lstrip(_WHITESPACE) if 0 <= offset - head <= _MAX_HEADER else b""
+                words = header[1:].split(None, 1)  # blank lines before a header are allowed, as in read_fasta
+                if not header.startswith(b">") or not header.endswith(b"\n") or not words or words[0].decode() != rid:
+                    return _stale(fai, path, f"record {rid!r} is not at byte {head}")
+                if bp and (line_bases < 1 or line_bytes < line_bases):
+                    return _stale(fai, path, f"record {rid!r} has an impossible line layout")
+                full, rest = divmod(bp, line_bases) if bp else (0, 0)
+                end = offset + full * line_bytes + (rest + line_bytes - line_bases if rest else 0)  # its last line end
+                head = end
+            if head < size:  # only blank lines may follow the last record
+                fh.seek(head)
+                if size - head > _BLOCK or fh.read().translate(None, _WHITESPACE):
+                    return _stale(fai, path, "the file has more records than it lists")
+            elif head > size and not (bp and head == size + line_bytes - line_bases):  # (no final newline)
+                return _stale(fai, path, "the file has fewer bases than it lists")
+        return [(rid, bp) for rid, bp, *_ in rows]
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None  # an unusable index only costs a streaming pass
 
 
+def _stale(fai: Path, path: Path, why: str) -> None:
+    from mrl_dna.console import warn
+
+    warn(f"ignoring {fai}: it does not match {path} ({why}); reading the file instead (rebuild the index with "
+         f"`samtools faidx {path}` to skip this pass)")
+    return None
+
+
+def _is_gzip_magic(head: bytes) -> bool:
+    return head.startswith(_GZIP_MAGIC)
+
+
+def _is_gzip(name: str) -> bool:
+    try:
+        with open(name, "rb") as fh:
+            return _is_gzip_magic(fh.read(2))
+    except OSError:
+        return False

@@ -14,6 +14,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from Bio import bgzf  # a declared dependency (pyfaidx reads gzip through it): never skipped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,19 +25,11 @@ from mrl_dna.fasta import FastaIndex, Record, fetch, read_fasta, record_lengths
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-try:
-    from Bio import bgzf
-except ImportError:  # pragma: no cover - biopython is optional here
-    bgzf = None
-
-
 def write(tmp: Path, name: str, data: bytes, compression: str = "none") -> Path:
     path = tmp / name
     if compression == "gzip":
         data = gzip.compress(data)
     elif compression == "bgzip":
-        if bgzf is None:
-            pytest.skip("biopython (Bio.bgzf) is needed to write bgzip test files")
         with bgzf.BgzfWriter(str(path), "wb") as f:
             f.write(data)
         return path
@@ -268,6 +261,8 @@ def test_position_counts_bases_not_bytes(tmp_path: Path) -> None:
         (b"\x00\x00\x00\x01garbage", "binary data (byte 0x00)"),
         (b">r\nAC\x00GT\n", "record 'r', position 3: byte 0x00 is not text"),
         (b">bin\x00ary\nACGT\n", "line 1: the header holds binary data (byte 0x00)"),
+        (b">r1 Escherichia coli \xe9t\xe9\nACGT\n", "line 1: the header is not UTF-8 text (byte 0xe9, '\xe9' in Latin-1, "
+         "at column 22); convert the file to UTF-8, e.g. `iconv -f latin1 -t utf8"),
         (b">\nACGT\n", "line 1: '>' with no id"),
         (b">a\nACGT\n>   \nACGT\n", "line 3: '>' with no id"),
         (b">r\nAC-GT\n", "'-' is an alignment gap"),
@@ -339,14 +334,38 @@ def test_error_comes_before_the_rest_of_a_huge_non_fasta_file(tmp_path: Path) ->
 # ------------------------------------------------------------------------------------- lengths and random access
 
 
-def test_record_lengths_uses_a_fresh_fai(tmp_path: Path) -> None:
+def test_record_lengths_uses_a_matching_fai(tmp_path: Path) -> None:
+    import pyfaidx
+
+    for data in (b">a desc\nACGTA\nCG\n>b\nAC\n>e\n>c\nACGTA\n", b">a\r\nACG\r\nT\r\n>b\r\nAC\r\n>e\r\n>c\r\nACG\r\nTA"):
+        path = write(tmp_path, "x.fa", data)  # LF and final newline; CRLF and none
+        Path(str(path) + ".fai").unlink(missing_ok=True)
+        pyfaidx.Faidx(str(path)).close()  # writes x.fa.fai as samtools faidx does
+        with mock.patch.object(fasta, "_raw_records", side_effect=AssertionError("read the file despite the .fai")):
+            assert record_lengths([path]) == [("a", 4 if b"\r" in data else 7), ("b", 2), ("e", 0), ("c", 5)]
+
+
+def test_stale_fai_listing_two_of_four_records_is_not_trusted(tmp_path: Path, capsys) -> None:
+    """Issue 12, item 5: a .fai of an older version of the file, newer mtime, was trusted, and embed
+    embedded the 2 records it listed of the file's 4. Now it is checked against the file and ignored."""
     path = write(tmp_path, "x.fa", b">a\nACGT\n>b\nAC\n")
-    assert record_lengths([path]) == [("a", 4), ("b", 2)]
     fai = Path(str(path) + ".fai")
-    fai.write_text("a\t400\t3\t4\t5\nb\t200\t12\t2\t3\n")  # a (deliberately different) index newer than the file
-    assert record_lengths([path]) == [("a", 400), ("b", 200)]
-    os.utime(fai, (1, 1))  # stale index: ignored
+    fai.write_text("a\t4\t3\t4\t5\nb\t2\t11\t2\t3\n")  # right for this file
     assert record_lengths([path]) == [("a", 4), ("b", 2)]
+    path.write_bytes(b">a\nACGT\n>b\nAC\n>c\nGGG\n>d\nT\n")  # two records appended...
+    os.utime(fai, (time.time() + 60, time.time() + 60))  # ...and the old index looks newer
+    assert record_lengths([path]) == [("a", 4), ("b", 2), ("c", 3), ("d", 1)]
+    assert "ignoring" in capsys.readouterr().err
+    for wrong in ("a\t5\t3\t4\t5\n", "a\t4\t3\t4\t5\nc\t2\t11\t2\t3\n", "a\t4\t3\t4\t5\nb\t2\t11\t2\t3\n"
+                  "c\t3\t17\t3\t4\nd\t1\t25\t1\t2\ne\t1\t29\t1\t2\n"):  # a length, an id, a record too many
+        fai.write_text(wrong)
+        assert record_lengths([path]) == [("a", 4), ("b", 2), ("c", 3), ("d", 1)], wrong
+
+
+def test_fai_beside_gzip_is_not_used(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.fa.gz", b">a\nACGT\n", "gzip")
+    Path(str(path) + ".fai").write_text("a\t400\t3\t4\t5\n")
+    assert record_lengths([path]) == [("a", 4)]
 
 
 def test_record_lengths_checks_unless_told_not_to(tmp_path: Path) -> None:
@@ -367,7 +386,6 @@ def test_record_lengths_of_stdin_is_an_error() -> None:
 
 @pytest.mark.parametrize("compression", ["none", "bgzip"])
 def test_fasta_index_fetch(tmp_path: Path, compression: str) -> None:
-    pytest.importorskip("pyfaidx")
     seq = "ACGTTGCA" * 50 + "acgtNNRY"
     path = write(tmp_path, "g.fa" + (".gz" if compression == "bgzip" else ""),
                  to_fasta([("chr1", seq), ("chr2", "GGGG")], width=60), compression)
@@ -383,7 +401,24 @@ def test_fasta_index_fetch(tmp_path: Path, compression: str) -> None:
 
 
 def test_fasta_index_refuses_plain_gzip(tmp_path: Path) -> None:
-    pytest.importorskip("pyfaidx")
     path = write(tmp_path, "g.fa.gz", b">a\nACGT\n", "gzip")
     with pytest.raises(InputError, match="gzip but not bgzip"):
         FastaIndex(path)
+
+
+def test_fasta_index_of_gzip_without_biopython_names_the_install(tmp_path: Path) -> None:
+    """Issue 12, item 11: in a fresh venv without biopython pyfaidx raised a bare ImportError for any gzip
+    file (the suite failed there). biopython is now a dependency; should it be missing anyway, the error
+    says what to install."""
+    path = write(tmp_path, "g.fa.gz", b">a\nACGT\n", "gzip")
+    with mock.patch.dict(sys.modules, {"Bio": None, "Bio.bgzf": None}):
+        with pytest.raises(InputError, match=r"needs biopython, which is not installed; pip install 'biopython>=1.80'"):
+            FastaIndex(path)
+
+
+def test_biopython_is_a_declared_dependency() -> None:
+    """What a fresh `pip install -e .` installs must cover what the code imports at run time."""
+    import tomllib
+
+    deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.replace(" ", "").startswith("biopython>=") for d in deps), deps
