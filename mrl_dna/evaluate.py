@@ -513,9 +513,8 @@ def _mean_species(report: Report, method: str, dim: int, length: int, divs: Sequ
     return float(np.mean([report.get(method, dim, length, d).species_top1 for d in divs]))
 
 
-def plot_report(report: Report, path: str | Path) -> None:
-    """PNG: species top-1 vs Matryoshka dims (left) and vs search cost = dims x DB rows (right); one colour
-    per method, one line style per divergence; single-width methods (k-mer profiles) are points."""
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend; ConfigError naming the install when it is missing."""
     try:
         import matplotlib
 
@@ -523,6 +522,43 @@ def plot_report(report: Report, path: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise ConfigError("--plot needs matplotlib; pip install matplotlib (or pip install 'mrl-dna[plot]')") from e
+    return plt
+
+
+def check_outputs(*, output: Path | None, plot: Path | None, inputs: Sequence[str | Path], force: bool) -> None:
+    """Before any work (a benchmark runs for minutes): the report (-o) and the plot (--plot) can be written.
+    Their directory exists, neither is one of the input genomes, an existing file is replaced only with
+    force, and --plot has matplotlib and a file type it can write. ConfigError naming the fix otherwise."""
+    from mrl_dna.store import check_output_not_input
+
+    named = [(output, "-o"), (plot, "--plot")]
+    if output is not None and plot is not None and Path(output).resolve() == Path(plot).resolve():
+        raise ConfigError(f"-o and --plot are both {output}; give them different file names")
+    for path, option in named:
+        if path is None:
+            continue
+        path = Path(path)
+        d = path.parent if str(path.parent) else Path(".")
+        if not d.is_dir():
+            raise ConfigError(f"{option} {path}: directory {d} does not exist; create it (mkdir -p {d}) or choose another path")
+        if path.is_dir():
+            raise ConfigError(f"{option} {path} is a directory; give a file name")
+        check_output_not_input(path, inputs, what="input genome")
+        if path.exists() and not force:
+            raise ConfigError(f"{option} {path} already exists; pass --force to overwrite it or choose another path")
+    if plot is not None:
+        plt = _pyplot()
+        kinds = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        kind = Path(plot).suffix.lstrip(".").lower()
+        if kind and kind not in kinds:
+            raise ConfigError(f"--plot {plot}: matplotlib cannot write .{kind} files; use .png, .pdf or .svg")
+
+
+def plot_report(report: Report, path: str | Path) -> None:
+    """PNG: species top-1 vs Matryoshka dims (left) and vs search cost = dims x DB rows (right); one colour
+    per method, one line style per divergence; single-width methods (k-mer profiles) are points."""
+    plt = _pyplot()
     divs = sorted({s.divergence for s in report.scores})
     styles, markers = ["-", "--", "-.", ":"], ["o", "s", "^", "D", "v"]
     lengths = sorted({s.fragment_length for s in report.scores})

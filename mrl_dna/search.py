@@ -728,11 +728,16 @@ def build_index(
     nlist: int | None = None,
     nprobe: int | None = None,
     ef_search: int | None = None,
+    force: bool = False,
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize(v[:dim]) of the ok rows, ids = DB rows) and
-    DB.h5.faiss.json (what it was built from, so search can tell a stale index)."""
+    DB.h5.faiss.json (what it was built from, so search can tell a stale index). An existing index is
+    replaced only with force=True."""
     import time
 
+    for p in index_paths(db_path):
+        if p.exists() and not force:
+            raise StoreError(f"{p} already exists (an index of {db_path}); pass --force to rebuild it")
     faiss = import_faiss()
     t0 = time.perf_counter()
     db = Database.open([db_path])
@@ -776,7 +781,9 @@ def build_index(
         build_seconds=time.perf_counter() - t0,
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
     )
-    jpath.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+    jtmp = jpath.with_name(jpath.name + ".partial")
+    jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+    os.replace(jtmp, jpath)
     return info
 
 
@@ -913,6 +920,7 @@ def search(
     device = str(resolve_device(device))  # "cpu" / "cuda[:N]", checked like embed's --device
     db = Database.open(db_paths)
     src = ", ".join(db.names)
+    k = max(1, min(k, db.n))  # no more hits than rows: -k 1000000000 must not allocate (queries, 1e9) arrays
     if dim is not None:
         check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=src)
         if dim not in db.matryoshka_dims:

@@ -40,8 +40,9 @@ def command(
     recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the model."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for the model: cpu, cuda, cuda:N or auto."),
     batch_tokens: int = typer.Option(None, "--batch-tokens", min=1, help="Bases per model batch [default: embed's]."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing -o and --plot files."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """Fragment-retrieval benchmark: species/genome top-1 and recall@k at every Matryoshka dim.
@@ -52,10 +53,15 @@ def command(
     Example:  mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 -o report.md --plot report.png
     """
     from mrl_dna import evaluate as ev
+    from mrl_dna.embed import resolve_device
     from mrl_dna.kmer import KmerEmbedder
 
     console.set_quiet(quiet)
     timer = console.Timer()
+    # every check that can fail comes before the benchmark, which runs for minutes
+    ev.check_outputs(output=output, plot=plot, inputs=genomes, force=force)
+    if not no_model:
+        device = str(resolve_device(device))
     cfg = ev.FragmentConfig(lengths=number_list(fragments, "--fragments", example="2000,5000"), divergences=number_list(divergence, "--divergence", float, "0,0.05,0.1,0.2"),
                             per_genome=per_genome, seed=seed)
     ks = number_list(recall_k, "--recall-k", example="5,10")
@@ -83,7 +89,9 @@ def command(
     md = ev.format_markdown(report)
     typer.echo(md)
     if output:
-        output.write_text(md + "\n")
+        tmp = output.with_name(output.name + ".partial")  # never a half-written report under its name
+        tmp.write_text(md + "\n")
+        tmp.replace(output)
     if plot:
         ev.plot_report(report, plot)
         console.info(f"eval: wrote plot {plot}")

@@ -27,6 +27,7 @@ def command(
     kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/RESULTS.md)."),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists (default ~4*sqrt(rows))."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace an existing DB.h5.faiss index."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
 ) -> None:
     """Build a FAISS index over the first DIM dims of an embedding file, for `mrl-dna search`.
@@ -35,7 +36,7 @@ def command(
     """
     console.set_quiet(quiet)
     timer = console.Timer()
-    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe)
+    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
     console.footer(
         f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} rows{extra}) "

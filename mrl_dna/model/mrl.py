@@ -64,13 +64,18 @@ class SavedWeights:
 
     def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
         """Write config.json, model.safetensors and README.md (model card) into `directory`."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         cfg = {**self.config.to_dict(), "mrl_dna_version": __version__}
         (directory / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        save_file(self._state_for_disk(), str(directory / "model.safetensors"))
+        # safetensors' save_file writes through a private temporary file (mode 0600): write the bytes
+        # ourselves, so the weights get the same mode as config.json (0644 under the usual umask), under a
+        # temporary name renamed when complete
+        weights, tmp = directory / "model.safetensors", directory / "model.safetensors.partial"
+        tmp.write_bytes(save(self._state_for_disk()))
+        tmp.replace(weights)
         if model_card is not None or not (directory / "README.md").exists():
             (directory / "README.md").write_text(model_card or self._default_card())
 

@@ -193,6 +193,9 @@ def default_workers(world: int = 1) -> int:
 
 def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
            stop_at, quiet, timer, workers) -> TrainSummary:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} is a file, but a model is a directory (config.json, model.safetensors, "
+                          "README.md, checkpoints/); choose a new name for -o")
     ckpt_dir = out / "checkpoints"
     ckpt = _latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
