@@ -1,0 +1,427 @@
+"""No lost data, no internal errors (issue 12): what a new user hits with pipes, full disks, two runs on one
+output, an output that is the input, stale indexes, huge -k, existing files, Ctrl-C and batch logs. Each test
+is named after the situation; each failed (lost data, exit 3, or a silent overwrite) before the fix.
+
+End-to-end cases run `python -m mrl_dna` in a subprocess (what a shell sees); the rest call cli.main in-process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mrl_dna import console
+from mrl_dna.embed import embed_fasta
+from mrl_dna.model import load_model
+from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
+
+from conftest import SAMPLE_FA, random_dna, tiny_config
+from test_cli_errors import ERR, embed_args, good_fa, one_error, run_cli, run_sub  # noqa: F401 (fixture)
+
+DATASETS = ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order")
+
+
+def _env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MRL_DNA_DEBUG", "WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update({"OMP_NUM_THREADS": "1", **extra})
+    return env
+
+
+def _fasta(path: Path, n: int, length: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    path.write_text("".join(f">r{i}\n{random_dna(rng, length)}\n" for i in range(n)))
+    return path
+
+
+def _same_datasets(a: Path, b: Path, names=DATASETS) -> bool:
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        return all(np.array_equal(fa[k][()], fb[k][()]) for k in names)
+
+
+def _reference(fa: Path, model_dir: Path, out: Path, **kw) -> Path:
+    """The file an uninterrupted run writes, made in this process at the subprocesses' thread count (1)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        embed_fasta([fa], model=load_model(model_dir), output=out, device="cpu", **kw)
+    finally:
+        torch.set_num_threads(prev)
+    return out
+
+
+# ------------------------------------------------------------------------------------- 1. pipes and progress
+
+
+def test_piped_input_without_quiet_end_to_end(tmp_path, tiny_model_dir):
+    """`cat x.fa | mrl-dna embed - -o y.h5` (the README's pipe example, no -q) ended in exit 3: the progress
+    bar formatted its unknown total (None)."""
+    out = tmp_path / "y.h5"
+    code, _, err = run_sub(["embed", "-", "-o", out, "-m", tiny_model_dir], stdin=SAMPLE_FA.read_bytes())
+    assert code == 0, err
+    assert "embedding: 171,408 bp" in err and "-> " + str(out) in err
+    with EmbeddingStore.open(out) as s:
+        assert s.n == 8
+
+
+def test_empty_stdin_without_quiet_end_to_end(tmp_path, tiny_model_dir):
+    out = tmp_path / "y.h5"
+    code, _, err = run_sub(["embed", "-", "-o", out, "-m", tiny_model_dir], stdin=b">only a header\n")
+    assert code == 1
+    one_error(err, "no sequence in stdin")
+    assert not out.exists() and not partial_path(out).exists()
+
+
+def test_progress_lines_while_running_when_stderr_is_a_log_file(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    """stderr redirected to a file (SLURM): the log stayed empty until the run ended. Now a plain line comes
+    every MRL_DNA_PROGRESS_SECONDS (30 s by default; 0 here: at every advance)."""
+    monkeypatch.setenv("MRL_DNA_PROGRESS_SECONDS", "0")
+    fa = _fasta(tmp_path / "x.fa", 6, 900)
+    code, _, err = run_cli(["embed", fa, "-o", tmp_path / "x.h5", "-m", tiny_model_dir, "--batch-tokens", "512"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("embedding: ")]
+    assert len(lines) >= 6, err
+    assert lines[0].endswith("elapsed") or "eta" in lines[0]
+    assert lines[-1].startswith("embedding: 5,400/5,400 bp (100%)")
+    assert "\x1b" not in err  # plain text, no terminal codes
+
+
+def test_progress_bar_on_a_terminal_with_unknown_total(monkeypatch):
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    monkeypatch.setattr(console, "err", Console(file=buf, force_terminal=True, width=100))
+    with console.progress("embedding", None) as bar:
+        bar.advance(1234)
+    assert "1,234 bp" in buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------- 2. two runs, one output
+
+
+def test_second_embed_to_an_output_being_written_refuses_and_keeps_the_first(tmp_path, tiny_model_dir, good_fa,
+                                                                             capsys):
+    """A second run on the same output truncated the first run's .partial ("starting over"), and the first
+    then published a corrupt file. Now the second stops with one line; the first finishes intact. (flock
+    locks belong to an open file, so the second run conflicts even in this same process.)"""
+    out = tmp_path / "out.h5"
+    attrs = {"model_hash": "x", "matryoshka_dims": [4, 8, 16]}
+    first = EmbeddingWriter(out, attrs=attrs, dim=16)  # "the first run", holding out.h5 while it writes
+    before = partial_path(out).read_bytes()
+    for extra in ((), ("--restart",), ("-f",)):
+        code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, *extra), capsys)
+        assert code == 1
+        one_error(err, f"another mrl-dna run (pid {os.getpid()} on ", f"is writing {out} right now",
+                  "wait for it to finish or choose another -o")
+        assert partial_path(out).read_bytes() == before and not out.exists()
+    first.finish()
+    with EmbeddingStore.open(out) as s:
+        assert s.complete and s.n == 0
+    assert not Path(str(out) + ".lock").exists()  # the lock file goes with the run
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, "-f"), capsys)  # the output is free again
+    assert code == 0, err
+
+
+# ------------------------------------------------------------------------------------- 3. output = input
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link"])
+def test_embed_output_that_is_the_input_fasta_is_refused(tmp_path, tiny_model_dir, good_fa, capsys, how):
+    """`embed in.fa -o in.fa -f` replaced the input FASTA with the HDF5."""
+    before = good_fa.read_bytes()
+    out = good_fa
+    if how == "symlink":
+        out = tmp_path / "link.h5"
+        out.symlink_to(good_fa)
+    elif how == "hard link":
+        out = tmp_path / "hard.h5"
+        os.link(good_fa, out)
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, "-f"), capsys)
+    assert code == 1
+    one_error(err, f"output {out} is the input FASTA {good_fa}", "choose another -o")
+    assert good_fa.read_bytes() == before and not partial_path(out).exists()
+
+
+def test_export_and_merge_outputs_that_are_their_input_are_refused(tmp_path, tiny_model_dir, good_fa, capsys):
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    before = db.read_bytes()
+    code, _, err = run_cli(["export", db, "-o", db, "--force"], capsys)
+    assert code == 1
+    one_error(err, f"output {db} is the input {db}")
+    link = tmp_path / "alias.h5"
+    os.link(db, link)
+    code, _, err = run_cli(["merge", db, "-o", link, "--force"], capsys)
+    assert code == 1
+    one_error(err, f"output {link} is the input {db} (the same file)")
+    assert db.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------- 4. a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.5 MiB tmpfs at tmp_path/disk (needs root, as on the CI machine; skipped otherwise)."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({r.stderr.decode().strip() or 'not root'})")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_disk_is_one_clear_error_and_the_rerun_after_freeing_space_is_bitwise_identical(
+        tmp_path, tiny_model_dir, small_disk):
+    """A full disk was "internal error: RuntimeError: Can't destroy cache"; a rerun while the disk was still
+    full could start over and truncate the saved rows. Now: one line naming the disk and the resume, the
+    .partial untouched by a rerun on the still-full disk, and the rerun after freeing space resumes to a
+    file bitwise equal to an uninterrupted run."""
+    fa = _fasta(tmp_path / "many.fa", 1500, 1000, seed=4)
+    out = small_disk / "out.h5"
+    args = ["embed", fa, "-o", out, "-m", tiny_model_dir, "-w", "100", "--save-windows", "--threads", "1", "-q"]
+    env = _env(MRL_DNA_FLUSH_RECORDS="50")
+    r = subprocess.run([sys.executable, "-m", "mrl_dna", *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr
+    line = one_error(r.stderr, f"no space left on device on the disk that holds {partial_path(out)} ({small_disk}, ",
+                     "free some space or choose -o on another disk, then rerun the same command, which resumes")
+    assert "Traceback" not in line and not out.exists()
+    saved = partial_path(out).read_bytes()
+    r = subprocess.run([sys.executable, "-m", "mrl_dna", *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 1 and "no space left on device" in r.stderr
+    assert partial_path(out).read_bytes() == saved  # the still-full rerun touched nothing
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    r = subprocess.run([sys.executable, "-m", "mrl_dna", *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    ref = _reference(fa, tiny_model_dir, tmp_path / "ref.h5", window=100, save_windows=True)
+    assert _same_datasets(ref, out, DATASETS + ("windows/record", "windows/start", "windows/end", "windows/embeddings"))
+
+
+def test_disk_full_during_a_write_is_a_user_error_in_process(tmp_path, tiny_model_dir, good_fa, capsys, monkeypatch):
+    """The mapping itself, without a real full disk: h5py's RuntimeError carrying errno 28 -> exit 1, one line."""
+    import mrl_dna.store as store_mod
+
+    def no_space(self, **kw):
+        raise RuntimeError("Can't decrement id ref count (file write failed: time = now, filename = 'x', "
+                           "file descriptor = 3, errno = 28, error message = 'No space left on device')")
+
+    monkeypatch.setattr(store_mod.EmbeddingWriter, "_write_rows", no_space)
+    out = tmp_path / "out.h5"
+    code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "no space left on device on the disk that holds", "rerun the same command")
+    assert not out.exists() and partial_path(out).exists()
+
+
+# ------------------------------------------------------------------------------------- 5. a stale .fai
+
+
+def test_stale_fai_does_not_make_embed_skip_records(tmp_path, tiny_model_dir, capsys):
+    """A .fai listing 2 of the file's 4 records (newer mtime) was trusted: 2 records embedded, exit 0."""
+    fa = tmp_path / "x.fa"
+    fa.write_text(">a\nACGTACGTAA\n>b\nACGTTT\n")
+    fai = Path(str(fa) + ".fai")
+    fai.write_text("a\t10\t3\t10\t11\nb\t6\t17\t6\t7\n")
+    with open(fa, "a") as f:
+        f.write(">c\nGGGATTACA\n>d\nTTTTACGT\n")
+    os.utime(fai, (time.time() + 60, time.time() + 60))
+    out = tmp_path / "x.h5"
+    code, _, err = run_cli(["embed", fa, "-o", out, "-m", tiny_model_dir], capsys)
+    assert code == 0, err
+    with EmbeddingStore.open(out) as s:
+        assert s.ids == ["a", "b", "c", "d"]
+
+
+# ------------------------------------------------------------------------------------- 6. search -k
+
+
+def test_search_k_larger_than_the_database_returns_every_row(tmp_path, tiny_model_dir, good_fa, capsys):
+    """`search -k 1000000000` on a small DB tried to allocate (queries x 1e9) scores and crashed."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    code, out, err = run_cli(["search", good_fa, db, "-m", tiny_model_dir, "-k", "1000000000", "-q"], capsys)
+    assert code == 0, err
+    hits = [line.split("\t") for line in out.splitlines()[1:]]
+    assert len(hits) == 4 * 4 and {h[2] for h in hits} == {"1", "2", "3", "4"}
+
+
+# ------------------------------------------------------------------------------------- 7. overwrites, --force
+
+
+def test_export_over_existing_files_needs_force(tmp_path, tiny_model_dir, good_fa, capsys):
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    for fmt, target, other in (("tsv", "x.tsv", None), ("npy", "x.npy", "x.ids.txt"), ("npy", "y.npy", None)):
+        path = tmp_path / target
+        victim = tmp_path / (other or target)
+        victim.write_bytes(b"precious\n")
+        code, _, err = run_cli(["export", db, "--format", fmt, "-o", path], capsys)
+        assert code == 1
+        one_error(err, f"{victim} already exists; pass --force to overwrite it")
+        assert victim.read_bytes() == b"precious\n"
+        assert run_cli(["export", db, "--format", fmt, "-o", path, "--force", "-q"], capsys)[0] == 0
+        assert victim.read_bytes() != b"precious\n"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_export_to_a_gz_name_writes_gzip(tmp_path, tiny_model_dir, good_fa, capsys):
+    """`export -o x.tsv.gz` wrote plain text under a .gz name."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    code, stdout, _ = run_cli(["export", db, "--dim", "8"], capsys)  # stdout: plain TSV
+    assert code == 0 and stdout.count("\n") == 4
+    assert run_cli(["export", db, "--dim", "8", "-o", tmp_path / "x.tsv.gz", "-q"], capsys)[0] == 0
+    with gzip.open(tmp_path / "x.tsv.gz", "rt") as f:
+        assert f.read() == stdout
+    code, _, err = run_cli(["export", db, "--format", "npy", "-o", tmp_path / "x.npy.gz"], capsys)
+    assert code == 1
+    one_error(err, "--format npy writes an uncompressed .npy")
+
+
+def test_eval_report_and_plot_over_existing_files_need_force_before_any_work(tmp_path, good_fa, capsys, monkeypatch):
+    """`eval -o` replaced an existing file; --plot and --device were checked only after minutes of work."""
+    import mrl_dna.evaluate as ev
+
+    def no_work(*a, **k):
+        raise AssertionError("the benchmark started before the options were checked")
+
+    monkeypatch.setattr(ev, "load_genomes", no_work)
+    report = tmp_path / "report.md"
+    report.write_text("precious\n")
+    cases = [
+        (["-o", report], f"-o {report} already exists; pass --force to overwrite it"),
+        (["-o", good_fa, "--force"], f"output {good_fa} is the input genome {good_fa}"),
+        (["--plot", tmp_path / "nodir" / "p.png"], "directory " + str(tmp_path / "nodir") + " does not exist"),
+        (["--device", "bogus"], "--device 'bogus' is not a device"),
+    ]
+    try:
+        import matplotlib  # noqa: F401 (an optional extra)
+
+        cases.append((["--plot", tmp_path / "p.xyz"], "matplotlib cannot write .xyz files"))
+    except ImportError:
+        cases.append((["--plot", tmp_path / "p.png"], "--plot needs matplotlib; pip install matplotlib"))
+    for extra, message in cases:
+        code, _, err = run_cli(["eval", good_fa, "--kmer", "4", *extra], capsys)
+        assert code == 1, (extra, err)
+        one_error(err, message)
+    assert report.read_text() == "precious\n"
+
+
+def test_index_over_an_existing_index_needs_force(tmp_path, tiny_model_dir, good_fa, capsys):
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    existing = tmp_path / "db.h5.faiss"
+    existing.write_bytes(b"an index built with other options")
+    code, _, err = run_cli(["index", db, "--dim", "8"], capsys)
+    assert code == 1
+    one_error(err, f"{existing} already exists (an index of {db}); pass --force to rebuild it")
+    assert existing.read_bytes() == b"an index built with other options"
+
+
+# ------------------------------------------------------------------------------------- 8. train -o a file
+
+
+def test_train_output_that_is_an_existing_file(tmp_path, capsys):
+    """`train -o FILE` was an internal error (FileExistsError)."""
+    out = tmp_path / "model.txt"
+    out.write_text("not a model directory\n")
+    code, _, err = run_cli(["train", SAMPLE_FA, "-o", out, "--steps", "1", "--d-model", "8"], capsys)
+    assert code == 1
+    one_error(err, f"-o {out} is a file, but a model is a directory", "choose a new name for -o")
+    assert out.read_text() == "not a model directory\n"
+
+
+# ------------------------------------------------------------------------------------- smaller items
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume_and_the_rerun_is_bitwise_identical(tmp_path, tiny_model_dir):
+    """Ctrl-C gave exit 130 and "mrl-dna: interrupted" with no word on what to do next."""
+    fa = _fasta(tmp_path / "many.fa", 1000, 300, seed=9)
+    out = tmp_path / "out.h5"
+    cmd = [sys.executable, "-m", "mrl_dna", "embed", str(fa), "-o", str(out), "-m", str(tiny_model_dir), "--threads",
+           "1", "-q"]
+    env = _env(MRL_DNA_FLUSH_RECORDS="50")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t_end = time.monotonic() + 60
+    while time.monotonic() < t_end and proc.poll() is None and not partial_path(out).exists():
+        time.sleep(0.005)
+    time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before Ctrl-C; make the input bigger"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["mrl-dna: interrupted; rerun the same command to resume"]
+    assert not out.exists() and partial_path(out).exists()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _same_datasets(_reference(fa, tiny_model_dir, tmp_path / "ref.h5"), out)
+
+
+def test_ctrl_c_message_by_command():
+    from mrl_dna.cli import _after_interrupt
+
+    assert _after_interrupt(["embed", "x.fa", "-o", "y.h5"]) == "rerun the same command to resume"
+    assert "--resume" in _after_interrupt(["train", "g/", "-o", "m"])
+    assert _after_interrupt(["search", "q.fa", "db.h5"]) == "rerun the same command"
+
+
+def test_records_of_1_to_3_bp_and_a_1_bp_window_are_warned_about(tmp_path, tiny_model_dir, capsys):
+    """1-3 bp records and `-w 1` gave "ok" vectors with no word of warning."""
+    fa = tmp_path / "tiny.fa"
+    fa.write_text(">a\nA\n>b\nAC\n>c\nACG\n>long\n" + "ACGT" * 100 + "\n")
+    code, _, err = run_cli(["embed", fa, "-o", tmp_path / "t.h5", "-m", tiny_model_dir, "-q"], capsys)
+    assert code == 0
+    for rid, n in (("a", 1), ("b", 2), ("c", 3)):
+        assert f"mrl-dna: warning: record '{rid}' is only {n} bp" in err
+    assert "'long'" not in err
+    code, _, err = run_cli(["embed", fa, "-o", tmp_path / "w.h5", "-m", tiny_model_dir, "-q", "-w", "1",
+                            "--batch-tokens", "64"], capsys)
+    assert code == 0
+    assert "mrl-dna: warning: --window 1 bp is very short" in err
+
+
+def test_many_short_records_give_a_few_warnings_and_a_count(tmp_path, tiny_model_dir, capsys):
+    fa = tmp_path / "reads.fa"
+    fa.write_text("".join(f">r{i}\nACG\n" for i in range(40)))
+    code, _, err = run_cli(["embed", fa, "-o", tmp_path / "t.h5", "-m", tiny_model_dir, "-q"], capsys)
+    assert code == 0
+    assert err.count("is only 3 bp") == 5 and "35 more records are shorter than 16 bp (40 in all)" in err
+
+
+def test_saved_model_weights_are_readable_like_the_other_files(tmp_path):
+    """model.safetensors was written mode 0600 (safetensors' temporary file), config.json 0644."""
+    from mrl_dna.model import MrlDnaModel
+
+    MrlDnaModel(tiny_config()).save_pretrained(tmp_path / "m")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+    assert load_model(tmp_path / "m").info.dim == 16
+
+
+def test_latin1_header_names_the_encoding_and_the_fix(tmp_path, tiny_model_dir, capsys):
+    """Latin-1 bytes in a header were called "binary data", with no fix offered."""
+    fa = tmp_path / "latin1.fa"
+    fa.write_bytes(">r1 Salmonella enterica S\xe3o Paulo\nACGTACGT\n".encode("latin-1"))
+    code, _, err = run_cli(embed_args([fa], tmp_path / "x.h5", tiny_model_dir), capsys)
+    assert code == 1
+    one_error(err, "the header is not UTF-8 text (byte 0xe3", f"iconv -f latin1 -t utf8 {fa} > fixed.fa")
+    assert ERR + "internal" not in err
