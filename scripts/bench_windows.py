@@ -9,7 +9,7 @@
                  substitutions + 10% small indels), half reverse-complemented, 50 per reference and divergence
     methods    = each --model NAME=DIR at every Matryoshka dim, then the baselines (canonical 4-mer and 6-mer
                  profiles, DNABERT-S's raw 256-d TNF, the v1 default model), then the aligners on the same
-                 reference sequences: minimap2 -x asm20 -c (best primary alignment by DP score), blastn -task
+                 reference sequences: minimap2 -x asm20 (best primary chain by chaining score), blastn -task
                  dc-megablast and -task blastn (best hit by bitscore, e-value <= 1e-5); no hit = a miss.
                  Aligners are benchmark-only tools (`apt-get install -y minimap2 ncbi-blast+`); when one is
                  missing its rows are skipped and stderr says so.

@@ -71,9 +71,13 @@ def test_paf_and_blast_parsing_pick_the_best_and_keep_ties():
         "q0\t400\t0\t400\t+\tg0_r0\t5000\t100\t500\t390\t400\t60\ttp:A:P\tAS:i:750",
         "q0\t400\t0\t400\t+\tg2_r1\t1500\t0\t400\t400\t400\t0\ttp:A:S\tAS:i:800",  # secondary: ignored
         "q2\t400\t0\t400\t-\tg2_r1\t1500\t10\t410\t390\t400\t60\ttp:A:P\tAS:i:500",
+        "q1\t400\t0\t400\t+\tg1_r0\t5000\t0\t300\t50\t300\t60\ttp:A:P\tcm:i:9\ts1:i:90",  # no -c: by s1
+        "q1\t400\t0\t400\t+\tg0_r0\t5000\t0\t300\t80\t300\t60\ttp:A:P\tcm:i:5\ts1:i:60",
     ])
     best = ew.parse_paf(paf, 3)
-    assert best[0] == [ew.Hit(0, 0, 100, 500, 750.0)] and best[1] == [] and best[2][0].record == 1
+    assert best[0] == [ew.Hit(0, 0, 100, 500, 750.0)] and best[2][0].record == 1
+    assert best[1] == [ew.Hit(1, 0, 0, 300, 90.0)]
+    assert ew.parse_paf(paf, 4)[3] == []
     blast = "q1\tg0_r0\t500\t101\t200.5\nq1\tg1_r0\t101\t500\t200.5\nq1\tg2_r0\t1\t400\t100\n"
     best = ew.parse_blast6(blast, 2)
     assert best[1] == [ew.Hit(0, 0, 100, 500, 200.5), ew.Hit(1, 0, 100, 500, 200.5)]  # minus strand sorted, 0-based
