@@ -2,7 +2,8 @@
 """Species clustering of 10 kb fragments of held-out genomes, as DNABERT-S scores it (issue 11).
 
     fragments = 50 non-overlapping 10 kb pieces per species (--per-species), spread over its genomes, half
-                reverse-complemented; genomes = the held-out bacterial/archaeal genomes of ../shared/data
+                reverse-complemented; 3 independent draws (--draws), every number averaged over them (quick: one
+                draw of 20 per species); genomes = the held-out bacterial/archaeal genomes of ../shared/data
                 (24 genomes, 19 species: mrl_dna/evaluate_heldout.py)
     methods   = each --model NAME=DIR at every Matryoshka dim, then the baselines: canonical 4-mer and 6-mer
                 profiles, DNABERT-S's raw 256-d TNF, the v1 default model (bench/models/v1)
@@ -11,9 +12,9 @@
 
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per seed, per species).
 
-Example (the baselines, v1 among them, ~1 min on 1 CPU thread):
+Example (the baselines, v1 among them, ~1.5 min on 1 CPU thread):
     python scripts/bench_cluster.py --no-model --json /tmp/cluster.json > /tmp/cluster.md
-A new model against all of them, quick check (~1 min):
+A new model against all of them, quick check (~20 s):
     python scripts/bench_cluster.py --model v2=runs/v2/model --quick
 """
 
@@ -28,7 +29,7 @@ from mrl_dna import evaluate_bench as eb
 from mrl_dna import evaluate_cluster as ec
 from mrl_dna import evaluate_heldout as eh
 
-QUICK_PER_SPECIES = 20  # quick mode: 380 fragments instead of 950
+QUICK_PER_SPECIES = 20  # quick mode: one draw of 380 fragments instead of three of 950
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,10 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
     ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of 4mer,6mer,tnf,v1 or none [%(default)s]")
     ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK_PER_SPECIES} fragments per species instead of 50")
+    ap.add_argument("--quick", action="store_true", help=f"one draw of {QUICK_PER_SPECIES} fragments per species")
     ap.add_argument("--per-species", type=int, help="fragments per species [50; quick %d]" % QUICK_PER_SPECIES)
     ap.add_argument("--fragment-length", type=int, default=10_000, help="[%(default)s]")
-    ap.add_argument("--seed", type=int, default=0, help="fragment seed [%(default)s]")
+    ap.add_argument("--seed", type=int, default=0, help="first fragment seed [%(default)s]")
+    ap.add_argument("--draws", type=int, help="fragment draws (seeds seed, seed+1, ...) [3; quick 1]")
     ap.add_argument("--kmeans-seeds", default="0,1,2,3,4", help="K-means random_state values [%(default)s]")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads [%(default)s]")
     ap.add_argument("--device", default="cpu")
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     eb.limit_threads(a.threads)
     per_species = a.per_species or (QUICK_PER_SPECIES if a.quick else 50)
     cfg = ec.ClusterConfig(fragment_length=a.fragment_length, per_species=per_species, seed=a.seed,
+                           draws=a.draws or (1 if a.quick else 3),
                            kmeans_seeds=tuple(int(s) for s in a.kmeans_seeds.split(",") if s.strip()))
     genomes = eh.load_set(eh.GenomeSet.ALL, a.data)
     specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]

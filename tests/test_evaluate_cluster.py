@@ -89,4 +89,18 @@ def test_benchmark_end_to_end_and_table(genomes):
     zero = [s for s in rep.scores if s.method == "fake"]
     assert [s.dim for s in zero] == [4, 8] and all(s.knn_top1 == 0.0 for s in zero)  # zero vectors: every tie a miss
     md = ec.format_cluster_markdown(rep)
-    assert "| 4-mer profile | 136 | 100.0 | 0.0 | 100.0 | 100.0 |" in md and "K = 3" in md
+    assert "| 4-mer profile | 136 | 100.0 | 0.0 | 0.0 | 100.0 | 100.0 |" in md and "K = 3" in md
+
+
+def test_draws_are_averaged_and_each_draw_is_its_own_fragment_set(genomes):
+    cfg = ec.ClusterConfig(fragment_length=500, per_species=8, kmeans_seeds=(0,), draws=2)
+    d0 = ec.make_cluster_fragments(genomes, cfg)
+    d1 = ec.make_cluster_fragments(genomes, ec.ClusterConfig(fragment_length=500, per_species=8, seed=1))
+    assert not all(np.array_equal(x, y) for x, y in zip(d0.tokens, d1.tokens))
+    noisy = ev.Method("noise", lambda s: np.random.default_rng(len(s) + sum(int(t[0]) for t in s)).normal(size=(len(s), 4)))
+    (one,) = ec.run_cluster_benchmark(genomes, [noisy], cfg).scores
+    singles = [ec.run_cluster_benchmark(genomes, [noisy], cfg, fragments=[d]).scores[0] for d in (d0, d1)]
+    assert one.knn_per_draw == (singles[0].knn_top1, singles[1].knn_top1)
+    assert one.ari == pytest.approx((singles[0].ari + singles[1].ari) / 2)
+    assert one.ari_sd_draws == pytest.approx(abs(singles[0].ari - singles[1].ari) / 2)
+    assert len(one.ari_per_seed) == 2  # (draws, seeds)
