@@ -48,8 +48,11 @@ DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough
 # fewer buckets mean fuller batches.
 _MIN_BUCKET = 64
 # Records wait behind an earlier one whose part-filled batch has not run (output keeps input order); once
-# they hold this many batches' worth of bases, that batch runs filled up instead of waiting for more windows.
-_HOLD_BATCHES = 4
+# they hold this many batches' worth of bases (2 Mbp at the default: a few MB), or it has waited this long,
+# that batch runs filled up instead of waiting for more windows of its length. Each such run costs up to one
+# batch of padding: with 4 batches, 400 contigs of 0.5-30 kbp embedded 20% slower than before fixed shapes,
+# with 32 as fast (bench/RESULTS.md); the time bound keeps output, hence flushes, within _FLUSH_SECONDS.
+_HOLD_BATCHES, _HOLD_SECONDS = 32, 5.0
 # Below these lengths a vector carries almost no signal and a warning says so. 16 bp is one token of the
 # default model's stem (it sees one patch per 16 bp); a window of 64 bp is 4 such tokens, a 1/32 of the
 # 2,048 bp windows the default model was trained on.
@@ -196,7 +199,8 @@ def embed_sequences(
                 if len(queue) == rows(p.bucket):
                     run_batch(p.bucket)
         yield from flush_done()
-        while pending and held - pending[0].length > _HOLD_BATCHES * batch_tokens:
+        while pending and (held - pending[0].length > _HOLD_BATCHES * batch_tokens
+                           or time.perf_counter() - pending[0].since > _HOLD_SECONDS):
             run_batch(pending[0].bucket)  # the records behind pending[0] wait for its part-filled batch
             yield from flush_done()
     for L in list(queues):
@@ -209,6 +213,7 @@ class _Pending:
 
     def __init__(self, rec: Record, cfg: WindowConfig, order: int) -> None:
         self.id, self.length, self.order = rec.id, len(rec.tokens), order
+        self.since = time.perf_counter()  # when it started to wait
         w = split_windows(rec.tokens, cfg)
         self.spans, self.n_skipped = w.spans, w.n_skipped  # (k, 2)
         # all kept windows of a record have one length (full windows, or the one window of a short record)

@@ -1,15 +1,23 @@
 """Vectors do not depend on batch composition, bit for bit, at 2 threads (issue 12, item 9): a record embedded
 alone, among other records in any order, in a shard that is then merged, or in a resumed run gets exactly
 the vector of one plain run. (Before fixed-shape batches a short record alone in a batch differed from the
-same record in a full batch in the last bits: shard + merge was not the single run.)"""
+same record in a full batch in the last bits: shard + merge was not the single run.)
+
+The 2-thread runs happen in one subprocess started with OMP_WAIT_POLICY=PASSIVE (this file run as a script):
+on a shared 2-core machine whose other core is busy, two spinning OpenMP threads made the same work 50x
+slower (20 s instead of 0.4 s), and the wait policy must be set before torch loads OpenMP. The tests then
+compare what it wrote.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mrl_dna import dna
 from mrl_dna.embed import bucket_length, embed_fasta, embed_sequences
@@ -21,76 +29,58 @@ from conftest import random_dna
 # a mix that puts records in different batches and buckets: full windows (tiny model: 256 bp), short
 # records of many lengths (1-3 bp included), an all-N and an empty record
 LENGTHS = [3000, 100, 2, 700, 5000, 40, 256, 1500, 90, 257, 10, 600, 1, 3, 130, 900]
-BATCH = 1024  # bases per batch: small batches keep the test fast (a lone short record still fills one)
+BATCH = 1024  # bases per batch: 4 full windows of the tiny model, so records spread over many batches
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def mixed_fasta(tmp_path):
+def mixed_fasta(path: Path) -> Path:
     rng = np.random.default_rng(12)
     seqs = [random_dna(rng, n) for n in LENGTHS]
     seqs.insert(5, "N" * 400)
     seqs.insert(9, "")
-    p = tmp_path / "mixed.fa"
-    p.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
-    return p
+    path.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
+    return path
 
 
-def _vectors(recs, model, **kw) -> dict[str, np.ndarray]:
-    return {r.id: r.vector for r in embed_sequences(recs, model=model, batch_tokens=BATCH, **kw)}
-
-
-def _assert_bitwise(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None:
-    for rid, v in got.items():
-        assert np.array_equal(v, ref[rid]), (rid, float(np.abs(v - ref[rid]).max()))
-
-
-def test_record_alone_or_in_any_batch_is_bitwise_the_same(tiny_model, mixed_fasta, two_threads):
-    recs = list(read_fasta([mixed_fasta]))
-    ref = _vectors(recs, tiny_model)
-    for rec in recs:
-        _assert_bitwise(_vectors([rec], tiny_model), ref)
-    _assert_bitwise(_vectors(recs[::-1], tiny_model), ref)
-    order = np.random.default_rng(0).permutation(len(recs))
-    _assert_bitwise(_vectors([recs[i] for i in order], tiny_model), ref)
-
-
-def _single_and_merged_shards(tmp_path, model, fasta: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    single = tmp_path / f"{fasta.stem}.h5"
-    if not single.exists():
-        embed_fasta([fasta], model=model, output=single, device="cpu", batch_tokens=BATCH)
-    parts = []
-    for i in range(1, n + 1):
-        parts.append(tmp_path / f"{fasta.stem}.part{i}of{n}.h5")
-        embed_fasta([fasta], model=model, output=parts[-1], device="cpu", shard=(i, n), batch_tokens=BATCH)
-    merged = tmp_path / f"{fasta.stem}.merged{n}.h5"
-    merge_stores(parts, merged)
-    with EmbeddingStore.open(single) as s, EmbeddingStore.open(merged) as m:
-        return s.read(normalize=False), m.read(normalize=False)
-
-
-def test_shards_merged_and_a_resumed_run_equal_one_run_bitwise(tmp_path, tiny_model, mixed_fasta, two_threads,
-                                                               monkeypatch):
-    for n in (2, 3):
-        one, merged = _single_and_merged_shards(tmp_path, tiny_model, mixed_fasta, n)
-        assert np.array_equal(merged, one), n
-    # a shard of only tiny records: in one run they share a batch with the long record's windows
+def tail_fasta(path: Path) -> Path:
+    """A long record, then tiny ones: with 2 shards the second holds only the tiny ones, which in one run
+    share a batch with the long record's last windows."""
     rng = np.random.default_rng(5)
-    tail = tmp_path / "tail.fa"
-    tail.write_text(f">long\n{random_dna(rng, 1500)}\n>t2\nAC\n>t3\nGTA\n>t40\n{random_dna(rng, 40)}\n")
-    one, merged = _single_and_merged_shards(tmp_path, tiny_model, tail, 2)
-    assert np.array_equal(merged, one)
+    path.write_text(f">long\n{random_dna(rng, 1500)}\n>t2\nAC\n>t3\nGTA\n>t40\n{random_dna(rng, 40)}\n")
+    return path
 
-    ref = _single_and_merged_shards(tmp_path, tiny_model, mixed_fasta, 1)[0]
+
+# ------------------------------------------------------------------------------ the 2-thread runs (subprocess)
+
+
+def _embed_all_ways(out: Path) -> None:
+    """Run as `python tests/test_embed_bitwise.py OUT`: every layout at torch.set_num_threads(2)."""
+    import torch
+
     import mrl_dna.embed as embed_mod
     import mrl_dna.store as store_mod
+    from conftest import tiny_config
+    from mrl_dna.model import MrlDnaModel
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = MrlDnaModel(tiny_config()).eval()
+    fa = mixed_fasta(out / "mixed.fa")
+    recs = list(read_fasta([fa]))
+    vectors = {}
+    for layout, batches in (("together", [recs]), ("alone", [[r] for r in recs]), ("reversed", [recs[::-1]]),
+                            ("shuffled", [[recs[i] for i in np.random.default_rng(0).permutation(len(recs))]])):
+        for batch in batches:
+            for r in embed_sequences(batch, model=model, batch_tokens=BATCH):
+                vectors[f"{layout}/{r.id}"] = r.vector
+    np.savez(out / "vectors.npz", **vectors)
+
+    for src in (fa, tail_fasta(out / "tail.fa")):
+        embed_fasta([src], model=model, output=out / f"{src.stem}.h5", device="cpu", batch_tokens=BATCH)
+        for n in (2, 3):
+            parts = [out / f"{src.stem}.{i}of{n}.h5" for i in range(1, n + 1)]
+            for i, part in enumerate(parts, 1):
+                embed_fasta([src], model=model, output=part, device="cpu", shard=(i, n), batch_tokens=BATCH)
+            merge_stores(parts, out / f"{src.stem}.merged{n}.h5")
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
 
@@ -100,19 +90,57 @@ def test_shards_merged_and_a_resumed_run_equal_one_run_bitwise(tmp_path, tiny_mo
             raise KeyboardInterrupt
         return real_append(self, recs)
 
-    monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 3)
-    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", dies_after_two_flushes)
-    resumed = tmp_path / "resumed.h5"
-    with pytest.raises(KeyboardInterrupt):
-        embed_fasta([mixed_fasta], model=tiny_model, output=resumed, device="cpu", batch_tokens=BATCH)
-    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
-    s = embed_fasta([mixed_fasta], model=tiny_model, output=resumed, device="cpu", batch_tokens=BATCH)
-    assert s.resumed == 6
-    with EmbeddingStore.open(resumed) as r:
-        assert np.array_equal(r.read(normalize=False), ref)
+    embed_mod._FLUSH_RECORDS = 3
+    store_mod.EmbeddingWriter.append = dies_after_two_flushes
+    try:
+        embed_fasta([fa], model=model, output=out / "resumed.h5", device="cpu", batch_tokens=BATCH)
+    except KeyboardInterrupt:
+        pass
+    store_mod.EmbeddingWriter.append = real_append
+    s = embed_fasta([fa], model=model, output=out / "resumed.h5", device="cpu", batch_tokens=BATCH)
+    assert s.resumed == 6, s
 
 
-def test_batches_have_one_shape_per_window_length(tiny_model, mixed_fasta, monkeypatch):
+@pytest.fixture(scope="module")
+def two_thread_runs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bitwise")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, __file__, str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def _rows(path: Path) -> np.ndarray:
+    with EmbeddingStore.open(path) as s:
+        return s.read(normalize=False)
+
+
+def test_record_alone_or_in_any_batch_is_bitwise_the_same(two_thread_runs):
+    v = np.load(two_thread_runs / "vectors.npz")
+    ids = [k.split("/", 1)[1] for k in v.files if k.startswith("together/")]
+    assert len(ids) == len(LENGTHS) + 2
+    for layout in ("alone", "reversed", "shuffled"):
+        for rid in ids:
+            a, b = v[f"{layout}/{rid}"], v[f"together/{rid}"]
+            assert np.array_equal(a, b), (layout, rid, float(np.abs(a - b).max()))
+
+
+@pytest.mark.parametrize("name", ["mixed", "tail"])
+def test_shards_merged_equal_one_run_bitwise(two_thread_runs, name):
+    one = _rows(two_thread_runs / f"{name}.h5")
+    for n in (2, 3):
+        assert np.array_equal(_rows(two_thread_runs / f"{name}.merged{n}.h5"), one), n
+
+
+def test_a_resumed_run_equals_one_run_bitwise(two_thread_runs):
+    assert np.array_equal(_rows(two_thread_runs / "resumed.h5"), _rows(two_thread_runs / "mixed.h5"))
+
+
+# ------------------------------------------------------------------------------ how: fixed batch shapes
+
+
+def test_batches_have_one_shape_per_window_length(tiny_model, tmp_path, monkeypatch):
     """What makes the above hold: every batch the encoder sees has the shape (batch_tokens // L, L) for its
     bucket L, whatever the records around it (the last batch of a bucket is filled up)."""
     shapes = []
@@ -123,7 +151,7 @@ def test_batches_have_one_shape_per_window_length(tiny_model, mixed_fasta, monke
         return real(tokens, lengths)
 
     monkeypatch.setattr(tiny_model, "window_vectors", spy)
-    list(embed_sequences(read_fasta([mixed_fasta]), model=tiny_model, batch_tokens=BATCH))
+    list(embed_sequences(read_fasta([mixed_fasta(tmp_path / "m.fa")]), model=tiny_model, batch_tokens=BATCH))
     assert shapes and all(rows == BATCH // L for rows, L in shapes), shapes
     assert {L for _, L in shapes} == {bucket_length(min(n, 256), 256) for n in LENGTHS}
 
@@ -139,11 +167,11 @@ def test_bucket_lengths():
 
 def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records(tiny_model):
     """Output keeps input order, so records wait behind a short one whose bucket rarely fills; once they hold
-    a few batches' worth of bases its batch runs filled up, and the first records come out long before
-    the input ends (memory stays bounded)."""
+    enough bases its batch runs filled up, and the first record comes out long before the input ends
+    (memory stays bounded)."""
     rng = np.random.default_rng(3)
     recs = [Record("short", "", dna.encode(random_dna(rng, 30)), "t")]
-    recs += [Record(f"long{i}", "", dna.encode(random_dna(rng, 2000)), "t") for i in range(40)]
+    recs += [Record(f"long{i}", "", dna.encode(random_dna(rng, 2000)), "t") for i in range(60)]
     read = []
 
     def source():
@@ -151,6 +179,9 @@ def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records
             read.append(r.id)
             yield r
 
-    it = embed_sequences(source(), model=tiny_model, batch_tokens=1024)
-    first = next(it)
-    assert first.id == "short" and len(read) < 10
+    first = next(embed_sequences(source(), model=tiny_model, batch_tokens=BATCH))
+    assert first.id == "short" and len(read) < 30  # 32 batches of 1,024 bases held, not all 60 records
+
+
+if __name__ == "__main__":
+    _embed_all_ways(Path(sys.argv[1]))
