@@ -21,6 +21,16 @@ class Mixer(str, enum.Enum):
     mamba1 = "mamba1"  # Mamba-1 selective scan: per-channel diagonal decay (what Caduceus uses)
 
 
+def check_matryoshka_dims(dims) -> tuple[int, ...]:
+    """Nested Matryoshka prefix sizes as a tuple: non-empty, positive, strictly increasing (ConfigError)."""
+    dims = tuple(int(d) for d in dims)
+    if not dims:
+        raise ConfigError("matryoshka_dims is empty; give at least one dim, e.g. 8,16,32,64")
+    if list(dims) != sorted(set(dims)) or dims[0] < 1:
+        raise ConfigError(f"matryoshka_dims {list(dims)} must be positive, strictly increasing; e.g. 8,16,32,64")
+    return dims
+
+
 class Pooling(str, enum.Enum):
     """How window vectors merge into one vector per record."""
 
@@ -130,12 +140,7 @@ class ModelConfig:
     name: str = "mrl-dna"
 
     def __post_init__(self) -> None:
-        dims = tuple(int(d) for d in self.matryoshka_dims)
-        if not dims:
-            raise ConfigError("matryoshka_dims is empty; give at least one dim, e.g. 8,16,32,64")
-        if list(dims) != sorted(set(dims)) or dims[0] < 1:
-            raise ConfigError(f"matryoshka_dims {list(dims)} must be positive, strictly increasing; e.g. 8,16,32,64")
-        object.__setattr__(self, "matryoshka_dims", dims)
+        object.__setattr__(self, "matryoshka_dims", check_matryoshka_dims(self.matryoshka_dims))
         object.__setattr__(self, "pooling", Pooling(self.pooling))
         if self.window < 1 or self.window_stride < 1:
             raise ConfigError(f"window={self.window} and stride={self.window_stride} must be >= 1")

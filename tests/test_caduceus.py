@@ -19,7 +19,8 @@ import torch
 
 from mrl_dna import dna
 from mrl_dna.errors import ModelError
-from mrl_dna.model.caduceus import CaduceusEmbedder, is_caduceus_dir
+from mrl_dna.model import model_type
+from mrl_dna.model.caduceus import CaduceusEmbedder
 
 
 def _fixtures() -> Path | None:
@@ -123,7 +124,9 @@ def test_info_and_directory_detection(model, fixture_dir):
     assert info.kind == "caduceus" and info.pooling == "mean" and info.name == fixture_dir.name
     assert info.dim == 32 and tuple(info.matryoshka_dims) == (32,) and info.window == info.window_stride == 1024
     assert info.weights_hash == hashlib.sha256((fixture_dir / "model.safetensors").read_bytes()).hexdigest()
-    assert is_caduceus_dir(fixture_dir) and not is_caduceus_dir(fixture_dir / "nope")
+    assert model_type(fixture_dir) == "caduceus"
+    with pytest.raises(ModelError, match="does not exist"):
+        model_type(fixture_dir / "nope")
 
 
 def test_backbone_module_trains_and_freezes(model, fixture_dir):

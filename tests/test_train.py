@@ -167,7 +167,7 @@ def _caduceus_fixture():
 @pytest.mark.skipif(_caduceus_fixture() is None, reason="needs ../shared/fixtures/caduceus/ps_small (or MRL_DNA_SHARED)")
 def test_init_from_caduceus_frozen_backbone_and_resume(tmp_path, capsys):
     from mrl_dna.model.caduceus import CaduceusEmbedder
-    from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
+    from mrl_dna.model import CaduceusMrlModel
 
     cad = _caduceus_fixture()
     common = [str(SAMPLE), "--init", str(cad), "--window", "96", "--dims", "8,16", "--head-hidden", "0",

@@ -11,7 +11,8 @@ from mrl_dna import console
 from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
 from mrl_dna.cli.options import number_list
 from mrl_dna.errors import ConfigError
-from mrl_dna.model.caduceus import is_caduceus_dir
+from mrl_dna.model import model_type
+from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.train.sampler import SamplerConfig
 from mrl_dna.train.trainer import TrainConfig, ValidationConfig, train
 
@@ -117,7 +118,7 @@ def command(
                       head_hidden=head_hidden, window=window, pool_features=pool_features, learned=False if kmer_only else None,
                       kmer_transform=kmer_transform.value if kmer_transform is not None else None)
     dims_t = number_list(dims, "--dims", example="8,16,32,64,128")
-    caduceus_init = init is not None and is_caduceus_dir(init)
+    caduceus_init = init is not None and model_type(init) == CaduceusEmbedder.model_type
     # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
     # (and an mrl-dna model given a fresh whitened head may switch its k-mer scaling, which only the head sees)
     allowed = {"pooling", "head_hidden", "window"} if caduceus_init else {"head_hidden", "kmer_transform"} if whiten else set()

@@ -1,5 +1,14 @@
-"""Models: the mrl-dna encoder + pooling + Matryoshka head, and loading of model directories."""
+"""Models: the mrl-dna encoder + Matryoshka head + pooling, official Caduceus checkpoints, and the loading of
+model directories (`loader`, the one model_type -> class table).
 
-from mrl_dna.model.mrl import DEFAULT_MODEL_DIR, ModelInfo, MrlDnaModel, load_model
+Import order inside this package (no cycles): base -> scan, selective_scan, encoder, pooling, head ->
+caduceus, mrl -> caduceus_mrl -> loader. Nothing here imports train/, cli/, search or evaluate.
+"""
 
-__all__ = ["DEFAULT_MODEL_DIR", "ModelInfo", "MrlDnaModel", "load_model"]
+from mrl_dna.model.base import EmbeddingModel, ModelInfo, SavedWeights
+from mrl_dna.model.caduceus_mrl import CaduceusMrlModel
+from mrl_dna.model.loader import DEFAULT_MODEL_DIR, load_model, model_from_config, model_type
+from mrl_dna.model.mrl import MrlDnaModel
+
+__all__ = ["DEFAULT_MODEL_DIR", "CaduceusMrlModel", "EmbeddingModel", "ModelInfo", "MrlDnaModel", "SavedWeights",
+           "load_model", "model_from_config", "model_type"]

@@ -41,11 +41,11 @@ from torch import Tensor, nn
 
 from mrl_dna import dna
 from mrl_dna.errors import ModelError
-from mrl_dna.model.mrl import ModelInfo  # mrl.py imports this module lazily, inside load_model: no cycle
+from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo
+from mrl_dna.model.pooling import weighted_segment_mean
 from mrl_dna.model.selective_scan import selective_scan
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+MODEL_TYPE = "caduceus"
 
 # config.json fields that transformers' PretrainedConfig writes for every model; they do not change the network.
 _HF_GENERIC_FIELDS = frozenset(
@@ -224,14 +224,6 @@ def _complement_map(raw: Any, vocab: int, rcps: bool) -> tuple[int, ...]:
     return tuple(comp)
 
 
-def is_caduceus_dir(path: str | Path) -> bool:
-    """True when `path/config.json` exists and says model_type "caduceus" (never raises)."""
-    try:
-        return json.loads((Path(path) / CONFIG_FILE).read_text()).get("model_type") == "caduceus"
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 # --------------------------------------------------------------------------------------------- modules
 
 
@@ -366,10 +358,6 @@ class CaduceusBackbone(nn.Module):
         self.norm_f.weight = nn.Parameter(torch.ones(cfg.d_model))
         self.register_buffer("complement", torch.tensor(cfg.complement_map, dtype=torch.long), persistent=False)
 
-    def set_scan_impl(self, impl: str) -> None:
-        for layer in self.layers:
-            layer.mixer.scan_impl = impl
-
     def forward(self, input_ids: Tensor) -> Tensor:
         """input_ids (b, l) long -> final hidden state (b, l, H) after norm_f (`last_hidden_state`)."""
         hidden = self.embedding(input_ids)  # (b, l, d)
@@ -406,6 +394,8 @@ class CaduceusEmbedder(nn.Module):
     Ph:  (mean of h(x) + mean of h(revcomp(x))) / 2                        (exact, by construction)
     """
 
+    model_type = MODEL_TYPE
+
     def __init__(self, cfg: CaduceusConfig, *, name: str = "caduceus", weights_hash: str = "", scan_impl: str = "auto") -> None:
         super().__init__()
         self.cfg = cfg
@@ -413,7 +403,7 @@ class CaduceusEmbedder(nn.Module):
         self.lm_head_weight: nn.Parameter | None = None  # set only for an untied Ph head (tie_word_embeddings=false)
         self.info = ModelInfo(
             name=name,
-            kind="caduceus",
+            kind=MODEL_TYPE,
             weights_hash=weights_hash,  # sha256 of the model.safetensors bytes
             dim=cfg.d_model,
             matryoshka_dims=(cfg.d_model,),  # no projection head: one dim, the backbone's width
@@ -547,11 +537,8 @@ class CaduceusEmbedder(nn.Module):
 
     def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
         """(n, d) window vectors -> (r, d): length-weighted mean of each record's windows, L2-normalised."""
-        w = lengths.to(win.device, win.dtype).unsqueeze(1)  # (n, 1)
-        seg = segment.to(win.device)
-        num = torch.zeros(n_records, win.shape[1], device=win.device, dtype=win.dtype).index_add(0, seg, win * w)
-        den = torch.zeros(n_records, 1, device=win.device, dtype=win.dtype).index_add(0, seg, w)
-        return F.normalize(num / den.clamp_min(1e-12), dim=-1)
+        w = lengths.to(win.device, win.dtype)  # (n,)
+        return F.normalize(weighted_segment_mean(win, w, segment.to(win.device), n_records), dim=-1)
 
     def window_outputs(self, win: Tensor) -> Tensor:
         """(n, d) -> (n, d) L2-normalised (--save-windows)."""

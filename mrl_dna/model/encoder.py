@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from mrl_dna import dna
 from mrl_dna.config import EncoderConfig, Mixer
 from mrl_dna.model.scan import ssd_scan
+from mrl_dna.model.selective_scan import selective_scan
 
 # token id -> one-hot row over A, C, G, T (N, PAD and specials -> zeros)
 _ONE_HOT = torch.zeros(256, 4)
@@ -218,8 +219,6 @@ class BiMamba1(nn.Module):
         self.out_proj = nn.Linear(i, cfg.d_model, bias=False)
 
     def forward(self, u: Tensor, lengths: Tensor) -> Tensor:
-        from mrl_dna.model.selective_scan import selective_scan
-
         b, l, _ = u.shape
         i, n, r = self.d_inner, self.d_state, self.dt_rank
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, l, i) each

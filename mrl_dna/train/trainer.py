@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from mrl_dna import __version__, console, dna
 from mrl_dna.config import ModelConfig
 from mrl_dna.errors import ConfigError, ModelError
-from mrl_dna.model import MrlDnaModel
+from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_from_config, model_type
+from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, truncate_normalize
 from mrl_dna.train.sampler import (
     GenomeSampler,
@@ -231,7 +232,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if ckpt is not None:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         _check_checkpoint(state, ckpt, tc, sc)
-        model = _build_model(state["model_config"])
+        model = model_from_config(state["model_config"])
         model.load_state_dict(state["model"])
     elif init is not None:
         model = _init_model(Path(init), head=init_head)
@@ -253,7 +254,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
         raise ConfigError("--locus-dims needs genome blocks (other windows of a genome are the locus negatives): "
                           "add --windows-per-genome 4")
     if tc.freeze_backbone:
-        for p in _backbone(model).parameters():
+        for p in model.backbone_module.parameters():
             p.requires_grad_(False)
     model.to(dist.device)
     if ckpt is None and tc.head_init == "whiten":  # every rank computes the same start (seeded, no broadcast)
@@ -656,23 +657,16 @@ def _init_model(path: Path, head: dict | None = None):
     """--init: start from an existing model directory. mrl-dna (or caduceus-mrl) models bring their config
     and weights; an official Caduceus checkpoint becomes the backbone of a CaduceusMrlModel whose pooling
     and Matryoshka head (`head`: dims, pooling, head_hidden, window, name; None = defaults) start fresh."""
-    config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-    kind = config.get("model_type")
-    if kind == "caduceus":
-        from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
-
+    kind = model_type(path)
+    if kind == CaduceusEmbedder.model_type:
         head = {k: v for k, v in (head or {}).items() if v is not None}
         window = head.pop("window", None)
         model = CaduceusMrlModel.from_caduceus(path, **head)
         if window is not None:
             model.config = dataclasses.replace(model.config, window=window, window_stride=window)
         return model
-    if kind == "caduceus-mrl":
-        from mrl_dna.train.caduceus_mrl import CaduceusMrlModel
-
-        return CaduceusMrlModel.from_pretrained(path)
-    model = MrlDnaModel.from_pretrained(path)
-    if head:  # --head-init whiten: keep the encoder (and pooling), give it a fresh linear head
+    model = load_model(path)
+    if head and isinstance(model, MrlDnaModel):  # --head-init whiten: keep the encoder (and pooling), fresh linear head
         cfg = model.config
         enc = dataclasses.replace(cfg.encoder, kmer_transform=head.get("kmer_transform") or cfg.encoder.kmer_transform)
         new = MrlDnaModel(dataclasses.replace(
@@ -682,20 +676,6 @@ def _init_model(path: Path, head: dict | None = None):
         new.pooling.load_state_dict(model.pooling.state_dict())
         return new
     return model
-
-
-def _build_model(config: dict):
-    """A fresh model of the type a checkpoint's model_config names (its weights are loaded afterwards)."""
-    if config.get("model_type") == "caduceus-mrl":
-        from mrl_dna.train.caduceus_mrl import CaduceusMrlConfig, CaduceusMrlModel
-
-        return CaduceusMrlModel(CaduceusMrlConfig.from_dict(config))
-    return MrlDnaModel(ModelConfig.from_dict(config))
-
-
-def _backbone(model) -> torch.nn.Module:
-    """What --freeze-backbone freezes: the encoder (everything but pooling and the Matryoshka head)."""
-    return getattr(model, "backbone_module", None) or model.encoder
 
 
 # ---------------------------------------------------------------------------------------------- metrics

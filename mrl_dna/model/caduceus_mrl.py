@@ -4,15 +4,19 @@ Axis letters: b items, w windows per item, L bases per window, n windows (flatte
 d the backbone's width (d_model), D the output width (largest Matryoshka dim).
 
 The backbone is `mrl_dna.model.caduceus.CaduceusEmbedder` (RC-invariant mean of the final hidden state
-per window); on top sit the same `WindowPooling` and projection head as `MrlDnaModel`, so the four calls
-of the pipeline (window_vectors, record_vectors, window_outputs, forward) behave the same way.
-`--freeze-backbone` trains only pooling + head (`backbone_module` is what it freezes).
+per window); on top sit the same `WindowPooling` and Matryoshka head as `MrlDnaModel`, in the same order
+(`mrl_dna.model.head`: head then pool), so the calls of the pipeline (window_vectors, record_vectors,
+window_outputs, forward) behave the same way. `--freeze-backbone` trains only pooling + head
+(`backbone_module` is what it freezes).
+
+Changed in issue 13: before it, this class pooled the window vectors and then ran the head. Saved models
+load unchanged; window vectors and per-window outputs (--save-windows) are as before; record vectors and
+the training forward now are the head's outputs pooled (with a linear head and mean pooling the two agree
+to float rounding; with an MLP head they differ).
 
 On disk: config.json with model_type "caduceus-mrl" (the official Caduceus config kept verbatim under
 "caduceus", plus pooling, matryoshka_dims, head_hidden, window, window_stride, name) + model.safetensors
-(this module's state dict) + README.md. `mrl_dna.model.load_model` must dispatch model_type
-"caduceus-mrl" to `CaduceusMrlModel.from_pretrained` (a one-line change in mrl_dna/model/mrl.py, owned by
-the lead) for `mrl-dna embed --model` to read such a directory.
+(this module's state dict) + README.md; `mrl_dna.model.loader` maps the model_type to this class.
 """
 
 from __future__ import annotations
@@ -23,15 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mrl_dna.config import Pooling
-from mrl_dna.errors import ConfigError, ModelError
-from mrl_dna.model.caduceus import CaduceusConfig, CaduceusEmbedder
-from mrl_dna.model.mrl import ModelInfo, SavedWeights
+from mrl_dna.config import Pooling, check_matryoshka_dims
+from mrl_dna.errors import ModelError
+from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo, SavedWeights
+from mrl_dna.model.caduceus import DEFAULT_WINDOW, CaduceusConfig, CaduceusEmbedder
+from mrl_dna.model.head import HeadThenPool, matryoshka_head
 from mrl_dna.model.pooling import WindowPooling
 
 MODEL_TYPE = "caduceus-mrl"
@@ -43,15 +46,12 @@ class CaduceusMrlConfig:
     pooling: Pooling = Pooling.mean
     matryoshka_dims: tuple[int, ...] = (8, 16, 32, 64, 128)  # as ModelConfig: powers of two, last = D
     head_hidden: int = 256  # as ModelConfig
-    window: int = 1024  # the 1k checkpoints' context; one token per base makes longer windows costly
-    window_stride: int = 1024
+    window: int = DEFAULT_WINDOW  # the 1k checkpoints' context; one token per base makes longer windows costly
+    window_stride: int = DEFAULT_WINDOW
     name: str = "mrl-dna-caduceus"
 
     def __post_init__(self) -> None:
-        dims = tuple(int(d) for d in self.matryoshka_dims)
-        if not dims or dims[0] < 1 or list(dims) != sorted(set(dims)):
-            raise ConfigError(f"matryoshka_dims {list(dims)} must be positive, strictly increasing; e.g. 8,16,32,64")
-        object.__setattr__(self, "matryoshka_dims", dims)
+        object.__setattr__(self, "matryoshka_dims", check_matryoshka_dims(self.matryoshka_dims))
         object.__setattr__(self, "pooling", Pooling(self.pooling))
 
     @property
@@ -76,23 +76,22 @@ class CaduceusMrlConfig:
             raise ModelError(f"config.json has a field this version does not know: {e}; upgrade mrl-dna") from e
 
 
-class CaduceusMrlModel(SavedWeights, nn.Module):
+class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
+    model_type = MODEL_TYPE
+
     def __init__(self, config: CaduceusMrlConfig) -> None:
         super().__init__()
         self.config = config
         self.embedder = CaduceusEmbedder(CaduceusConfig.from_dict(config.caduceus))
         d, D = self.embedder.cfg.d_model, config.dim
         self.pooling = WindowPooling(config.pooling, d)
-        if config.head_hidden:
-            self.head = nn.Sequential(nn.Linear(d, config.head_hidden), nn.GELU(), nn.Linear(config.head_hidden, D))
-        else:
-            self.head = nn.Linear(d, D)
+        self.head = matryoshka_head(d, config.head_hidden, D)
 
     @classmethod
     def from_caduceus(cls, directory: str | Path, *, dims, pooling=Pooling.mean, head_hidden=256, name=None) -> "CaduceusMrlModel":
         """A new model whose backbone holds the official Caduceus weights of `directory` (head: random init)."""
         directory = Path(directory)
-        raw = json.loads((directory / "config.json").read_text())
+        raw = json.loads((directory / CONFIG_FILE).read_text())
         official = CaduceusEmbedder.from_pretrained(directory)
         cad = official.cfg
         cfg = CaduceusMrlConfig(
@@ -110,27 +109,9 @@ class CaduceusMrlModel(SavedWeights, nn.Module):
     def backbone_module(self) -> nn.Module:
         return self.embedder.backbone_module
 
-    # ---- the four calls the pipeline uses (as MrlDnaModel) ----------------------------------------------
     def window_vectors(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """(n, L) ids right-padded with PAD, (n,) lengths -> (n, d) RC-invariant window vectors."""
         return self.embedder.window_vectors(tokens, lengths).float()
-
-    def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
-        """(n, d) -> (r, D), L2-normalised."""
-        return F.normalize(self.head(self.pooling(win, lengths, segment, n_records)), dim=-1)
-
-    def window_outputs(self, win: Tensor) -> Tensor:
-        """(n, d) -> (n, D), each window through the head, L2-normalised."""
-        return F.normalize(self.head(win.float()), dim=-1)
-
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D), not normalised."""
-        b, w, L = tokens.shape
-        flat_len = lengths.reshape(b * w)
-        keep = flat_len > 0
-        segment = torch.arange(b, device=tokens.device).repeat_interleave(w)[keep]  # (n,)
-        win = self.window_vectors(tokens.reshape(b * w, L)[keep], flat_len[keep])  # (n, d)
-        return self.head(self.pooling(win, flat_len[keep], segment, b))
 
     # ---- identity and files -------------------------------------------------------------------------------
     @property
@@ -145,15 +126,20 @@ class CaduceusMrlModel(SavedWeights, nn.Module):
         return f"# {self.config.name}\n\nCaduceus backbone + mrl-dna Matryoshka head.\n"
 
     @classmethod
+    def from_config(cls, config: dict) -> "CaduceusMrlModel":
+        """A model with fresh weights from a config.json dict (a checkpoint's model_config)."""
+        return cls(CaduceusMrlConfig.from_dict(config))
+
+    @classmethod
     def from_pretrained(cls, directory: str | Path) -> "CaduceusMrlModel":
         directory = Path(directory)
         try:
-            raw = json.loads((directory / "config.json").read_text())
+            raw = json.loads((directory / CONFIG_FILE).read_text())
         except (OSError, ValueError) as e:
             raise ModelError(f"{directory}/config.json cannot be read ({e}); re-save the model") from e
         model = cls(CaduceusMrlConfig.from_dict(raw))
         try:
-            state = load_file(str(directory / "model.safetensors"))
+            state = load_file(str(directory / WEIGHTS_FILE))
             model.load_state_dict(state)
         except Exception as e:
             raise ModelError(f"{directory}/model.safetensors does not fit its config.json ({e}); re-save the model") from e

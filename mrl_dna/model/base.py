@@ -1,0 +1,115 @@
+"""What every model class shares: its identity (ModelInfo), its files on disk (SavedWeights, read_config),
+and the calls the pipeline makes (EmbeddingModel).
+
+A model directory follows the transformers layout (config.json + model.safetensors + README.md), so it
+loads offline from a local path. Nothing here downloads anything; `mrl_dna.model.loader` picks the class
+from config.json's model_type.
+
+Axis letters (docs/INTERNALS.md has the project-wide glossary): n windows (flattened), L bases per window,
+r records, b items, w windows per item, d window-vector width, D output width.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
+
+from mrl_dna import __version__
+from mrl_dna.errors import ModelError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an embedding file records about the model that made it (a reader never needs the model)."""
+
+    name: str
+    kind: str  # the config.json model_type: "mrl-dna", "caduceus" or "caduceus-mrl"
+    weights_hash: str  # sha256 of the safetensors serialisation of the weights
+    dim: int
+    matryoshka_dims: tuple[int, ...]
+    window: int
+    window_stride: int
+    pooling: str
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """The calls every model class provides; embed, search, evaluate and train use nothing else."""
+
+    info: ModelInfo
+
+    def window_vectors(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """(n, L) Caduceus ids right-padded with PAD, (n,) valid lengths -> (n, d) RC-invariant window vectors."""
+
+    def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
+        """(n, d) window vectors of r records (segment (n,) = record index) -> (r, D), L2-normalised."""
+
+    def window_outputs(self, win: Tensor) -> Tensor:
+        """(n, d) -> (n, D): each window on its own, L2-normalised (what --save-windows stores)."""
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Training: tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D), not normalised."""
+
+
+def read_config(directory: Path) -> dict:
+    """config.json of a model directory as a dict; ModelError naming the problem and the fix."""
+    if not directory.exists():
+        raise ModelError(f"model directory {directory} does not exist; pass --model DIR of a saved model")
+    if not directory.is_dir():
+        raise ModelError(f"model path {directory} is not a directory; a model is a directory with config.json and model.safetensors")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(f"model directory {directory} has no config.json; it is not a saved model")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is not valid JSON ({e}); re-save the model") from e
+
+
+class SavedWeights:
+    """Weights hash and the model-directory files (config.json + model.safetensors + README.md), shared by
+    every trainable model class (mix in before nn.Module; the class has `config` with `to_dict()`)."""
+
+    _hash: str | None = None
+
+    def weights_hash(self) -> str:
+        """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""
+        if self._hash is None:
+            self._hash = hashlib.sha256(safetensors_bytes(self._state_for_disk())).hexdigest()
+        return self._hash
+
+    def load_state_dict(self, *args, **kwargs):
+        self._hash = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _state_for_disk(self) -> dict[str, Tensor]:
+        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+
+    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
+        """Write config.json, model.safetensors and README.md (model card) into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {**self.config.to_dict(), "mrl_dna_version": __version__}
+        (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+        # safetensors' save_file writes through a private temporary file (mode 0600): write the bytes
+        # ourselves, so the weights get the same mode as config.json (0644 under the usual umask), under a
+        # temporary name renamed when complete
+        weights, tmp = directory / WEIGHTS_FILE, directory / (WEIGHTS_FILE + ".partial")
+        tmp.write_bytes(safetensors_bytes(self._state_for_disk()))
+        tmp.replace(weights)
+        if model_card is not None or not (directory / CARD_FILE).exists():
+            (directory / CARD_FILE).write_text(model_card or self._default_card())
+
+    def _default_card(self) -> str:
+        return f"# {self.config.name}\n"

@@ -1,0 +1,61 @@
+"""The Matryoshka head and record pooling, shared by every trainable model class (MrlDnaModel,
+CaduceusMrlModel): window vectors (n, d) -> head -> (n, D) -> pooling per record -> (r, D).
+
+The order is head THEN pool, for every model and every call (embed, --save-windows, training):
+- a record's vector is then the (length- or attention-weighted) centroid of its windows' embeddings, so a
+  genome's vector is the centre of the vectors of its fragments, which is what fragment -> genome search
+  compares against, and a record of one window gets exactly that window's --save-windows vector;
+- with an MLP head, pool-then-head would put the record through the nonlinearity at a point no window
+  occupies; with a linear head and mean pooling both orders agree up to float rounding.
+The attention scores are computed from the window vectors (n, d), not from the head's outputs.
+CaduceusMrlModel pooled then ran the head before this module existed (mrl-dna 0.1.0 before issue 13): its
+saved models load unchanged, and their record vectors now follow this order (window vectors and
+--save-windows vectors are unchanged; docs/INTERNALS.md).
+
+Axis letters: b items, w windows per item, L bases per window, n windows (flattened), r records,
+d window-vector width, D output width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def matryoshka_head(d: int, hidden: int, D: int) -> nn.Module:
+    """d -> D projection: one linear layer (hidden = 0) or Linear -> GELU -> Linear (hidden units)."""
+    if hidden:
+        return nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, D))
+    return nn.Linear(d, D)
+
+
+class HeadThenPool:
+    """The pipeline's calls on top of `window_vectors`, `self.head` and `self.pooling` (mix in before
+    nn.Module, as MrlDnaModel and CaduceusMrlModel do)."""
+
+    head: nn.Module
+    pooling: nn.Module
+
+    def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
+        """(n, d) window vectors of r records -> (r, D), L2-normalised at full D: the weighted centroid of the
+        records' window embeddings (module docstring)."""
+        return F.normalize(self._pooled(win, lengths, segment, n_records), dim=-1)
+
+    def window_outputs(self, win: Tensor) -> Tensor:
+        """(n, d) -> (n, D): each window on its own through the head, L2-normalised (for --save-windows)."""
+        return F.normalize(self.head(win.float()), dim=-1)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Training: runs of w windows per item. tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D),
+        not normalised (the loss slices then normalises each Matryoshka prefix)."""
+        b, w, L = tokens.shape
+        flat_len = lengths.reshape(b * w)
+        keep = flat_len > 0
+        segment = torch.arange(b, device=tokens.device).repeat_interleave(w)[keep]  # (n,)
+        win = self.window_vectors(tokens.reshape(b * w, L)[keep], flat_len[keep])  # (n, d)
+        return self._pooled(win, flat_len[keep], segment, b)
+
+    def _pooled(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
+        """Pooling weights come from the window vectors (n, d); what is pooled is the head's output (n, D)."""
+        return self.pooling(win.float(), lengths, segment, n_records, values=self.head(win.float()))
