@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.kmer import n_canonical
 
 
 class Mixer(str, enum.Enum):
@@ -107,8 +108,7 @@ class EncoderConfig:
     @property
     def n_kmer_features(self) -> int:
         """Number of canonical k-mers (136 for k=4); 0 when kmer_features is off."""
-        k = self.kmer_features
-        return (4**k + (4 ** (k // 2) if k % 2 == 0 else 0)) // 2 if k else 0
+        return n_canonical(self.kmer_features) if self.kmer_features else 0
 
     @property
     def learned_dim(self) -> int:

@@ -36,8 +36,10 @@ import numpy as np
 import torch
 
 from mrl_dna import console
+from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
+from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig, pad_windows, split_windows
 
@@ -77,46 +79,6 @@ class EmbedSummary:
     @property
     def bp_per_s(self) -> float:
         return self.bp / self.seconds if self.seconds > 0 else float("inf")
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cpu'; 'cuda' / 'cuda:N' (ConfigError when not available)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} asked for, but this torch sees no CUDA GPU; use --device cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return dev
-
-
-def parse_shard(spec: str | None) -> tuple[int, int] | None:
-    """'I/N' (1-based, 1 <= I <= N) -> (I, N)."""
-    if not spec:
-        return None
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {spec!r} is not I/N (e.g. 3/10 for the 3rd of 10 shards)") from None
-    if not (1 <= i <= n):
-        raise ConfigError(f"--shard {spec}: shard index {i} must be between 1 and {n}; e.g. --shard 1/{max(n, 1)}")
-    return i, n
-
-
-def shard_records(lengths: Sequence[int], shard: tuple[int, int]) -> range:
-    """Record indices of shard I of N: contiguous slices balanced by bases (a record belongs to the shard
-    in which its first base falls), so merging shards in order gives the input order back."""
-    i, n = shard
-    starts = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))[:-1]]) if len(lengths) else np.zeros(0)
-    total = int(np.sum(lengths)) if len(lengths) else 0
-    bounds = [(total * k) // n for k in range(n + 1)]
-    first = int(np.searchsorted(starts, bounds[i - 1], side="left"))
-    last = int(np.searchsorted(starts, bounds[i], side="left")) if i < n else len(lengths)
-    return range(first, last)
 
 
 def bucket_length(n: int, size: int) -> int:

@@ -20,7 +20,6 @@ Axis glossary: q queries (fragments), g genomes (database rows), D embedder widt
 
 from __future__ import annotations
 
-import csv
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,12 @@ import numpy as np
 from mrl_dna import console
 from mrl_dna.dna import N, revcomp
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.train.sampler import mutate  # one simulated-evolution function for training and evaluation
+from mrl_dna.evolve import mutate  # one simulated-evolution function for training and evaluation
+from mrl_dna.fasta import read_fasta
+from mrl_dna.genomes import genome_name, group_of, manifest_group
+from mrl_dna.vectors import truncate_normalize
 
 Embedder = Callable[[Sequence[np.ndarray]], np.ndarray]  # list of q uint8 token arrays -> (q, D) float
-FASTA_SUFFIXES = (".gz", ".bgz", ".fa", ".fasta", ".fna", ".fas", ".ffn", ".seq")
 
 
 # ---- configuration ---------------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ class FragmentConfig:
     divergences: tuple[float, ...] = (0.0, 0.05, 0.10, 0.20)  # per-base event rate; 20% ~ different genus
     per_genome: int = 50  # fragments per genome, length and divergence: 50 x 9 genomes ~ +-2% resolution
     seed: int = 0  # fragments depend only on (seed, genome name, length), never on the other genomes
-    # Mutations are mrl_dna.train.sampler.mutate's (the training sampler's simulated evolution), with a lower
+    # Mutations are mrl_dna.evolve.mutate's (the training sampler's simulated evolution), with a lower
     # indel share than training uses (0.2), so the benchmark is not exactly the training distribution.
     indel_fraction: float = 0.1  # share of mutation events that are indels (~1 in 10 in bacterial alignments)
     max_indel: int = 3  # "small" indels: lengths ~ geometric(0.5) capped at 3
@@ -163,60 +164,16 @@ class Report:
 
 
 # ---- genomes and species labels ----------------------------------------------------------------------------
-def genome_name(path: str | Path) -> str:
-    """`dir/Ecoli_K12_MG1655.fa.gz` -> `Ecoli_K12_MG1655`."""
-    name = Path(path).name
-    while True:
-        low = name.lower()
-        suf = next((s for s in FASTA_SUFFIXES if low.endswith(s) and len(name) > len(s)), None)
-        if suf is None:
-            return name
-        name = name[: -len(suf)]
-
-
 def species_from_name(name: str) -> str:
     """Fallback label: the genome name up to its first '_' (`Ecoli_K12_MG1655` -> `Ecoli`). Give a
     --species TSV when file names do not start with the species."""
     return name.split("_", 1)[0]
 
 
-def manifest_species(path: str | Path) -> str | None:
-    """The `group` column of a MANIFEST.tsv (as in ../shared/data) that lists this file, if any is found in
-    the file's directory or up to two levels above it."""
-    p = Path(path).resolve()
-    for d in list(p.parents)[:3]:
-        m = d / "MANIFEST.tsv"
-        if m.is_file():
-            rel = p.relative_to(d).as_posix()
-            with open(m, newline="") as fh:
-                for row in csv.DictReader(fh, delimiter="\t"):
-                    if row.get("file") == rel and row.get("group"):
-                        return row["group"]
-    return None
-
-
-def read_species_tsv(path: str | Path) -> dict[str, str]:
-    """TSV `genome<TAB>species` (genome = file name, path, or name without suffixes); '#' lines are comments."""
-    out: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read species TSV {path}: {e.strerror}; give a TSV genome<TAB>species") from e
-    for i, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.rstrip("\n").split("\t")
-        if len(cols) < 2 or not cols[1].strip():
-            raise InputError(f"{path} line {i}: expected 'genome<TAB>species', got {line!r}")
-        out[cols[0].strip()] = cols[1].strip()
-    return out
-
-
 def load_genomes(paths: Sequence[str | Path], *, species: dict[str, str] | None = None) -> list[Genome]:
     """Read genome FASTA files (one genome per file) and label each with its species: from `species`
-    (keys: path, file name or genome name), else a MANIFEST.tsv next to the files, else the file name."""
-    from mrl_dna.fasta import read_fasta  # lazy: keeps `import mrl_dna.evaluate` light for tests
-
+    (a `genomes.read_groups` TSV: keys path, file name or genome name), else a MANIFEST.tsv next to the
+    files, else the file name."""
     genomes: list[Genome] = []
     seen: dict[str, str] = {}
     for path in paths:
@@ -229,10 +186,10 @@ def load_genomes(paths: Sequence[str | Path], *, species: dict[str, str] | None 
             raise InputError(f"genome {path} has no sequence; remove it from the benchmark")
         label = None
         if species is not None:
-            label = species.get(str(path)) or species.get(Path(path).name) or species.get(name)
+            label = group_of(species, path)
             if label is None:
                 raise InputError(f"genome {path} is not in the species TSV; add a line '{name}<TAB>species'")
-        label = label or manifest_species(path) or species_from_name(name)
+        label = label or manifest_group(path) or species_from_name(name)
         genomes.append(Genome(name=name, species=label, records=records, path=str(path)))
     if not genomes:
         raise InputError("no genome files given; pass at least two FASTA files")
@@ -304,13 +261,6 @@ def _pick_fragments(g: Genome, length: int, cfg: FragmentConfig, rng: np.random.
 
 
 # ---- scoring ---------------------------------------------------------------------------------------------
-def truncate_normalize(x: np.ndarray, k: int) -> np.ndarray:
-    """(n, D) -> (n, k): the Matryoshka prefix, L2-normalised (zero rows stay zero)."""
-    v = np.asarray(x[:, :k], dtype=np.float32)
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
-
-
 def retrieval_metrics(scores: np.ndarray, true_genome: np.ndarray, genome_species: np.ndarray,
                       ks: Sequence[int] = (5,)) -> dict[str, object]:
     """Metrics from a score matrix (q, g), higher = more similar (NaN = no hit: the true genome is then not

@@ -34,6 +34,7 @@ from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.dna import N, revcomp
 from mrl_dna.errors import ConfigError
+from mrl_dna.vectors import truncate_normalize
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def score_vectors(name: str, V: np.ndarray, fr: ClusterFragments, cfg: ClusterCo
     for k in tuple(dims) if dims else (D,):
         if k > D:
             raise ConfigError(f"dim {k} exceeds {name}'s width {D}; pick dims <= {D}")
-        X = ev.truncate_normalize(V, k)  # (n, k)
+        X = truncate_normalize(V, k)  # (n, k)
         km = kmeans_scores(X, fr.species, cfg)
         nn = loo_nearest_neighbour(X, fr.species)
         per_sp = {sp: float(nn[fr.species == si].mean()) for si, sp in enumerate(fr.species_names)}

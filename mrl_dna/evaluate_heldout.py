@@ -38,6 +38,7 @@ from pathlib import Path
 
 from mrl_dna import evaluate as ev
 from mrl_dna.errors import InputError
+from mrl_dna.genomes import genome_name
 
 # file (relative to the data dir, as in MANIFEST.tsv) -> species; MANIFEST order
 SPECIES: dict[str, str] = {
@@ -156,8 +157,8 @@ def describe_set(genomes: list[ev.Genome]) -> str:
     for g in genomes:
         by_sp.setdefault(g.species, []).append(g.name)
     names = {g.name for g in genomes}
-    left = [f"{ev.genome_name(f)} (twin of {why})" for f, why in NEAR_DUPLICATES.items()]
-    changed = [f"{ev.genome_name(f)} -> {SPECIES[f]}" for f in LABEL_CHANGES if ev.genome_name(f) in names]
+    left = [f"{genome_name(f)} (twin of {why})" for f, why in NEAR_DUPLICATES.items()]
+    changed = [f"{genome_name(f)} -> {SPECIES[f]}" for f in LABEL_CHANGES if genome_name(f) in names]
     text = (f"{len(genomes)} held-out genomes, {len(by_sp)} species (labels: scripts/default_groups.tsv checked by "
             "whole-genome alignment; mrl_dna/evaluate_heldout.py): "
             + "; ".join(f"{sp} ({', '.join(n)})" for sp, n in by_sp.items()) + ". "

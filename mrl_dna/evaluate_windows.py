@@ -4,7 +4,7 @@ of reference genomes that include its close relatives?
     database = every window of every reference (size 2048, stride 1000 -- `mrl-dna embed --save-windows
                --window 2048 --stride 1000`; windows more than half N are skipped, as embed skips them)
     queries  = 2 kb fragments cut from the references at 0-30% divergence (mrl_dna.evaluate.make_fragments:
-               substitutions + small indels by mrl_dna.train.sampler.mutate, half reverse-complemented)
+               substitutions + small indels by mrl_dna.evolve.mutate, half reverse-complemented)
     vectors  = cosine of the query vector and each window vector at every prefix dim; the best window is the hit
     aligners = minimap2 -x asm20 (chaining score) / blastn (bitscore) against the same reference sequences;
                the best alignment is the hit; a query with no alignment is a miss
@@ -38,6 +38,7 @@ from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.dna import decode
 from mrl_dna.errors import ConfigError
+from mrl_dna.vectors import truncate_normalize
 from mrl_dna.windows import WindowConfig, split_windows
 
 DIVERGENCES = (0.0, 0.05, 0.10, 0.20, 0.30)
@@ -342,12 +343,12 @@ def run_window_benchmark(genomes: Sequence[ev.Genome], methods: Sequence[ev.Meth
         for k in (m.dims or (D,)):
             if k > D:
                 raise ConfigError(f"dim {k} exceeds {m.name}'s width {D}; pick dims <= {D}")
-            sp, loc = vector_hits(ev.truncate_normalize(Qv, k), ev.truncate_normalize(W, k), origins, windows, gsp)
+            sp, loc = vector_hits(truncate_normalize(Qv, k), truncate_normalize(W, k), origins, windows, gsp)
             report.scores.extend(_cells(m.name, k, fr, sp, loc, no_none, species_names, gsp))
         if genome_vectors:
             G = np.asarray(m.embed([g.tokens for g in genomes]), dtype=np.float32)  # (g, D)
             for k in (m.dims or (D,)):
-                S = ev.truncate_normalize(Qv, k) @ ev.truncate_normalize(G, k).T  # (q, g)
+                S = truncate_normalize(Qv, k) @ truncate_normalize(G, k).T  # (q, g)
                 top = S >= S.max(axis=1, keepdims=True)
                 sp = ~(top & (gsp[None, :] != gsp[fr.genome][:, None])).any(axis=1)
                 report.scores.extend(_cells(f"{m.name} -> genome vector", k, fr, sp, None, no_none, species_names, gsp))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrl_dna.embed import resolve_device
+from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

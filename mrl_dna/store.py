@@ -58,6 +58,7 @@ import numpy as np
 
 from mrl_dna import __version__
 from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
+from mrl_dna.shards import format_shard, parse_shard
 
 FORMAT = "mrl-dna-embeddings"
 FORMAT_VERSION = 1
@@ -144,7 +145,7 @@ class EmbeddingWriter:
             **{k: _attr_value(v) for k, v in attrs.items()},
             "format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim, "dtype": dtype,
             "matryoshka_dims": np.asarray(dims, dtype=np.int64), "save_windows": self.save_windows,
-            "shard": _shard_spec(attrs.get("shard")),
+            "shard": format_shard(attrs.get("shard")),
             "command": _attr_value(attrs.get("command", " ".join(sys.argv))),
             "mrl_dna_version": __version__,
         }
@@ -156,7 +157,7 @@ class EmbeddingWriter:
         _check_output_dir(self.path)
         self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
         try:
-            _check_existing_output(self.path, overwrite=overwrite)
+            check_existing_output(self.path, overwrite=overwrite)
             self._check_free_space()
             if resume and self.partial.exists():
                 self._f = self._open_resume()
@@ -547,7 +548,7 @@ def _check_output_dir(path: Path) -> None:
         raise StoreError(f"output {path} is a directory; give a file name such as {path / 'embeddings.h5'}")
 
 
-def _check_existing_output(path: Path, *, overwrite: bool) -> None:
+def check_existing_output(path: Path, *, overwrite: bool) -> None:
     if not path.exists() or overwrite:
         return
     try:
@@ -906,8 +907,8 @@ def _sort_shards(stores: list[EmbeddingStore], shards: list[str]) -> list[Embedd
             raise StoreError(f"{s.path} is not a shard but other inputs are; merge either shards of one run or "
                              "whole files")
         try:
-            i, n = (int(x) for x in spec.split("/"))
-        except ValueError:
+            i, n = parse_shard(spec)
+        except ConfigError:
             raise StoreError(f"{s.path} has a malformed shard attribute {spec!r}; expected 'I/N'") from None
         parsed.append((i, n))
     ns = {n for _, n in parsed}
@@ -919,7 +920,7 @@ def _sort_shards(stores: list[EmbeddingStore], shards: list[str]) -> list[Embedd
     if len(set(have)) != len(have):
         dup = next(i for i in have if have.count(i) > 1)
         raise StoreError(f"shard {dup}/{n} is given more than once; give each shard file once")
-    missing = [f"{i}/{n}" for i in range(1, n + 1) if i not in have]  # 1-based, as embed.parse_shard
+    missing = [f"{i}/{n}" for i in range(1, n + 1) if i not in have]  # 1-based, as shards.parse_shard
     if missing or len(have) != n:
         raise StoreError(f"incomplete set of shards: missing {', '.join(missing) or '?'} (have "
                          f"{', '.join(f'{i}/{n}' for i in have)}); merge all {n} shards")
@@ -1051,15 +1052,6 @@ def _attr_value(v: Any) -> Any:
             return np.asarray(items, dtype=h5py.string_dtype("utf-8"))  # h5py cannot store numpy '<U' arrays
         return np.asarray(items)
     return v
-
-
-def _shard_spec(shard: Any) -> str:
-    """'I/N' from 'I/N', (I, N) or None ('' = not a shard)."""
-    if shard is None or shard == "":
-        return ""
-    if isinstance(shard, (tuple, list)) and len(shard) == 2:
-        return f"{int(shard[0])}/{int(shard[1])}"
-    return str(shard)
 
 
 def _py(v: Any) -> Any:

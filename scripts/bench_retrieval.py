@@ -3,7 +3,7 @@
 
     database = one vector per held-out genome (all its records)
     queries  = fragments of those genomes (default 2 kb) at several divergences (substitutions + small
-               indels, via mrl_dna.train.sampler.mutate), half reverse-complemented; the SAME fragments for
+               indels, via mrl_dna.evolve.mutate), half reverse-complemented; the SAME fragments for
                every method (mrl_dna.evaluate.make_fragments, seeded)
     methods  = each --model NAME=DIR at each Matryoshka dim ('default' = the bundled model), a
                --no-matryoshka model at the same dims (--no-matryoshka-model), then --baselines: canonical 4-mer
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     if gset != "issue3" and not a.genomes:
         md += "\n" + eh.describe_set(genomes) + "\n"
     meta = eb.run_metadata(threads=a.threads, seconds=time.perf_counter() - t_all)
-    md += "\n" + eb.footer_markdown(meta, timings, ms.notes) + "(Fragments depend on mrl_dna.train.sampler.mutate's random draws.)\n"
+    md += "\n" + eb.footer_markdown(meta, timings, ms.notes) + "(Fragments depend on mrl_dna.evolve.mutate's random draws.)\n"
     print(md)
     if a.output:
         a.output.write_text(md)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mrl_dna import dna
-from mrl_dna.embed import embed_fasta, embed_sequences, parse_shard, shard_records
+from mrl_dna.embed import embed_fasta, embed_sequences
+from mrl_dna.shards import parse_shard, shard_records
 from mrl_dna.errors import ConfigError
 from mrl_dna.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore

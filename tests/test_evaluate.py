@@ -13,6 +13,7 @@ from mrl_dna import evaluate as ev
 from mrl_dna.cli import main
 from mrl_dna.dna import BASES, decode
 from mrl_dna.errors import ConfigError, InputError
+from mrl_dna.genomes import manifest_group, read_groups
 from mrl_dna.kmer import KmerEmbedder, kmer_counts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -161,15 +162,15 @@ def test_load_genomes_names_and_species(genome_files, tmp_path):
     tsv = tmp_path / "sp.tsv"
     tsv.write_text("# genome\tspecies\nalpha_a1\tX\nalpha_a2.fa.gz\tX\nbeta_b1\tY\n")
     with pytest.raises(InputError, match="beta_b2.fa.gz is not in the species TSV"):
-        ev.load_genomes(genome_files, species=ev.read_species_tsv(tsv))
+        ev.load_genomes(genome_files, species=read_groups(tsv))
 
 
 @pytest.mark.shared_data
 def test_species_from_shared_manifest():
     if not (SHARED / "MANIFEST.tsv").is_file():
         pytest.skip(f"shared data not found at {SHARED} (set MRL_DNA_SHARED)")
-    assert ev.manifest_species(SHARED / "genomes" / "Ecoli_W.fa.gz") == "Escherichia coli"
-    assert ev.manifest_species(SHARED / "small" / "MT_human.fa.gz") == "mitochondrion"
+    assert manifest_group(SHARED / "genomes" / "Ecoli_W.fa.gz") == "Escherichia coli"
+    assert manifest_group(SHARED / "small" / "MT_human.fa.gz") == "mitochondrion"
 
 
 # ---- the CLI -------------------------------------------------------------------------------------------

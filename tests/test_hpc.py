@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from mrl_dna import distributed
+from mrl_dna.embed_distributed import embed_distributed, shard_output
 from mrl_dna.embed import embed_fasta
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.model import load_model
@@ -103,7 +104,7 @@ def test_torchrun_a_failing_rank_stops_every_rank_with_one_line(tmp_path, tiny_m
     fa = _fasta(tmp_path / "in.fa", 12, seed=4, special=False)
     other = _fasta(tmp_path / "other.fa", 12, seed=5, special=False)
     out = tmp_path / "out.h5"
-    embed_fasta([other], model=tiny_model, output=distributed.shard_output(out, 1, 2), device="cpu", shard=(2, 2))
+    embed_fasta([other], model=tiny_model, output=shard_output(out, 1, 2), device="cpu", shard=(2, 2))
     r = _torchrun(2, "embed", fa, "-o", out, "-m", tiny_model_dir)
     assert r.returncode != 0
     errors = [line for line in r.stderr.splitlines() if line.startswith("mrl-dna: error: ")]
@@ -210,14 +211,14 @@ def test_env_errors_are_one_line(monkeypatch):
 
 
 def test_shard_output_names():
-    assert distributed.shard_output(Path("d/out.h5"), 0, 4) == Path("d/out.h5.rank0of4")
+    assert shard_output(Path("d/out.h5"), 0, 4) == Path("d/out.h5.rank0of4")
 
 
 def test_embed_distributed_refuses_stdin_and_shard(tmp_path, tiny_model):
     with pytest.raises(ConfigError, match="stdin '-' cannot be split"):
-        distributed.embed_distributed(["-"], output=tmp_path / "o.h5", model=tiny_model)
+        embed_distributed(["-"], output=tmp_path / "o.h5", model=tiny_model)
     with pytest.raises(ConfigError, match="--shard and torchrun both split the input"):
-        distributed.embed_distributed(["x.fa"], output=tmp_path / "o.h5", model=tiny_model, shard=(1, 2))
+        embed_distributed(["x.fa"], output=tmp_path / "o.h5", model=tiny_model, shard=(1, 2))
 
 
 def test_embed_distributed_reuses_a_finished_shard_file(tmp_path, tiny_model, small_fasta, monkeypatch, capsys):
@@ -228,17 +229,17 @@ def test_embed_distributed_reuses_a_finished_shard_file(tmp_path, tiny_model, sm
     ref = tmp_path / "ref.h5"
     embed_fasta([small_fasta], model=tiny_model, output=ref, device="cpu")
     out = tmp_path / "out.h5"
-    part = distributed.shard_output(out, 0, 1)
+    part = shard_output(out, 0, 1)
     embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1))
-    s = distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+    s = embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
     assert "out.h5.rank0of1 is already complete (5 records): reusing it" in capsys.readouterr().err
     assert s.records == 5 and s.empty == 0 and not part.exists()
     assert_same_datasets(ref, out)
     # the finished output is not overwritten without --force, and that is said before any work
     with pytest.raises(StoreError, match="already exists .* pass --force"):
-        distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+        embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
     assert not part.exists()
-    s = distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu", overwrite=True)
+    s = embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu", overwrite=True)
     assert s.records == 5
     assert_same_datasets(ref, out)
 
@@ -247,9 +248,9 @@ def test_embed_distributed_refuses_a_finished_shard_of_another_run(tmp_path, tin
     for k in _TORCHRUN_ENV:
         monkeypatch.delenv(k, raising=False)
     out = tmp_path / "out.h5"
-    part = distributed.shard_output(out, 0, 1)
+    part = shard_output(out, 0, 1)
     embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1), window=128)
     with pytest.raises(StoreError, match=r"rank0of1 is a finished shard of another run \(window 128 vs 256\)"):
-        distributed.embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
+        embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
     assert part.exists() and not out.exists()
 

@@ -8,18 +8,10 @@ import pytest
 
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.train.sampler import (
-    GenomeSampler,
-    SamplerConfig,
-    Source,
-    expand_inputs,
-    load_genomes,
-    load_labelled,
-    load_pairs,
-    mutate,
-    pack,
-    read_groups,
-)
+from mrl_dna.evolve import mutate
+from mrl_dna.genomes import expand_inputs, read_groups
+from mrl_dna.train.sampler import GenomeSampler, SamplerConfig, load_pairs, pack
+from mrl_dna.train.sources import Source, load_genomes, load_labelled
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.fa"
 

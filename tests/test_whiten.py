@@ -11,7 +11,7 @@ from mrl_dna.config import EncoderConfig, ModelConfig
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel, load_model
 from mrl_dna.model.encoder import KmerProfile
-from mrl_dna.train.sampler import Source
+from mrl_dna.train.sources import Source
 from mrl_dna.train.whiten import WhitenConfig, sample_views, whiten_head, whitening
 
 from conftest import random_dna, run_train, tiny_config

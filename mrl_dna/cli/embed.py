@@ -14,7 +14,10 @@ import torch
 import typer
 
 from mrl_dna import console, distributed
-from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta, parse_shard
+from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta
+from mrl_dna.embed_distributed import embed_distributed
+from mrl_dna.model import load_model
+from mrl_dna.shards import parse_shard
 
 
 class Dtype(str, enum.Enum):
@@ -46,20 +49,16 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna embed IN.fa -o OUT.h5
     (rank r embeds shard r+1 of 4, rank 0 merges them into OUT.h5).
     """
-    from mrl_dna.model import load_model
-
     console.set_quiet(quiet)
     timer = console.Timer()
     if threads:
         torch.set_num_threads(threads)
     shard_spec = parse_shard(shard)
-    m = load_model(model)
-    kw = dict(model=m, window=window, stride=stride, batch_tokens=batch_tokens, dtype=dtype.value,
-              save_windows=save_windows, shard=shard_spec, resume=not restart, max_n_fraction=max_n)
-    if distributed.is_distributed():  # torchrun: each rank embeds its shard, rank 0 merges
-        s = distributed.embed_distributed(inputs, output=output, overwrite=force, device=device, **kw)
-    else:
-        s = embed_fasta(inputs, output=output, device=device, overwrite=force, **kw)
+    # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
+    run = embed_distributed if distributed.is_distributed() else embed_fasta
+    s = run(inputs, model=load_model(model), output=output, window=window, stride=stride, batch_tokens=batch_tokens,
+            device=device, dtype=dtype.value, save_windows=save_windows, shard=shard_spec,
+            resume=not restart, overwrite=force, max_n_fraction=max_n)
     extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
     console.footer(

@@ -9,6 +9,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import number_list
 from mrl_dna.errors import ConfigError
+from mrl_dna.genomes import read_groups
 
 EXAMPLE = (
     "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
@@ -53,7 +54,7 @@ def command(
     Example:  mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 -o report.md --plot report.png
     """
     from mrl_dna import evaluate as ev
-    from mrl_dna.embed import resolve_device
+    from mrl_dna.device import resolve_device
     from mrl_dna.kmer import KmerEmbedder
 
     console.set_quiet(quiet)
@@ -84,7 +85,7 @@ def command(
     if not methods:
         raise ConfigError("nothing to score: --no-model with --kmer ''; give a model or k-mer sizes, e.g. --kmer 4,6")
 
-    table = ev.load_genomes([str(p) for p in genomes], species=ev.read_species_tsv(species) if species else None)
+    table = ev.load_genomes([str(p) for p in genomes], species=read_groups(species) if species else None)
     report = ev.run_benchmark(table, methods, cfg, recall_k=ks)
     md = ev.format_markdown(report)
     typer.echo(md)

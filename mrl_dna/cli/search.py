@@ -15,20 +15,14 @@ grouped by query in input order, ranks ascending, so `sort -k4,4gr` or `awk '$3=
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 
 import typer
 
 from mrl_dna import console
+from mrl_dna.device import Device
 from mrl_dna.search import Mode, search, tsv_lines
-
-
-class Device(str, enum.Enum):
-    auto = "auto"  # a GPU when torch sees one, else the CPU
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def command(

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
+from mrl_dna.device import Device
 from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
 from mrl_dna.cli.options import number_list
 from mrl_dna.errors import ConfigError
@@ -29,12 +30,6 @@ class KmerTransform(str, enum.Enum):
 class HeadInit(str, enum.Enum):
     random = "random"
     whiten = "whiten"
-
-
-class Device(str, enum.Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def command(

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from mrl_dna import dna
 from mrl_dna.config import EncoderConfig, Mixer
+from mrl_dna.kmer import canonical_index
 from mrl_dna.model.scan import ssd_scan
 from mrl_dna.model.selective_scan import selective_scan
 
@@ -64,15 +65,6 @@ def flip_valid(x: Tensor, lengths: Tensor, dim: int = 1) -> Tensor:
     return x.gather(dim, idx)
 
 
-def canonical_kmer_table(k: int) -> Tensor:
-    """k-mer code (base-4 over A,C,G,T) -> index of its canonical (min of itself and its RC) k-mer."""
-    codes = torch.arange(4**k)
-    digits = torch.stack([(codes // 4 ** (k - 1 - j)) % 4 for j in range(k)], dim=1)  # (4^k, k), A=0 C=1 G=2 T=3
-    rc = ((3 - digits.flip(1)) * (4 ** torch.arange(k - 1, -1, -1))).sum(1)
-    canon = torch.minimum(codes, rc)
-    return torch.unique(canon, return_inverse=True)[1]  # (4^k,) -> 0..n_canonical-1
-
-
 class KmerProfile(nn.Module):
     """Canonical k-mer frequencies of each window: (b, L) ids + lengths -> (b, n_canonical).
 
@@ -85,7 +77,7 @@ class KmerProfile(nn.Module):
         super().__init__()
         self.k = k
         self.transform = transform
-        self.register_buffer("canon", canonical_kmer_table(k), persistent=False)
+        self.register_buffer("canon", torch.from_numpy(canonical_index(k).copy()), persistent=False)
         self.n = int(self.canon.max()) + 1
         base = torch.full((256,), -1, dtype=torch.long)
         for j, tok in enumerate(dna.BASES):

@@ -3,8 +3,8 @@
 Axis letters: b items in a batch, w windows per item (a run of consecutive windows), l tokens per window
 (bp; the model patches them itself), n bases of one sequence.
 
-A *source* is one class of sequence: a genome file (all its records), or one group of a labelled FASTA.
-For every item of a batch the sampler draws
+A *source* (train/sources.py) is one class of sequence: a genome file, or one group of a labelled FASTA.
+Simulated evolution is mrl_dna/evolve.py's `mutate`. For every item of a batch the sampler draws
 - an anchor: a run of w consecutive windows from a source (w = 1 mostly; w > 1 with probability
   `multi_window_prob`, so that attention pooling learns to merge windows);
 - a positive for InfoNCE: mostly ANOTHER run of the same source at an independent location (d), else a
@@ -26,21 +26,17 @@ the sampler has no state of its own and a resumed run draws exactly the batches 
 
 from __future__ import annotations
 
-import csv
-import glob
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import read_fasta
-
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".fa.gz", ".fasta.gz", ".fna.gz", ".fas.gz", ".ffn.gz")
-_ACGT = np.zeros(256, dtype=bool)
-_ACGT[list(dna.BASES)] = True
+from mrl_dna.evolve import mutate
+from mrl_dna.genomes import read_tsv
+from mrl_dna.train.sources import Source
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -91,233 +87,6 @@ class SamplerConfig:
                 f"--windows-per-genome {w} must be >= 1 and divide --batch-size {self.batch_size} into >= 2 genomes; "
                 f"e.g. --batch-size 128 --windows-per-genome 4"
             )
-
-
-# ------------------------------------------------------------------------------------- simulated evolution
-@dataclass(frozen=True)
-class Mutations:
-    """What `mutate` did to a source sequence of n bases (the log the identity is computed from).
-
-    sub_pos/sub_base: substituted positions (each a real change of A/C/G/T) and their new bases;
-    del_pos: deleted positions; ins_pos/ins_len: ins_len[i] random bases inserted right after source
-    position ins_pos[i] (after its base, or where it was, if deleted); ins_bases: those bases, in order.
-    """
-
-    n: int
-    sub_pos: np.ndarray
-    sub_base: np.ndarray
-    del_pos: np.ndarray
-    ins_pos: np.ndarray
-    ins_len: np.ndarray
-    ins_bases: np.ndarray
-
-    @property
-    def n_sub(self) -> int:
-        return int(self.sub_pos.size)
-
-    @property
-    def n_del(self) -> int:
-        return int(self.del_pos.size)
-
-    @property
-    def n_ins(self) -> int:
-        return int(self.ins_len.sum())
-
-    @property
-    def n_match(self) -> int:
-        return self.n - self.n_del - self.n_sub
-
-    @property
-    def columns(self) -> int:
-        """Columns of the alignment the mutations imply: matches + mismatches + deleted + inserted bases."""
-        return self.n_match + self.n_sub + self.n_del + self.n_ins
-
-    @property
-    def identity(self) -> float:
-        """Matches / alignment columns (BLAST-style identity with gaps counted), 1.0 for no change."""
-        return self.n_match / self.columns if self.columns else 1.0
-
-
-def mutate(
-    x: np.ndarray,
-    rate: float,
-    rng: np.random.Generator,
-    *,
-    indel_fraction: float = 0.2,
-    max_indel: int = 3,
-) -> tuple[np.ndarray, Mutations]:
-    """Simulated evolution of tokens x (n,) at `rate` events per base -> (y (n',), the mutation log).
-
-    Each base starts an event with probability `rate`: an indel with probability `indel_fraction` (half
-    insertions, half deletions, length ~ geometric(0.5) <= max_indel), else a substitution to one of the
-    three other bases. Deletions win over substitutions at the same base; N bases are never substituted.
-    Vectorised: a few (n,) draws, no per-base Python loop.
-    """
-    n = x.size
-    ev = np.flatnonzero(rng.random(n) < rate)  # (m,) event positions; per-event draws only (fast at low rates)
-    m = ev.size
-    kind = rng.random(m)  # < indel_fraction -> indel
-    half = rng.random(m)  # < 0.5 -> insertion (for indels)
-    lens = np.minimum(rng.geometric(0.5, size=m), max_indel)  # indel lengths
-    shift = rng.integers(1, 4, size=m).astype(np.uint8)  # substitution = base + 1..3 (mod 4): always a change
-    indel = kind < indel_fraction
-    ins = indel & (half < 0.5)
-    dels = indel & ~ins
-    deleted = np.zeros(n + max_indel, dtype=bool)
-    for o in range(max_indel):  # mark [start, start + len) of every deletion
-        deleted[ev[dels & (lens > o)] + o] = True
-    deleted = deleted[:n]
-    sub = ~indel & ~deleted[ev] & _ACGT[x[ev]]
-    sub_pos = ev[sub]
-    y = x.copy()
-    y[sub_pos] = (x[sub_pos] - dna.A + shift[sub]) % 4 + dna.A
-    ins_pos = ev[ins]
-    ins_len = lens[ins]
-    ins_bases = rng.integers(dna.A, dna.T + 1, size=int(ins_len.sum())).astype(np.uint8)
-    keep = ~deleted
-    count = keep.astype(np.int64)  # (n,): output slots per source position
-    count[ins_pos] += ins_len
-    first = np.cumsum(count) - count  # (n,): first output slot of each source position
-    out = np.empty(int(count.sum()), dtype=np.uint8)
-    filled = np.zeros(out.size, dtype=bool)
-    filled[first[keep]] = True
-    out[first[keep]] = y[keep]
-    out[~filled] = ins_bases  # the remaining slots, in source order, are the insertions
-    log = Mutations(
-        n=n,
-        sub_pos=sub_pos,
-        sub_base=y[sub_pos],
-        del_pos=np.flatnonzero(deleted),
-        ins_pos=ins_pos,
-        ins_len=ins_len,
-        ins_bases=ins_bases,
-    )
-    return out, log
-
-
-# ------------------------------------------------------------------------------------------------ sources
-@dataclass
-class Source:
-    """One class: the sequences of one genome file (or one group of a labelled FASTA)."""
-
-    name: str
-    label: int  # negatives mask: items with equal labels are not negatives of each other
-    seqs: list[np.ndarray]  # uint8 token arrays
-    group: str = ""  # species/group name when known (validation reports species top-1 with it)
-    weights: np.ndarray = field(init=False)  # (n_seqs,) length-weighted choice of a sequence
-
-    def __post_init__(self) -> None:
-        self.seqs = [s for s in self.seqs if s.size]
-        if not self.seqs:
-            raise InputError(f"{self.name}: no sequence to sample from (all records are empty)")
-        lengths = np.array([s.size for s in self.seqs], dtype=np.float64)
-        self.weights = lengths / lengths.sum()
-
-    @property
-    def n_bases(self) -> int:
-        return int(sum(s.size for s in self.seqs))
-
-
-def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
-    """Genome inputs -> FASTA paths. Each spec is a file, a directory (searched recursively for
-    .fa/.fasta/.fna[.gz]), or a glob pattern; the order is kept and duplicates are dropped."""
-    out: list[Path] = []
-    for spec in specs:
-        s = str(spec)
-        p = Path(s)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(FASTA_SUFFIXES))
-            if not found:
-                raise InputError(f"directory {s} holds no FASTA file (*.fa, *.fasta, *.fna, optionally .gz)")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        elif any(c in s for c in "*?["):
-            found = sorted(Path(q) for q in glob.glob(s, recursive=True) if Path(q).is_file())
-            if not found:
-                raise InputError(f"pattern {s} matches no file; quote it so the shell does not expand it, or fix it")
-            out += found
-        else:
-            raise InputError(f"genome input {s} does not exist; give FASTA files, a directory or a quoted glob")
-    seen: set[Path] = set()
-    return [q for q in out if not (q.resolve() in seen or seen.add(q.resolve()))]
-
-
-def read_records(path: Path) -> list[tuple[str, np.ndarray]]:
-    """(id, tokens) of every record of one FASTA file."""
-    return [(r.id, r.tokens) for r in _read_fasta([path])]
-
-
-def _read_fasta(paths):
-    return read_fasta(paths, check_duplicates=False)
-
-
-def read_groups(path: str | Path) -> dict[str, str]:
-    """A TSV key -> group: the first column names a file (its path or file name) or a record id, the
-    second its group (species). A header line is allowed; extra columns are ignored (so the shared data's
-    MANIFEST.tsv works as it is)."""
-    rows = _read_tsv(path, min_cols=2)
-    return {k: g for k, g, *_ in rows}
-
-
-def _read_tsv(path: str | Path, min_cols: int) -> list[list[str]]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"TSV {p} does not exist")
-    rows = []
-    with open(p, newline="") as f:
-        for i, row in enumerate(csv.reader(f, delimiter="\t"), 1):
-            if not row or row[0].startswith("#"):
-                continue
-            if len(row) < min_cols:
-                raise InputError(f"{p}, line {i}: {len(row)} column(s), expected at least {min_cols} tab-separated")
-            rows.append(row)
-    return rows
-
-
-def _group_of(groups: dict[str, str], path: Path, record_ids: list[str]) -> str:
-    by_name = {Path(k).name: g for k, g in groups.items()}
-    for key in (str(path), path.name):
-        if key in groups:
-            return groups[key]
-        if key in by_name:
-            return by_name[key]
-    for rid in record_ids:
-        if rid in groups:
-            return groups[rid]
-    return ""
-
-
-def load_genomes(paths: Sequence[Path], groups: dict[str, str] | None = None) -> list[Source]:
-    """One Source per genome file. label = genome index, or the group index when `groups` names the
-    genome's group (same-species genomes then are not negatives of each other)."""
-    sources: list[Source] = []
-    group_ids: dict[str, int] = {}
-    for i, p in enumerate(paths):
-        recs = read_records(p)
-        g = _group_of(groups, p, [r for r, _ in recs]) if groups else ""
-        label = group_ids.setdefault(g, len(paths) + len(group_ids)) if g else i
-        sources.append(Source(name=_genome_name(p), label=label, seqs=[t for _, t in recs], group=g))
-    return sources
-
-
-def load_labelled(paths: Sequence[Path], labels: dict[str, str]) -> list[Source]:
-    """User data: FASTA records + a TSV record id -> group. One Source per group (records of one group are
-    positives of each other); every record must have a group."""
-    by_group: dict[str, list[np.ndarray]] = {}
-    for p in paths:
-        for rid, tok in read_records(p):
-            if rid not in labels:
-                raise InputError(f"record {rid} of {p} has no group in the labels TSV; add a line '{rid}<TAB>group'")
-            by_group.setdefault(labels[rid], []).append(tok)
-    return [Source(name=g, label=i, seqs=s, group=g) for i, (g, s) in enumerate(by_group.items())]
-
-
-def _genome_name(p: Path) -> str:
-    name = p.name
-    for suf in (".gz", ".fa", ".fasta", ".fna", ".fas", ".ffn"):
-        name = name.removesuffix(suf)
-    return name
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -509,7 +278,7 @@ class PairData:
 
 def load_pairs(path: str | Path) -> PairData:
     """TSV seq_a, seq_b, score (a header line is skipped). Sequences are DNA letters."""
-    rows = _read_tsv(path, min_cols=3)
+    rows = read_tsv(path, min_cols=3)
     a, b, s = [], [], []
     for i, row in enumerate(rows):
         try:

@@ -20,7 +20,6 @@ Files in the output directory:
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import json
 import math
@@ -37,24 +36,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mrl_dna import __version__, console, dna
+from mrl_dna import __version__, console, distributed, dna
 from mrl_dna.config import ModelConfig
 from mrl_dna.errors import ConfigError, ModelError
 from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_from_config, model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, truncate_normalize
-from mrl_dna.train.sampler import (
-    GenomeSampler,
-    SamplerConfig,
-    Source,
-    expand_inputs,
-    load_genomes,
-    load_labelled,
-    load_pairs,
-    mutate,
-    pack,
-    read_groups,
-)
+from mrl_dna.evolve import mutate
+from mrl_dna.genomes import expand_inputs, read_groups
+from mrl_dna.train.sampler import GenomeSampler, SamplerConfig, load_pairs, pack
+from mrl_dna.train.sources import Source, load_genomes, load_labelled
 
 CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -171,7 +162,7 @@ def train(
     out = Path(output)
     was_quiet = console.is_quiet()
     console.set_quiet(quiet or was_quiet)
-    dist = _Dist.from_env(device)
+    dist = distributed.init(device)
     try:
         return _train(
             genomes=genomes, out=out, model_config=model_config, init=init, init_head=init_head, sc=sampler_config, tc=tc,
@@ -180,7 +171,7 @@ def train(
             workers=default_workers(dist.world) if workers is None else workers,
         )
     finally:
-        dist.close()
+        distributed.cleanup(dist)
         console.set_quiet(was_quiet)
 
 
@@ -699,69 +690,6 @@ class _Metrics:
         if self.enabled:
             with open(self.path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-
-
-# ------------------------------------------------------------------------------------------ distributed
-@dataclass
-class _Dist:
-    """Single process, or one rank of a torchrun job (WORLD_SIZE > 1)."""
-
-    rank: int
-    world: int
-    device: torch.device
-    initialised: bool = False
-
-    @classmethod
-    def from_env(cls, device: str) -> "_Dist":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        dev = _resolve_device(device)
-        if world <= 1:
-            return cls(0, 1, dev)
-        import torch.distributed as td
-
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if dev.type == "cuda":
-            dev = torch.device("cuda", local)
-            torch.cuda.set_device(dev)
-        td.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-        if td.get_rank() != 0:
-            console.set_quiet(True)  # one progress line per job, from rank 0
-        return cls(td.get_rank(), td.get_world_size(), dev, True)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, model):
-        if not self.initialised:
-            return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        return DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
-    def no_sync(self, model, skip: bool):
-        return model.no_sync() if (self.initialised and skip) else contextlib.nullcontext()
-
-    def barrier(self) -> None:
-        if self.initialised:
-            import torch.distributed as td
-
-            td.barrier()
-
-    def close(self) -> None:
-        if self.initialised:
-            import torch.distributed as td
-
-            td.destroy_process_group()
-            self.initialised = False
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible; use --device cpu or auto")
-    return torch.device(device)
 
 
 # -------------------------------------------------------------------------------------------- model card

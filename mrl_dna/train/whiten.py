@@ -5,7 +5,7 @@ noisy in a structured way: sampling noise of the counts, local variation along t
 rRNA) and, for a diverged query, the mutations themselves. All three are properties of *any* genome, not of
 the species trained on, so their average covariance (the within-genome covariance S_w, pooled over the
 training genomes) is what a metric has to discount to generalise to unseen species. This module estimates it
-from windows of the training genomes and their simulated-evolution copies (`sampler.mutate`), and writes into
+from windows of the training genomes and their simulated-evolution copies (`mrl_dna.evolve.mutate`), and writes into
 the head the map
 
     y = P^T (x - mu),   P = S^-1/2 V,   S = S_w + shrinkage * mean_eigenvalue(S_w) * I
@@ -36,7 +36,8 @@ from torch import nn
 from mrl_dna import console
 from mrl_dna.dna import N
 from mrl_dna.errors import ConfigError
-from mrl_dna.train.sampler import Source, mutate
+from mrl_dna.evolve import mutate
+from mrl_dna.train.sources import Source
 from mrl_dna.windows import pad_windows
 
 

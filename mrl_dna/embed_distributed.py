@@ -1,0 +1,128 @@
+"""`mrl-dna embed` under torchrun: rank r embeds shard (r+1)/N of the input (the same base-balanced partition
+as `--shard`) into OUT.h5.rank{r}of{N} (an ordinary, resumable embed output), every rank waits for the others,
+then rank 0 merges the shard files into OUT.h5 with `store.merge_stores` (the file a single process writes)
+and removes them. A killed job rerun with the same command resumes every rank's shard file; shard files that
+are already complete are reused as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mrl_dna import console, distributed
+from mrl_dna.embed import DEFAULT_BATCH_TOKENS, EmbedSummary, embed_fasta
+from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
+from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
+from mrl_dna.windows import WindowConfig
+
+
+def shard_output(output: str | Path, rank_: int, world: int) -> Path:
+    """The file rank r writes before the merge: OUT.h5.rank{r}of{N} (0-based r, as torch's ranks)."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.rank{rank_}of{world}")
+
+
+
+
+def embed_distributed(
+    inputs: Sequence[str | Path],
+    *,
+    model,
+    output: Path,
+    window: int | None = None,
+    stride: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    device: str = "auto",
+    dtype: str = "float32",
+    save_windows: bool = False,
+    shard: tuple[int, int] | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    max_n_fraction: float = WindowConfig.max_n_fraction,
+) -> EmbedSummary:
+    """`embed_fasta` (same arguments) over the ranks of a torchrun job; returns an EmbedSummary with the whole
+    job's counts (on every rank).
+
+    Errors: a rank that fails raises its own error; the other ranks learn of it at the next collective and
+    raise one line saying so, so no rank hangs and rank 0 never merges an incomplete set."""
+    if any(str(p) == "-" for p in inputs):
+        raise ConfigError("torchrun splits the input by records, which needs files: stdin '-' cannot be split; "
+                          "save it to a file first, or run one process")
+    if shard:
+        raise ConfigError("--shard and torchrun both split the input; use one of them (torchrun gives rank r "
+                          "shard r+1 of WORLD_SIZE)")
+    output = Path(output)
+    t0 = time.perf_counter()
+    with distributed.session(device) as ctx:
+        shard = (ctx.rank + 1, ctx.world)
+        part = shard_output(output, ctx.rank, ctx.world)
+        summary, error = None, None
+        try:
+            if output.exists() and not overwrite:  # fail before any work, not after hours at the merge
+                check_existing_output(output, overwrite=False)
+            info = model.info  # what embed_fasta writes into the file's attributes:
+            win, st = window or info.window, stride or (window or info.window_stride)
+            want = {"model_hash": info.weights_hash, "shard": f"{shard[0]}/{shard[1]}",
+                    "inputs": " ".join(map(str, inputs)), "window": win, "dtype": dtype,
+                    "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction}
+            summary = None if overwrite else _reuse_complete(part, want, stride=st)
+            if summary is None:
+                summary = embed_fasta(inputs, model=model, output=part, window=window, stride=stride,
+                                      batch_tokens=batch_tokens, device=str(ctx.device), dtype=dtype,
+                                      save_windows=save_windows, shard=shard, resume=resume, overwrite=overwrite,
+                                      max_n_fraction=max_n_fraction)
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
+            error = e
+        failed = ctx.all_sum([error is not None])[0]
+        if error is not None:
+            raise error
+        if failed:
+            raise MrlDnaError(f"{failed} of {ctx.world} torchrun ranks failed (their errors are above); fix the cause "
+                              "and rerun the same command: finished shards are kept and reused")
+        counts = ctx.all_sum([summary.records, summary.bp, summary.empty, summary.all_n, summary.windows,
+                              summary.skipped_windows])
+        merge_error = None
+        if ctx.is_main:
+            try:
+                parts = [shard_output(output, r, ctx.world) for r in range(ctx.world)]
+                merge_stores(parts, output, force=overwrite)
+                for p in parts:
+                    p.unlink()
+            except Exception as e:  # noqa: BLE001 - re-raised after the barrier so ranks > 0 do not hang
+                merge_error = e
+        failed = ctx.all_sum([merge_error is not None])[0]  # doubles as the barrier after the merge
+        if merge_error is not None:
+            raise merge_error
+        if failed:
+            raise MrlDnaError("rank 0 could not merge the shard files (its error is above)")
+        records, bp, empty, all_n, windows, skipped = counts
+        return EmbedSummary(records=records, bp=bp, empty=empty, all_n=all_n, windows=windows, skipped_windows=skipped,
+                            seconds=time.perf_counter() - t0, device=f"{ctx.world} x {ctx.device.type}", output=output)
+
+
+def _reuse_complete(part: Path, want: dict, *, stride: int):
+    """An EmbedSummary of `part` when it is a complete shard file of this very run (a job killed after this
+    rank finished, before the merge: its attributes are `want` and `stride`), else None (embed it, or resume
+    its .partial)."""
+    if not part.exists():
+        return None
+    try:
+        store = EmbeddingStore.open(part)
+    except StoreError:
+        return None  # not ours: embed_fasta then says why (exists, not an mrl-dna file, ...)
+    with store:
+        got = {k: store.attrs.get(k) for k in want}
+        if got != want or store.attrs.get("stride") != stride:
+            raise StoreError(f"{part} is a finished shard of another run ({_diff(got, want)}); delete it or pass "
+                             "--force")
+        console.info(f"{part} is already complete ({store.n:,} records): reusing it")
+        st = store.status_counts()
+        return EmbedSummary(records=store.n, bp=int(store.lengths.sum()), empty=st["empty"], all_n=st["all_n"],
+                            windows=int(store.n_windows.sum()), skipped_windows=int(store.n_skipped.sum()),
+                            seconds=0.0, device="", output=part)
+
+
+def _diff(got: dict, want: dict) -> str:
+    return ", ".join(f"{k} {got[k]!r} vs {want[k]!r}" for k in want if got[k] != want[k]) or "stride"

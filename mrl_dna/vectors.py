@@ -1,0 +1,22 @@
+"""Matryoshka prefixes of numpy vectors: the one normalisation helper of the project (torch code uses
+`train.losses.truncate_normalize`, the same map on tensors).
+
+A prefix of width k is used as normalize(v[:k]) (DESIGN.md). Rows that are all zero (records without an
+embedding: empty or all N) stay zero, never NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalise the last axis in float32; zero rows stay zero. (..., k) -> (..., k) float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)  # (..., 1)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def truncate_normalize(x: np.ndarray, k: int) -> np.ndarray:
+    """The Matryoshka prefix of width k, renormalised: (..., D) -> (..., k) float32."""
+    return normalize_rows(np.asarray(x)[..., :k])
