@@ -29,10 +29,12 @@ import numpy as np
 
 from mrl_dna import console
 from mrl_dna.dna import N, revcomp
+from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.evolve import mutate  # one simulated-evolution function for training and evaluation
-from mrl_dna.fasta import read_fasta
+from mrl_dna.fasta import Record, read_fasta
 from mrl_dna.genomes import genome_name, group_of, manifest_group
+from mrl_dna.store import check_output_not_input
 from mrl_dna.vectors import truncate_normalize
 
 Embedder = Callable[[Sequence[np.ndarray]], np.ndarray]  # list of q uint8 token arrays -> (q, D) float
@@ -371,9 +373,6 @@ class ModelEmbedder:
         self.dim = int(model.info.dim)
 
     def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
-        from mrl_dna.embed import embed_sequences
-        from mrl_dna.fasta import Record
-
         recs = [Record(id=f"s{i}", description="", tokens=np.asarray(s, dtype=np.uint8), source="eval")
                 for i, s in enumerate(seqs)]
         extra = {"batch_tokens": self.batch_tokens} if self.batch_tokens else {}
@@ -479,8 +478,6 @@ def check_outputs(*, output: Path | None, plot: Path | None, inputs: Sequence[st
     """Before any work (a benchmark runs for minutes): the report (-o) and the plot (--plot) can be written.
     Their directory exists, neither is one of the input genomes, an existing file is replaced only with
     force, and --plot has matplotlib and a file type it can write. ConfigError naming the fix otherwise."""
-    from mrl_dna.store import check_output_not_input
-
     named = [(output, "-o"), (plot, "--plot")]
     if output is not None and plot is not None and Path(output).resolve() == Path(plot).resolve():
         raise ConfigError(f"-o and --plot are both {output}; give them different file names")

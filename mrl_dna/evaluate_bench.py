@@ -28,6 +28,7 @@ from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.errors import ConfigError
 from mrl_dna.kmer import KmerEmbedder, TnfEmbedder
+from mrl_dna.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 V1_DIR = REPO / "bench" / "models" / "v1"  # a source checkout's frozen copy of the first default model
@@ -82,8 +83,6 @@ class MethodSet:
 def build_methods(models: Sequence[ModelSpec], baselines: Sequence[Baseline], *, device: str = "cpu",
                   batch_tokens: int | None = None, v1_dir: Path = V1_DIR) -> MethodSet:
     """Models first (each at every Matryoshka dim and its full width), then the baselines, in the order given."""
-    from mrl_dna.model import load_model
-
     methods: list[ev.Method] = []
     ident: dict[str, dict] = {}
     notes: list[str] = []

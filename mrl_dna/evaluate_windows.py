@@ -37,7 +37,9 @@ import numpy as np
 from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.dna import decode
+from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError
+from mrl_dna.fasta import Record
 from mrl_dna.vectors import truncate_normalize
 from mrl_dna.windows import WindowConfig, split_windows
 
@@ -92,9 +94,6 @@ def embed_windows(method: ev.Method, genomes: Sequence[ev.Genome], windows: Span
     if not isinstance(method.embed, ev.ModelEmbedder):
         seqs = [genomes[g].records[r][s:e] for g, r, s, e in zip(windows.genome, windows.record, windows.start, windows.end)]
         return np.asarray(method.embed(seqs), dtype=np.float32)
-    from mrl_dna.embed import embed_sequences
-    from mrl_dna.fasta import Record
-
     emb = method.embed
     recs = [Record(id=f"g{gi}_r{ri}", description="", tokens=r, source="bench")
             for gi, g in enumerate(genomes) for ri, r in enumerate(g.records)]

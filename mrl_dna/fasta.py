@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import dna
+from mrl_dna.console import warn
 from mrl_dna.errors import InputError
 
 # Read size: large enough that Python's per-block overhead is negligible, small next to any record.
@@ -519,8 +520,6 @@ def _read_fai(path: Path) -> list[tuple[str, int]] | None:
 
 
 def _stale(fai: Path, path: Path, why: str) -> None:
-    from mrl_dna.console import warn
-
     warn(f"ignoring {fai}: it does not match {path} ({why}); reading the file instead (rebuild the index with "
          f"`samtools faidx {path}` to skip this pass)")
     return None

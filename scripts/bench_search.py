@@ -60,9 +60,9 @@ from mrl_dna.search import (
     default_funnel,
     exact_search,
     funnel_search,
-    normalize,
-    truncate_normalize,
 )
+from mrl_dna.vectors import normalize_rows as normalize
+from mrl_dna.vectors import truncate_normalize
 
 
 # ----------------------------------------------------------------------------------------------- data

@@ -24,11 +24,11 @@ from mrl_dna.search import (
     default_funnel,
     exact_search,
     funnel_search,
-    normalize,
     parse_funnel,
     rerank,
-    truncate_normalize,
 )
+from mrl_dna.vectors import normalize_rows as normalize
+from mrl_dna.vectors import truncate_normalize
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 
 DIMS = (8, 16, 32, 64)

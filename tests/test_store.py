@@ -25,9 +25,9 @@ from mrl_dna.store import (
     EmbeddingWriter,
     export_store,
     merge_stores,
-    normalize_rows,
     partial_path,
 )
+from mrl_dna.vectors import normalize_rows
 
 D = 64
 DIMS = (8, 16, 32, 64)

@@ -7,9 +7,13 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
+from mrl_dna import evaluate as ev
 from mrl_dna.cli.options import number_list
+from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError
 from mrl_dna.genomes import read_groups
+from mrl_dna.kmer import KmerEmbedder
+from mrl_dna.model import load_model
 
 EXAMPLE = (
     "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
@@ -53,10 +57,6 @@ def command(
 
     Example:  mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 -o report.md --plot report.png
     """
-    from mrl_dna import evaluate as ev
-    from mrl_dna.device import resolve_device
-    from mrl_dna.kmer import KmerEmbedder
-
     console.set_quiet(quiet)
     timer = console.Timer()
     # every check that can fail comes before the benchmark, which runs for minutes
@@ -68,8 +68,6 @@ def command(
     ks = number_list(recall_k, "--recall-k", example="5,10")
     methods: list[ev.Method] = []
     if not no_model:
-        from mrl_dna.model import load_model
-
         main = load_model(model)
         info = main.info
         use = ev.check_dims(number_list(dims, "--dims"), info.matryoshka_dims, info.name) if dims else None

@@ -22,6 +22,7 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.device import Device
+from mrl_dna.errors import InputError
 from mrl_dna.search import Mode, search, tsv_lines
 
 
@@ -59,8 +60,6 @@ def command(
     console.set_quiet(quiet)
     timer = console.Timer()
     if str(query) != "-" and not query.exists():
-        from mrl_dna.errors import InputError
-
         raise InputError(f"query file {query} does not exist; give a FASTA or an HDF5 embedding file")
     res = search(
         query,

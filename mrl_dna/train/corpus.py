@@ -47,6 +47,7 @@ import numpy as np
 
 from mrl_dna import dna
 from mrl_dna.errors import InputError, MrlDnaError
+from mrl_dna.fasta import read_fasta
 
 FORMAT = "mrl-dna-corpus"
 FORMAT_VERSION = 1
@@ -180,8 +181,6 @@ def containment(query: np.ndarray, reference: np.ndarray) -> float:
 
 def heldout_sketches(paths: Sequence[Path], k: int, scaled: int) -> list[tuple[str, np.ndarray]]:
     """(file name, sketch of all its records) for each held-out FASTA file."""
-    from mrl_dna.fasta import read_fasta
-
     out = []
     for p in paths:
         hashes = [sketch(r.tokens, k, scaled) for r in read_fasta([p], check_duplicates=False)]

@@ -39,13 +39,14 @@ import torch.nn.functional as F
 from mrl_dna import __version__, console, distributed, dna
 from mrl_dna.config import ModelConfig
 from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.evolve import mutate
+from mrl_dna.genomes import expand_inputs, read_groups
 from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_from_config, model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, truncate_normalize
-from mrl_dna.evolve import mutate
-from mrl_dna.genomes import expand_inputs, read_groups
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig, load_pairs, pack
 from mrl_dna.train.sources import Source, load_genomes, load_labelled
+from mrl_dna.train.whiten import WhitenConfig, whiten_head
 
 CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -251,8 +252,6 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if ckpt is None and tc.head_init == "whiten":  # every rank computes the same start (seeded, no broadcast)
         if not sources:
             raise ConfigError("--head-init whiten needs genome FASTA files: it measures the noise within each genome")
-        from mrl_dna.train.whiten import WhitenConfig, whiten_head
-
         wstats = whiten_head(model.eval(), sources, mcfg.window,
                              WhitenConfig(windows=tc.whiten_windows, mutants=tc.whiten_windows, shrinkage=tc.whiten_shrinkage, seed=tc.seed), device=dist.device)
         if dist.is_main:

@@ -1,0 +1,273 @@
+"""`mrl-dna search` without the rendering: open the DBs, embed or read the queries, run exact or funnel search,
+find the best windows; and the TSV of hits.
+
+Axis letters: q queries, n DB rows, t hits per query, w windows of one target record, k prefix width.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna.device import resolve_device
+from mrl_dna.embed import embed_sequences
+from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.fasta import read_fasta
+from mrl_dna.model import load_model
+from mrl_dna.search.database import STATUS_OK, Database, check_dim
+from mrl_dna.search.exact import Hits, block_rows_for, exact_search
+from mrl_dna.search.funnel import Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
+from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
+from mrl_dna.store import EmbeddingStore
+from mrl_dna.vectors import truncate_normalize
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Queries:
+    ids: list[str]
+    vectors: np.ndarray  # (q, D) float32, full width
+    n_skipped: int  # query records without an embedding (empty, all N)
+    source: str  # 'fasta' | 'hdf5'
+
+
+def is_hdf5(path: str | Path) -> bool:
+    if str(path) == "-":
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == HDF5_MAGIC
+    except OSError:
+        return False
+
+
+def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str) -> Queries:
+    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model."""
+    if is_hdf5(path):
+        return _queries_from_store(path, db)
+    return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device)
+
+
+def _queries_from_store(path, db: Database) -> Queries:
+    st = EmbeddingStore.open(path)
+    if st.model_hash != db.model_hash:
+        raise StoreError(
+            f"query file {path} was embedded with model {st.model_hash[:12]} but the DB with "
+            f"{db.model_hash[:12]}; embed the queries with the DB's model (mrl-dna embed --model DIR)"
+        )
+    ok = np.asarray(st.status) == STATUS_OK
+    vecs = st.read(None, normalize=False) if st.n else np.zeros((0, db.dim), np.float32)
+    ids = [str(x) for x, good in zip(st.ids, ok) if good]
+    return Queries(ids=ids, vectors=np.asarray(vecs, np.float32)[ok], n_skipped=int((~ok).sum()), source="hdf5")
+
+
+def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Queries:
+    model = load_model(model_dir)
+    if model.info.weights_hash != db.model_hash:
+        raise StoreError(
+            f"query model {model.info.weights_hash[:12]} differs from DB model {db.model_hash[:12]}; "
+            f"pass --model DIR of the DB's model ({db.attrs.get('model_name', '?')})"
+        )
+    ids, vecs, skipped = [], [], 0
+    recs = embed_sequences(
+        read_fasta([path]),
+        model=model,
+        window=_attr_int(db.attrs, "window"),
+        stride=_attr_int(db.attrs, "stride"),
+        device=device,
+    )
+    for r in recs:
+        if r.status != "ok":
+            skipped += 1
+            continue
+        ids.append(r.id)
+        vecs.append(np.asarray(r.vector, np.float32))
+    arr = np.stack(vecs) if vecs else np.zeros((0, db.dim), np.float32)
+    return Queries(ids=ids, vectors=arr, n_skipped=skipped, source="fasta")
+
+
+def _attr_int(attrs: dict, key: str) -> int | None:
+    v = attrs.get(key)
+    return int(v) if v is not None else None
+
+
+def best_windows(queries: np.ndarray, hits: Hits, db: Database) -> np.ndarray:
+    """For each hit, the target window [start, end) whose vector is closest to the query (cosine at the
+    hit's final dim). Returns (q, t, 2) int64, -1 where there is no hit or no window."""
+    d = hits.dims[-1]
+    out = np.full(hits.rows.shape + (2,), -1, dtype=np.int64)
+    tables = []
+    for name, part in zip(db.names, db.parts):
+        tab = part.windows() if hasattr(part, "windows") else None
+        if tab is None:
+            raise StoreError(f"{name} has no per-window vectors; re-embed it with mrl-dna embed --save-windows")
+        rec = np.asarray(tab.record)
+        order = None if np.all(rec[1:] >= rec[:-1]) else np.argsort(rec, kind="stable")
+        tables.append((tab, rec if order is None else rec[order], order))
+    qn = truncate_normalize(queries, d)  # (q, d)
+    for qi, ri in zip(*np.nonzero(hits.rows >= 0)):
+        p, local = db.locate(int(hits.rows[qi, ri]))
+        tab, rec, order = tables[p]
+        lo, hi = np.searchsorted(rec, [local, local + 1])
+        if hi <= lo:
+            continue
+        widx = np.arange(lo, hi) if order is None else np.sort(order[lo:hi])
+        W = tab.read(d, rows=widx, normalize=True)  # (w, d)
+        best = int(np.argmax(W @ qn[qi]))
+        out[qi, ri] = (int(np.asarray(tab.start)[widx[best]]), int(np.asarray(tab.end)[widx[best]]))
+    return out
+
+
+class Mode(str, enum.Enum):
+    exact = "exact"
+    funnel = "funnel"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query_ids: list[str]
+    target_ids: list[str]  # (n,) all DB ids, indexed by hits.rows
+    hits: Hits
+    windows: np.ndarray | None  # (q, t, 2) [start, end) of the best window, -1 where none
+    mode: Mode
+    stages: tuple[Stage, ...]  # the funnel used (one stage (dim, k) for exact)
+    n_db: int
+    n_db_files: int
+    n_skipped_queries: int
+    exact_macs_per_query: int  # what exact search at the full width would cost, for the summary
+    index: IndexInfo | None
+
+
+def search(
+    query: str | Path,
+    db_paths: Sequence[str | Path],
+    *,
+    k: int = 10,
+    dim: int | None = None,
+    funnel: str | None = None,
+    min_score: float | None = None,
+    model_dir: str | Path | None = None,
+    windows: bool = False,
+    device: str = "auto",
+    use_index: bool = True,
+    warn: Callable[[str], None] = lambda m: None,
+) -> SearchResult:
+    """Everything `mrl-dna search` does, without the rendering: open the DBs, embed or read the queries,
+    run exact (--dim) or funnel search, and find the best windows on request.
+
+    Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
+    default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
+    every DB file has a valid one (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width),
+    else exact at full width. Why not a scan funnel by default: on the bundled model's real window
+    embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
+    multiply-adds (the dim-8 scan alone is 1/16 of exact), and on a CPU the full-width scan is one BLAS
+    product, faster in wall time; an HNSW index over dim 64 does keep it (99.9% of queries at 13.6x
+    fewer multiply-adds at 100k rows); see bench/RESULTS.md.
+    """
+    if dim is not None and funnel is not None:
+        raise ConfigError("--dim and --funnel are two modes; give one of them")
+    if k < 1:
+        raise ConfigError(f"-k {k} must be >= 1")
+    device = str(resolve_device(device))  # "cpu" / "cuda[:N]", checked like embed's --device
+    db = Database.open(db_paths)
+    src = ", ".join(db.names)
+    k = max(1, min(k, db.n))  # no more hits than rows: -k 1000000000 must not allocate (queries, 1e9) arrays
+    if dim is not None:
+        check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=src)
+        if dim not in db.matryoshka_dims:
+            warn(f"--dim {dim} is not one of the model's trained Matryoshka dims {list(db.matryoshka_dims)}")
+    if windows:
+        for name, part in zip(db.names, db.parts):
+            if part.windows() is None:
+                raise StoreError(
+                    f"{name} has no per-window vectors for --windows; re-embed it with mrl-dna embed --save-windows"
+                )
+    queries = load_queries(query, db, model_dir=model_dir, device=device)
+    if queries.n_skipped:
+        warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
+    index = None
+    found = find_index(db, warn) if use_index and dim is None else None
+    if dim is None and funnel is None and found is None:
+        dim = db.dim  # no index: an exact blocked scan at full width (DESIGN.md), see `search` docstring
+    if dim is not None:
+        mode, stages = Mode.exact, (Stage(dim, k),)
+        hits = exact_search(
+            truncate_normalize(queries.vectors, dim),
+            db.blocks(dim, block_rows_for(len(queries.ids), dim)),
+            k=k,
+            min_score=min_score,
+            valid=db.valid,
+            device=device,
+        )
+    else:
+        mode = Mode.funnel
+        if funnel == "calibrate":
+            cal = calibrate_funnel(db, k=k, device=device)
+            stages = cal.stages
+            if found and found[1].dim != stages[0].dim:
+                found = None
+        elif funnel is not None and funnel != "auto":
+            stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
+            if found and found[1].dim != stages[0].dim:
+                warn(f"FAISS index is over dim {found[1].dim} but --funnel starts at {stages[0].dim}; scanning instead")
+                found = None
+        else:
+            stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=found[1].dim if found else None)
+            if found and found[1].kind == IndexKind.hnsw.value and len(stages) > 1:
+                # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
+                stages = (Stage(found[1].dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
+        if len(stages) == 1 and found and stages[0].dim != found[1].dim:
+            found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
+        stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
+        shortlister, index = found if found else (None, None)
+        hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
+    win = best_windows(queries.vectors, hits, db) if windows else None
+    return SearchResult(
+        query_ids=queries.ids,
+        target_ids=db.ids,
+        hits=hits,
+        windows=win,
+        mode=mode,
+        stages=stages,
+        n_db=db.n,
+        n_db_files=len(db.names),
+        n_skipped_queries=queries.n_skipped,
+        exact_macs_per_query=db.n * db.dim,
+        index=index,
+    )
+
+
+TSV_HEADER = ("query", "target", "rank", "cosine", "dims")
+
+
+TSV_WINDOW_HEADER = ("target_start", "target_end")
+
+
+def tsv_lines(result: SearchResult, *, header: bool = True) -> Iterator[str]:
+    """The hit table, one line per hit, grouped by query in input order, rank 1.. ascending.
+
+    Columns: query id, target id, rank (1 = best), cosine at the last prefix width (6 decimals), dims =
+    the prefix widths used, comma-separated (last = the width of the cosine), and with --windows the best
+    target window [target_start, target_end) (0-based, end exclusive). The header starts with '#'.
+    """
+    cols = TSV_HEADER + (TSV_WINDOW_HEADER if result.windows is not None else ())
+    if header:
+        yield "#" + "\t".join(cols)
+    dims = ",".join(str(d) for d in result.hits.dims)
+    for qi, qid in enumerate(result.query_ids):
+        rank = 0
+        for ti in range(result.hits.rows.shape[1]):
+            row = int(result.hits.rows[qi, ti])
+            if row < 0:
+                continue
+            rank += 1
+            line = f"{qid}\t{result.target_ids[row]}\t{rank}\t{result.hits.scores[qi, ti]:.6f}\t{dims}"
+            if result.windows is not None:
+                s, e = result.windows[qi, ti]
+                line += f"\t{s}\t{e}" if s >= 0 else "\t.\t."
+            yield line

@@ -1,0 +1,230 @@
+"""Funnel (adaptive) retrieval, Kusupati et al., "Matryoshka Representation Learning" (NeurIPS 2022), section
+4.3: shortlist with a small prefix over the whole database, then rerank the shortlist at growing prefixes.
+
+Deviation: the paper shortlists with an HNSW index; here the first stage is an exact blocked scan over the
+prefix columns (or a FAISS index on that prefix when `mrl-dna index` wrote one, `search/index.py`), so a
+funnel whose first stage keeps every row and whose last stage is the full width is exactly exact search.
+
+Axis letters: q queries, n DB rows, k prefix width, m candidates kept per query, c pseudo-queries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mrl_dna.errors import ConfigError
+from mrl_dna.search.database import Database, check_dim
+from mrl_dna.search.exact import SCORE_BUDGET_BYTES, Hits, Shortlister, _finish, block_rows_for, exact_search, rerank
+from mrl_dna.vectors import truncate_normalize
+
+
+# Below this many multiply-adds per query (32k rows at D=128) a full-width scan takes about a millisecond
+# per query on one core and is exact, so the default funnel is that scan.
+SMALL_DB_MACS = 2**22
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One funnel stage: score the current candidates at prefix `dim`, keep the best `keep`."""
+
+    dim: int
+    keep: int
+
+    def __str__(self) -> str:
+        return f"{self.dim}:{self.keep}"
+
+
+def parse_funnel(text: str) -> tuple[Stage, ...]:
+    """'16:2000,64:200,128:10' -> stages; the last stage may omit its keep ('...,128'), it then keeps -k."""
+    stages = []
+    for part in text.split(","):
+        part = part.strip()
+        dim_s, _, keep_s = part.partition(":")
+        try:
+            dim = int(dim_s)
+            keep = int(keep_s) if keep_s else 0
+        except ValueError:
+            raise ConfigError(
+                f"--funnel stage {part!r} is not DIM:KEEP; write e.g. --funnel 16:2000,64:200,128:10"
+            ) from None
+        stages.append(Stage(dim, keep))
+    for s in stages[:-1]:
+        if s.keep < 1:
+            raise ConfigError(f"--funnel stage {s.dim}:{s.keep or '?'} needs a keep >= 1, e.g. {s.dim}:2000")
+    return tuple(stages)
+
+
+def check_funnel(stages: Sequence[Stage], *, dim: int, matryoshka_dims: Sequence[int], k: int, source: str) -> tuple[Stage, ...]:
+    """Validate a funnel against the DB width; the last stage's keep becomes k (0 = not given)."""
+    if not stages:
+        raise ConfigError("--funnel is empty; write e.g. --funnel 16:2000,64:200,128:10")
+    for s in stages:
+        check_dim(s.dim, dim=dim, matryoshka_dims=matryoshka_dims, source=source, option="--funnel dim")
+    dims = [s.dim for s in stages]
+    if dims != sorted(set(dims)):
+        raise ConfigError(f"--funnel dims {dims} must strictly increase, e.g. 16:2000,64:200,{dim}:{k}")
+    last = stages[-1]
+    if last.keep and last.keep < k:
+        raise ConfigError(f"--funnel last stage keeps {last.keep} < -k {k}; write {last.dim}:{k} or lower -k")
+    stages = [*stages[:-1], Stage(last.dim, k)]
+    for a, b in zip(stages, stages[1:]):
+        if a.keep < b.keep:
+            raise ConfigError(
+                f"--funnel stage {a} keeps fewer than the next stage {b}; keeps must not grow along the funnel"
+            )
+    return tuple(stages)
+
+
+def default_funnel(
+    n: int, matryoshka_dims: Sequence[int], k: int, first_dim: int | None = None, small_db_macs: int = SMALL_DB_MACS
+) -> tuple[Stage, ...]:
+    """A funnel from the DB size and the model's dims, costing ~1/10 of the multiply-adds of exact search.
+
+    First stage: scan all n rows at d1 = the largest Matryoshka dim <= D/16 (the paper's 16 of 2048 is the
+    same spirit), unless `first_dim` (a FAISS index's dim) is given. Then every larger Matryoshka dim d_i is
+    a rerank stage, and the keeps are set so that each rerank costs half the one before, the first a quarter
+    of the scan: keep_i * d_(i+1) = n * d1 / 2^(i+1). Total ~ 1.5 * n * d1 = 1.5/16 of exact (10.7x fewer);
+    for dims 8..128 the keeps are n/8, n/32, n/128, n/512, then k at D. Keeps never drop below 20*k.
+    A DB whose full scan costs <= small_db_macs per query is scanned exactly at D (one stage (D, k)).
+    """
+    dims = sorted(int(x) for x in matryoshka_dims)
+    D = dims[-1]
+    if first_dim is None:
+        small = [x for x in dims if x <= D // 16]
+        first_dim = small[-1] if small else dims[0]
+    if n * D <= small_db_macs or first_dim >= D:
+        return (Stage(D, k),)
+    later = [x for x in dims if x > first_dim]
+    stages, prev = [], n
+    for i, (d, nxt) in enumerate(zip([first_dim, *later], later), start=1):
+        keep = min(prev, max(20 * k, math.ceil(n * first_dim / (2 ** (i + 1) * nxt))))
+        stages.append(Stage(d, keep))
+        prev = keep
+    return (*stages, Stage(D, k))
+
+
+def funnel_search(
+    queries: np.ndarray,
+    db: "Database",
+    stages: Sequence[Stage],
+    *,
+    min_score: float | None = None,
+    device: str = "cpu",
+    shortlist: "Shortlister | None" = None,
+    trace: list[np.ndarray] | None = None,
+) -> Hits:
+    """Funnel retrieval: stages[0] scans the whole DB at a small prefix (or asks a FAISS index), later
+    stages rerank only their candidates at growing prefixes. queries: (q, D) full vectors (any norm).
+    The last stage's keep is the number of hits; its cosine is at the last stage's dim.
+
+    Queries go through in chunks whose (c, keep_1) shortlist fits SCORE_BUDGET_BYTES (each chunk scans the
+    DB once). trace: when a list is given, it receives each stage's (q, keep) candidate rows (diagnostics).
+    """
+    nq = len(queries)
+    stages = [Stage(s.dim, min(s.keep, max(1, db.n))) for s in stages]  # a keep beyond the DB keeps it all
+    chunk = max(1, SCORE_BUDGET_BYTES // (48 * stages[0].keep))  # running top-k: float32+int64, cat'ed
+    parts = [_funnel_chunk(queries[lo : lo + chunk], db, stages, device, shortlist) for lo in range(0, max(nq, 1), chunk)]
+    rows = np.concatenate([p[0] for p in parts])
+    scores = np.concatenate([p[1] for p in parts])
+    macs = sum(p[2] for p in parts)
+    if trace is not None:
+        trace.extend(np.concatenate([p[3][i] for p in parts]) for i in range(len(stages)))
+    return _finish(torch.from_numpy(scores), torch.from_numpy(rows), tuple(st.dim for st in stages), macs // max(1, nq), min_score)
+
+
+def _funnel_chunk(queries, db, stages, device, shortlist) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray]]:
+    first = stages[0]
+    if shortlist is not None:
+        rows, macs = shortlist(truncate_normalize(queries, first.dim), first.keep)
+        scores = None  # the next stage scores the shortlist; a one-stage funnel scores it here
+        if len(stages) == 1:
+            rows, scores, m = rerank(queries, rows, db.rows, dim=first.dim, keep=first.keep, device=device)
+            macs += m
+    else:
+        h = exact_search(
+            truncate_normalize(queries, first.dim),
+            db.blocks(first.dim, block_rows_for(len(queries), first.dim)),
+            k=first.keep,
+            valid=db.valid,
+            device=device,
+        )
+        rows, scores, macs = h.rows, h.scores, h.macs_per_query * len(queries)
+    seen = [rows]
+    for stage in stages[1:]:
+        rows, scores, m = rerank(queries, rows, db.rows, dim=stage.dim, keep=stage.keep, device=device)
+        macs += m
+        seen.append(rows)
+    return rows, scores, macs, seen
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibrate_funnel measured on pseudo-queries drawn from the DB itself."""
+
+    stages: tuple[Stage, ...]  # the cheapest funnel that kept the exact top-k for `quantile` of them
+    macs_per_query: int  # its multiply-adds per query
+    needed: dict[int, int]  # prefix dim -> shortlist size needed at that dim (quantile), before the margin
+    n_queries: int
+    seconds: float
+
+
+def calibrate_funnel(
+    db: "Database",
+    *,
+    k: int,
+    n_queries: int = 200,
+    quantile: float = 0.995,
+    margin: float = 1.25,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Calibration:
+    """The cheapest funnel over the Matryoshka dims that keeps the exact full-width top-k of `quantile` of
+    `n_queries` DB rows used as queries (their own row excluded).
+
+    For each prefix dim d: a query's needed shortlist at d is the number of rows scoring at least as high at
+    d as the worst of its exact top-k (an upper bound for a stage that ranks only the previous candidates).
+    Keeps are the `quantile` of that times `margin`; every subset of the dims (ending at D) is costed as
+    n*d1 + sum keep_i * d_(i+1) and the cheapest wins. Costs one full-width scan plus one scan per dim for
+    the pseudo-queries (n_queries * n * sum(dims) multiply-adds).
+    """
+    t0 = time.perf_counter()
+    D, n = db.dim, db.n
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(seed).choice(ok, size=min(n_queries, len(ok)), replace=False))
+    queries = db.rows(D, pick)  # (c, D)
+    ref = exact_search(queries, db.blocks(D, block_rows_for(len(pick), D)), k=k + 1, valid=db.valid, device=device)
+    top = np.where(ref.rows == pick[:, None], -1, ref.rows)  # drop the query's own row
+    top = np.stack([r[r >= 0][:k] for r in top])  # (c, k)
+    dims = [d for d in db.matryoshka_dims if d < D]
+    hit_rows = np.unique(top.ravel())
+    needed: dict[int, int] = {}
+    for d in dims:
+        qd = truncate_normalize(queries, d)  # (c, d)
+        hits = db.rows(d, hit_rows)[np.searchsorted(hit_rows, top)]  # (c, k, d)
+        thr = torch.from_numpy(np.einsum("cd,ckd->ck", qd, hits).min(1))  # (c,) score at d of the worst exact hit
+        count = torch.zeros(len(pick), dtype=torch.int64)
+        Q = torch.from_numpy(qd)
+        for start, block in db.blocks(d, block_rows_for(len(pick), d)):
+            S = Q @ torch.from_numpy(block).T  # (c, b)
+            S.masked_fill_(~torch.from_numpy(db.valid[start : start + len(block)]), -math.inf)
+            count += (S >= thr[:, None] - 1e-6).sum(1)
+        count -= 1  # the query's own row scores 1 at every dim
+        needed[d] = int(np.quantile(count.numpy(), quantile))
+    best: tuple[int, tuple[Stage, ...]] = (n * D, (Stage(D, k),))
+    for r in range(1, len(dims) + 1):
+        for chain in itertools.combinations(dims, r):
+            keeps = [min(n, max(k, math.ceil(needed[d] * margin))) for d in chain]
+            for i in range(len(keeps) - 2, -1, -1):  # keeps may not grow along the funnel
+                keeps[i] = max(keeps[i], keeps[i + 1])
+            nxt = [*chain[1:], D]
+            cost = n * chain[0] + sum(m * d for m, d in zip(keeps, nxt))
+            if cost < best[0]:
+                best = (cost, (*(Stage(d, m) for d, m in zip(chain, keeps)), Stage(D, k)))
+    return Calibration(best[1], int(best[0]), needed, len(pick), time.perf_counter() - t0)

@@ -1,0 +1,222 @@
+"""The optional FAISS index over a small Matryoshka prefix (`mrl-dna index`), used as a funnel's first stage.
+
+DB.h5.faiss holds the index (ids = DB rows), DB.h5.faiss.json what it was built from, so search can tell a
+stale index and ignore it with a warning. FAISS is an optional extra: pip install 'mrl-dna[faiss]'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna.errors import MrlDnaError, StoreError
+from mrl_dna.search.database import Database, check_dim
+from mrl_dna.search.exact import Shortlister
+
+
+class IndexKind(str, enum.Enum):
+    """FAISS index type for the shortlist stage."""
+
+    flat = "flat"  # exact inner product over the prefix: same shortlist as the blocked scan, FAISS speed
+    ivf = "ivf"  # inverted lists: scans ~nprobe/nlist of the DB; approximate, for DBs far beyond 1M rows
+    hnsw = "hnsw"  # graph (HNSW, the paper's shortlist): ~1-5k distance computations per query; approximate
+
+
+# HNSW graph: M 32 links per node, efConstruction 80 (FAISS's usual good-recall settings). The shortlist of a
+# default funnel over an HNSW index is HNSW_KEEP_PER_HIT * k rows (efSearch = that), reranked at full width.
+# Why 200: on the bundled model's real 512-bp window embeddings (bench/RESULTS.md, 1000 held-out queries),
+# an HNSW over dim 64 returning 2000 rows kept the exact full-width top-10 for 99.9% of queries at 100k rows
+# (13.6x fewer multiply-adds than exact) and 99.7% at 1M (122x); 1000 rows gave 99.5% / 99.0%, too close.
+HNSW_M = 32
+
+
+HNSW_EF_CONSTRUCTION = 80
+
+
+HNSW_KEEP_PER_HIT = 200
+
+
+FAISS_SUFFIX = ".faiss"
+
+
+INDEX_FORMAT = "mrl-dna-faiss-index"
+
+
+def import_faiss():
+    try:
+        import faiss  # noqa: PLC0415 (optional extra, imported only here)
+    except ImportError:
+        raise MrlDnaError(
+            "FAISS is not installed; install the extra with: pip install 'mrl-dna[faiss]' (or pip install faiss-cpu)"
+        ) from None
+    return faiss
+
+
+def index_paths(db_path: str | Path) -> tuple[Path, Path]:
+    p = Path(db_path)
+    return p.with_name(p.name + FAISS_SUFFIX), p.with_name(p.name + FAISS_SUFFIX + ".json")
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    path: str
+    kind: str
+    dim: int
+    n_rows: int  # rows of the DB when indexed
+    n_indexed: int  # rows with status ok, the ones in the index
+    nlist: int
+    nprobe: int
+    model_hash: str
+    db_created: str
+    build_seconds: float = 0.0
+    ef_search: int = 0  # hnsw: efSearch floor (the shortlist size is used when larger); 0 for flat/ivf
+
+
+def build_index(
+    db_path: str | Path,
+    *,
+    dim: int,
+    kind: IndexKind = IndexKind.flat,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    force: bool = False,
+) -> IndexInfo:
+    """Write DB.h5.faiss (inner product over normalize_rows(v[:dim]) of the ok rows, ids = DB rows) and
+    DB.h5.faiss.json (what it was built from, so search can tell a stale index). An existing index is
+    replaced only with force=True."""
+    for p in index_paths(db_path):
+        if p.exists() and not force:
+            raise StoreError(f"{p} already exists (an index of {db_path}); pass --force to rebuild it")
+    faiss = import_faiss()
+    t0 = time.perf_counter()
+    db = Database.open([db_path])
+    check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=str(db_path))
+    n_ok = int(db.valid.sum())
+    kind = IndexKind(kind)
+    if kind == IndexKind.ivf:
+        nlist = nlist or max(1, min(n_ok // 39, int(4 * math.sqrt(n_ok))))  # FAISS wants >= 39 points per list
+        nprobe = nprobe or max(1, nlist // 8)
+        quant = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
+        index.train(train)
+    elif kind == IndexKind.hnsw:
+        nlist, nprobe = 0, 0
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index = faiss.IndexIDMap(graph)
+    else:
+        nlist, nprobe = 0, 0
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+    for start, block in db.blocks(dim, 1 << 16):
+        ok = db.valid[start : start + len(block)]
+        ids = np.arange(start, start + len(block), dtype=np.int64)[ok]
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(block[ok]), ids)
+    fpath, jpath = index_paths(db_path)
+    tmp = fpath.with_name(fpath.name + ".partial")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, fpath)
+    info = IndexInfo(
+        path=str(fpath),
+        kind=kind.value,
+        dim=dim,
+        n_rows=db.n,
+        n_indexed=n_ok,
+        nlist=int(nlist),
+        nprobe=int(nprobe),
+        model_hash=db.model_hash,
+        db_created=str(db.attrs.get("created", "")),
+        build_seconds=time.perf_counter() - t0,
+        ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
+    )
+    jtmp = jpath.with_name(jpath.name + ".partial")
+    jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+    os.replace(jtmp, jpath)
+    return info
+
+
+def _sample_rows(db: Database, dim: int, m: int) -> np.ndarray:
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(0).choice(ok, size=min(m, len(ok)), replace=False))
+    return np.ascontiguousarray(db.rows(dim, pick))
+
+
+def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, IndexInfo] | None:
+    """A FAISS shortlist over every DB file when each has a valid index of one dim; None otherwise.
+    A stale index (other model, other row count, rebuilt DB) is reported through `warn` and ignored."""
+    infos = []
+    for p, name in enumerate(db.names):
+        fpath, jpath = index_paths(name)
+        if not fpath.exists() or not jpath.exists():
+            return None
+        try:
+            meta = json.loads(jpath.read_text())
+            meta.pop("format", None)
+            info = IndexInfo(**meta)
+        except (ValueError, TypeError) as e:
+            warn(f"ignoring FAISS index {fpath}: unreadable {jpath.name} ({e}); rebuild with mrl-dna index {name}")
+            return None
+        n_part = int(db.offsets[p + 1] - db.offsets[p])
+        created = str(db.parts[p].attrs.get("created", "")) if hasattr(db.parts[p], "attrs") else ""
+        why = (
+            f"it was built for model {info.model_hash[:12]}, the DB is model {db.model_hash[:12]}"
+            if info.model_hash != db.model_hash
+            else f"it holds {info.n_rows} rows, the DB has {n_part}"
+            if info.n_rows != n_part
+            else "the DB was rewritten after it was built"
+            if info.db_created != created
+            else None
+        )
+        if why:
+            warn(f"ignoring stale FAISS index {fpath}: {why}; rebuild with mrl-dna index {name} --dim {info.dim}")
+            return None
+        infos.append(info)
+    if len({i.dim for i in infos}) != 1:
+        warn("the DB files' FAISS indexes use different dims; ignoring them (rebuild with one --dim)")
+        return None
+    try:
+        faiss = import_faiss()
+    except MrlDnaError:
+        warn(f"a FAISS index exists beside {db.names[0]} but faiss is not installed; scanning instead "
+             "(pip install 'mrl-dna[faiss]')")
+        return None
+    indexes = []
+    for info in infos:
+        ix = faiss.read_index(info.path)
+        if info.kind == IndexKind.ivf.value:
+            ix.nprobe = info.nprobe
+        indexes.append(ix)
+    graphs = [faiss.downcast_index(ix.index) if i.kind == IndexKind.hnsw.value else None for ix, i in zip(indexes, infos)]
+
+    def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, int]:
+        allr, alls, macs = [], [], 0
+        for p, (ix, info, graph) in enumerate(zip(indexes, infos, graphs)):
+            if graph is not None:
+                graph.hnsw.efSearch = max(info.ef_search, m)
+                faiss.cvar.hnsw_stats.reset()
+            s, r = ix.search(np.ascontiguousarray(qd, dtype=np.float32), min(m, max(1, info.n_indexed)))
+            r = np.where(r >= 0, r + db.offsets[p], -1)  # ids are rows within the part
+            allr.append(r)
+            alls.append(np.where(r >= 0, s, -np.inf))
+            if graph is not None:  # distance computations FAISS counted while walking the graph
+                macs += faiss.cvar.hnsw_stats.ndis * info.dim
+            elif info.kind == IndexKind.ivf.value:
+                macs += (info.nlist + info.nprobe * info.n_indexed / max(1, info.nlist)) * info.dim * len(qd)
+            else:
+                macs += info.n_indexed * info.dim * len(qd)
+        S, R = np.concatenate(alls, 1), np.concatenate(allr, 1)
+        j = np.argsort(-S, axis=1, kind="stable")[:, :m]
+        return np.take_along_axis(R, j, 1), int(macs)
+
+    return shortlist, infos[0]

@@ -1,0 +1,53 @@
+"""HDF5 embedding store: one file = one embedding set, written resumably, read by Matryoshka prefix.
+
+Modules: format.py (names, status codes, chunking, attributes), writer.py (EmbeddingWriter, the output lock,
+the input/output checks), reader.py (EmbeddingStore), merge.py (merge_stores), export.py (export_store).
+
+Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, m saved windows):
+    /embeddings          (n, D) float32|float16  rows L2-normalised at full D; zero rows where status != ok
+    /ids                 (n,)   utf-8 str        FASTA ids
+    /lengths             (n,)   int64            record length, bp
+    /n_windows           (n,)   int32            windows embedded (kept) per record
+    /n_skipped           (n,)   int32            mostly-N windows skipped per record
+    /status              (n,)   int8             0 ok, 1 empty, 2 all-N  (STATUS_CODES)
+    /order               (n,)   int64            index of the record in the full (unsharded) input; -1 unknown
+    /windows/record      (m,)   int64            row in /embeddings of the record the window belongs to
+    /windows/start, end  (m,)   int64            [start, end) in bp, 0-based          (only with save_windows)
+    /windows/embeddings  (m, D) float32|float16  per-window vectors, L2-normalised
+Attributes: format, format_version, dim, dtype, matryoshka_dims, model_name, model_hash, model_kind, window,
+stride, pooling, shard ("I/N" or ""), save_windows, mrl_dna_version, command, created, complete,
+rows_committed, windows_committed (plus whatever else the caller passes in `attrs`).
+
+Chunking (why the prefix read is cheap): /embeddings is chunked (ROWS_PER_CHUNK, c) with c = the gcd of
+the Matryoshka dims (8 for 8,16,...,D), so every Matryoshka boundary is a chunk boundary and `[:, :k]`
+touches only the first k/c column chunks of each row block. Measured (h5py 3.16 / HDF5 2.0, bytes read
+through a counting file object, fresh open) on 20,000 x 128 float32 rows, an 11.9 MB file: `[:, :8]` reads
+0.69 MB, `[:, :16]` 1.34 MB, `[:, :32]` 2.66 MB, `[:, :128]` 10.5 MB; tests/test_store.py
+(test_prefix_read_touches_only_prefix_chunks) keeps this true. Considered and rejected: one dataset per column
+group (same I/O, but every reader would have to reassemble a full row and /embeddings would stop being one
+(n, D) array); chunks of 1 column (prefix reads just as cheap, but 8x more chunks and B-tree entries).
+512 rows per chunk keeps a chunk at 16 KiB (float32, c=8): small files stay small (D=128: 256 KiB
+minimum), and a 1M-record file has ~31k chunks.
+
+Crash safety: a writer writes PATH.partial (attr complete=False); each append writes the rows, flushes,
+then records `rows_committed` and flushes again, so a file killed at any moment holds at least the rows
+it claims. Resume trusts only `rows_committed` and truncates whatever lies beyond. finish() sets
+complete=True, flushes, closes and renames atomically (os.replace) to PATH, so PATH is never half-written.
+Checked by a stress loop (13 runs of 3,000 records with windows, float32 and float16, each SIGKILLed at
+random moments 18-173 times and resumed): every final file was bitwise identical to an uninterrupted one.
+The loop found one trap, now avoided: rewriting a string attribute after creation (global heap) and being
+killed mid-flush left that attribute unreadable; after creation only fixed-size attributes are rewritten.
+"""
+
+from mrl_dna.store.export import ExportFormat, ExportSummary, export_store
+from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, MERGE_KEYS, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
+                                  STATUS_NAMES, EmbeddedRecord, chunk_columns)
+from mrl_dna.store.merge import MergeSummary, merge_stores
+from mrl_dna.store.reader import EmbeddingStore, WindowTable
+from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_output_not_input, partial_path,
+                                  same_file)
+
+__all__ = ["DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK", "STATUS_CODES", "STATUS_NAMES",
+           "EmbeddedRecord", "EmbeddingStore", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
+           "OutputLock", "WindowTable", "chunk_columns", "check_existing_output", "check_output_not_input",
+           "export_store", "merge_stores", "partial_path", "same_file"]

@@ -1,0 +1,115 @@
+"""`mrl-dna export`: one Matryoshka prefix per record as TSV (stdout, or a gzip file) or .npy + ids, for
+tools that do not read HDF5. Written under NAME.partial and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import gzip
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.store.format import STATUS_CODES
+from mrl_dna.store.reader import EmbeddingStore, check_dim
+from mrl_dna.store.writer import check_output_not_input
+
+
+class ExportFormat(str, enum.Enum):
+    tsv = "tsv"  # id, then k floats, tab-separated; one record per line
+    npy = "npy"  # (n, k) float32 .npy plus the ids, one per line, in NAME.ids.txt beside it
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    n_records: int
+    dim: int
+    n_zero: int  # records without a vector (empty/all-N), exported as zero rows
+    outputs: tuple[str, ...]
+
+
+def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, output: str | Path = "-",
+                 force: bool = False, block_rows: int = 65536) -> ExportSummary:
+    """Write the first `dim` columns (re-normalised) of every row as TSV (to stdout when output is '-';
+    gzip-compressed when the output name ends in .gz) or as .npy + ids .txt. Rows keep the file's order;
+    records without a vector are zero rows. Files are written under a temporary name and renamed when
+    complete; an existing file is replaced only with force=True, the input never."""
+    fmt = ExportFormat(fmt)
+    to_stdout = str(output) == "-"
+    if fmt is ExportFormat.npy:
+        if to_stdout:
+            raise ConfigError("--format npy cannot go to stdout; give -o FILE.npy")
+        out = Path(output)
+        if out.name.endswith(".gz"):
+            raise ConfigError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
+                              "drop the .gz, or use --format tsv for a gzip-compressed table")
+        if out.suffix != ".npy":
+            out = out.with_name(out.name + ".npy")
+        targets = (out, out.with_suffix(".ids.txt"))
+    else:
+        targets = () if to_stdout else (Path(output),)
+    for t in targets:
+        _check_export_dir(t)
+        if t.is_dir():
+            raise StoreError(f"{t} is a directory; give a file name for -o")
+        check_output_not_input(t, [path])
+        if t.exists() and not force:
+            raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
+    with EmbeddingStore.open(path) as store:
+        k = check_dim(dim, store.dim, store.matryoshka_dims)
+        n_zero = int(np.count_nonzero(store.status != STATUS_CODES["ok"]))
+        ids = store.ids
+        if to_stdout:
+            _write_tsv(store, k, ids, sys.stdout, block_rows)
+            return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=("-",))
+        with _replace_when_done(targets) as tmps:
+            if fmt is ExportFormat.tsv:
+                opener = gzip.open if targets[0].name.endswith(".gz") else open
+                with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
+                    _write_tsv(store, k, ids, fh, block_rows)
+            else:
+                arr = np.lib.format.open_memmap(tmps[0], mode="w+", dtype=np.float32, shape=(store.n, k))
+                for start, block in store.iter_blocks(k, block_rows):
+                    arr[start : start + len(block)] = block
+                arr.flush()
+                del arr
+                with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
+                    fh.writelines(f"{i}\n" for i in ids)
+    return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=tuple(map(str, targets)))
+
+
+@contextlib.contextmanager
+def _replace_when_done(targets: Sequence[Path]) -> Iterator[list[Path]]:
+    """Temporary names NAME.partial for the targets, renamed onto them when the block ends without error and
+    removed when it fails, so that a reader never sees a half-written export under its final name."""
+    tmps = [t.with_name(t.name + ".partial") for t in targets]
+    try:
+        yield tmps
+        for tmp, t in zip(tmps, targets):
+            os.replace(tmp, t)
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: int) -> None:
+    for start, block in store.iter_blocks(k, block_rows):
+        # %.9g round-trips float32 exactly
+        fh.writelines(ids[start + j] + "\t" + "\t".join(f"{x:.9g}" for x in row.tolist()) + "\n"
+                      for j, row in enumerate(block))
+    fh.flush()
+
+
+def _check_export_dir(out: Path) -> None:
+    d = out.parent if str(out.parent) else Path(".")
+    if not d.is_dir():
+        raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")

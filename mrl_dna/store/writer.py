@@ -1,0 +1,481 @@
+"""Writing an embedding file: resumable appends to PATH.partial, one writer per output (PATH.lock), a full
+disk as one DiskFullError, and the checks that an output never overwrites an input or a finished file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mrl_dna import __version__
+from mrl_dna.console import warn
+from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
+from mrl_dna.shards import format_shard
+from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
+                                  EmbeddedRecord, attr_value, chunk_columns, same_attr, show_attr)
+
+
+# A writer refuses to start (or resume) with less free space than this beside its output: on a full disk the
+# first flush would fail anyway, and a resume that fails half-way through its own housekeeping could damage
+# the rows that the interrupted run saved.
+MIN_FREE_BYTES = 2**20
+
+
+class EmbeddingWriter:
+    """Append records to PATH.partial; finish() marks it complete and renames it to PATH.
+
+    attrs: model and run attributes (model_name, model_hash, model_kind, matryoshka_dims, window, stride,
+    pooling, shard, command, ...). resume=True continues an existing PATH.partial written with the same
+    RESUME_KEYS (n_done tells how many records it already holds); overwrite=True replaces an existing
+    complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
+    exception, a kill) leaves a resumable PATH.partial, never a PATH.
+
+    One writer per output at a time: the writer holds an exclusive lock (PATH.lock, see OutputLock) from
+    before it looks at PATH or PATH.partial until it finishes or closes, so a second run on the same output
+    stops with a StoreError instead of truncating the first run's PATH.partial. A full disk is a DiskFullError
+    that names the disk and says that rerunning resumes; the rows flushed before it stay resumable.
+    """
+
+    def __init__(self, path: str | Path, *, attrs: dict[str, Any], dim: int, dtype: str = "float32",
+                 save_windows: bool = False, resume: bool = False, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype {dtype!r} is not supported; pick one of {', '.join(DTYPES)}")
+        if dim < 1:
+            raise ConfigError(f"embedding dim {dim} must be >= 1")
+        dims = [int(d) for d in attrs.get("matryoshka_dims", (dim,))]
+        if not dims or any(d < 1 or d > dim for d in dims):
+            raise ConfigError(f"matryoshka_dims {dims} must lie in 1..{dim} (the embedding dim)")
+        self.dim, self.dtype, self.save_windows = int(dim), dtype, bool(save_windows)
+        self.attrs = {
+            **{k: attr_value(v) for k, v in attrs.items()},
+            "format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim, "dtype": dtype,
+            "matryoshka_dims": np.asarray(dims, dtype=np.int64), "save_windows": self.save_windows,
+            "shard": format_shard(attrs.get("shard")),
+            "command": attr_value(attrs.get("command", " ".join(sys.argv))),
+            "mrl_dna_version": __version__,
+        }
+        self._finished = False
+        self._disk_full = False  # a write failed for want of space (see _close)
+        self.resume = resume
+        self.n_done = self.windows_done = 0
+        self._f: h5py.File | None = None
+        _check_output_dir(self.path)
+        self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
+        try:
+            check_existing_output(self.path, overwrite=overwrite)
+            self._check_free_space()
+            if resume and self.partial.exists():
+                self._f = self._open_resume()
+            if self._f is None:
+                with self._disk_errors():
+                    self._f = self._create()
+            self.n_done = int(self._f.attrs["rows_committed"])
+            self.windows_done = int(self._f.attrs["windows_committed"])
+        except BaseException:
+            self._close(quietly=True)
+            raise
+
+    # --- opening
+
+    def _create(self) -> h5py.File:
+        try:
+            f = h5py.File(self.partial, "w", rdcc_nbytes=16 * 2**20, rdcc_nslots=10007)
+        except OSError as e:
+            if disk_full_reason(e):
+                raise
+            raise StoreError(f"cannot create {self.partial}: {e}; check that its directory is writable") from None
+        self._f = f  # held from here, so that a failure below (a full disk) finds it in _close
+        for k, v in self.attrs.items():
+            f.attrs[k] = v
+        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        f.attrs["complete"] = False
+        f.attrs["rows_committed"] = 0
+        f.attrs["windows_committed"] = 0
+        np_dtype = np.dtype(self.dtype)
+        cols = chunk_columns(self.attrs["matryoshka_dims"], self.dim)
+        rows = (ROWS_PER_CHUNK,)
+        f.create_dataset("embeddings", (0, self.dim), np_dtype, maxshape=(None, self.dim), chunks=(ROWS_PER_CHUNK, cols))
+        f.create_dataset("ids", (0,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=rows)
+        f.create_dataset("lengths", (0,), np.int64, maxshape=(None,), chunks=rows)
+        f.create_dataset("n_windows", (0,), np.int32, maxshape=(None,), chunks=rows)
+        f.create_dataset("n_skipped", (0,), np.int32, maxshape=(None,), chunks=rows)
+        f.create_dataset("status", (0,), np.int8, maxshape=(None,), chunks=rows)
+        f.create_dataset("order", (0,), np.int64, maxshape=(None,), chunks=rows)
+        if self.save_windows:
+            g = f.create_group("windows")
+            for name in ("record", "start", "end"):
+                g.create_dataset(name, (0,), np.int64, maxshape=(None,), chunks=rows)
+            g.create_dataset("embeddings", (0, self.dim), np_dtype, maxshape=(None, self.dim), chunks=(ROWS_PER_CHUNK, cols))
+        f.flush()
+        return f
+
+    def _open_resume(self) -> h5py.File | None:
+        """Open PATH.partial for appending; None (after a warning) when it is unreadable and must be redone."""
+        f = None
+        try:
+            f = h5py.File(self.partial, "r+", rdcc_nbytes=16 * 2**20, rdcc_nslots=10007)
+            old = {k: f.attrs[k] for k in f.attrs.keys()}
+            if old.get("format") != FORMAT or "rows_committed" not in old or "embeddings" not in f:
+                raise OSError("not a partial mrl-dna embedding file")
+            for key in RESUME_KEYS:
+                if not same_attr(old.get(key), self.attrs.get(key)):
+                    f.close()
+                    raise StoreError(
+                        f"{self.partial} was written with {key}={show_attr(old.get(key))} but this run has "
+                        f"{key}={show_attr(self.attrs.get(key))}; delete {self.partial} or rerun with the same options (embed --restart starts over)"
+                    )
+            n, m = int(old["rows_committed"]), int(old["windows_committed"])
+            if "ids" not in f and "ids_rebuilt" in f:  # a resume stopped inside _rebuild_ids: finish its move
+                f.move("ids_rebuilt", "ids")
+            for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
+                f[name].resize(n, axis=0)  # drop rows written after the last committed flush
+            _rebuild_ids(f, n)
+            if self.save_windows:
+                for name in ("record", "start", "end", "embeddings"):
+                    f["windows"][name].resize(m, axis=0)
+            # A kill between finish()'s flush and its rename leaves complete=True. Only fixed-size attributes
+            # are rewritten after creation: rewriting a string attribute (global heap) and being killed
+            # mid-flush was seen to leave an unreadable attribute.
+            f.attrs["complete"] = False
+            f.flush()
+            return f
+        except StoreError:
+            raise
+        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            if disk_full_reason(e):  # never start over (truncate) for want of space: the rows are still there
+                self._f, self._disk_full = f, True  # left open, see _close
+                raise DiskFullError(self._disk_full_message(disk_full_reason(e))) from None
+            warn(f"cannot resume from {self.partial} ({e}); starting over")
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:
+                    pass
+            return None
+
+    # --- writing
+
+    @cached_property
+    def done_ids(self) -> list[str]:
+        """Ids of the n_done records already in the file (so the caller can check it resumes the same input)."""
+        return list(self._f["ids"].asstr()[: self.n_done]) if self.n_done else []
+
+    def append(self, recs: Sequence[EmbeddedRecord]) -> None:
+        """Write a batch of records (rows n_done..n_done+len-1) and flush. Non-ok records get zero rows."""
+        if not recs:
+            return
+        D = self.dim
+        vectors = np.zeros((len(recs), D), dtype=np.float32)  # (r, D)
+        status = np.empty(len(recs), dtype=np.int8)
+        spans, wvecs, wrec = [], [], []
+        for i, r in enumerate(recs):
+            if r.status not in STATUS_CODES:
+                raise ValueError(f"record {r.id!r}: status {r.status!r} is not one of {list(STATUS_CODES)}")
+            status[i] = STATUS_CODES[r.status]
+            if r.status == "ok":
+                v = np.asarray(r.vector, dtype=np.float32)
+                if v.shape != (D,) or not np.all(np.isfinite(v)):
+                    raise ValueError(f"record {r.id!r}: vector of shape {v.shape} must be ({D},) and finite")
+                vectors[i] = v
+            if self.save_windows and r.status == "ok" and r.window_spans is not None and len(r.window_spans):
+                s = np.asarray(r.window_spans, dtype=np.int64).reshape(-1, 2)  # (k, 2)
+                if r.window_vectors is None or np.shape(r.window_vectors) != (len(s), D):
+                    raise ValueError(f"record {r.id!r}: save_windows needs window_vectors of shape ({len(s)}, {D})")
+                spans.append(s)
+                wvecs.append(np.asarray(r.window_vectors, dtype=np.float32))
+                wrec.append(np.full(len(s), self.n_done + i, dtype=np.int64))
+        windows = None
+        if self.save_windows:
+            spans_a = np.concatenate(spans) if spans else np.zeros((0, 2), np.int64)  # (w, 2)
+            windows = (
+                np.concatenate(wrec) if wrec else np.zeros(0, np.int64),
+                spans_a[:, 0], spans_a[:, 1],
+                np.concatenate(wvecs) if wvecs else np.zeros((0, D), np.float32),
+            )
+        self._append_arrays(
+            ids=[r.id for r in recs],
+            lengths=np.array([r.length for r in recs], dtype=np.int64),
+            n_windows=np.array([r.n_windows for r in recs], dtype=np.int32),
+            n_skipped=np.array([r.n_skipped for r in recs], dtype=np.int32),
+            status=status,
+            order=np.array([r.order for r in recs], dtype=np.int64),
+            vectors=vectors,
+            windows=windows,
+        )
+
+    def _append_arrays(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows) -> None:
+        """Append rows given as arrays (vectors (r, D) in any float dtype; windows = (record, start, end,
+        vectors (w, D)) with record already as rows of this file, or None), then commit them."""
+        if self._finished:
+            raise ValueError("append() after finish()")
+        with self._disk_errors():
+            self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
+                             order=order, vectors=vectors, windows=windows)
+
+    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows) -> None:
+        f, n, r = self._f, self.n_done, len(ids)
+        for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
+                           ("n_skipped", n_skipped), ("status", status), ("order", order)):
+            f[name].resize(n + r, axis=0)
+            f[name][n : n + r] = np.asarray(data).astype(f[name].dtype, copy=False) if name != "ids" else list(data)
+        m = self.windows_done
+        if self.save_windows and windows is not None:
+            w = len(windows[0])
+            for name, data in zip(("record", "start", "end", "embeddings"), windows):
+                ds = f["windows"][name]
+                ds.resize(m + w, axis=0)
+                if w:
+                    ds[m : m + w] = np.asarray(data).astype(ds.dtype, copy=False)
+            m += w
+        f.flush()  # rows first ...
+        f.attrs["rows_committed"] = n + r  # ... then the claim that they are there
+        f.attrs["windows_committed"] = m
+        f.flush()
+        self.n_done, self.windows_done = n + r, m
+
+    def finish(self) -> Path:
+        """Mark complete, flush, close and atomically rename PATH.partial -> PATH. Returns PATH."""
+        if self._finished:
+            return self.path
+        with self._disk_errors():
+            self._f.attrs["complete"] = True
+            self._f.flush()
+            self._f.close()
+        os.replace(self.partial, self.path)
+        self._finished = True
+        self._lock.release()
+        return self.path
+
+    def discard(self) -> None:
+        """Close and delete PATH.partial (a run that failed before it kept anything), still under the lock."""
+        if self._f is not None and self._f.id.valid:
+            with contextlib.suppress(Exception):
+                self._f.close()
+        self.partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close without finishing: PATH.partial stays, resumable."""
+        self._close(quietly=False)
+
+    def _close(self, *, quietly: bool) -> None:
+        """Close the file and release the lock; quietly: after an error (a full disk makes the close's own
+        flush fail too, and that must not hide the error that says why)."""
+        try:
+            if self._disk_full:
+                # HDF5 after a failed write: closing flushes again and fails again, and after such a close
+                # freeing the File object was seen to crash the process (SIGSEGV). Leave the file open: the
+                # CLI ends the process without tearing h5py down (cli.main), like a kill, which loses
+                # nothing that was committed.
+                pass
+            elif self._f is not None and self._f.id.valid:
+                if quietly:
+                    with contextlib.suppress(Exception):
+                        self._f.close()
+                else:
+                    with self._disk_errors():
+                        self._f.close()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> EmbeddingWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._close(quietly=exc_type is not None)
+
+    # --- a full disk
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """Turn a write that fails for want of space (h5py: OSError or RuntimeError) into one DiskFullError."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:
+            why = disk_full_reason(e)
+            if why is None:
+                raise
+            self._disk_full = True
+            raise DiskFullError(self._disk_full_message(why)) from None
+
+    def _check_free_space(self) -> None:
+        try:
+            free = shutil.disk_usage(self.path.parent if str(self.path.parent) else ".").free
+        except OSError:
+            return
+        if free < MIN_FREE_BYTES:
+            raise DiskFullError(self._disk_full_message("no space left on device"))
+
+    def _disk_full_message(self, why: str) -> str:
+        d = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            free = f", {_size(shutil.disk_usage(d).free)} free"
+        except OSError:
+            free = ""
+        kept = ""
+        if self.resume and self.partial.exists():
+            kept = f", which resumes from the last records saved in {self.partial.name}"
+        return (f"{why} on the disk that holds {self.partial} ({_mount_point(d)}{free}); free some space or "
+                f"choose -o on another disk, then rerun the same command{kept}")
+
+
+def _rebuild_ids(f: h5py.File, n: int) -> None:
+    """Rewrite /ids as a fresh dataset holding its first n strings.
+
+    Why: a kill after the ids of uncommitted rows reached the chunk on disk, but before their strings reached
+    the global heap, leaves references to missing heap objects in the chunk past row n. Shrinking the
+    dataset does not clear them, and HDF5 frees the old string of every element it overwrites, so the
+    resumed run's first append of ids failed with "bad heap index" (found by tests/test_hpc.py's kill -9
+    loop, about 1 run in 3 with a flush every 4 records). A new dataset starts from empty elements."""
+    ids = f["ids"].asstr()[:n] if n else []
+    if "ids_rebuilt" in f:  # left by a resume that failed half-way (the old /ids is still complete)
+        del f["ids_rebuilt"]
+    # the new dataset is written in full before the old one goes, so a failure here loses no id
+    ds = f.create_dataset("ids_rebuilt", (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
+    if n:
+        ds[:] = list(ids)
+    f.flush()
+    del f["ids"]
+    f.move("ids_rebuilt", "ids")
+
+
+def partial_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+class OutputLock:
+    """An exclusive lock on PATH.lock, held while one process writes PATH (through PATH.partial).
+
+    Why a lock file: two runs writing the same output (a job submitted twice, a rerun while the first is
+    still going) would otherwise both open PATH.partial, and the second's "start over" truncates the first's
+    file, which then publishes a corrupt PATH. HDF5's own file lock does not help: it is taken after
+    h5py.File(mode="w") has already truncated the file. flock() is released by the kernel when the holder
+    dies (kill -9, a node crash on NFS through lockd), so a stale PATH.lock never blocks a rerun; the holder
+    removes the file when it is done. Where flock() is not supported (non-POSIX, some network mounts) the
+    writer goes on unlocked: there is nothing better to do than what it did before.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.path = path.with_name(path.name + ".lock")
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return  # cannot create it (the directory checks before this name the real problem)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                os.close(fd)
+                who = f" (pid {holder[0]} on {holder[1]})" if len(holder) >= 2 else ""
+                raise StoreError(f"another mrl-dna run{who} is writing {path} right now ({self.path} is locked); "
+                                 "wait for it to finish or choose another -o") from None
+            except OSError:
+                os.close(fd)
+                return
+            # The previous holder removes the file when it is done: if it did so between our open and our
+            # flock, we hold a lock on a file nobody else will see; take the lock on the current file instead.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self._fd = fd
+        with contextlib.suppress(OSError):  # who holds it, for the message above (a full disk may refuse it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still holding the lock (see the inode check above)
+        os.close(self._fd)
+        self._fd = None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (the same inode: also through symlinks and hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, what: str = "input") -> None:
+    """StoreError when the output file (or its .partial) is one of the inputs: writing it would destroy them."""
+    for out in (Path(output), partial_path(output)):
+        for p in inputs:
+            if str(p) != "-" and same_file(p, out):
+                same = "" if Path(p) == out else " (the same file)"
+                raise StoreError(f"output {out} is the {what} {p}{same}: writing it would destroy the {what}; "
+                                 "choose another -o")
+
+
+def _mount_point(d: Path) -> str:
+    """The mount point of the filesystem that holds directory d (what `df` names), e.g. /scratch."""
+    try:
+        p = d.resolve()
+        dev = p.stat().st_dev
+        while p.parent != p and p.parent.stat().st_dev == dev:
+            p = p.parent
+        return str(p)
+    except OSError:
+        return str(d)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _check_output_dir(path: Path) -> None:
+    d = path.parent if str(path.parent) else Path(".")
+    if not d.exists():
+        raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
+    if not d.is_dir():
+        raise StoreError(f"output directory {d} is not a directory; choose another -o")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")
+    if path.is_dir():
+        raise StoreError(f"output {path} is a directory; give a file name such as {path / 'embeddings.h5'}")
+
+
+def check_existing_output(path: Path, *, overwrite: bool) -> None:
+    if not path.exists() or overwrite:
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            a = dict(f.attrs)
+    except OSError:
+        a = {}
+    if a.get("format") == FORMAT:
+        raise StoreError(
+            f"{path} already exists (complete, {a.get('rows_committed', '?')} records, model "
+            f"{show_attr(a.get('model_name'))} {str(show_attr(a.get('model_hash')))[:12]}, window {show_attr(a.get('window'))}); "
+            "pass --force to overwrite it or choose another -o"
+        )
+    raise StoreError(f"{path} already exists and is not an mrl-dna embedding file; choose another -o or pass --force to overwrite it")
