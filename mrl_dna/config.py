@@ -38,7 +38,11 @@ class Pooling(str, enum.Enum):
     mean = "mean"  # length-weighted mean of the window vectors
     attention = "attention"  # learned attention over windows (plus a log-length prior)
 
-KMER_TRANSFORMS = ("sqrt", "centered")  # EncoderConfig.kmer_transform
+class KmerTransform(str, enum.Enum):
+    """How k-mer frequencies f of K canonical k-mers are scaled (both give 0 for a uniform composition)."""
+
+    sqrt = "sqrt"  # sqrt(K * f) - 1, the Hellinger embedding (new models)
+    centered = "centered"  # K * f - 1 (models saved before kmer_transform existed)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class EncoderConfig:
     #   "sqrt"     sqrt(K * f) - 1, the Hellinger embedding: the square root makes the sampling noise of a
     #              count about equally large for rare and common k-mers, so a linear head can whiten it.
     #   "centered" K * f - 1 (models saved before kmer_transform existed; their config.json lacks the field).
-    kmer_transform: str = "sqrt"
+    kmer_transform: KmerTransform = KmerTransform.sqrt
     # What is averaged over a window's tokens (per strand, then the two strands are added):
     #   0  the final hidden states themselves (d_model values; models before v2);
     #   E  a GELU projection of each hidden state to E features. The mean of a nonlinear feature is a learned
@@ -86,8 +90,11 @@ class EncoderConfig:
             raise ConfigError(f"encoder pool_features={self.pool_features} must be >= 0 (0 = pool the hidden states)")
         if not self.learned and not self.kmer_features:
             raise ConfigError("an encoder with learned=False needs kmer_features (e.g. 4): it would output nothing")
-        if self.kmer_transform not in KMER_TRANSFORMS:
-            raise ConfigError(f"encoder kmer_transform={self.kmer_transform!r} must be one of {', '.join(KMER_TRANSFORMS)}")
+        try:
+            object.__setattr__(self, "kmer_transform", KmerTransform(self.kmer_transform))
+        except ValueError:
+            raise ConfigError(f"encoder kmer_transform={self.kmer_transform!r} must be one of "
+                              f"{', '.join(t.value for t in KmerTransform)}") from None
         for name in ("stride", "stem_kernel", "stem_channels", "d_model", "n_layer", "d_state", "expand", "headdim", "d_conv"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"encoder {name}={getattr(self, name)} must be >= 1")
@@ -153,6 +160,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["encoder"]["mixer"] = self.encoder.mixer.value
+        d["encoder"]["kmer_transform"] = self.encoder.kmer_transform.value
         d["pooling"] = self.pooling.value
         d["matryoshka_dims"] = list(self.matryoshka_dims)
         return {"model_type": "mrl-dna", **d}

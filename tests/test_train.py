@@ -11,7 +11,7 @@ import torch
 
 from conftest import run_train
 from mrl_dna.model import load_model
-from mrl_dna.train.trainer import TrainConfig, lr_factor
+from mrl_dna.train.config import TrainConfig, lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.fa"

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 
 import typer
 
 from mrl_dna import console
-from mrl_dna.device import Device
-from mrl_dna.config import EncoderConfig, Mixer, ModelConfig, Pooling
 from mrl_dna.cli.options import number_list
-from mrl_dna.errors import ConfigError
-from mrl_dna.model import model_type
-from mrl_dna.model.caduceus import CaduceusEmbedder
+from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Pooling
+from mrl_dna.device import Device
+from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
+from mrl_dna.train.plan import ModelOptions, plan_training
 from mrl_dna.train.sampler import SamplerConfig
-from mrl_dna.train.trainer import TrainConfig, ValidationConfig, train
+from mrl_dna.train.trainer import train
 
 _M = "Model (ignored with --init/--resume: the model brings its own)"
 _T = "Training"
 _D = "Data"
-
-
-class KmerTransform(str, enum.Enum):
-    sqrt = "sqrt"
-    centered = "centered"
-
-
-class HeadInit(str, enum.Enum):
-    random = "random"
-    whiten = "whiten"
+# defaults shown by --help come from the dataclasses that hold them
+E, MC, TC, SC = EncoderConfig, ModelConfig, TrainConfig, SamplerConfig
+_DIMS = ",".join(map(str, ModelConfig().matryoshka_dims))
 
 
 def command(
@@ -39,48 +30,48 @@ def command(
     groups: Path = typer.Option(None, "--groups", exists=True, dir_okay=False, help="TSV file-or-record-id -> species/group (e.g. MANIFEST.tsv): same-group genomes are not negatives; validation reports species top-1.", rich_help_panel=_D),
     labels: Path = typer.Option(None, "--labels", exists=True, dir_okay=False, help="TSV record id -> group: train on your labelled FASTA records (same group = positives) instead of one class per file.", rich_help_panel=_D),
     pairs: Path = typer.Option(None, "--pairs", exists=True, dir_okay=False, help="TSV seq_a, seq_b, score: scored pairs for CoSENT (alone, or added to genome training at --cosent-weight).", rich_help_panel=_D),
-    d_model: int = typer.Option(None, "--d-model", min=1, help="Encoder width per strand [default 64].", rich_help_panel=_M),
-    n_layer: int = typer.Option(None, "--n-layer", min=1, help="BiMamba layers [default 2].", rich_help_panel=_M),
-    stride: int = typer.Option(None, "--stride", min=1, help="bp per token of the patching stem [default 16].", rich_help_panel=_M),
-    kmer_features: int = typer.Option(None, "--kmer-features", min=0, max=6, help="k of the canonical k-mer frequencies appended to each window vector, 0 = off [default 4].", rich_help_panel=_M),
-    kmer_transform: KmerTransform = typer.Option(None, "--kmer-transform", help="Scaling of the k-mer frequencies f: sqrt = Hellinger sqrt(K f) - 1, centered = K f - 1 (models before 0.2) [default sqrt]. With --init: only together with --head-init whiten.", rich_help_panel=_M),
-    mixer: Mixer = typer.Option(None, "--mixer", help="Sequence mixer [default ssd].", rich_help_panel=_M),
-    pooling: Pooling = typer.Option(None, "--pooling", help="Window pooling [default mean].", rich_help_panel=_M),
-    pool_features: int = typer.Option(None, "--pool-features", min=0, help="Learned features per token averaged into the window vector (a GELU projection of each token state; a learned bag of local features); 0 = average the token states themselves [default 0].", rich_help_panel=_M),
+    d_model: int = typer.Option(None, "--d-model", min=1, help=f"Encoder width per strand [default {E.d_model}].", rich_help_panel=_M),
+    n_layer: int = typer.Option(None, "--n-layer", min=1, help=f"BiMamba layers [default {E.n_layer}].", rich_help_panel=_M),
+    stride: int = typer.Option(None, "--stride", min=1, help=f"bp per token of the patching stem [default {E.stride}].", rich_help_panel=_M),
+    kmer_features: int = typer.Option(None, "--kmer-features", min=0, max=6, help=f"k of the canonical k-mer frequencies appended to each window vector, 0 = off [default {E.kmer_features}].", rich_help_panel=_M),
+    kmer_transform: KmerTransform = typer.Option(None, "--kmer-transform", help=f"Scaling of the k-mer frequencies f: sqrt = Hellinger sqrt(K f) - 1, centered = K f - 1 (models before 0.2) [default {E.kmer_transform.value}]. With --init: only together with --head-init whiten.", rich_help_panel=_M),
+    mixer: Mixer = typer.Option(None, "--mixer", help=f"Sequence mixer [default {E.mixer.value}].", rich_help_panel=_M),
+    pooling: Pooling = typer.Option(None, "--pooling", help=f"Window pooling [default {MC.pooling.value}].", rich_help_panel=_M),
+    pool_features: int = typer.Option(None, "--pool-features", min=0, help=f"Learned features per token averaged into the window vector (a GELU projection of each token state; a learned bag of local features); 0 = average the token states themselves [default {E.pool_features}].", rich_help_panel=_M),
     kmer_only: bool = typer.Option(False, "--kmer-only", help="No stem and no mixer: the window vector is the k-mer profile alone (the ablation a learned encoder is measured against).", rich_help_panel=_M),
-    head_hidden: int = typer.Option(None, "--head-hidden", min=0, help="Projection MLP width, 0 = linear [default 256].", rich_help_panel=_M),
-    window: int = typer.Option(None, "--window", min=16, help="Window bp (also the model's embed window) [default 2048].", rich_help_panel=_M),
-    dims: str = typer.Option(None, "--dims", help="Matryoshka dims, increasing; the last is the model width [default 8,16,32,64,128]. With --init: the dims of the loss.", rich_help_panel=_M),
-    name: str = typer.Option("mrl-dna", "--name", help="Model name written into config.json.", rich_help_panel=_M),
+    head_hidden: int = typer.Option(None, "--head-hidden", min=0, help=f"Projection MLP width, 0 = linear [default {MC.head_hidden}].", rich_help_panel=_M),
+    window: int = typer.Option(None, "--window", min=16, help=f"Window bp (also the model's embed window) [default {MC.window}].", rich_help_panel=_M),
+    dims: str = typer.Option(None, "--dims", help=f"Matryoshka dims, increasing; the last is the model width [default {_DIMS}]. With --init: the dims of the loss.", rich_help_panel=_M),
+    name: str = typer.Option(MC.name, "--name", help="Model name written into config.json.", rich_help_panel=_M),
     init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
-    head_init: HeadInit = typer.Option(HeadInit.random, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
-    whiten_shrinkage: float = typer.Option(0.3, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
-    whiten_windows: int = typer.Option(300, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
+    head_init: HeadInit = typer.Option(TC.head_init, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
+    whiten_shrinkage: float = typer.Option(TC.whiten_shrinkage, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
+    whiten_windows: int = typer.Option(TC.whiten_windows, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
     no_matryoshka: bool = typer.Option(False, "--no-matryoshka", help="Train the full dim only (the baseline for Matryoshka comparisons).", rich_help_panel=_T),
     dim_weights: str = typer.Option(None, "--dim-weights", help="Loss weight per Matryoshka dim, comma-separated [default all 1].", rich_help_panel=_T),
     genome_dims: str = typer.Option(None, "--genome-dims", help="Dims of the genome loss (another window of the same genome is the positive) [default: all Matryoshka dims].", rich_help_panel=_T),
     locus_dims: str = typer.Option(None, "--locus-dims", help="Dims of the locus loss: a window must find its own evolved, shifted copy among all windows of the batch, those of its own genome included (needs --windows-per-genome >= 2) [default: none].", rich_help_panel=_T),
-    locus_weight: float = typer.Option(1.0, "--locus-weight", min=0.0, help="Weight of each locus dim's loss.", rich_help_panel=_T),
-    windows_per_genome: int = typer.Option(1, "--windows-per-genome", min=1, help="Genome blocks: draw --batch-size / this many genomes and this many windows of each; positives are the windows' own evolved, shifted copies (1 = independent items).", rich_help_panel=_T),
-    max_shift: float = typer.Option(0.5, "--max-shift", min=0.0, max=1.0, help="Largest shift of a positive's window against its anchor's, as a fraction of the window.", rich_help_panel=_T),
-    steps: int = typer.Option(2000, "--steps", min=0, help="Optimizer steps (0: save the initial model, e.g. the --head-init whiten start).", rich_help_panel=_T),
-    batch_size: int = typer.Option(64, "--batch-size", min=2, help="Items per micro-batch (in-batch negatives).", rich_help_panel=_T),
-    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step.", rich_help_panel=_T),
-    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate (AdamW).", rich_help_panel=_T),
-    warmup: int = typer.Option(100, "--warmup", min=0, help="Linear warmup steps, then cosine decay to lr/10.", rich_help_panel=_T),
-    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0, help="AdamW weight decay (matrices only).", rich_help_panel=_T),
-    clip: float = typer.Option(1.0, "--clip", min=0.0, help="Gradient-norm clip, 0 = off.", rich_help_panel=_T),
-    cosent_weight: float = typer.Option(0.25, "--cosent-weight", min=0.0, help="Weight of CoSENT on evolved anchors (identity targets); 0 = InfoNCE only (faster).", rich_help_panel=_T),
-    scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale (1/temperature) of InfoNCE and CoSENT.", rich_help_panel=_T),
-    max_mutation_rate: float = typer.Option(0.25, "--max-mutation-rate", min=0.0, max=0.75, help="Simulated evolution rate r ~ U[0, this].", rich_help_panel=_T),
-    max_windows: int = typer.Option(4, "--max-windows", min=1, help="Longest run of consecutive windows per item.", rich_help_panel=_T),
-    multi_window_prob: float = typer.Option(0.25, "--multi-window-prob", min=0.0, max=1.0, help="Share of items that are runs of >1 window.", rich_help_panel=_T),
-    seed: int = typer.Option(0, "--seed", help="Seed of init and data (rank r samples with seed + r).", rich_help_panel=_T),
+    locus_weight: float = typer.Option(TC.locus_weight, "--locus-weight", min=0.0, help="Weight of each locus dim's loss.", rich_help_panel=_T),
+    windows_per_genome: int = typer.Option(SC.windows_per_genome, "--windows-per-genome", min=1, help="Genome blocks: draw --batch-size / this many genomes and this many windows of each; positives are the windows' own evolved, shifted copies (1 = independent items).", rich_help_panel=_T),
+    max_shift: float = typer.Option(SC.max_shift_fraction, "--max-shift", min=0.0, max=1.0, help="Largest shift of a positive's window against its anchor's, as a fraction of the window.", rich_help_panel=_T),
+    steps: int = typer.Option(TC.steps, "--steps", min=0, help="Optimizer steps (0: save the initial model, e.g. the --head-init whiten start).", rich_help_panel=_T),
+    batch_size: int = typer.Option(SC.batch_size, "--batch-size", min=2, help="Items per micro-batch (in-batch negatives).", rich_help_panel=_T),
+    grad_accum: int = typer.Option(TC.grad_accum, "--grad-accum", min=1, help="Micro-batches per optimizer step.", rich_help_panel=_T),
+    lr: float = typer.Option(TC.lr, "--lr", min=0.0, help="Peak learning rate (AdamW).", rich_help_panel=_T),
+    warmup: int = typer.Option(TC.warmup, "--warmup", min=0, help="Linear warmup steps, then cosine decay to lr/10.", rich_help_panel=_T),
+    weight_decay: float = typer.Option(TC.weight_decay, "--weight-decay", min=0.0, help="AdamW weight decay (matrices only).", rich_help_panel=_T),
+    clip: float = typer.Option(TC.clip, "--clip", min=0.0, help="Gradient-norm clip, 0 = off.", rich_help_panel=_T),
+    cosent_weight: float = typer.Option(TC.cosent_weight, "--cosent-weight", min=0.0, help="Weight of CoSENT on evolved anchors (identity targets); 0 = InfoNCE only (faster).", rich_help_panel=_T),
+    scale: float = typer.Option(TC.scale, "--scale", min=0.0, help="Similarity scale (1/temperature) of InfoNCE and CoSENT.", rich_help_panel=_T),
+    max_mutation_rate: float = typer.Option(SC.max_mutation_rate, "--max-mutation-rate", min=0.0, max=0.75, help="Simulated evolution rate r ~ U[0, this].", rich_help_panel=_T),
+    max_windows: int = typer.Option(SC.max_windows, "--max-windows", min=1, help="Longest run of consecutive windows per item.", rich_help_panel=_T),
+    multi_window_prob: float = typer.Option(SC.multi_window_prob, "--multi-window-prob", min=0.0, max=1.0, help="Share of items that are runs of >1 window.", rich_help_panel=_T),
+    seed: int = typer.Option(TC.seed, "--seed", help="Seed of init and data (rank r samples with seed + r).", rich_help_panel=_T),
     device: Device = typer.Option(Device.auto, "--device", help="auto = CUDA when visible, else CPU. bf16 autocast on CUDA.", rich_help_panel=_T),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="Train in fp32 on CUDA too.", rich_help_panel=_T),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
-    eval_every: int = typer.Option(250, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
+    checkpoint_every: int = typer.Option(TC.checkpoint_every, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
+    eval_every: int = typer.Option(TC.eval_every, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints (same options), exactly.", rich_help_panel=_T),
     stop_at: int = typer.Option(None, "--stop-at", min=1, help="Stop after this step (checkpoint written); continue later with --resume.", rich_help_panel=_T),
     workers: int = typer.Option(None, "--workers", min=0, help="Sampler processes (0 = one thread) [default: 0 on <= 4 cores, else cores/2 up to 6].", rich_help_panel=_T),
@@ -106,53 +97,28 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
-    whiten = head_init == HeadInit.whiten
-    if whiten and head_hidden not in (None, 0):
-        raise ConfigError(f"--head-init whiten starts a linear head; drop --head-hidden {head_hidden} (or give 0)")
-    model_opts = dict(d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, mixer=mixer, pooling=pooling,
-                      head_hidden=head_hidden, window=window, pool_features=pool_features, learned=False if kmer_only else None,
-                      kmer_transform=kmer_transform.value if kmer_transform is not None else None)
-    dims_t = number_list(dims, "--dims", example="8,16,32,64,128")
-    caduceus_init = init is not None and model_type(init) == CaduceusEmbedder.model_type
-    # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
-    # (and an mrl-dna model given a fresh whitened head may switch its k-mer scaling, which only the head sees)
-    allowed = {"pooling", "head_hidden", "window"} if caduceus_init else {"head_hidden", "kmer_transform"} if whiten else set()
-    given = [k for k, v in model_opts.items() if v is not None and k not in allowed]
-    if init is not None and given:
-        raise ConfigError(f"--{given[0].replace('_', '-')} conflicts with --init: the model brings its own; drop it")
-    init_head = None
-    if caduceus_init:
-        init_head = dict(dims=dims_t or ModelConfig().matryoshka_dims, pooling=pooling, head_hidden=0 if whiten else head_hidden,
-                         window=window, name=name if name != "mrl-dna" else None)
-    elif init is not None and whiten:
-        init_head = dict(dims=dims_t, kmer_transform=model_opts["kmer_transform"], name=name if name != "mrl-dna" else None)
-    model_config = None
-    if init is None:
-        enc_kw = {k: model_opts[k] for k in ("d_model", "n_layer", "stride", "kmer_features", "mixer", "kmer_transform",
-                                             "pool_features", "learned") if model_opts[k] is not None}
-        cfg_kw = {k: model_opts[k] for k in ("pooling", "head_hidden") if model_opts[k] is not None}
-        if whiten:
-            cfg_kw["head_hidden"] = 0
-        if window is not None:
-            cfg_kw.update(window=window, window_stride=window)
-        if dims_t is not None:
-            cfg_kw["matryoshka_dims"] = dims_t
-        model_config = ModelConfig(encoder=EncoderConfig(**enc_kw), name=name, **cfg_kw)
     tc = TrainConfig(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
-        dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64") or (dims_t if init is not None and not caduceus_init else None), freeze_backbone=freeze_backbone, dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"),
-        matryoshka=not no_matryoshka, scale=scale, cosent_weight=cosent_weight,
-        locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (), locus_weight=locus_weight,
-        head_init=head_init.value, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
+        dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64"), freeze_backbone=freeze_backbone,
+        dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"), matryoshka=not no_matryoshka,
+        scale=scale, cosent_weight=cosent_weight, locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (),
+        locus_weight=locus_weight, head_init=head_init, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(
-        window=window or (model_config.window if model_config else 2048), batch_size=batch_size,
-        max_windows=max_windows, multi_window_prob=multi_window_prob, max_mutation_rate=max_mutation_rate,
-        mutant_view=cosent_weight > 0, windows_per_genome=windows_per_genome, max_shift_fraction=max_shift,
+        batch_size=batch_size, max_windows=max_windows, multi_window_prob=multi_window_prob,
+        max_mutation_rate=max_mutation_rate, windows_per_genome=windows_per_genome, max_shift_fraction=max_shift,
     )
+    model = ModelOptions(
+        d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, kmer_transform=kmer_transform,
+        mixer=mixer, pooling=pooling, pool_features=pool_features, learned=False if kmer_only else None,
+        head_hidden=head_hidden, window=window,
+    )
+    plan = plan_training(model=model, dims=number_list(dims, "--dims", example=_DIMS), name=name, init=init,
+                         train_config=tc, sampler_config=sc)
     train(
-        genomes=genomes or [], output=output, model_config=model_config, init=init, init_head=init_head, sampler_config=sc,
-        train_config=tc, groups=groups, labels=labels, pairs=pairs, val_genomes=val_genomes or [],
-        validation=ValidationConfig(), device=device.value, resume=resume, stop_at=stop_at, workers=workers, quiet=quiet,
+        genomes=genomes or [], output=output, model_config=plan.model_config, init=plan.init, init_head=plan.init_head,
+        sampler_config=plan.sampler_config, train_config=plan.train_config, groups=groups, labels=labels, pairs=pairs,
+        val_genomes=val_genomes or [], validation=ValidationConfig(), device=device.value, resume=resume,
+        stop_at=stop_at, workers=workers, quiet=quiet,
     )

@@ -88,8 +88,12 @@ class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
         self.head = matryoshka_head(d, config.head_hidden, D)
 
     @classmethod
-    def from_caduceus(cls, directory: str | Path, *, dims, pooling=Pooling.mean, head_hidden=256, name=None) -> "CaduceusMrlModel":
-        """A new model whose backbone holds the official Caduceus weights of `directory` (head: random init)."""
+    def from_caduceus(cls, directory: str | Path, *, dims, pooling: Pooling | None = None, head_hidden: int | None = None,
+                      name: str | None = None) -> "CaduceusMrlModel":
+        """A new model whose backbone holds the official Caduceus weights of `directory` (head: random init);
+        pooling and head_hidden default to CaduceusMrlConfig's."""
+        pooling = CaduceusMrlConfig.pooling if pooling is None else pooling
+        head_hidden = CaduceusMrlConfig.head_hidden if head_hidden is None else head_hidden
         directory = Path(directory)
         raw = json.loads((directory / CONFIG_FILE).read_text())
         official = CaduceusEmbedder.from_pretrained(directory)

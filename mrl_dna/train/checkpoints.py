@@ -1,0 +1,110 @@
+"""Training checkpoints: checkpoints/step-NNNNNNN.pt, a self-describing dict (nanoGPT style).
+
+    format "mrl-dna-train-checkpoint", version 1, mrl_dna_version, step (optimizer steps done),
+    model_config (config.json dict), model, optimizer, scheduler (state dicts), train_config,
+    sampler_config (dicts of the dataclass fields), rng {torch, cuda}, world_size, train_genomes,
+    val_genomes, saved (UTC time)
+
+Only plain Python values, tensors and state dicts are pickled (enums are stored as their values), so a
+checkpoint never depends on where a class lives. --resume checks that the settings match the checkpoint's
+(those in RESUMABLE may change) and continues exactly: batches are a function of (seed, rank, step, micro).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from mrl_dna import __version__, console
+from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.train.config import TrainConfig
+from mrl_dna.train.sampler import SamplerConfig
+
+CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train_paths, val_paths) -> Path:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "mrl_dna_version": __version__,
+        "step": step,  # optimizer steps done
+        "model_config": model.config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "train_config": plain(tc),
+        "sampler_config": plain(sc),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(dist.device) if dist.device.type == "cuda" else None,
+        },
+        "world_size": dist.world,
+        "train_genomes": [str(p) for p in train_paths],
+        "val_genomes": [str(p) for p in val_paths],
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = ckpt_dir / f"step-{step:07d}.pt"
+    tmp = path.with_suffix(".pt.partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    return path
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = sorted(ckpt_dir.glob("step-*.pt")) if ckpt_dir.is_dir() else []
+    return found[-1] if found else None
+
+
+# Settings that may change on --resume without breaking exactness of what was already trained.
+RESUMABLE = {"steps", "checkpoint_every", "eval_every"}
+
+
+def check_checkpoint(state: dict, path: Path, tc: TrainConfig, sc: SamplerConfig | None) -> None:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path} is not an mrl-dna training checkpoint; remove it or start a new -o")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise ModelError(f"{path} was written by a newer mrl-dna ({state.get('mrl_dna_version')}); upgrade mrl-dna")
+    saved = state["train_config"]
+    now = plain(tc)
+    diff = [k for k in now if k not in RESUMABLE and _norm(now[k]) != _norm(saved.get(k))]
+    if sc is not None:
+        saved_sc, now_sc = state["sampler_config"], plain(sc)
+        diff += [k for k in now_sc if k not in ("window", "mutant_view") and now_sc[k] != saved_sc.get(k)]
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"--resume: {k} differs from the checkpoint ({now.get(k, sc and plain(sc).get(k))!r} vs "
+            f"{saved.get(k, state['sampler_config'].get(k))!r}); resume with the options of the original run, or start a new -o"
+        )
+    if saved["steps"] != tc.steps:
+        console.warn(f"--steps {tc.steps} differs from the checkpoint's {saved['steps']}: the LR schedule changes from here on")
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+def plain(config) -> dict:
+    """A config dataclass as a dict of plain values (enums as their values), as checkpoints store it."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def restore(state: dict, opt, sched, device: torch.device, world: int) -> int:
+    """Optimizer, schedule and RNG of a checkpoint (the model's weights are loaded by the caller); returns
+    the step to continue from."""
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"].get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    if state.get("world_size", 1) != world:
+        console.warn(f"resuming a {state.get('world_size', 1)}-process run on {world}; batches differ from the original run")
+    return int(state["step"])

@@ -1,0 +1,64 @@
+"""The loss of one micro-batch: Matryoshka InfoNCE on (anchor, positive) (+ the locus loss on genome blocks)
++ CoSENT on (anchor, evolved anchor, identity) + CoSENT on user pairs. One forward on all views concatenated
+(one DDP forward per backward); bf16 autocast on CUDA for the forward, fp32 for the losses.
+
+Axis letters: b items, v views (anchor, positive[, mutant]), w windows per item, l bases per window,
+D model width, k a Matryoshka dim.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mrl_dna.train.config import TrainConfig
+from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss
+
+
+def micro_step(model, data, mloss: MatryoshkaLoss, lloss: MatryoshkaLoss | None, tc: TrainConfig, device, bf16: bool):
+    """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward).
+    The forward runs under bf16 autocast on CUDA; the losses run in fp32 (scale-20 logits in bf16 lose
+    the small differences InfoNCE ranks on)."""
+
+    def forward(tokens, lengths):
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            return model(tokens, lengths).float()
+
+    batch, pb = data
+    parts: dict[str, float] = {}
+    total = torch.zeros((), device=device)
+    n_bp = 0
+    if batch is not None:
+        b = batch.batch_size
+        tokens = torch.from_numpy(batch.tokens).to(device, torch.long, non_blocking=True)  # (v*b, w, l)
+        lengths = torch.from_numpy(batch.lengths).to(device)  # (v*b, w)
+        z = forward(tokens, lengths)  # (v*b, D)
+        anchor, positive = z[:b], z[b : 2 * b]
+        labels = torch.from_numpy(batch.labels).to(device)
+        genome_pos = positive if batch.partner is None else positive[torch.from_numpy(batch.partner).to(device)]
+        nce, per = mloss(infonce_loss, anchor, genome_pos, labels=labels, scale=tc.scale, symmetric=True)
+        total = total + nce
+        parts.update({f"infonce@{k}": v.detach() for k, v in per.items()})
+        if lloss is not None:  # the anchor's own copy among all windows, its genome's other windows included
+            loc, per = lloss(infonce_loss, anchor, positive, scale=tc.scale, symmetric=True)
+            total = total + tc.locus_weight * loc
+            parts.update({f"locus@{k}": v.detach() for k, v in per.items()})
+        if batch.n_views == 3 and tc.cosent_weight > 0:
+            mutant = z[2 * b :]
+            scores = torch.from_numpy(batch.identity).to(device)
+            cos, per = mloss(cosent_loss, anchor, mutant, scores=scores, scale=tc.scale)
+            total = total + tc.cosent_weight * cos
+            parts.update({f"cosent@{k}": v.detach() for k, v in per.items()})
+        n_bp += batch.n_bases
+    if pb is not None:
+        tokens, lengths, scores = pb
+        n = scores.size
+        z = forward(torch.from_numpy(tokens).to(device, torch.long), torch.from_numpy(lengths).to(device))
+        w = tc.cosent_weight if batch is not None else 1.0
+        cos, per = mloss(cosent_loss, z[:n], z[n:], scores=torch.from_numpy(scores).to(device), scale=tc.scale)
+        total = total + w * cos
+        parts.update({f"pairs@{k}": v.detach() for k, v in per.items()})
+        n_bp += int(lengths.sum())
+    parts["loss"] = total.detach()
+    keys = list(parts)
+    values = torch.stack([parts[k].float() for k in keys]).cpu().tolist()  # one device sync per micro-batch
+    return total, dict(zip(keys, values)), n_bp
