@@ -13,6 +13,7 @@ from typing import Any
 
 from mrl_dna.errors import ConfigError, ModelError
 from mrl_dna.kmer import n_canonical
+from mrl_dna.windows import WindowConfig
 
 
 class Mixer(str, enum.Enum):
@@ -142,8 +143,8 @@ class ModelConfig:
     matryoshka_dims: tuple[int, ...] = (8, 16, 32, 64, 128)
     head_hidden: int = 256  # width of the projection MLP (0 = a single linear layer)
     # Embed defaults stored with the model, so a model is used as it was trained.
-    window: int = 2048
-    window_stride: int = 2048
+    window: int = WindowConfig.size
+    window_stride: int = WindowConfig.stride
     name: str = "mrl-dna"
 
     def __post_init__(self) -> None:

@@ -103,7 +103,7 @@ def embed_sequences(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     device: str | torch.device = "cpu",
     save_windows: bool = False,
-    max_n_fraction: float = 0.5,
+    max_n_fraction: float = WindowConfig.max_n_fraction,
     progress=None,
 ) -> Iterator[EmbeddedRecord]:
     """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included).
@@ -224,7 +224,7 @@ def embed_fasta(
     shard: tuple[int, int] | None = None,
     resume: bool = True,
     overwrite: bool = False,
-    max_n_fraction: float = 0.5,
+    max_n_fraction: float = WindowConfig.max_n_fraction,
 ) -> EmbedSummary:
     """Embed FASTA files into an HDF5 embedding file. Resumable: rerunning the same command on an
     interrupted run continues from the last flushed record (PATH.partial); the file appears at PATH only

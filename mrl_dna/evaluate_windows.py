@@ -48,9 +48,9 @@ DIVERGENCES = (0.0, 0.05, 0.10, 0.20, 0.30)
 
 @dataclass(frozen=True)
 class WindowBenchConfig:
-    window: int = 2048  # "2 kb windows": the v1 model's window, so each database window is one model window
+    window: int = WindowConfig.size  # "2 kb windows": the v1 model's window, so each database window is one model window
     stride: int = 1000  # issue 11/14: stride 1 kb, so every 2 kb fragment overlaps windows by >= half
-    max_n_fraction: float = 0.5  # embed's default: mostly-N windows are not in the database
+    max_n_fraction: float = WindowConfig.max_n_fraction  # embed's default: mostly-N windows are not in the database
     fragments: ev.FragmentConfig = field(default_factory=lambda: ev.FragmentConfig(
         lengths=(2000,), divergences=DIVERGENCES, per_genome=50, seed=0))
 

@@ -18,6 +18,7 @@ from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
 from mrl_dna.model import load_model
 from mrl_dna.shards import parse_shard
+from mrl_dna.windows import WindowConfig
 
 
 class Dtype(str, enum.Enum):
@@ -36,7 +37,7 @@ def command(
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
     save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates."),
     shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
-    max_n: float = typer.Option(0.5, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
+    max_n: float = typer.Option(WindowConfig.max_n_fraction, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
     restart: bool = typer.Option(False, "--restart", help="Ignore an interrupted OUTPUT.partial and start over (default: resume it)."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite a complete OUTPUT."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch's default: all cores)."),

@@ -15,6 +15,8 @@ from mrl_dna.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.model import load_model
 
+FC = ev.FragmentConfig  # defaults shown by --help come from the dataclass
+
 EXAMPLE = (
     "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
     "-o report.md --plot report.png"
@@ -34,10 +36,10 @@ def command(
         None, "--dims", help="Matryoshka dims to score, comma-separated [default: all of the model's]."
     ),
     kmer: str = typer.Option("4,6", "--kmer", help="k-mer profile baselines to score beside the model ('' for none)."),
-    fragments: str = typer.Option("2000", "--fragments", help="Fragment lengths in bp, comma-separated."),
-    divergence: str = typer.Option("0,0.05,0.1,0.2", "--divergence", help="Per-base mutation rates, comma-separated."),
-    per_genome: int = typer.Option(50, "--per-genome", min=1, help="Fragments per genome, length and divergence."),
-    seed: int = typer.Option(0, "--seed", help="Seed for fragment positions and mutations."),
+    fragments: str = typer.Option(",".join(map(str, FC.lengths)), "--fragments", help="Fragment lengths in bp, comma-separated."),
+    divergence: str = typer.Option(",".join(f"{d:g}" for d in FC.divergences), "--divergence", help="Per-base mutation rates, comma-separated."),
+    per_genome: int = typer.Option(FC.per_genome, "--per-genome", min=1, help="Fragments per genome, length and divergence."),
+    seed: int = typer.Option(FC.seed, "--seed", help="Seed for fragment positions and mutations."),
     species: Path = typer.Option(
         None, "--species", exists=True, dir_okay=False,
         help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_'].",

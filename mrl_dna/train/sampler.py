@@ -37,6 +37,7 @@ from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.evolve import mutate
 from mrl_dna.genomes import read_tsv
 from mrl_dna.train.sources import Source
+from mrl_dna.windows import WindowConfig
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -44,7 +45,7 @@ from mrl_dna.train.sources import Source
 class SamplerConfig:
     """How items and their positives are drawn. Defaults are what the default model is trained with."""
 
-    window: int = 2048  # bp per window; the model's embed window, so training sees what embedding sees
+    window: int = WindowConfig.size  # bp per window; the model's embed window, so training sees what embedding sees
     batch_size: int = 64  # items per (micro-)batch: 63 negatives per anchor in InfoNCE
     # Runs of consecutive windows: 1 in 4 items spans 2..max_windows windows so attention pooling sees
     # multi-window records; most items stay single windows because that is where the per-window encoder learns.
@@ -60,7 +61,7 @@ class SamplerConfig:
     # retrieval measures) with this probability, else a shifted overlap of the anchor.
     other_window_prob: float = 0.8
     max_shift_fraction: float = 0.5  # shifted overlaps move by at most half a window
-    max_n_fraction: float = 0.5  # redraw runs with more N than this (assembly gaps say nothing about a genome)
+    max_n_fraction: float = WindowConfig.max_n_fraction  # redraw runs with more N than this (assembly gaps say nothing about a genome)
     mutant_view: bool = True  # draw the CoSENT (anchor, evolved anchor, identity) view
     # Genome blocks (the v2 objective): > 1 draws batch_size / windows_per_genome distinct labels and that many
     # single windows from each, every positive being the evolved, shifted copy of its own anchor. The trainer

@@ -38,7 +38,7 @@ from mrl_dna.dna import N
 from mrl_dna.errors import ConfigError
 from mrl_dna.evolve import mutate
 from mrl_dna.train.sources import Source
-from mrl_dna.windows import pad_windows
+from mrl_dna.windows import WindowConfig, pad_windows
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class WhitenConfig:
     mutants: int = 300  # evolved copies per genome at a rate ~ U[0, max_rate] (the mutation noise), scaled alike
     max_rate: float = 0.2
     shrinkage: float = 0.3  # ridge toward the identity, relative to the mean eigenvalue of S_w
-    max_n_fraction: float = 0.5  # windows with more N than this are redrawn
+    max_n_fraction: float = WindowConfig.max_n_fraction  # windows with more N than this are redrawn
     seed: int = 0
     batch: int = 64  # windows per encoder call
 
