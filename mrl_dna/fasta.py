@@ -17,8 +17,8 @@ What it accepts (and decides), so that the rest of mrl-dna sees only clean token
 Memory: the file is read in 1 MiB blocks and only the current record is held (its raw text, then its
 clean bytes and tokens), so memory grows with the largest record, never with the file.
 
-Random access to large indexed files (a .fai beside a plain or bgzip FASTA) goes through pyfaidx:
-`FastaIndex` / `fetch`; `record_lengths` reads an up-to-date .fai instead of the file when there is one.
+`record_lengths` reads an up-to-date .fai beside a plain FASTA instead of the file when there is one.
+(Random access by region, `embed --regions BED`, is issue 15's: it will use pyfaidx, a dependency already.)
 """
 
 from __future__ import annotations
@@ -128,73 +128,6 @@ def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = Tr
             out.append((rid, len(seq)))
             del body, seq  # hold one record at a time
     return out
-
-
-class FastaIndex:
-    """Random access to an indexed plain or bgzip FASTA through pyfaidx (which writes a .fai if absent).
-
-    with FastaIndex("genome.fa.gz") as fa:
-        tokens = fa.fetch("chr1", 1_000_000, 1_002_048)   # 0-based, end exclusive
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        import pyfaidx  # lazy: only random access needs it (it is a declared dependency)
-
-        self.path = str(path)
-        _check_path(Path(path))
-        try:
-            self._fasta = pyfaidx.Fasta(self.path, as_raw=True, sequence_always_upper=False)
-        except pyfaidx.UnsupportedCompressionFormat as e:
-            raise InputError(
-                f"{self.path} is gzip but not bgzip, so it has no random access; "
-                "re-compress it with `bgzip` (or read it with read_fasta)"
-            ) from e
-        except ImportError as e:  # pyfaidx reads any gzip file through biopython's Bio.bgzf
-            raise InputError(
-                f"{self.path} is gzip-compressed and random access to it needs biopython, which is not installed; "
-                "pip install 'biopython>=1.80' (a dependency of mrl-dna: reinstall it with pip install -e .)"
-            ) from e
-        except pyfaidx.FastaIndexingError as e:
-            raise InputError(f"cannot index {self.path}: {e}; fix the file or read it with read_fasta") from e
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot index {self.path}: {e}; check the file and that its directory is writable") from e
-
-    @property
-    def lengths(self) -> dict[str, int]:
-        return {rid: len(rec) for rid, rec in self._fasta.records.items()}
-
-    def fetch(self, rid: str, start: int, end: int) -> np.ndarray:
-        """uint8 tokens of record `rid`, bases [start, end) (0-based, end exclusive)."""
-        if rid not in self._fasta.records:
-            raise InputError(f"no record '{rid}' in {self.path}; check the id (ids are the first word of a header)")
-        length = len(self._fasta.records[rid])
-        if not 0 <= start <= end <= length:
-            raise InputError(f"range [{start}, {end}) is outside record '{rid}' of {self.path} (length {length})")
-        if start == end:
-            return np.zeros(0, dtype=np.uint8)
-        text = str(self._fasta.faidx.fetch(rid, start + 1, end))  # pyfaidx: 1-based, end inclusive
-        tokens = dna.encode(text)
-        bad = dna.first_invalid(tokens)
-        if bad >= 0:
-            raise InputError(
-                f"file {self.path}, record '{rid}', position {start + bad + 1}: {_why_not_dna(text[bad].encode())}"
-            )
-        return tokens
-
-    def close(self) -> None:
-        self._fasta.close()
-
-    def __enter__(self) -> FastaIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def fetch(path: str | Path, rid: str, start: int, end: int) -> np.ndarray:
-    """uint8 tokens of bases [start, end) of record `rid` in an indexed FASTA (see FastaIndex)."""
-    with FastaIndex(path) as fa:
-        return fa.fetch(rid, start, end)
 
 
 # ---------------------------------------------------------------------------------------------- parsing

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import mrl_dna.fasta as fasta
 from mrl_dna import dna
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import FastaIndex, Record, fetch, read_fasta, record_lengths
+from mrl_dna.fasta import Record, read_fasta, record_lengths
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -382,38 +382,6 @@ def test_record_lengths_checks_unless_told_not_to(tmp_path: Path) -> None:
 def test_record_lengths_of_stdin_is_an_error() -> None:
     with pytest.raises(InputError, match="sharding needs FASTA files"):
         record_lengths(["-"])
-
-
-@pytest.mark.parametrize("compression", ["none", "bgzip"])
-def test_fasta_index_fetch(tmp_path: Path, compression: str) -> None:
-    seq = "ACGTTGCA" * 50 + "acgtNNRY"
-    path = write(tmp_path, "g.fa" + (".gz" if compression == "bgzip" else ""),
-                 to_fasta([("chr1", seq), ("chr2", "GGGG")], width=60), compression)
-    with FastaIndex(path) as fa:
-        assert fa.lengths == {"chr1": len(seq), "chr2": 4}
-        assert np.array_equal(fa.fetch("chr1", 395, 408), dna.encode(seq[395:408]))
-        assert fa.fetch("chr2", 2, 2).shape == (0,)
-        with pytest.raises(InputError, match="no record 'chr3'"):
-            fa.fetch("chr3", 0, 1)
-        with pytest.raises(InputError, match=r"range \[0, 5\) is outside record 'chr2'"):
-            fa.fetch("chr2", 0, 5)
-    assert np.array_equal(fetch(path, "chr2", 0, 4), dna.encode("GGGG"))
-
-
-def test_fasta_index_refuses_plain_gzip(tmp_path: Path) -> None:
-    path = write(tmp_path, "g.fa.gz", b">a\nACGT\n", "gzip")
-    with pytest.raises(InputError, match="gzip but not bgzip"):
-        FastaIndex(path)
-
-
-def test_fasta_index_of_gzip_without_biopython_names_the_install(tmp_path: Path) -> None:
-    """Issue 12, item 11: in a fresh venv without biopython pyfaidx raised a bare ImportError for any gzip
-    file (the suite failed there). biopython is now a dependency; should it be missing anyway, the error
-    says what to install."""
-    path = write(tmp_path, "g.fa.gz", b">a\nACGT\n", "gzip")
-    with mock.patch.dict(sys.modules, {"Bio": None, "Bio.bgzf": None}):
-        with pytest.raises(InputError, match=r"needs biopython, which is not installed; pip install 'biopython>=1.80'"):
-            FastaIndex(path)
 
 
 def test_biopython_is_a_declared_dependency() -> None:
