@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -29,15 +30,38 @@ def tiny_config(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
-def run_train(args, capsys):
-    """`mrl-dna train ARGS` in-process -> (exit code, stderr); never a traceback."""
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`mrl-dna ARGS` in-process -> (exit code, stdout, stderr); a user error never prints a traceback."""
     from mrl_dna.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["train", *args])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return e.value.code, out.err
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return e.value.code, out, err
+
+
+def run_train(args, capsys):
+    """`mrl-dna train ARGS` in-process -> (exit code, stderr)."""
+    code, _, err = run_cli(["train", *args], capsys)
+    return code, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """The CLI runner as a fixture: cli("embed", "x.fa", "-o", "x.h5") -> (exit code, stdout, stderr)."""
+    return lambda *args: run_cli(args, capsys)
+
+
+DATASETS = ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order")  # one row per record
+
+
+def assert_same_datasets(a: Path, b: Path) -> None:
+    """Every record dataset bitwise equal, same dtype (attributes such as created/command may differ)."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in DATASETS:
+            assert fa[name].dtype == fb[name].dtype, name
+            assert np.array_equal(fa[name][()], fb[name][()]), name
 
 
 def random_dna(rng: np.random.Generator, n: int) -> str:

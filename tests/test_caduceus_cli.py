@@ -7,21 +7,12 @@ import numpy as np
 import pytest
 
 from mrl_dna import dna
-from mrl_dna.cli import main
 from mrl_dna.store import EmbeddingStore
 
-from conftest import shared_dir
+from conftest import run_cli, shared_dir
 
 FIXTURE = shared_dir() / "fixtures" / "caduceus" / "ps_small"
 pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"Caduceus fixture not found at {FIXTURE} (../shared absent)")
-
-
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return e.value.code, out
 
 
 def test_embed_with_caduceus_dir_gives_rc_invariant_mean_of_hidden(tmp_path, capsys):
@@ -30,7 +21,7 @@ def test_embed_with_caduceus_dir_gives_rc_invariant_mean_of_hidden(tmp_path, cap
     fa = tmp_path / "rows.fa"
     fa.write_text("".join(f">row{i}\n{dna.decode(row.astype(np.uint8))}\n" for i, row in enumerate(ids)))
     out = tmp_path / "cad.h5"
-    code, _ = _run(["embed", str(fa), "-o", str(out), "--model", str(FIXTURE), "--quiet", "--device", "cpu"], capsys)
+    code, _, _ = run_cli(["embed", str(fa), "-o", str(out), "--model", str(FIXTURE), "--quiet", "--device", "cpu"], capsys)
     assert code == 0
     d = hidden.shape[-1] // 2
     expected = (hidden[..., :d] + hidden[:, ::-1, d:][..., ::-1]).mean(1) / 2  # (3, d)
@@ -38,5 +29,5 @@ def test_embed_with_caduceus_dir_gives_rc_invariant_mean_of_hidden(tmp_path, cap
     got = EmbeddingStore.open(out).read()
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
-    code, res = _run(["info", str(out)], capsys)
-    assert code == 0 and "caduceus" in res.out.lower()
+    code, out_text, _ = run_cli(["info", str(out)], capsys)
+    assert code == 0 and "caduceus" in out_text.lower()

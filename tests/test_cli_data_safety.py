@@ -25,8 +25,8 @@ from mrl_dna.embed import embed_fasta
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
 
-from conftest import SAMPLE_FA, random_dna, tiny_config
-from test_cli_errors import ERR, embed_args, good_fa, one_error, run_cli, run_sub  # noqa: F401 (fixture)
+from conftest import SAMPLE_FA, random_dna, run_cli, tiny_config
+from test_cli_errors import ERR, embed_args, good_fa, one_error, run_sub  # noqa: F401 (fixture)
 
 DATASETS = ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order")
 

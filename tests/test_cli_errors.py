@@ -19,25 +19,15 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna import cli
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.store import STATUS_CODES, EmbeddingStore, partial_path
 
-from conftest import random_dna, tiny_config
+from conftest import random_dna, run_cli, tiny_config
 
 ERR = "mrl-dna: error: "
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    """In-process `mrl-dna ARGS` -> (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return e.value.code, out, err
 
 
 def run_sub(args, stdin: bytes | None = None) -> tuple[int, str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from mrl_dna import evaluate as ev
-from mrl_dna.cli import main
 from mrl_dna.dna import BASES, decode
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.genomes import manifest_group, read_groups
@@ -174,17 +174,10 @@ def test_species_from_shared_manifest():
 
 
 # ---- the CLI -------------------------------------------------------------------------------------------
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
 def test_cli_kmer_only_writes_table_and_plot(genome_files, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     md, png = tmp_path / "r.md", tmp_path / "r.png"
-    code, out, err = _run(["eval", *map(str, genome_files), "--no-model", "--kmer", "4", "--fragments", "500",
+    code, out, err = run_cli(["eval", *map(str, genome_files), "--no-model", "--kmer", "4", "--fragments", "500",
                            "--divergence", "0,0.2", "--per-genome", "4", "-o", str(md), "--plot", str(png)], capsys)
     assert code == 0, err
     assert "| 4-mer profile | 136 |" in out and md.read_text().strip() == out.strip()
@@ -192,7 +185,7 @@ def test_cli_kmer_only_writes_table_and_plot(genome_files, tmp_path, capsys):
 
 
 def test_cli_missing_model_dir_is_one_line(genome_files, tmp_path, capsys):
-    code, out, err = _run(["eval", *map(str, genome_files), "--model", str(tmp_path / "nope")], capsys)
+    code, out, err = run_cli(["eval", *map(str, genome_files), "--model", str(tmp_path / "nope")], capsys)
     assert code == 1 and out == ""
     assert err.strip().splitlines() == [f"mrl-dna: error: model directory {tmp_path / 'nope'} does not exist; "
                                         "pass --model DIR of a saved model"]
@@ -214,14 +207,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 def test_cli_dims_the_model_lacks_is_one_line(genome_files, tiny_model_dir, capsys):
-    code, out, err = _run(["eval", *map(str, genome_files), "--model", str(tiny_model_dir), "--dims", "4,64"], capsys)
+    code, out, err = run_cli(["eval", *map(str, genome_files), "--model", str(tiny_model_dir), "--dims", "4,64"], capsys)
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == ["mrl-dna: error: dims [64] are not Matryoshka dims of model tiny "
                                         "(it has [4, 8]); pick from 4,8"]
 
 
 def test_cli_model_and_baseline_rows(genome_files, tiny_model_dir, capsys):
-    code, out, err = _run(["eval", *map(str, genome_files[1:3]), "--model", str(tiny_model_dir), "--baseline",
+    code, out, err = run_cli(["eval", *map(str, genome_files[1:3]), "--model", str(tiny_model_dir), "--baseline",
                            str(tiny_model_dir), "--dims", "4", "--kmer", "", "--fragments", "600",
                            "--divergence", "0", "--per-genome", "3", "-q"], capsys)
     assert code == 0, err
@@ -232,5 +225,5 @@ def test_cli_model_and_baseline_rows(genome_files, tiny_model_dir, capsys):
 
 
 def test_cli_bad_list_option(genome_files, capsys):
-    code, _, err = _run(["eval", *map(str, genome_files), "--no-model", "--divergence", "0,x"], capsys)
+    code, _, err = run_cli(["eval", *map(str, genome_files), "--no-model", "--divergence", "0,x"], capsys)
     assert code == 1 and err.startswith("mrl-dna: error: --divergence '0,x' is not a comma-separated list")

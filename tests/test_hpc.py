@@ -14,21 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
-from mrl_dna import distributed
-from mrl_dna.embed_distributed import embed_distributed, shard_output
+from mrl_dna.embed_distributed import shard_output
 from mrl_dna.embed import embed_fasta
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, partial_path
 
-from conftest import random_dna
+from conftest import assert_same_datasets, random_dna
 
-DATASETS = ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order")
 _TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                  "GROUP_RANK", "TORCHELASTIC_RUN_ID")
 
@@ -49,14 +46,6 @@ def _torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
            "-m", "mrl_dna", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=180)
-
-
-def assert_same_datasets(a: Path, b: Path) -> None:
-    """Every record dataset bitwise equal, same dtype (attributes such as created/command may differ)."""
-    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        for name in DATASETS:
-            assert fa[name].dtype == fb[name].dtype, name
-            assert np.array_equal(fa[name][()], fb[name][()]), name
 
 
 def _fasta(path: Path, n: int, *, seed: int, lo: int = 20, hi: int = 900, special: bool = True) -> Path:
@@ -186,71 +175,4 @@ def test_flush_records_env_is_checked(tmp_path, tiny_model, small_fasta, monkeyp
 
 # ------------------------------------------------------------------------------------------ distributed.py
 
-
-def test_single_process_context_is_a_no_op(monkeypatch):
-    for k in _TORCHRUN_ENV:
-        monkeypatch.delenv(k, raising=False)
-    assert (distributed.world_size(), distributed.rank(), distributed.local_rank()) == (1, 0, 0)
-    assert not distributed.is_distributed()
-    with distributed.session("cpu") as ctx:
-        assert (ctx.rank, ctx.world, ctx.is_main, ctx.initialised) == (0, 1, True, False)
-        assert ctx.device == torch.device("cpu")
-        ctx.barrier()
-        assert ctx.all_sum([3, 4]) == [3, 4]
-
-
-def test_env_errors_are_one_line(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "two")
-    with pytest.raises(ConfigError, match=r"\$WORLD_SIZE='two' is not a whole number"):
-        distributed.world_size()
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    for k in ("RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
-        monkeypatch.delenv(k, raising=False)
-    with pytest.raises(ConfigError, match="start multi-process runs with torchrun"):
-        distributed.init("cpu")
-
-
-def test_shard_output_names():
-    assert shard_output(Path("d/out.h5"), 0, 4) == Path("d/out.h5.rank0of4")
-
-
-def test_embed_distributed_refuses_stdin_and_shard(tmp_path, tiny_model):
-    with pytest.raises(ConfigError, match="stdin '-' cannot be split"):
-        embed_distributed(["-"], output=tmp_path / "o.h5", model=tiny_model)
-    with pytest.raises(ConfigError, match="--shard and torchrun both split the input"):
-        embed_distributed(["x.fa"], output=tmp_path / "o.h5", model=tiny_model, shard=(1, 2))
-
-
-def test_embed_distributed_reuses_a_finished_shard_file(tmp_path, tiny_model, small_fasta, monkeypatch, capsys):
-    """A job killed after a rank finished its shard, before the merge: the rerun keeps that shard file.
-    (World of 1 here, in-process; the 2-process path is the torchrun test above.)"""
-    for k in _TORCHRUN_ENV:
-        monkeypatch.delenv(k, raising=False)
-    ref = tmp_path / "ref.h5"
-    embed_fasta([small_fasta], model=tiny_model, output=ref, device="cpu")
-    out = tmp_path / "out.h5"
-    part = shard_output(out, 0, 1)
-    embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1))
-    s = embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
-    assert "out.h5.rank0of1 is already complete (5 records): reusing it" in capsys.readouterr().err
-    assert s.records == 5 and s.empty == 0 and not part.exists()
-    assert_same_datasets(ref, out)
-    # the finished output is not overwritten without --force, and that is said before any work
-    with pytest.raises(StoreError, match="already exists .* pass --force"):
-        embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
-    assert not part.exists()
-    s = embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu", overwrite=True)
-    assert s.records == 5
-    assert_same_datasets(ref, out)
-
-
-def test_embed_distributed_refuses_a_finished_shard_of_another_run(tmp_path, tiny_model, small_fasta, monkeypatch):
-    for k in _TORCHRUN_ENV:
-        monkeypatch.delenv(k, raising=False)
-    out = tmp_path / "out.h5"
-    part = shard_output(out, 0, 1)
-    embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(1, 1), window=128)
-    with pytest.raises(StoreError, match=r"rank0of1 is a finished shard of another run \(window 128 vs 256\)"):
-        embed_distributed([small_fasta], output=out, model=tiny_model, device="cpu")
-    assert part.exists() and not out.exists()
 

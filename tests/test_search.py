@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrl_dna.cli import main
+from conftest import run_cli
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
@@ -79,14 +79,6 @@ def write_db(path: Path, vecs: np.ndarray, *, status=None, model_hash: str = HAS
             w.append(recs)
         w.finish()
     return path
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return e.value.code, out, err
 
 
 def error_line(err: str) -> str:

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrl_dna import cli
+from conftest import run_cli
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store import (
     EmbeddedRecord,
@@ -387,14 +387,6 @@ def test_export_tsv_and_npy(tmp_path, h5, recs, capsys):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return e.value.code, out, err
 
 
 def test_cli_info(h5, capsys):
