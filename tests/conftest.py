@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrl_dna import dna
 from mrl_dna.config import EncoderConfig, ModelConfig
 from mrl_dna.model import MrlDnaModel
 
@@ -62,6 +63,20 @@ def assert_same_datasets(a: Path, b: Path) -> None:
         for name in DATASETS:
             assert fa[name].dtype == fb[name].dtype, name
             assert np.array_equal(fa[name][()], fb[name][()]), name
+
+
+def random_windows(rng, lengths, L=None):
+    """(n, L) token ids right-padded with PAD (4% N) and their lengths, as torch tensors."""
+    L = L or max(lengths)
+    tok = np.full((len(lengths), L), dna.PAD, dtype=np.int64)
+    for i, n in enumerate(lengths):
+        tok[i, :n] = rng.choice([7, 8, 9, 10, 11], size=n, p=[0.24, 0.24, 0.24, 0.24, 0.04])
+    return torch.from_numpy(tok), torch.tensor(lengths)
+
+
+def rel_err(a, b):
+    """Norm-wise relative error ||a - b|| / ||b|| (element-wise relative error is meaningless near zero)."""
+    return ((a - b).norm() / b.norm().clamp(min=1e-30)).item()
 
 
 def random_dna(rng: np.random.Generator, n: int) -> str:

@@ -15,20 +15,7 @@ from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.model.encoder import Stem, flip_valid, revcomp_tokens
 
-from conftest import tiny_config
-
-
-def _rel_err(a, b):
-    """Norm-wise relative error ||a - b|| / ||b|| (element-wise relative error is meaningless near zero)."""
-    return ((a - b).norm() / b.norm().clamp(min=1e-30)).item()
-
-
-def _windows(rng, lengths, L=None):
-    L = L or max(lengths)
-    tok = np.full((len(lengths), L), dna.PAD, dtype=np.int64)
-    for i, n in enumerate(lengths):
-        tok[i, :n] = rng.choice([7, 8, 9, 10, 11], size=n, p=[0.24, 0.24, 0.24, 0.24, 0.04])
-    return torch.from_numpy(tok), torch.tensor(lengths)
+from conftest import random_windows, rel_err, tiny_config
 
 
 def test_stem_equals_its_convs_on_one_hot_input():
@@ -44,7 +31,7 @@ def test_stem_equals_its_convs_on_one_hot_input():
             want = stem.patch(F.gelu(stem.kmer(x))).transpose(1, 2)
             got = stem(tok)
         assert got.shape == want.shape
-        assert _rel_err(got, want) < 1e-6
+        assert rel_err(got, want) < 1e-6
 
 
 def test_conv1d_channels_last_equals_conv1d():
@@ -54,7 +41,7 @@ def test_conv1d_channels_last_equals_conv1d():
     x = torch.randn(2, 9, 6)
     with torch.no_grad():
         want = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
-        assert _rel_err(_conv1d_channels_last(conv, x), want) < 1e-6
+        assert rel_err(_conv1d_channels_last(conv, x), want) < 1e-6
 
 
 def test_flip_valid_flips_within_length_only():
@@ -76,7 +63,7 @@ def test_mamba1_mixer_is_rc_invariant_and_padding_independent():
     torch.manual_seed(3)
     enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=1, d_state=4, mixer=Mixer.mamba1)
     model = MrlDnaModel(tiny_config(encoder=enc)).eval()
-    tok, lengths = _windows(np.random.default_rng(8), [256, 90])
+    tok, lengths = random_windows(np.random.default_rng(8), [256, 90])
     with torch.no_grad():
         w = model.window_vectors(tok, lengths)
         assert F.cosine_similarity(w, model.window_vectors(revcomp_tokens(tok, lengths), lengths)).min() >= 0.99999
@@ -89,7 +76,7 @@ def test_kmer_features_equal_the_numpy_profile_and_ignore_padding():
     from mrl_dna.model.encoder import KmerProfile
 
     rng = np.random.default_rng(9)
-    tok, lengths = _windows(rng, [300, 77, 3])
+    tok, lengths = random_windows(rng, [300, 77, 3])
     got = KmerProfile(4, "centered")(tok, lengths)
     for i, n in enumerate(lengths.tolist()):
         c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), 4)
@@ -102,7 +89,7 @@ def test_pooled_features_are_rc_invariant_and_padding_independent():
     enc = dataclasses.replace(tiny_config().encoder, pool_features=24)
     model = MrlDnaModel(tiny_config(encoder=enc)).eval()
     assert model.config.encoder.out_dim == 24 + enc.n_kmer_features
-    tok, lengths = _windows(np.random.default_rng(6), [256, 90, 17])
+    tok, lengths = random_windows(np.random.default_rng(6), [256, 90, 17])
     with torch.no_grad():
         w = model.window_vectors(tok, lengths)
         w_rc = model.window_vectors(revcomp_tokens(tok, lengths), lengths)
@@ -118,7 +105,7 @@ def test_kmer_only_encoder_is_the_kmer_profile_alone():
     enc = dataclasses.replace(tiny_config().encoder, learned=False)
     model = MrlDnaModel(tiny_config(encoder=enc)).eval()
     assert not any(n.startswith(("encoder.stem", "encoder.layers")) for n in model.state_dict())
-    tok, lengths = _windows(np.random.default_rng(7), [256, 40])
+    tok, lengths = random_windows(np.random.default_rng(7), [256, 40])
     with torch.no_grad():
         torch.testing.assert_close(model.window_vectors(tok, lengths), KmerProfile(2, enc.kmer_transform)(tok, lengths))
     with pytest.raises(ConfigError, match="needs kmer_features"):

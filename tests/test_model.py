@@ -15,22 +15,14 @@ from mrl_dna.model import MrlDnaModel, load_model
 from mrl_dna.model.encoder import revcomp_tokens
 from mrl_dna.model.pooling import WindowPooling
 
-from conftest import tiny_config
-
-
-def _windows(rng, lengths, L=None):
-    L = L or max(lengths)
-    tok = np.full((len(lengths), L), dna.PAD, dtype=np.int64)
-    for i, n in enumerate(lengths):
-        tok[i, :n] = rng.choice([7, 8, 9, 10, 11], size=n, p=[0.24, 0.24, 0.24, 0.24, 0.04])
-    return torch.from_numpy(tok), torch.tensor(lengths)
+from conftest import random_windows, tiny_config
 
 
 @pytest.mark.parametrize("mixer_pooling", [Pooling.mean, Pooling.attention])
 def test_window_and_record_vectors_are_rc_invariant(mixer_pooling):
     torch.manual_seed(1)
     model = MrlDnaModel(tiny_config(pooling=mixer_pooling)).eval()
-    tok, lengths = _windows(np.random.default_rng(2), [256, 200, 37, 9])
+    tok, lengths = random_windows(np.random.default_rng(2), [256, 200, 37, 9])
     with torch.no_grad():
         w = model.window_vectors(tok, lengths)
         w_rc = model.window_vectors(revcomp_tokens(tok, lengths), lengths)
@@ -42,7 +34,7 @@ def test_window_and_record_vectors_are_rc_invariant(mixer_pooling):
 
 
 def test_window_vector_does_not_depend_on_padding_or_batch(tiny_model):
-    tok, lengths = _windows(np.random.default_rng(3), [256, 100, 31, 256])
+    tok, lengths = random_windows(np.random.default_rng(3), [256, 100, 31, 256])
     with torch.no_grad():
         batch = tiny_model.window_vectors(tok, lengths)
         for i, n in enumerate(lengths.tolist()):
@@ -51,7 +43,7 @@ def test_window_vector_does_not_depend_on_padding_or_batch(tiny_model):
 
 
 def test_record_vectors_are_unit_and_nested_prefixes_normalise(tiny_model):
-    tok, lengths = _windows(np.random.default_rng(4), [256, 256, 120])
+    tok, lengths = random_windows(np.random.default_rng(4), [256, 256, 120])
     with torch.no_grad():
         r = tiny_model.record_vectors(tiny_model.window_vectors(tok, lengths), lengths, torch.tensor([0, 0, 1]), 2)
     torch.testing.assert_close(r.norm(dim=-1), torch.ones(2))
@@ -70,7 +62,7 @@ def test_attention_pooling_starts_as_length_weighted_mean():
 
 
 def test_forward_on_runs_matches_record_vectors(tiny_model):
-    tok, lengths = _windows(np.random.default_rng(5), [256, 256, 256, 80])
+    tok, lengths = random_windows(np.random.default_rng(5), [256, 256, 256, 80])
     runs = torch.full((2, 2, 256), dna.PAD, dtype=torch.long)
     runs[0, 0], runs[0, 1], runs[1, 0], runs[1, 1, :80] = tok[0], tok[1], tok[2], tok[3, :80]
     run_len = torch.tensor([[256, 256], [256, 80]])
@@ -85,7 +77,7 @@ def test_save_load_round_trip_is_exact(tmp_path, tiny_model):
     loaded = load_model(tmp_path)
     assert loaded.config == tiny_model.config
     assert loaded.weights_hash() == tiny_model.weights_hash()
-    tok, lengths = _windows(np.random.default_rng(6), [256, 99])
+    tok, lengths = random_windows(np.random.default_rng(6), [256, 99])
     with torch.no_grad():
         assert torch.equal(loaded.window_vectors(tok, lengths), tiny_model.window_vectors(tok, lengths))
     assert (tmp_path / "README.md").read_text().startswith("# tiny")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import rel_err
 from mrl_dna.model.scan import ssd_scan_chunked, ssd_scan_sequential
-
 
 
 def _scan_inputs(seed, b, l, h, p, n, decay_scale):
@@ -19,23 +19,18 @@ def _scan_inputs(seed, b, l, h, p, n, decay_scale):
     return [t.requires_grad_() for t in (x, log_a, B, C)]
 
 
-def _rel_err(a, b):
-    """Norm-wise relative error ||a - b|| / ||b|| (element-wise relative error is meaningless near zero)."""
-    return ((a - b).norm() / b.norm().clamp(min=1e-30)).item()
-
-
 @pytest.mark.parametrize("l,chunk,decay_scale", [(1, 32, 1.0), (37, 8, 0.5), (130, 32, 0.2), (96, 32, 20.0)])
 def test_chunked_scan_matches_sequential_oracle(l, chunk, decay_scale):
     """float32 chunked scan vs the float32 sequential oracle: outputs and gradients within 1e-5 relative."""
     inputs = _scan_inputs(0, 2, l, 3, 4, 5, decay_scale)
     y_ref = ssd_scan_sequential(*inputs)
     y = ssd_scan_chunked(*inputs, chunk=chunk)
-    assert _rel_err(y, y_ref) < 1e-5
+    assert rel_err(y, y_ref) < 1e-5
     w = torch.randn_like(y_ref)
     g_ref = torch.autograd.grad((y_ref * w).sum(), inputs)
     g = torch.autograd.grad((y * w).sum(), inputs)
     for a, b in zip(g, g_ref):
-        assert _rel_err(a, b) < 1e-5
+        assert rel_err(a, b) < 1e-5
 
 
 @pytest.mark.parametrize("l,chunk", [(37, 8), (130, 16), (64, 64)])

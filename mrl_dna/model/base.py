@@ -82,6 +82,12 @@ class SavedWeights:
     every trainable model class (mix in before nn.Module; the class has `config` with `to_dict()`)."""
 
     _hash: str | None = None
+    config_class: type  # the config dataclass, with from_dict(dict) and to_dict()
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A model with fresh weights from a config.json dict (a training checkpoint's model_config)."""
+        return cls(cls.config_class.from_dict(config))
 
     def weights_hash(self) -> str:
         """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""

@@ -78,6 +78,7 @@ class CaduceusMrlConfig:
 
 class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
     model_type = MODEL_TYPE
+    config_class = CaduceusMrlConfig
 
     def __init__(self, config: CaduceusMrlConfig) -> None:
         super().__init__()
@@ -128,11 +129,6 @@ class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
 
     def _default_card(self) -> str:
         return f"# {self.config.name}\n\nCaduceus backbone + mrl-dna Matryoshka head.\n"
-
-    @classmethod
-    def from_config(cls, config: dict) -> "CaduceusMrlModel":
-        """A model with fresh weights from a config.json dict (a checkpoint's model_config)."""
-        return cls(CaduceusMrlConfig.from_dict(config))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "CaduceusMrlModel":

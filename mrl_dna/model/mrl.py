@@ -23,6 +23,7 @@ MODEL_TYPE = "mrl-dna"
 
 class MrlDnaModel(SavedWeights, HeadThenPool, nn.Module):
     model_type = MODEL_TYPE
+    config_class = ModelConfig
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -64,11 +65,6 @@ class MrlDnaModel(SavedWeights, HeadThenPool, nn.Module):
             f"- output dims: {list(c.matryoshka_dims)} (nested prefixes)\n- window {c.window} bp, stride {c.window_stride} bp\n"
             f"- encoder: {c.encoder}\n- pooling: {c.pooling.value}\n"
         )
-
-    @classmethod
-    def from_config(cls, config: dict) -> "MrlDnaModel":
-        """A model with fresh weights from a config.json dict (a checkpoint's model_config)."""
-        return cls(ModelConfig.from_dict(config))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "MrlDnaModel":
