@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import evaluate as ev
+from mrl_dna import evaluate_report as er
 from mrl_dna import evaluate_bench as eb
 from mrl_dna import evaluate_heldout as eh
 from mrl_dna.dna import decode
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                                                        threads=a.threads))
 
     title = "Held-out-species fragment retrieval" + ("" if gset == "issue3" else f" (issue 11, genome set '{gset}')")
-    md = ev.format_markdown(report, title=title)
+    md = er.format_markdown(report, title=title)
     if no_hit:
         md += ("\nFragments with no hit at all (no shared hash with any genome; counted as misses above):\n\n| method | "
                + " | ".join(f"no hit @{d:.0%}" for d in cfg.divergences) + " |\n|---|" + "---:|" * len(cfg.divergences)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                                "identity": report.identity, "scores": report.scores, "full_dims": report.full_dims,
                                "no_hit": no_hit, "seconds": timings, "meta": meta})
     if a.plot:
-        ev.plot_report(report, a.plot)
+        er.plot_report(report, a.plot)
 
 
 if __name__ == "__main__":

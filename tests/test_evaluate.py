@@ -11,6 +11,7 @@ import pytest
 
 from conftest import run_cli
 from mrl_dna import evaluate as ev
+from mrl_dna import evaluate_report as er
 from mrl_dna.dna import BASES, decode
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.genomes import manifest_group, read_groups
@@ -119,7 +120,7 @@ def test_fake_embedder_is_perfect_at_divergence_zero_and_table_shape(tiny_genome
         s = rep.get("fake", k, 1000, 0.0)
         assert (s.species_top1, s.genome_top1, dict(s.recall)[2], s.n) == (1.0, 1.0, 1.0, 40)
         assert s.cost == k * 4
-    md = ev.format_markdown(rep)
+    md = er.format_markdown(rep)
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     main_rows = [r for r in rows if r.count("|") == 3 + 2 * 2 + 1 + 1]  # method dims cost 2+2 divs retention
     assert [r.split("|")[1].strip() for r in main_rows[1:]] == ["fake", "fake", "4-mer profile"]

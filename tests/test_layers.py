@@ -16,7 +16,7 @@ LAYERS = {
     3: ["mrl_dna.store"],
     4: ["mrl_dna.embed", "mrl_dna.embed_distributed"],
     5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.evaluate_bench", "mrl_dna.evaluate_cluster",
-        "mrl_dna.evaluate_heldout", "mrl_dna.evaluate_windows", "mrl_dna.train"],
+        "mrl_dna.evaluate_heldout", "mrl_dna.evaluate_report", "mrl_dna.evaluate_windows", "mrl_dna.train"],
     6: ["mrl_dna.cli", "mrl_dna.__main__"],
 }
 # layer-5 families that must not import one another

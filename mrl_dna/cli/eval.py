@@ -8,6 +8,7 @@ import typer
 
 from mrl_dna import console
 from mrl_dna import evaluate as ev
+from mrl_dna import evaluate_report as er
 from mrl_dna.cli.options import number_list
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError
@@ -62,7 +63,7 @@ def command(
     console.set_quiet(quiet)
     timer = console.Timer()
     # every check that can fail comes before the benchmark, which runs for minutes
-    ev.check_outputs(output=output, plot=plot, inputs=genomes, force=force)
+    er.check_outputs(output=output, plot=plot, inputs=genomes, force=force)
     if not no_model:
         device = str(resolve_device(device))
     cfg = ev.FragmentConfig(lengths=number_list(fragments, "--fragments", example="2000,5000"), divergences=number_list(divergence, "--divergence", float, "0,0.05,0.1,0.2"),
@@ -87,13 +88,13 @@ def command(
 
     table = ev.load_genomes([str(p) for p in genomes], species=read_groups(species) if species else None)
     report = ev.run_benchmark(table, methods, cfg, recall_k=ks)
-    md = ev.format_markdown(report)
+    md = er.format_markdown(report)
     typer.echo(md)
     if output:
         tmp = output.with_name(output.name + ".partial")  # never a half-written report under its name
         tmp.write_text(md + "\n")
         tmp.replace(output)
     if plot:
-        ev.plot_report(report, plot)
+        er.plot_report(report, plot)
         console.info(f"eval: wrote plot {plot}")
     console.footer(f"eval: {len(table)} genomes, {len(methods)} methods", timer)
