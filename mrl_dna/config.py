@@ -133,6 +133,11 @@ class EncoderConfig:
         return -(-self.d_model // 16)
 
 
+# Keys of a config.json that describe the file, not the model: the writer's version, and what transformers'
+# save_pretrained adds (mrl_dna/hf/config.py), so that a directory saved through transformers loads here too.
+_FILE_KEYS = ("mrl_dna_version", "architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model: encoder, pooling, Matryoshka head, and embed defaults."""
@@ -171,7 +176,8 @@ class ModelConfig:
         d = dict(d)
         if d.pop("model_type", "mrl-dna") != "mrl-dna":
             raise ModelError("config.json is not an mrl-dna model (model_type differs)")
-        d.pop("mrl_dna_version", None)
+        for key in _FILE_KEYS:  # about the file, not the model
+            d.pop(key, None)
         try:
             enc = d.pop("encoder", {})
             enc = EncoderConfig(**{"kmer_transform": "centered", **enc})  # files from before the field: centered

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from mrl_dna import __version__
+from mrl_dna.version import __version__
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

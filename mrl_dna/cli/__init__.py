@@ -14,8 +14,8 @@ import traceback
 
 import typer
 
-from mrl_dna import __version__
 from mrl_dna.errors import DiskFullError, MrlDnaError, disk_full_reason
+from mrl_dna.version import __version__
 
 app = typer.Typer(
     name="mrl-dna",

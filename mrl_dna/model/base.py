@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
-from mrl_dna import __version__
 from mrl_dna.errors import ModelError
+from mrl_dna.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -112,7 +112,7 @@ class SavedWeights:
         # ourselves, so the weights get the same mode as config.json (0644 under the usual umask), under a
         # temporary name renamed when complete
         weights, tmp = directory / WEIGHTS_FILE, directory / (WEIGHTS_FILE + ".partial")
-        tmp.write_bytes(safetensors_bytes(self._state_for_disk()))
+        tmp.write_bytes(safetensors_bytes(self._state_for_disk(), metadata={"format": "pt"}))  # transformers' mark
         tmp.replace(weights)
         if model_card is not None or not (directory / CARD_FILE).exists():
             (directory / CARD_FILE).write_text(model_card or self._default_card())

@@ -68,7 +68,9 @@ def load_model(path: str | Path | None = None):
     directory = resolve_model_dir(path)
     # an unknown model_type goes to MrlDnaModel, whose config reader names the problem
     cls = MODEL_CLASSES.get(model_type(directory), MrlDnaModel)
-    return cls.from_pretrained(directory).eval()
+    model = cls.from_pretrained(directory).eval()
+    model.directory = directory.resolve()  # where it came from (search looks for a DB's model there)
+    return model
 
 
 def model_from_config(config: dict):

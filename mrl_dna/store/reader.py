@@ -13,7 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mrl_dna import __version__
+from mrl_dna.version import __version__
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store.format import FORMAT, FORMAT_VERSION, ROWS_PER_CHUNK, STATUS_CODES, STATUS_NAMES, attr_to_py
 from mrl_dna.store.writer import partial_path

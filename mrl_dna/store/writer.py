@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mrl_dna import __version__
+from mrl_dna.version import __version__
 from mrl_dna.console import warn
 from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
 from mrl_dna.shards import format_shard

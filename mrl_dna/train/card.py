@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from mrl_dna import __version__
+from mrl_dna.version import __version__
 
 
 def _encoder_line(model) -> str:

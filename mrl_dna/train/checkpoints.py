@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from mrl_dna import __version__, console
+from mrl_dna import console
 from mrl_dna.errors import ConfigError, ModelError
 from mrl_dna.train.config import TrainConfig
 from mrl_dna.train.sampler import SamplerConfig
+from mrl_dna.version import __version__
 
 CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
 CHECKPOINT_VERSION = 1
