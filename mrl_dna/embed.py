@@ -39,6 +39,7 @@ from mrl_dna import console
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
+from mrl_dna.genomes import genome_name
 from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig, pad_windows, split_windows
@@ -75,6 +76,7 @@ class EmbedSummary:
     device: str
     output: Path | None
     resumed: int = 0  # records kept from an interrupted run (not embedded again: not in bp, windows, seconds)
+    contigs: int = 0  # --per-file: records read from the files embedded in this run (records then counts files)
 
     @property
     def bp_per_s(self) -> float:
@@ -112,9 +114,54 @@ def embed_sequences(
     other records are, for a given batch_tokens and thread count. `progress` (optional) gets `advance(bp)`
     as windows finish (a record's bases add up to its length when it is yielded).
     """
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    for p in _embedded_windows(((rec, None) for rec in records), model=model, window=window, stride=stride,
+                               batch_tokens=batch_tokens, dev=dev, max_n_fraction=max_n_fraction, progress=progress):
+        yield _row(model, dev, p.id, [p], save_windows, p.order)
+
+
+@torch.inference_mode()
+def embed_files(
+    files: Sequence[tuple[str, Iterable[Record]]],
+    *,
+    model,
+    window: int | None = None,
+    stride: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    device: str | torch.device = "cpu",
+    save_windows: bool = False,
+    max_n_fraction: float = WindowConfig.max_n_fraction,
+    progress=None,
+) -> Iterator[EmbeddedRecord]:
+    """`embed --per-file`: one EmbeddedRecord per (name, records) item of `files`, in order. Its vector is the
+    weighted centroid of the embeddings of ALL the file's windows (head then pool over them, exactly what a
+    record's vector is over its own windows: a file of one record gets that record's vector bit for bit);
+    length, windows and skipped windows are the file's totals; `contigs` lists its records and, with
+    save_windows, each window says which of them it lies on. A file without records or bases is a row with
+    status empty (all-N: all_n). Batching is the same as embed_sequences', so the same bits whatever the
+    other files are. Memory: the window vectors (d floats each) of one file at a time.
+    """
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
+    group: list[_Pending] = []  # the records of file `current`
+    current = 0
+    for p in _embedded_windows(items, model=model, window=window, stride=stride, batch_tokens=batch_tokens,
+                               dev=dev, max_n_fraction=max_n_fraction, progress=progress):
+        while p.key > current:  # records come in file order: the files before p's are complete
+            yield _row(model, dev, files[current][0], group, save_windows, current, per_file=True)
+            group, current = [], current + 1
+        p.compact()
+        group.append(p)
+    for fi in range(current, len(files)):
+        yield _row(model, dev, files[fi][0], group, save_windows, fi, per_file=True)
+        group = []
+
+
+def _embedded_windows(items: Iterable[tuple[Record, object]], *, model, window, stride, batch_tokens, dev,
+                      max_n_fraction, progress) -> Iterator[_Pending]:
+    """(record, key) pairs -> their _Pending, in input order, once all their windows are embedded (`win`)."""
     info = model.info
     cfg = WindowConfig(size=window or info.window, stride=stride or window or info.window_stride, max_n_fraction=max_n_fraction)
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
     model.to(dev)
     if batch_tokens < cfg.size:
         batch_tokens = cfg.size  # at least one full window per batch
@@ -141,17 +188,17 @@ def embed_sequences(
             for p in {id(p): p for p, _, _ in queue}.values():
                 progress.advance(p.advance_to(int(p.spans[p.n_done - 1, 1])))
 
-    def flush_done() -> Iterator[EmbeddedRecord]:
+    def flush_done() -> Iterator[_Pending]:
         nonlocal held
         while pending and pending[0].ready:
             p = pending.popleft()
             held -= p.length
-            yield p.finish(model, dev, save_windows)
+            yield p
             if progress is not None:
                 progress.advance(p.advance_to(p.length))
 
-    for order, rec in enumerate(records):
-        p = _Pending(rec, cfg, order)
+    for order, (rec, key) in enumerate(items):
+        p = _Pending(rec, cfg, order, key)
         pending.append(p)
         held += p.length
         if p.bucket:
@@ -173,8 +220,8 @@ def embed_sequences(
 class _Pending:
     """A record whose windows are being embedded."""
 
-    def __init__(self, rec: Record, cfg: WindowConfig, order: int) -> None:
-        self.id, self.length, self.order = rec.id, len(rec.tokens), order
+    def __init__(self, rec: Record, cfg: WindowConfig, order: int, key: object = None) -> None:
+        self.id, self.length, self.order, self.key = rec.id, len(rec.tokens), order, key
         self.since = time.perf_counter()  # when it started to wait
         w = split_windows(rec.tokens, cfg)
         self.spans, self.n_skipped = w.spans, w.n_skipped  # (k, 2)
@@ -193,21 +240,36 @@ class _Pending:
         step, self.reported = max(0, bp - self.reported), max(bp, self.reported)
         return step
 
-    def finish(self, model, dev: torch.device, save_windows: bool) -> EmbeddedRecord:
-        D = model.info.dim
-        if not len(self.spans):
-            status = "empty" if self.length == 0 else "all_n"
-            return EmbeddedRecord(self.id, self.length, 0, self.n_skipped, status, np.zeros(D, np.float32), order=self.order)
-        win = torch.stack(self.win).to(dev)  # (k, d)
-        self.win = []  # the record's vector is all that is kept
-        lengths = torch.from_numpy(self.spans[:, 1] - self.spans[:, 0]).to(dev)
-        segment = torch.zeros(len(win), dtype=torch.long, device=dev)
-        vec = model.record_vectors(win, lengths, segment, 1)[0].float().cpu().numpy()  # (D,)
-        wvec = model.window_outputs(win).float().cpu().numpy() if save_windows else None  # (k, D)
-        return EmbeddedRecord(
-            self.id, self.length, len(self.spans), self.n_skipped, "ok", vec,
-            window_spans=self.spans.astype(np.int64), window_vectors=wvec, order=self.order,
-        )
+    def compact(self) -> None:
+        """Hold the window vectors as one (k, d) tensor, not as views that keep whole batch outputs alive."""
+        if self.win:
+            self.win = list(torch.stack(self.win))  # (k, d) rows: views of this record's windows only
+
+
+def _row(model, dev: torch.device, name: str, group: Sequence[_Pending], save_windows: bool, order: int,
+         per_file: bool = False) -> EmbeddedRecord:
+    """One stored row from the embedded windows of one record (group of one) or of one file's records: head
+    then pool over all of them (the weighted centroid of their embeddings)."""
+    D = model.info.dim
+    length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
+    contigs = tuple((p.id, p.length) for p in group) if per_file else ()
+    kept = [(ci, p) for ci, p in enumerate(group) if len(p.spans)]
+    if not kept:
+        status = "empty" if length == 0 else "all_n"
+        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs)
+    win = torch.stack([w for _, p in kept for w in p.win]).to(dev)  # (k, d)
+    spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64)  # (k, 2)
+    for _, p in kept:
+        p.win = []  # the row's vector is all that is kept
+    lengths = torch.from_numpy(spans[:, 1] - spans[:, 0]).to(dev)
+    segment = torch.zeros(len(win), dtype=torch.long, device=dev)
+    vec = model.record_vectors(win, lengths, segment, 1)[0].float().cpu().numpy()  # (D,)
+    wvec = model.window_outputs(win).float().cpu().numpy() if save_windows else None  # (k, D)
+    wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
+    return EmbeddedRecord(
+        name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,
+        contigs=contigs, window_contigs=wcontig,
+    )
 
 
 def embed_fasta(
@@ -225,10 +287,15 @@ def embed_fasta(
     resume: bool = True,
     overwrite: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
+    per_file: bool = False,
 ) -> EmbedSummary:
     """Embed FASTA files into an HDF5 embedding file. Resumable: rerunning the same command on an
     interrupted run continues from the last flushed record (PATH.partial); the file appears at PATH only
-    when complete."""
+    when complete.
+
+    per_file: one row per input FASTA instead of one per record (`embed --per-file`, see embed_files): named
+    after the file (genomes.genome_name), record ids may repeat across files; shards, resume and merge then
+    count files."""
     t0 = time.perf_counter()
     dev = resolve_device(device)
     info = model.info
@@ -239,6 +306,9 @@ def embed_fasta(
     from_stdin = any(str(p) == "-" for p in inputs)
     if shard and from_stdin:
         raise ConfigError("--shard needs files (it reads the input twice to balance shards); stdin '-' cannot be sharded")
+    if per_file and from_stdin:
+        raise ConfigError("--per-file names each row after its input file, and stdin '-' has no file name; save it "
+                          "to a file (e.g. genome.fa) and pass that")
     check_output_not_input(output, inputs, what="input FASTA")
     if win < SHORT_WINDOW_BP:
         console.warn(f"--window {win} bp is very short: a window of fewer than {SHORT_WINDOW_BP} bp holds too few bases "
@@ -246,7 +316,12 @@ def embed_fasta(
                      f"drop --window to use {info.window:,}")
 
     # total bases for the progress bar (and the shard partition): one fast pass over files, none over stdin
-    listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
+    if per_file:  # the units are files: (name, bp) per file, and each file's (id, bp) per record
+        per_record = [record_lengths([p]) for p in inputs]  # ids may repeat across files, never inside one
+        listed = [(genome_name(p), sum(n for _, n in recs)) for p, recs in zip(inputs, per_record)]
+        _check_file_names(inputs, [name for name, _ in listed])
+    else:
+        listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
     lengths = None if listed is None else [n for _, n in listed]
     selected = range(len(lengths)) if lengths is not None else None
     if shard:
@@ -269,10 +344,11 @@ def embed_fasta(
         "command": " ".join(sys.argv),
     }
     writer = EmbeddingWriter(output, attrs=attrs, dim=info.dim, dtype=dtype, save_windows=save_windows,
-                             resume=resume, overwrite=overwrite)
+                             per_file=per_file, resume=resume, overwrite=overwrite)
     n_done = writer.n_done
+    unit = "files" if per_file else "records"
     if n_done:
-        console.info(f"resuming {writer.partial}: {n_done:,} records already embedded")
+        console.info(f"resuming {writer.partial}: {n_done:,} {unit} already embedded")
 
     def records() -> Iterator[Record]:
         lo = selected.start if selected is not None else 0
@@ -299,27 +375,40 @@ def embed_fasta(
         if listed is not None and not shard and len(listed) > idx + 1:
             _changed(inputs, f"it ends after record {idx + 1}, where the first pass saw {len(listed):,} records")
 
+    def files() -> list[tuple[str, Iterator[Record]]]:
+        """--per-file: (name, records) of the selected files not yet in the output, records checked against
+        the first pass."""
+        todo = list(selected)[n_done:]
+        for k, fi in enumerate(list(selected)[:n_done]):
+            if listed[fi][0] != writer.done_ids[k]:
+                raise ConfigError(f"{writer.partial} holds file {writer.done_ids[k]!r} where the input has "
+                                  f"{listed[fi][0]!r}: it was made from other input; delete it or write to another output")
+        return [(listed[fi][0], _checked(inputs[fi], per_record[fi])) for fi in todo]
+
     first = (selected.start if selected is not None else 0) + n_done
-    n = bp = empty = all_n = n_win = skipped = short = 0
+    n = bp = empty = all_n = n_win = skipped = short = contigs = 0
     done_bp = sum(lengths[selected.start + k] for k in range(n_done)) if (lengths is not None and n_done) else 0
     batch: list[EmbeddedRecord] = []
     warnings: list[str] = []
     last_flush = time.perf_counter()
     with writer, console.progress("embedding", total_bp) as bar:
+        common = dict(model=model, window=win, stride=st, batch_tokens=batch_tokens, device=dev,
+                      save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar)
         try:
             bar.advance(done_bp)
-            for er in embed_sequences(records(), model=model, window=win, stride=st, batch_tokens=batch_tokens,
-                                      device=dev, save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar):
+            embedded = (embed_files(files(), **common) if per_file else embed_sequences(records(), **common))
+            for er in embedded:
                 er = dataclasses.replace(er, order=first + er.order)  # global input index, shard-independent (merge)
                 n += 1
                 bp += er.length
                 n_win += er.n_windows
                 skipped += er.n_skipped
+                contigs += len(er.contigs)
                 if er.status != "ok":
                     empty += er.status == "empty"
                     all_n += er.status == "all_n"
                     what = "is empty" if er.status == "empty" else f"is all N ({er.length:,} bp)"
-                    warnings.append(f"record {er.id!r} {what}: stored with status {er.status} and a zero vector")
+                    warnings.append(f"{unit[:-1]} {er.id!r} {what}: stored with status {er.status} and a zero vector")
                 if bp or n_done:  # held back while no base was seen: input with none is one error, not a list
                     for w in warnings:
                         console.warn(w)
@@ -327,7 +416,7 @@ def embed_fasta(
                 if er.status == "ok" and er.length < SHORT_RECORD_BP:
                     short += 1
                     if short <= _SHORT_WARNINGS:
-                        console.warn(f"record {er.id!r} is only {er.length} bp: a vector of fewer than {SHORT_RECORD_BP} "
+                        console.warn(f"{unit[:-1]} {er.id!r} is only {er.length} bp: a vector of fewer than {SHORT_RECORD_BP} "
                                      "bp carries almost no signal (stored with status ok)")
                 batch.append(er)
                 if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
@@ -344,7 +433,30 @@ def embed_fasta(
         writer.append(batch)
         writer.finish()
     return EmbedSummary(records=n + n_done, resumed=n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
-                        seconds=time.perf_counter() - t0, device=str(dev), output=Path(output))
+                        seconds=time.perf_counter() - t0, device=str(dev), output=Path(output),
+                        contigs=contigs if per_file else 0)
+
+
+def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Record]:
+    """The records of one file (--per-file), each checked against the first pass's (id, bp)."""
+    idx = -1
+    for idx, rec in enumerate(read_fasta([path])):
+        if idx >= len(listed) or listed[idx] != (rec.id, len(rec)):
+            what = f"{listed[idx][0]!r} ({listed[idx][1]:,} bp)" if idx < len(listed) else "no such record"
+            _changed([path], f"record {idx + 1} is {rec.id!r} ({len(rec):,} bp) where the first pass saw {what}")
+        yield rec
+    if len(listed) > idx + 1:
+        _changed([path], f"it ends after record {idx + 1}, where the first pass saw {len(listed):,} records")
+
+
+def _check_file_names(inputs: Sequence[str | Path], names: Sequence[str]) -> None:
+    """--per-file rows are named after their files: two inputs with one name would be two rows with one id."""
+    seen: dict[str, str | Path] = {}
+    for path, name in zip(inputs, names):
+        if name in seen:
+            raise InputError(f"--per-file names each row after its file, and {seen[name]} and {path} are both "
+                             f"{name!r}; rename one of the files (or link it under another name)")
+        seen[name] = path
 
 
 def _changed(inputs: Sequence[str | Path], what: str) -> None:

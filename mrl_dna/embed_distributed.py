@@ -41,6 +41,7 @@ def embed_distributed(
     resume: bool = True,
     overwrite: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
+    per_file: bool = False,
 ) -> EmbedSummary:
     """`embed_fasta` (same arguments) over the ranks of a torchrun job; returns an EmbedSummary with the whole
     job's counts (on every rank).
@@ -66,13 +67,14 @@ def embed_distributed(
             win, st = window or info.window, stride or (window or info.window_stride)
             want = {"model_hash": info.weights_hash, "shard": f"{shard[0]}/{shard[1]}",
                     "inputs": " ".join(map(str, inputs)), "window": win, "dtype": dtype,
-                    "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction}
+                    "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction,
+                    "per_file": True if per_file else None}  # absent unless --per-file
             summary = None if overwrite else _reuse_complete(part, want, stride=st)
             if summary is None:
                 summary = embed_fasta(inputs, model=model, output=part, window=window, stride=stride,
                                       batch_tokens=batch_tokens, device=str(ctx.device), dtype=dtype,
                                       save_windows=save_windows, shard=shard, resume=resume, overwrite=overwrite,
-                                      max_n_fraction=max_n_fraction)
+                                      max_n_fraction=max_n_fraction, per_file=per_file)
         except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
             error = e
         failed = ctx.all_sum([error is not None])[0]
@@ -82,7 +84,7 @@ def embed_distributed(
             raise MrlDnaError(f"{failed} of {ctx.world} torchrun ranks failed (their errors are above); fix the cause "
                               "and rerun the same command: finished shards are kept and reused")
         counts = ctx.all_sum([summary.records, summary.bp, summary.empty, summary.all_n, summary.windows,
-                              summary.skipped_windows])
+                              summary.skipped_windows, summary.contigs])
         merge_error = None
         if ctx.is_main:
             try:
@@ -97,9 +99,10 @@ def embed_distributed(
             raise merge_error
         if failed:
             raise MrlDnaError("rank 0 could not merge the shard files (its error is above)")
-        records, bp, empty, all_n, windows, skipped = counts
+        records, bp, empty, all_n, windows, skipped, contigs = counts
         return EmbedSummary(records=records, bp=bp, empty=empty, all_n=all_n, windows=windows, skipped_windows=skipped,
-                            seconds=time.perf_counter() - t0, device=f"{ctx.world} x {ctx.device.type}", output=output)
+                            seconds=time.perf_counter() - t0, device=f"{ctx.world} x {ctx.device.type}", output=output,
+                            contigs=contigs)
 
 
 def _reuse_complete(part: Path, want: dict, *, stride: int):
@@ -121,7 +124,8 @@ def _reuse_complete(part: Path, want: dict, *, stride: int):
         st = store.status_counts()
         return EmbedSummary(records=store.n, bp=int(store.lengths.sum()), empty=st["empty"], all_n=st["all_n"],
                             windows=int(store.n_windows.sum()), skipped_windows=int(store.n_skipped.sum()),
-                            seconds=0.0, device="", output=part)
+                            seconds=0.0, device="", output=part,
+                            contigs=len(store.contigs()) if store.per_file else 0)
 
 
 def _diff(got: dict, want: dict) -> str:

@@ -248,9 +248,12 @@ def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
 def _check_unique(rid: str, name: str, line: int, first_seen: dict[str, tuple[str, int]]) -> None:
     if rid in first_seen:
         where, where_line = first_seen[rid]
+        fix = "rename one of the records"
+        if where != name:  # two files that both name a contig `contig_1`: typically two assemblies
+            fix += " (or, for one vector per file as for genomes of many contigs, embed with --per-file)"
         raise InputError(
             f"duplicate id '{rid}' in {name} line {line} (first seen in {where} line {where_line}); "
-            "ids must be unique: rename one of the records"
+            f"ids must be unique: {fix}"
         )
     first_seen[rid] = (name, line)
 

@@ -35,7 +35,8 @@ def command(
     batch_tokens: int = typer.Option(DEFAULT_BATCH_TOKENS, "--batch-tokens", min=1, help="Bases per batch (memory knob)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (bf16 autocast on CUDA)."),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
-    save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates."),
+    save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),
+    per_file: bool = typer.Option(False, "--per-file", help="One row per input FASTA (a genome or MAG of many contigs), named after the file without .fa/.gz: the weighted centroid of all its windows; record ids may repeat across files."),
     shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
     max_n: float = typer.Option(WindowConfig.max_n_fraction, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
     restart: bool = typer.Option(False, "--restart", help="Ignore an interrupted OUTPUT.partial and start over (default: resume it)."),
@@ -46,6 +47,8 @@ def command(
     """Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record.
 
     Example: mrl-dna embed data/sample.fa -o sample.h5
+
+    Genome collections, one vector per file: mrl-dna embed genomes/*.fa.gz --per-file -o genomes.h5
 
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna embed IN.fa -o OUT.h5
     (rank r embeds shard r+1 of 4, rank 0 merges them into OUT.h5).
@@ -59,11 +62,12 @@ def command(
     run = embed_distributed if distributed.is_distributed() else embed_fasta
     s = run(inputs, model=load_model(model), output=output, window=window, stride=stride, batch_tokens=batch_tokens,
             device=device, dtype=dtype.value, save_windows=save_windows, shard=shard_spec,
-            resume=not restart, overwrite=force, max_n_fraction=max_n)
+            resume=not restart, overwrite=force, max_n_fraction=max_n, per_file=per_file)
+    unit = f"files ({s.contigs:,} records)" if per_file else "records"
     extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
     console.footer(
-        f"{s.records:,} records{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
+        f"{s.records:,} {unit}{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
         f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}",
         timer,
     )

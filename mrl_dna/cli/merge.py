@@ -1,8 +1,11 @@
-"""mrl-dna merge: combine the shard files of an `embed --shard I/N` run into one file.
+"""mrl-dna merge: combine the shard files of an `embed --shard I/N` run into one file, or (--concat) separate
+databases of one model.
 
 Example:
     $ mrl-dna merge part1.h5 part2.h5 part3.h5 -o genomes.h5
-    merged 3 files -> genomes.h5: 1,000 records (rows ordered by record index)
+    [mrl-dna 0.1.0] merged 3 files -> genomes.h5: 1,000 records (rows ordered by record index); real 0.4 s; ...
+    $ mrl-dna merge --concat refseq.h5 my_mags.h5 -o all.h5
+    [mrl-dna 0.1.0] concatenated 2 files -> all.h5: 1,459 records (rows in argument order); real 0.3 s; ...
 """
 
 from __future__ import annotations
@@ -14,20 +17,31 @@ from mrl_dna.store import merge_stores
 
 
 def command(
-    inputs: list[str] = typer.Argument(..., metavar="SHARD.h5...", help="Embedding files to combine, in any order."),
+    inputs: list[str] = typer.Argument(..., metavar="FILE.h5...", help="Embedding files to combine (shards in any order; --concat: in output order)."),
     output: str = typer.Option(..., "-o", "--output", metavar="OUT.h5", help="The merged file to write."),
-    force: bool = typer.Option(False, "--force", help="Overwrite OUT.h5 if it already exists."),
+    concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, pooling) with distinct ids, rows in argument order; windows are kept when every input has them."),
+    force: bool = typer.Option(False, "-f", "--force", help="Overwrite OUT.h5 if it already exists."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress talk on stderr."),
 ) -> None:
     """Merge embedding files from one model and options (typically all shards of one run) into one file.
 
     Model, window, stride, dims, dtype and pooling must agree; a complete set of shards gives the same rows,
-    in the same order, with bitwise-equal vectors as an unsharded run.
+    in the same order, with bitwise-equal vectors as an unsharded run. With --concat, databases embedded
+    separately (other genomes, another day) are appended one after the other; their ids must be distinct.
 
     Example:  mrl-dna merge shard_*.h5 -o genomes.h5
+
+    Example:  mrl-dna merge --concat refseq.h5 my_mags.h5 -o all.h5
     """
     console.set_quiet(quiet)
     timer = console.Timer()
-    s = merge_stores(inputs, output, force=force)
+    s = merge_stores(inputs, output, force=force, concat=concat)
+    for path in s.windows_dropped:
+        console.warn(f"{path} has no saved windows, so {s.output} keeps none (embed every input with --save-windows "
+                     "to keep them)")
+    if concat:
+        console.footer(f"concatenated {s.n_inputs} files -> {s.output}: {s.n_records:,} records (rows in argument order)",
+                       timer)
+        return
     how = {"order": "record index", "shard": "shard index", "arguments": "argument order"}[s.ordered_by]
     console.footer(f"merged {s.n_inputs} files -> {s.output}: {s.n_records:,} records (rows ordered by {how})", timer)

@@ -14,9 +14,16 @@ Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, 
     /windows/record      (m,)   int64            row in /embeddings of the record the window belongs to
     /windows/start, end  (m,)   int64            [start, end) in bp, 0-based          (only with save_windows)
     /windows/embeddings  (m, D) float32|float16  per-window vectors, L2-normalised
+  embed --per-file (attribute per_file = True; a row is an input file, its id the file name without FASTA and
+  compression suffixes, its vector the weighted centroid of all the file's windows; c records in all):
+    /contigs/name        (c,)   utf-8 str        record ids of each file, in file order (may repeat across files)
+    /contigs/record      (c,)   int64            row in /embeddings of the file the record belongs to
+    /contigs/length      (c,)   int64            record length, bp
+    /windows/contig      (m,)   int64            index into /contigs: the window's [start, end) is on that record
 Attributes: format, format_version, dim, dtype, matryoshka_dims, model_name, model_hash, model_kind, window,
-stride, pooling, shard ("I/N" or ""), save_windows, mrl_dna_version, command, created, complete,
-rows_committed, windows_committed (plus whatever else the caller passes in `attrs`).
+stride, pooling, shard ("I/N" or ""), save_windows, per_file (only when true), mrl_dna_version, command,
+created, complete, rows_committed, windows_committed, contigs_committed (per-file files) (plus whatever else the
+caller passes in `attrs`).
 
 Chunking (why the prefix read is cheap): /embeddings is chunked (ROWS_PER_CHUNK, c) with c = the gcd of
 the Matryoshka dims (8 for 8,16,...,D), so every Matryoshka boundary is a chunk boundary and `[:, :k]`
@@ -40,14 +47,14 @@ killed mid-flush left that attribute unreadable; after creation only fixed-size 
 """
 
 from mrl_dna.store.export import ExportFormat, ExportSummary, export_store
-from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, MERGE_KEYS, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
-                                  STATUS_NAMES, EmbeddedRecord, chunk_columns)
+from mrl_dna.store.format import (CONCAT_KEYS, DTYPES, FORMAT, FORMAT_VERSION, MERGE_KEYS, RESUME_KEYS, ROWS_PER_CHUNK,
+                                  STATUS_CODES, STATUS_NAMES, ContigRows, EmbeddedRecord, WindowRows, chunk_columns)
 from mrl_dna.store.merge import MergeSummary, merge_stores
-from mrl_dna.store.reader import EmbeddingStore, WindowTable
+from mrl_dna.store.reader import ContigTable, EmbeddingStore, WindowTable
 from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_output_not_input, partial_path,
                                   same_file)
 
-__all__ = ["DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK", "STATUS_CODES", "STATUS_NAMES",
-           "EmbeddedRecord", "EmbeddingStore", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
+__all__ = ["CONCAT_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
+           "STATUS_CODES", "STATUS_NAMES", "ContigRows", "ContigTable", "EmbeddedRecord", "EmbeddingStore", "WindowRows", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
            "OutputLock", "WindowTable", "chunk_columns", "check_existing_output", "check_output_not_input",
            "export_store", "merge_stores", "partial_path", "same_file"]

@@ -37,17 +37,23 @@ DTYPES = ("float32", "float16")
 
 # Options that must agree between a partial file and the run that resumes it (and between merged shards).
 # (max_n_fraction changes which windows are kept, hence the vectors; absent on both sides compares equal.)
+# per_file is written only when true (embed --per-file), so files written before it compare equal to rows of records.
 RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-               "shard", "save_windows")
+               "shard", "save_windows", "per_file")
 
 
 MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-              "save_windows")
+              "save_windows", "per_file")
+
+
+# What `merge --concat` requires of separate databases: one model and the options that shape a vector. dtype
+# may differ (float16 rows are widened to float32) and so may save_windows (windows are kept when all have them).
+CONCAT_KEYS = ("model_hash", "dim", "matryoshka_dims", "window", "stride", "pooling", "max_n_fraction", "per_file")
 
 
 # Attributes the writer owns; a merge does not copy them from its inputs.
 HOUSEKEEPING = ("format", "format_version", "created", "complete", "rows_committed", "windows_committed",
-                 "mrl_dna_version", "command", "shard", "merged_from")
+                "contigs_committed", "mrl_dna_version", "command", "shard", "merged_from")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +69,33 @@ class EmbeddedRecord:
     window_spans: np.ndarray | None = None  # (k, 2) int64 [start, end) of kept windows
     window_vectors: np.ndarray | None = None  # (k, D) float32, L2-normalised (only with save_windows)
     order: int = -1  # index of the record in the full input (shard-independent); -1 = unknown
+    # embed --per-file: a row is a file; `contigs` lists its records (id, bp) in file order, and window_contigs
+    # (k,) int64 says which of them each window lies in (window_spans are then coordinates on that contig)
+    contigs: tuple[tuple[str, int], ...] = ()
+    window_contigs: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class WindowRows:
+    """Saved windows to append (w of them): the row of the record each belongs to (a row of the file being
+    written), [start, end) in bp, their (w, D) vectors, and in a per-file file the contig each lies on (an
+    index into that file's /contigs)."""
+
+    record: np.ndarray  # (w,) int64
+    start: np.ndarray  # (w,) int64
+    end: np.ndarray  # (w,) int64
+    vectors: np.ndarray  # (w, D) any float dtype
+    contig: np.ndarray | None = None  # (w,) int64, per-file files only
+
+
+@dataclass(frozen=True, eq=False)
+class ContigRows:
+    """Contigs to append to a per-file file's /contigs (c of them): the row of the file each belongs to, its
+    record id and its length in bp."""
+
+    record: np.ndarray  # (c,) int64
+    name: list[str]
+    length: np.ndarray  # (c,) int64
 
 
 def chunk_columns(matryoshka_dims: Sequence[int], dim: int) -> int:

@@ -1,5 +1,6 @@
 """`mrl-dna merge`: the shard files of one `embed --shard I/N` run (or any files of one model and options)
-into the file a single run writes: same rows, same order, bitwise-equal vectors.
+into the file a single run writes: same rows, same order, bitwise-equal vectors; and `merge --concat`:
+separate databases of one model (distinct ids) one after the other.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.shards import parse_shard
-from mrl_dna.store.format import HOUSEKEEPING, MERGE_KEYS, same_attr, show_attr
+from mrl_dna.store.format import CONCAT_KEYS, HOUSEKEEPING, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
 from mrl_dna.store.reader import EmbeddingStore, take_rows
 from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input, same_file
 
@@ -24,27 +25,35 @@ class MergeSummary:
     output: Path
     n_records: int
     n_inputs: int
-    ordered_by: str  # 'order' (per-row /order), 'shard' (shard index) or 'arguments'
+    ordered_by: str  # 'order' (per-row /order), 'shard' (shard index), 'arguments' or 'concat' (--concat)
+    windows_dropped: tuple[str, ...] = ()  # --concat: inputs without saved windows, so the output has none
 
 
-def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: bool = False,
+def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: bool = False, concat: bool = False,
                  block_rows: int = 65536) -> MergeSummary:
-    """Combine embedding files (typically the shards of one `embed --shard I/N` run) into one file.
+    """Combine embedding files into one.
 
-    All inputs must be complete and agree on MERGE_KEYS. Rows are ordered by /order (each record's index in
-    the full input) when every input has it, else by shard index when all inputs are shards, else by
-    argument order; a complete set of shards merges into the file an unsharded run writes (same rows, same
-    order, bitwise-equal vectors). Memory: one block of rows at a time."""
+    Default (shards): typically the shards of one `embed --shard I/N` run. All inputs must be complete and
+    agree on MERGE_KEYS. Rows are ordered by /order (each record's index in the full input) when every input
+    has it, else by shard index when all inputs are shards, else by argument order; a complete set of shards
+    merges into the file an unsharded run writes (same rows, same order, bitwise-equal vectors).
+
+    concat=True (`merge --concat`): separate databases of one model (CONCAT_KEYS agree) with distinct ids,
+    rows in argument order, file after file; vectors are copied (float16 widened to float32 unless every
+    input is float16); saved windows (and a per-file file's contigs) are kept when every input has them.
+    Memory: one block of rows at a time."""
     paths = [Path(p) for p in inputs]
     output = Path(output)
     if len(paths) < 1:
         raise ConfigError("merge needs at least one input file")
     for i, p in enumerate(paths):
         if any(same_file(p, q) or p.resolve() == q.resolve() for q in paths[:i]):
-            raise StoreError(f"{p} is given twice; give each shard file once")
+            raise StoreError(f"{p} is given twice; give each {'file' if concat else 'shard file'} once")
     check_output_not_input(output, paths)
     stores = [EmbeddingStore.open(p) for p in paths]
     try:
+        if concat:
+            return _concat(stores, output, force=force, block_rows=block_rows)
         return _merge(stores, output, force=force, block_rows=block_rows)
     finally:
         for s in stores:
@@ -73,20 +82,64 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
             dup = int(uniq[counts > 1][0])
             holders = sorted({str(stores[i].path) for i in src_file[orders == dup]})
             raise StoreError(f"record index {dup} appears more than once (in {', '.join(holders)}); the inputs "
-                             "overlap: merge each shard once")
+                             "overlap: merge each shard once, or pass --concat to combine separate databases")
         perm = np.argsort(orders, kind="stable")
         src_file, src_row = src_file[perm], src_row[perm]
         ordered_by = "order"
     _check_unique_ids(stores)
-
     attrs = {k: v for k, v in first.attrs.items() if k not in HOUSEKEEPING and k not in ("dim", "dtype", "save_windows")}
     attrs.update(shard="", command=" ".join(sys.argv), merged_from=[str(s.path) for s in stores])
-    save_windows = bool(first.attrs.get("save_windows", False))
-    with EmbeddingWriter(output, attrs=attrs, dim=first.dim, dtype=first.dtype, save_windows=save_windows,
-                         overwrite=force) as w:
-        tables = [s.windows() for s in stores] if save_windows else [None] * len(stores)
-        woffs = [None if t is None else np.concatenate([[0], np.cumsum(np.bincount(t.record, minlength=s.n))])
-                 for s, t in zip(stores, tables)]
+    _copy_rows(stores, src_file, src_row, output, attrs=attrs, dtype=first.dtype,
+               save_windows=bool(first.attrs.get("save_windows", False)), force=force, block_rows=block_rows)
+    return MergeSummary(output=output, n_records=len(src_file), n_inputs=len(stores), ordered_by=ordered_by)
+
+
+def _concat(stores: list[EmbeddingStore], output: Path, *, force: bool, block_rows: int) -> MergeSummary:
+    first = stores[0]
+    for s in stores[1:]:
+        if first.model_hash != s.model_hash:
+            raise StoreError(f"{first.path} and {s.path} were embedded with two models ({first.model_hash[:12]} "
+                             f"{show_attr(first.attrs.get('model_name'))} vs {s.model_hash[:12]} "
+                             f"{show_attr(s.attrs.get('model_name'))}); merge --concat combines databases of one "
+                             "model: re-embed one of them with the other's --model")
+        for key in CONCAT_KEYS:
+            if not same_attr(first.attrs.get(key), s.attrs.get(key)):
+                raise StoreError(f"{first.path} and {s.path} differ in {key} ({show_attr(first.attrs.get(key))} vs "
+                                 f"{show_attr(s.attrs.get(key))}); merge --concat combines databases of one model "
+                                 "and the same embed options")
+    seen: dict[str, EmbeddingStore] = {}
+    for s in stores:
+        for rid in s.ids:
+            other = seen.setdefault(rid, s)
+            if other is not s:
+                raise StoreError(f"record id {rid!r} is in both {other.path} and {s.path}; merge --concat needs "
+                                 "distinct ids: rename the records in one input and re-embed it")
+    no_windows = tuple(str(s.path) for s in stores if s.windows() is None)
+    src_file = np.concatenate([np.full(s.n, i, np.int64) for i, s in enumerate(stores)])  # (n,)
+    src_row = np.concatenate([np.arange(s.n, dtype=np.int64) for s in stores])  # (n,)
+    drop = HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file", "inputs")
+    attrs = {k: v for k, v in first.attrs.items() if k not in drop}
+    attrs.update(shard="", command=" ".join(sys.argv), merged_from=[str(s.path) for s in stores],
+                 inputs=" ".join(str(s.attrs.get("inputs", "")) for s in stores))
+    dtype = "float16" if all(s.dtype == "float16" for s in stores) else "float32"
+    _copy_rows(stores, src_file, src_row, output, attrs=attrs, dtype=dtype, save_windows=not no_windows, force=force,
+               block_rows=block_rows, order=np.arange(len(src_file), dtype=np.int64))
+    return MergeSummary(output=output, n_records=len(src_file), n_inputs=len(stores), ordered_by="concat",
+                        windows_dropped=no_windows if len(no_windows) < len(stores) else ())
+
+
+def _copy_rows(stores: list[EmbeddingStore], src_file: np.ndarray, src_row: np.ndarray, output: Path, *, attrs: dict,
+               dtype: str, save_windows: bool, force: bool, block_rows: int, order: np.ndarray | None = None) -> None:
+    """Write output row i from row src_row[i] of stores[src_file[i]], with its windows and contigs; /order from
+    the inputs, or `order` (n,) when given."""
+    first = stores[0]
+    per_file = first.per_file
+    tables = [s.windows() for s in stores] if save_windows else [None] * len(stores)
+    contigs = [s.contigs() for s in stores] if per_file else [None] * len(stores)
+    woffs = [None if t is None else _row_offsets(t.record, s.n) for s, t in zip(stores, tables)]
+    coffs = [None if c is None else _row_offsets(c.record, s.n) for s, c in zip(stores, contigs)]
+    with EmbeddingWriter(output, attrs=attrs, dim=first.dim, dtype=dtype, save_windows=save_windows,
+                         per_file=per_file, overwrite=force) as w:
         n = len(src_file)
         for a in range(0, n, block_rows):
             fi, ri = src_file[a : a + block_rows], src_row[a : a + block_rows]  # (b,)
@@ -99,38 +152,61 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
                     if m.any():
                         col[m] = getattr(s, name)[ri[m]]
                 cols[name] = col
+            if order is not None:
+                cols["order"] = order[a : a + b]
             ids = np.empty(b, dtype=object)
-            vectors = np.empty((b, first.dim), dtype=first.dtype)  # (b, D) stored dtype: a bitwise copy
+            vectors = np.empty((b, first.dim), dtype=dtype)  # (b, D): a bitwise copy unless float16 is widened
             for i, s in enumerate(stores):
                 m = fi == i
                 if m.any():
                     ids[m] = [s.ids[r] for r in ri[m]]
                     vectors[m] = take_rows(s._f["embeddings"], ri[m])
+            rows_out = w.n_done + np.arange(b)  # (b,) output rows of this block
+            crows, cfirst = None, None
+            if per_file:
+                csrc, cfile, cpos = _ragged(coffs, fi, ri)  # (c,) source contig, its input, its row in the block
+                crows = ContigRows(record=rows_out[cpos], name=[contigs[f].name[c] for f, c in zip(cfile, csrc)],
+                                   length=np.array([contigs[f].length[c] for f, c in zip(cfile, csrc)], np.int64))
+                counts = np.bincount(cpos, minlength=b)
+                cfirst = w.contigs_done + np.concatenate([[0], np.cumsum(counts)[:-1]])  # (b,) first output contig
             windows = None
             if save_windows:
-                windows = _gather_windows(tables, woffs, fi, ri, out_start=w.n_done, dim=first.dim, dtype=first.dtype)
-            w._append_arrays(ids=list(ids), vectors=vectors, windows=windows, **cols)
+                windows = _gather_windows(tables, woffs, coffs, fi, ri, rows_out, cfirst, dim=first.dim, dtype=dtype)
+            w._append_arrays(ids=list(ids), vectors=vectors, windows=windows, contigs=crows, **cols)
         w.finish()
-    return MergeSummary(output=output, n_records=len(src_file), n_inputs=len(stores), ordered_by=ordered_by)
 
 
-def _gather_windows(tables, woffs, fi, ri, *, out_start, dim, dtype):
-    """The windows of output rows out_start.. (sources fi, ri), in row order, with record re-pointed."""
-    starts = np.array([woffs[f][r] for f, r in zip(fi, ri)], dtype=np.int64)  # (b,)
-    counts = np.array([woffs[f][r + 1] - woffs[f][r] for f, r in zip(fi, ri)], dtype=np.int64)  # (b,)
-    total = int(counts.sum())
-    first_out = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (b,) first output window of each row
-    src = np.repeat(starts - first_out, counts) + np.arange(total)  # (w,) source window index
-    wfile = np.repeat(fi, counts)  # (w,)
-    record = np.repeat(out_start + np.arange(len(fi)), counts).astype(np.int64)  # (w,)
+def _row_offsets(record: np.ndarray, n: int) -> np.ndarray:
+    """(n + 1,) offsets of each row's items (windows, contigs) in a table sorted by row."""
+    return np.concatenate([[0], np.cumsum(np.bincount(record, minlength=n))])
+
+
+def _ragged(offs, fi: np.ndarray, ri: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The items (windows or contigs) of rows (fi, ri) in row order -> (source item index, input index,
+    position of its row in fi), each (w,)."""
+    starts = np.array([offs[f][r] for f, r in zip(fi, ri)], dtype=np.int64)  # (b,)
+    counts = np.array([offs[f][r + 1] - offs[f][r] for f, r in zip(fi, ri)], dtype=np.int64)  # (b,)
+    first_out = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (b,) first output item of each row
+    src = np.repeat(starts - first_out, counts) + np.arange(int(counts.sum()))  # (w,)
+    return src, np.repeat(fi, counts), np.repeat(np.arange(len(fi)), counts)
+
+
+def _gather_windows(tables, woffs, coffs, fi, ri, rows_out, cfirst, *, dim, dtype) -> WindowRows:
+    """The windows of output rows rows_out (sources fi, ri), in row order, with record (and contig) re-pointed."""
+    src, wfile, pos = _ragged(woffs, fi, ri)
+    total = len(src)
     start, end = np.empty(total, np.int64), np.empty(total, np.int64)
+    contig = np.empty(total, np.int64) if cfirst is not None else None
     vec = np.empty((total, dim), dtype=dtype)
     for i, t in enumerate(tables):
         m = wfile == i
         if m.any():
             start[m], end[m] = t.start[src[m]], t.end[src[m]]
             vec[m] = take_rows(t._dataset, src[m])
-    return record, start, end, vec
+            if contig is not None:  # contig index relative to its row's first contig, then the output's
+                first_src = np.asarray(coffs[i])[ri[pos[m]]]
+                contig[m] = cfirst[pos[m]] + t.contig[src[m]] - first_src
+    return WindowRows(record=rows_out[pos], start=start, end=end, vectors=vec, contig=contig)
 
 
 def _sort_shards(stores: list[EmbeddingStore], shards: list[str]) -> list[EmbeddingStore]:

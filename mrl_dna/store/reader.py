@@ -21,13 +21,26 @@ from mrl_dna.vectors import normalize_rows
 
 
 @dataclass(frozen=True, eq=False)
+class ContigTable:
+    """The records (contigs) of each row of a per-file embedding file (c contigs, in file order)."""
+
+    name: list[str]  # (c,) record ids
+    record: np.ndarray  # (c,) int64 row in /embeddings (the file the contig belongs to)
+    length: np.ndarray  # (c,) int64 bp
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+
+@dataclass(frozen=True, eq=False)
 class WindowTable:
     """Saved per-window coordinates (m windows); vectors are read on demand with read()."""
 
     record: np.ndarray  # (m,) int64 row in /embeddings
-    start: np.ndarray  # (m,) int64 bp, 0-based
+    start: np.ndarray  # (m,) int64 bp, 0-based (on the window's contig in a per-file file)
     end: np.ndarray  # (m,) int64 bp, exclusive
     _dataset: Any  # h5py dataset /windows/embeddings (m, D)
+    contig: np.ndarray | None = None  # (m,) int64 index into /contigs; per-file files only
 
     def __len__(self) -> int:
         return len(self.record)
@@ -136,13 +149,36 @@ class EmbeddingStore:
         for start in range(0, self.n, block_rows):
             yield start, self.read(dim, slice(start, min(start + block_rows, self.n)))
 
+    @property
+    def per_file(self) -> bool:
+        """Whether a row is a whole input file (embed --per-file) rather than one record."""
+        return bool(self.attrs.get("per_file", False))
+
     def windows(self) -> WindowTable | None:
         """The saved per-window table, or None when the file was written without --save-windows."""
         if "windows" not in self._f:
             return None
         g = self._f["windows"]
         m = min(int(self.attrs.get("windows_committed", g["record"].shape[0])), g["record"].shape[0])
-        return WindowTable(g["record"][:m], g["start"][:m], g["end"][:m], g["embeddings"])
+        contig = g["contig"][:m] if "contig" in g else None
+        return WindowTable(g["record"][:m], g["start"][:m], g["end"][:m], g["embeddings"], contig)
+
+    def contigs(self) -> ContigTable | None:
+        """The records of each row of a per-file file (embed --per-file), or None for rows of records."""
+        if "contigs" not in self._f:
+            return None
+        g = self._f["contigs"]
+        c = min(int(self.attrs.get("contigs_committed", g["record"].shape[0])), g["record"].shape[0])
+        return ContigTable(list(g["name"].asstr()[:c]), g["record"][:c], g["length"][:c])
+
+    def window_contigs(self, table: WindowTable, rows: np.ndarray) -> list[str]:
+        """The contig (record id) that windows `rows` of `table` lie on: the row's own id for rows of records,
+        the contig's name in a per-file file."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if table.contig is None:
+            return [self.ids[int(r)] for r in table.record[rows]]
+        names = self.contigs().name
+        return [names[int(c)] for c in table.contig[rows]]
 
     def status_counts(self) -> dict[str, int]:
         counts = np.bincount(self.status.astype(np.int64), minlength=len(STATUS_CODES))
@@ -159,6 +195,7 @@ class EmbeddingStore:
             "pooling": a.get("pooling", ""), "shard": a.get("shard", ""), "complete": self.complete,
             "status": self.status_counts(), "total_bp": int(self.lengths.sum()),
             "windows_saved": w is not None, "n_saved_windows": len(w) if w is not None else 0,
+            "per_file": self.per_file, **({"n_contigs": len(self.contigs())} if self.per_file else {}),
             "created": a.get("created", ""), "command": a.get("command", ""),
             "mrl_dna_version": a.get("mrl_dna_version", ""), "format_version": a.get("format_version"),
             "chunks": list(self._f["embeddings"].chunks or ()),

@@ -23,7 +23,8 @@ from mrl_dna.console import warn
 from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
-                                  EmbeddedRecord, attr_value, chunk_columns, same_attr, show_attr)
+                                  ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
+                                  show_attr)
 
 
 # A writer refuses to start (or resume) with less free space than this beside its output: on a full disk the
@@ -48,7 +49,8 @@ class EmbeddingWriter:
     """
 
     def __init__(self, path: str | Path, *, attrs: dict[str, Any], dim: int, dtype: str = "float32",
-                 save_windows: bool = False, resume: bool = False, overwrite: bool = False) -> None:
+                 save_windows: bool = False, per_file: bool = False, resume: bool = False,
+                 overwrite: bool = False) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
         if dtype not in DTYPES:
@@ -58,9 +60,10 @@ class EmbeddingWriter:
         dims = [int(d) for d in attrs.get("matryoshka_dims", (dim,))]
         if not dims or any(d < 1 or d > dim for d in dims):
             raise ConfigError(f"matryoshka_dims {dims} must lie in 1..{dim} (the embedding dim)")
-        self.dim, self.dtype, self.save_windows = int(dim), dtype, bool(save_windows)
+        self.dim, self.dtype, self.save_windows, self.per_file = int(dim), dtype, bool(save_windows), bool(per_file)
         self.attrs = {
-            **{k: attr_value(v) for k, v in attrs.items()},
+            **{k: attr_value(v) for k, v in attrs.items() if k != "per_file"},
+            **({"per_file": True} if per_file else {}),  # absent = rows of records (files before embed --per-file)
             "format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim, "dtype": dtype,
             "matryoshka_dims": np.asarray(dims, dtype=np.int64), "save_windows": self.save_windows,
             "shard": format_shard(attrs.get("shard")),
@@ -70,7 +73,7 @@ class EmbeddingWriter:
         self._finished = False
         self._disk_full = False  # a write failed for want of space (see _close)
         self.resume = resume
-        self.n_done = self.windows_done = 0
+        self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
         _check_output_dir(self.path)
         self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
@@ -84,6 +87,7 @@ class EmbeddingWriter:
                     self._f = self._create()
             self.n_done = int(self._f.attrs["rows_committed"])
             self.windows_done = int(self._f.attrs["windows_committed"])
+            self.contigs_done = int(self._f.attrs.get("contigs_committed", 0))
         except BaseException:
             self._close(quietly=True)
             raise
@@ -104,6 +108,8 @@ class EmbeddingWriter:
         f.attrs["complete"] = False
         f.attrs["rows_committed"] = 0
         f.attrs["windows_committed"] = 0
+        if self.per_file:
+            f.attrs["contigs_committed"] = 0
         np_dtype = np.dtype(self.dtype)
         cols = chunk_columns(self.attrs["matryoshka_dims"], self.dim)
         rows = (ROWS_PER_CHUNK,)
@@ -119,6 +125,13 @@ class EmbeddingWriter:
             for name in ("record", "start", "end"):
                 g.create_dataset(name, (0,), np.int64, maxshape=(None,), chunks=rows)
             g.create_dataset("embeddings", (0, self.dim), np_dtype, maxshape=(None, self.dim), chunks=(ROWS_PER_CHUNK, cols))
+            if self.per_file:
+                g.create_dataset("contig", (0,), np.int64, maxshape=(None,), chunks=rows)
+        if self.per_file:
+            g = f.create_group("contigs")
+            g.create_dataset("name", (0,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=rows)
+            for name in ("record", "length"):
+                g.create_dataset(name, (0,), np.int64, maxshape=(None,), chunks=rows)
         f.flush()
         return f
 
@@ -138,14 +151,20 @@ class EmbeddingWriter:
                         f"{key}={show_attr(self.attrs.get(key))}; delete {self.partial} or rerun with the same options (embed --restart starts over)"
                     )
             n, m = int(old["rows_committed"]), int(old["windows_committed"])
-            if "ids" not in f and "ids_rebuilt" in f:  # a resume stopped inside _rebuild_ids: finish its move
-                f.move("ids_rebuilt", "ids")
+            for name in ("ids", "contigs/name"):  # a resume stopped inside _rebuild_strings: finish its move
+                if name not in f and name + "_rebuilt" in f:
+                    f.move(name + "_rebuilt", name)
             for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
-            _rebuild_ids(f, n)
+            _rebuild_strings(f, "ids", n)
             if self.save_windows:
-                for name in ("record", "start", "end", "embeddings"):
+                for name in ("record", "start", "end", "embeddings", *(("contig",) if self.per_file else ())):
                     f["windows"][name].resize(m, axis=0)
+            if self.per_file:
+                c = int(old["contigs_committed"])
+                for name in ("record", "length"):
+                    f["contigs"][name].resize(c, axis=0)
+                _rebuild_strings(f, "contigs/name", c)
             # A kill between finish()'s flush and its rename leaves complete=True. Only fixed-size attributes
             # are rewritten after creation: rewriting a string attribute (global heap) and being killed
             # mid-flush was seen to leave an unreadable attribute.
@@ -180,7 +199,9 @@ class EmbeddingWriter:
         D = self.dim
         vectors = np.zeros((len(recs), D), dtype=np.float32)  # (r, D)
         status = np.empty(len(recs), dtype=np.int8)
-        spans, wvecs, wrec = [], [], []
+        spans, wvecs, wrec, wcontig = [], [], [], []
+        contigs = ContigRows(np.zeros(0, np.int64), [], np.zeros(0, np.int64)) if self.per_file else None
+        first_contig = self.contigs_done  # /contigs index of the next contig appended
         for i, r in enumerate(recs):
             if r.status not in STATUS_CODES:
                 raise ValueError(f"record {r.id!r}: status {r.status!r} is not one of {list(STATUS_CODES)}")
@@ -197,13 +218,23 @@ class EmbeddingWriter:
                 spans.append(s)
                 wvecs.append(np.asarray(r.window_vectors, dtype=np.float32))
                 wrec.append(np.full(len(s), self.n_done + i, dtype=np.int64))
+                if self.per_file:
+                    if r.window_contigs is None or len(r.window_contigs) != len(s):
+                        raise ValueError(f"file row {r.id!r}: per-file windows need window_contigs of length {len(s)}")
+                    wcontig.append(first_contig + np.asarray(r.window_contigs, dtype=np.int64))
+            if self.per_file:
+                contigs = ContigRows(np.concatenate([contigs.record, np.full(len(r.contigs), self.n_done + i, np.int64)]),
+                                     contigs.name + [c for c, _ in r.contigs],
+                                     np.concatenate([contigs.length, np.array([n for _, n in r.contigs], np.int64)]))
+                first_contig += len(r.contigs)
         windows = None
         if self.save_windows:
             spans_a = np.concatenate(spans) if spans else np.zeros((0, 2), np.int64)  # (w, 2)
-            windows = (
-                np.concatenate(wrec) if wrec else np.zeros(0, np.int64),
-                spans_a[:, 0], spans_a[:, 1],
-                np.concatenate(wvecs) if wvecs else np.zeros((0, D), np.float32),
+            windows = WindowRows(
+                record=np.concatenate(wrec) if wrec else np.zeros(0, np.int64),
+                start=spans_a[:, 0], end=spans_a[:, 1],
+                vectors=np.concatenate(wvecs) if wvecs else np.zeros((0, D), np.float32),
+                contig=(np.concatenate(wcontig) if wcontig else np.zeros(0, np.int64)) if self.per_file else None,
             )
         self._append_arrays(
             ids=[r.id for r in recs],
@@ -214,37 +245,45 @@ class EmbeddingWriter:
             order=np.array([r.order for r in recs], dtype=np.int64),
             vectors=vectors,
             windows=windows,
+            contigs=contigs,
         )
 
-    def _append_arrays(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows) -> None:
-        """Append rows given as arrays (vectors (r, D) in any float dtype; windows = (record, start, end,
-        vectors (w, D)) with record already as rows of this file, or None), then commit them."""
+    def _append_arrays(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors,
+                       windows: WindowRows | None, contigs: ContigRows | None = None) -> None:
+        """Append rows given as arrays (vectors (r, D) in any float dtype; windows and contigs with their
+        record already as rows of this file and window contigs as /contigs indices, or None), then commit."""
         if self._finished:
             raise ValueError("append() after finish()")
+        if self.per_file and contigs is None:
+            raise ValueError("a per-file embedding file needs the contigs of its rows")
         with self._disk_errors():
             self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
-                             order=order, vectors=vectors, windows=windows)
+                             order=order, vectors=vectors, windows=windows, contigs=contigs)
 
-    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows) -> None:
+    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs) -> None:
         f, n, r = self._f, self.n_done, len(ids)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
                            ("n_skipped", n_skipped), ("status", status), ("order", order)):
-            f[name].resize(n + r, axis=0)
-            f[name][n : n + r] = np.asarray(data).astype(f[name].dtype, copy=False) if name != "ids" else list(data)
+            _extend(f[name], n, data)
         m = self.windows_done
         if self.save_windows and windows is not None:
-            w = len(windows[0])
-            for name, data in zip(("record", "start", "end", "embeddings"), windows):
-                ds = f["windows"][name]
-                ds.resize(m + w, axis=0)
-                if w:
-                    ds[m : m + w] = np.asarray(data).astype(ds.dtype, copy=False)
-            m += w
+            cols = [("record", windows.record), ("start", windows.start), ("end", windows.end),
+                    ("embeddings", windows.vectors)] + ([("contig", windows.contig)] if self.per_file else [])
+            for name, data in cols:
+                _extend(f["windows"][name], m, data)
+            m += len(windows.record)
+        c = self.contigs_done
+        if self.per_file:
+            for name, data in (("record", contigs.record), ("name", contigs.name), ("length", contigs.length)):
+                _extend(f["contigs"][name], c, data)
+            c += len(contigs.record)
         f.flush()  # rows first ...
         f.attrs["rows_committed"] = n + r  # ... then the claim that they are there
         f.attrs["windows_committed"] = m
+        if self.per_file:
+            f.attrs["contigs_committed"] = c
         f.flush()
-        self.n_done, self.windows_done = n + r, m
+        self.n_done, self.windows_done, self.contigs_done = n + r, m, c
 
     def finish(self) -> Path:
         """Mark complete, flush, close and atomically rename PATH.partial -> PATH. Returns PATH."""
@@ -331,24 +370,33 @@ class EmbeddingWriter:
                 f"choose -o on another disk, then rerun the same command{kept}")
 
 
-def _rebuild_ids(f: h5py.File, n: int) -> None:
-    """Rewrite /ids as a fresh dataset holding its first n strings.
+def _extend(ds, start: int, data) -> None:
+    """Write `data` at rows start.. of a resizable dataset, growing it to start + len(data)."""
+    k = len(data)
+    ds.resize(start + k, axis=0)
+    if k:
+        ds[start : start + k] = list(data) if ds.dtype.kind == "O" else np.asarray(data).astype(ds.dtype, copy=False)
+
+
+def _rebuild_strings(f: h5py.File, name: str, n: int) -> None:
+    """Rewrite the string dataset `name` (/ids, /contigs/name) as a fresh dataset holding its first n strings.
 
     Why: a kill after the ids of uncommitted rows reached the chunk on disk, but before their strings reached
     the global heap, leaves references to missing heap objects in the chunk past row n. Shrinking the
     dataset does not clear them, and HDF5 frees the old string of every element it overwrites, so the
     resumed run's first append of ids failed with "bad heap index" (found by tests/test_hpc.py's kill -9
     loop, about 1 run in 3 with a flush every 4 records). A new dataset starts from empty elements."""
-    ids = f["ids"].asstr()[:n] if n else []
-    if "ids_rebuilt" in f:  # left by a resume that failed half-way (the old /ids is still complete)
-        del f["ids_rebuilt"]
-    # the new dataset is written in full before the old one goes, so a failure here loses no id
-    ds = f.create_dataset("ids_rebuilt", (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
+    tmp = name + "_rebuilt"
+    ids = f[name].asstr()[:n] if n else []
+    if tmp in f:  # left by a resume that failed half-way (the old dataset is still complete)
+        del f[tmp]
+    # the new dataset is written in full before the old one goes, so a failure here loses no string
+    ds = f.create_dataset(tmp, (n,), h5py.string_dtype("utf-8"), maxshape=(None,), chunks=(ROWS_PER_CHUNK,))
     if n:
         ds[:] = list(ids)
     f.flush()
-    del f["ids"]
-    f.move("ids_rebuilt", "ids")
+    del f[name]
+    f.move(tmp, name)
 
 
 def partial_path(path: str | Path) -> Path:
