@@ -267,8 +267,45 @@ def test_cli_windows_reports_the_best_window(tmp_path, capsys):
     code, out, err = run_cli(["search", str(qf), str(db), "-k", "1", "--windows", "--dim", str(D)], capsys)
     assert code == 0, err
     header, rows = parse_tsv(out)
-    assert header[-2:] == ["target_start", "target_end"]
-    assert rows == [["frag", "t1", "1", rows[0][3], str(D), "1000", "1500"]]
+    assert header[-3:] == ["target_start", "target_end", "target_contig"]
+    assert rows == [["frag", "t1", "1", rows[0][3], str(D), "1000", "1500", "t1"]]
+
+
+def test_level_windows_at_full_width_is_the_top_window_of_a_brute_force_scan(tmp_path, capsys):
+    """Every saved window is a row: the first hit is the argmax of (query . window) over all windows of all
+    files, with the window's record and [start, end); exact, the auto funnel and --funnel agree on it."""
+    rng = np.random.default_rng(9)
+    wv = [clustered(7, rng) for _ in range(5)]  # 5 records x 7 windows
+    spans = [np.stack([np.arange(7) * 300, np.arange(7) * 300 + 512], axis=1).astype(np.int64)] * 5
+    vecs = normalize(np.stack([w.mean(0) for w in wv]))
+    a = write_db(tmp_path / "a.h5", vecs[:3], windows=list(zip(spans[:3], wv[:3])))
+    b = write_db(tmp_path / "b.h5", vecs[3:], windows=list(zip(spans[3:], wv[3:])), ids=["u0", "u1"])
+    queries = normalize(np.concatenate(wv)[[3, 17, 30]] + 0.2 * rng.standard_normal((3, D)).astype(np.float32))
+    qf = write_db(tmp_path / "q.h5", queries, ids=["x", "y", "z"])
+    W = np.concatenate(wv)  # (35, D) stored window vectors, unit norm
+    best = np.argmax(queries @ W.T, axis=1)
+    ids = ["t0", "t1", "t2", "u0", "u1"]
+    want = [[ids[i // 7], str(int(spans[0][i % 7, 0])), str(int(spans[0][i % 7, 1]))] for i in best]
+    for extra in ([], ["--dim", str(D)], ["--funnel", "8:20,16:10,64:5"]):
+        code, out, err = run_cli(["search", str(qf), str(a), str(b), "--level", "windows", "-k", "5", *extra], capsys)
+        assert code == 0, err
+        header, rows = parse_tsv(out)
+        assert header[-3:] == ["target_start", "target_end", "target_contig"]
+        top = [r for r in rows if r[2] == "1"]
+        assert [[r[1], r[5], r[6]] for r in top] == want
+        assert [r[7] for r in top] == [w[0] for w in want]  # rows of records: the contig is the record
+        assert np.allclose([float(r[3]) for r in top], (queries @ W.T).max(1), atol=1e-6)
+        assert "35 windows in 2 file(s)" in err
+
+
+def test_level_windows_errors_are_one_line(dbs, tmp_path, capsys):
+    a, _, qf, *_ = dbs
+    code, _, err = run_cli(["search", str(qf), str(a), "--level", "windows"], capsys)
+    assert code == 1 and "no saved windows for --level windows" in error_line(err) and "--save-windows" in err
+    code, _, err = run_cli(["search", str(qf), str(a), "--level", "windows", "--windows"], capsys)
+    assert code == 1 and "drop --windows" in error_line(err)
+    code, _, err = run_cli(["search", str(qf), str(a), "--level", "genes"], capsys)
+    assert code == 2 and "Traceback" not in err
 
 
 def test_cli_windows_without_saved_windows_is_one_error(dbs, capsys):
@@ -327,7 +364,7 @@ def test_cli_fasta_query_embedded_with_the_db_model_finds_itself(tmp_path, capsy
     assert code == 0, err
     _, rows = parse_tsv(out)
     assert rows[0][:3] == ["s3", "s3", "1"] and float(rows[0][3]) > 0.9999
-    assert rows[2][0] == "frag" and all(len(r) == 7 and int(r[5]) < int(r[6]) for r in rows)
+    assert rows[2][0] == "frag" and all(len(r) == 8 and int(r[5]) < int(r[6]) and r[7] == r[1] for r in rows)
 
 
 def test_cli_fasta_query_with_another_model_names_both_hashes(dbs, tmp_path, capsys):
@@ -381,6 +418,24 @@ def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
     code, out, err = run_cli(["search", str(qf), str(b), "--funnel", "16:150,64:5", "-k", "5"], capsys)
     assert code == 0 and "FAISS ivf index over dim 16" in err and len(parse_tsv(out)[1]) == 30
 
+
+
+def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tmp_path, capsys):
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(10)
+    wv = [clustered(40, rng) for _ in range(3)]
+    spans = [np.stack([np.arange(40) * 100, np.arange(40) * 100 + 512], axis=1).astype(np.int64)] * 3
+    db = write_db(tmp_path / "w.h5", normalize(np.stack([w.mean(0) for w in wv])), windows=list(zip(spans, wv)))
+    qf = write_db(tmp_path / "q.h5", clustered(4, rng), ids=["a", "b", "c", "d"])
+    code, _, err = run_cli(["index", str(db), "--level", "windows", "--dim", "8"], capsys)
+    assert code == 0 and "120 of 120 windows" in err and Path(str(db) + ".windows.faiss").exists()
+    assert not Path(str(db) + ".faiss").exists()  # the record-level index is another file
+    _, exact, _ = run_cli(["search", str(qf), str(db), "--level", "windows", "--dim", "64", "-q"], capsys)
+    code, out, err = run_cli(["search", str(qf), str(db), "--level", "windows", "--funnel", "8:120,64:10"], capsys)
+    assert code == 0 and "FAISS flat index over dim 8" in err and "x 120 windows" in err
+    assert [r[:3] + r[5:] for r in parse_tsv(out)[1]] == [r[:3] + r[5:] for r in parse_tsv(exact)[1]]
+    code, _, err = run_cli(["search", str(qf), str(db), "--funnel", "8:3,64:3"], capsys)  # records: no index
+    assert code == 0 and "FAISS" not in err
 
 
 def test_hnsw_index_is_used_as_the_shortlist(dbs, capsys):

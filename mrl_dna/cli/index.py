@@ -5,8 +5,9 @@ Example:
     $ mrl-dna index db.h5 --dim 16
     mrl-dna: wrote db.h5.faiss (flat, dim 16, 1,000,000 rows) and db.h5.faiss.json
 
-The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count);
-search picks it up automatically as the first funnel stage and reranks exactly. An index that no longer
+The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count;
+--level windows: DB.h5.windows.faiss over every saved window, used by search --level windows); search picks it
+up automatically as the first funnel stage and reranks exactly. An index that no longer
 matches its DB (re-embedded, merged, other model) is ignored with a warning. Needs the faiss extra:
 pip install 'mrl-dna[faiss]'.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.search import IndexKind, build_index
+from mrl_dna.search import IndexKind, Level, build_index
 
 
 def command(
@@ -27,19 +28,22 @@ def command(
     kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/RESULTS.md)."),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists (default ~4*sqrt(rows))."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
+    level: Level = typer.Option(Level.records, "--level", help="Index the records (DB.h5.faiss) or every saved window (DB.h5.windows.faiss; a DB embedded with --save-windows), for search --level windows."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing DB.h5.faiss index."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
 ) -> None:
     """Build a FAISS index over the first DIM dims of an embedding file, for `mrl-dna search`.
 
     Example: mrl-dna index db.h5 --dim 16
+
+    Example: mrl-dna index genomes.h5 --level windows --kind hnsw --dim 64
     """
     console.set_quiet(quiet)
     timer = console.Timer()
-    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force)
+    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force, level=level)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
     console.footer(
-        f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} rows{extra}) "
+        f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} {info.level}{extra}) "
         f"and {info.path}.json",
         timer,
     )

@@ -7,9 +7,18 @@ Example (output abridged):
     contig1	NC_000913.3	1	0.982311	128
     contig1	NC_007779.1	2	0.979054	128
 
-Columns: query id; target id; rank (1 = best); cosine at the last prefix width used; dims = the prefix
-widths used, comma-separated (funnel stages, e.g. 8,16,32,64,128; one width for exact search); with --windows also target_start and
-target_end, the best-matching window [start, end) inside the target (0-based, end exclusive). Lines are
+Every window (`--level windows`, a DB embedded with --save-windows), output abridged:
+
+    $ mrl-dna search fragment.fa genomes.h5 --level windows -k 2
+    #query	target	rank	cosine	dims	target_start	target_end	target_contig
+    frag1	Ecoli_K12	1	0.991207	128	1052000	1054048	NC_000913.3
+    frag1	Ecoli_W	2	0.990114	128	998000	1000048	NZ_CP009072.1
+
+Columns: query id; target id (a record, or a file with embed --per-file); rank (1 = best); cosine at the last
+prefix width used; dims = the prefix widths used, comma-separated (funnel stages, e.g. 8,16,32,64,128; one
+width for exact search); with --level windows (the hit window) or --windows (the best window inside each
+record hit) also target_start, target_end and target_contig: the window [start, end) (0-based, end exclusive)
+on target_contig (the target itself, or the record of a per-file target that holds the window). Lines are
 grouped by query in input order, ranks ascending, so `sort -k4,4gr` or `awk '$3==1'` work as expected.
 """
 
@@ -23,7 +32,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.device import Device
 from mrl_dna.errors import InputError
-from mrl_dna.search import Mode, search, tsv_lines
+from mrl_dna.search import Level, Mode, search, tsv_lines
 
 
 def command(
@@ -47,7 +56,8 @@ def command(
     model: Path | None = typer.Option(
         None, "--model", "-m", exists=True, file_okay=False, help="Model directory for FASTA queries (default: bundled model)."
     ),
-    windows: bool = typer.Option(False, "--windows", help="Report the best-matching window of each target (needs a DB embedded with --save-windows)."),
+    level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
+    windows: bool = typer.Option(False, "--windows", help="With --level records: also report the best-matching window inside each record hit (needs a DB embedded with --save-windows)."),
     device: Device = typer.Option(Device.auto, "--device", help="Where the matrix products run."),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr (warnings and errors still print)."),
@@ -56,6 +66,8 @@ def command(
     """Search embedding files for the nearest sequences of each query; TSV hits on stdout.
 
     Example: mrl-dna search queries.fa db.h5 -k 5 --min-score 0.9 | sort -k4,4gr | head
+
+    Example: mrl-dna search fragments.fa genomes.h5 --level windows -k 1
     """
     console.set_quiet(quiet)
     timer = console.Timer()
@@ -70,6 +82,7 @@ def command(
         min_score=min_score,
         model_dir=model,
         windows=windows,
+        level=level,
         device=device.value,
         use_index=not no_index,
         warn=console.warn,
@@ -91,8 +104,9 @@ def command(
     macs = res.hits.macs_per_query
     ratio = res.exact_macs_per_query / macs if macs else 1.0
     saving = f" ({ratio:.1f}x fewer than exact at full width)" if ratio >= 1 else f" ({1 / ratio:.1f}x more than exact at full width)"
+    rows = "windows" if res.level is Level.windows else "rows"
     console.footer(
-        f"{len(res.query_ids)} queries x {res.n_db:,} rows in {res.n_db_files} file(s), {how}: {n_hits} hits; "
+        f"{len(res.query_ids)} queries x {res.n_db:,} {rows} in {res.n_db_files} file(s), {how}: {n_hits} hits; "
         f"{macs:,} multiply-adds per query{saving}",
         timer,
     )

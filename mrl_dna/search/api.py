@@ -1,5 +1,5 @@
-"""`mrl-dna search` without the rendering: open the DBs, embed or read the queries, run exact or funnel search,
-find the best windows; and the TSV of hits.
+"""`mrl-dna search` without the rendering: open the DBs (their records, or every saved window with
+level=windows), embed or read the queries, run exact or funnel search, find the best windows; and the TSV of hits.
 
 Axis letters: q queries, n DB rows, t hits per query, w windows of one target record, k prefix width.
 """
@@ -18,7 +18,7 @@ from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.fasta import read_fasta
 from mrl_dna.model import load_model
-from mrl_dna.search.database import STATUS_OK, Database, check_dim
+from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
 from mrl_dna.search.funnel import Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
@@ -96,11 +96,40 @@ def _attr_int(attrs: dict, key: str) -> int | None:
     return int(v) if v is not None else None
 
 
-def best_windows(queries: np.ndarray, hits: Hits, db: Database) -> np.ndarray:
-    """For each hit, the target window [start, end) whose vector is closest to the query (cosine at the
-    hit's final dim). Returns (q, t, 2) int64, -1 where there is no hit or no window."""
+@dataclass(frozen=True, eq=False)
+class WindowHits:
+    """Where each hit lies: the window [start, end) (0-based, end exclusive) on its contig (the target record
+    itself, or a record of the target file in a per-file DB); -1 and '' where there is no hit or window."""
+
+    start: np.ndarray  # (q, t) int64
+    end: np.ndarray  # (q, t) int64
+    contig: np.ndarray  # (q, t) object (str)
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> "WindowHits":
+        return cls(np.full(shape, -1, np.int64), np.full(shape, -1, np.int64), np.full(shape, "", dtype=object))
+
+
+def hit_windows(hits: Hits, db: Database) -> WindowHits:
+    """Coordinates of window hits (a DB opened at level windows: every row is a window)."""
+    out = WindowHits.empty(hits.rows.shape)
+    found = hits.rows >= 0  # (q, t)
+    rows = hits.rows[found]
+    part = np.searchsorted(db.offsets, rows, side="right") - 1
+    start, end, contig = (np.empty(len(rows), np.int64), np.empty(len(rows), np.int64), np.empty(len(rows), object))
+    for p in np.unique(part):
+        m = part == p
+        s, e, c = db.parts[p].coordinates(rows[m] - db.offsets[p])
+        start[m], end[m], contig[m] = s, e, c
+    out.start[found], out.end[found], out.contig[found] = start, end, contig
+    return out
+
+
+def best_windows(queries: np.ndarray, hits: Hits, db: Database) -> WindowHits:
+    """For each record hit, the target window [start, end) whose vector is closest to the query (cosine at
+    the hit's final dim), and its contig."""
     d = hits.dims[-1]
-    out = np.full(hits.rows.shape + (2,), -1, dtype=np.int64)
+    out = WindowHits.empty(hits.rows.shape)
     tables = []
     for name, part in zip(db.names, db.parts):
         tab = part.windows() if hasattr(part, "windows") else None
@@ -118,8 +147,9 @@ def best_windows(queries: np.ndarray, hits: Hits, db: Database) -> np.ndarray:
             continue
         widx = np.arange(lo, hi) if order is None else np.sort(order[lo:hi])
         W = tab.read(d, rows=widx, normalize=True)  # (w, d)
-        best = int(np.argmax(W @ qn[qi]))
-        out[qi, ri] = (int(np.asarray(tab.start)[widx[best]]), int(np.asarray(tab.end)[widx[best]]))
+        best = int(widx[int(np.argmax(W @ qn[qi]))])
+        out.start[qi, ri], out.end[qi, ri] = int(tab.start[best]), int(tab.end[best])
+        out.contig[qi, ri] = db.parts[p].window_contigs(tab, np.array([best]))[0]
     return out
 
 
@@ -133,7 +163,7 @@ class SearchResult:
     query_ids: list[str]
     target_ids: list[str]  # (n,) all DB ids, indexed by hits.rows
     hits: Hits
-    windows: np.ndarray | None  # (q, t, 2) [start, end) of the best window, -1 where none
+    windows: WindowHits | None  # where each hit lies (level windows), or its best window (--windows)
     mode: Mode
     stages: tuple[Stage, ...]  # the funnel used (one stage (dim, k) for exact)
     n_db: int
@@ -141,6 +171,7 @@ class SearchResult:
     n_skipped_queries: int
     exact_macs_per_query: int  # what exact search at the full width would cost, for the summary
     index: IndexInfo | None
+    level: Level = Level.records
 
 
 def search(
@@ -153,12 +184,18 @@ def search(
     min_score: float | None = None,
     model_dir: str | Path | None = None,
     windows: bool = False,
+    level: Level | str = Level.records,
     device: str = "auto",
     use_index: bool = True,
     warn: Callable[[str], None] = lambda m: None,
 ) -> SearchResult:
     """Everything `mrl-dna search` does, without the rendering: open the DBs, embed or read the queries,
     run exact (--dim) or funnel search, and find the best windows on request.
+
+    level: records (a DB row is a record, or a file with embed --per-file) or windows (every window saved by
+    embed --save-windows is a row; hits carry the window's contig and [start, end)). Exact, funnel and the
+    FAISS index (`mrl-dna index --level windows`) work the same at both levels. windows=True (records only)
+    reports the best window inside each record hit instead.
 
     Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
     default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
@@ -173,8 +210,12 @@ def search(
         raise ConfigError("--dim and --funnel are two modes; give one of them")
     if k < 1:
         raise ConfigError(f"-k {k} must be >= 1")
+    level = Level(level)
+    if windows and level is Level.windows:
+        raise ConfigError("--windows finds the best window inside each record hit; with --level windows every hit "
+                          "is a window already: drop --windows")
     device = str(resolve_device(device))  # "cpu" / "cuda[:N]", checked like embed's --device
-    db = Database.open(db_paths)
+    db = Database.open(db_paths, level=level)
     src = ", ".join(db.names)
     k = max(1, min(k, db.n))  # no more hits than rows: -k 1000000000 must not allocate (queries, 1e9) arrays
     if dim is not None:
@@ -226,7 +267,7 @@ def search(
         stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
         shortlister, index = found if found else (None, None)
         hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
-    win = best_windows(queries.vectors, hits, db) if windows else None
+    win = best_windows(queries.vectors, hits, db) if windows else hit_windows(hits, db) if level is Level.windows else None
     return SearchResult(
         query_ids=queries.ids,
         target_ids=db.ids,
@@ -239,21 +280,24 @@ def search(
         n_skipped_queries=queries.n_skipped,
         exact_macs_per_query=db.n * db.dim,
         index=index,
+        level=level,
     )
 
 
 TSV_HEADER = ("query", "target", "rank", "cosine", "dims")
 
 
-TSV_WINDOW_HEADER = ("target_start", "target_end")
+TSV_WINDOW_HEADER = ("target_start", "target_end", "target_contig")
 
 
 def tsv_lines(result: SearchResult, *, header: bool = True) -> Iterator[str]:
     """The hit table, one line per hit, grouped by query in input order, rank 1.. ascending.
 
     Columns: query id, target id, rank (1 = best), cosine at the last prefix width (6 decimals), dims =
-    the prefix widths used, comma-separated (last = the width of the cosine), and with --windows the best
-    target window [target_start, target_end) (0-based, end exclusive). The header starts with '#'.
+    the prefix widths used, comma-separated (last = the width of the cosine), and with --level windows the
+    hit window (with --windows the best window of the target) as [target_start, target_end) (0-based, end
+    exclusive) on target_contig (the target itself, or a record of the target file in a per-file DB). At
+    --level windows a target may appear several times (several of its windows). The header starts with '#'.
     """
     cols = TSV_HEADER + (TSV_WINDOW_HEADER if result.windows is not None else ())
     if header:
@@ -268,6 +312,7 @@ def tsv_lines(result: SearchResult, *, header: bool = True) -> Iterator[str]:
             rank += 1
             line = f"{qid}\t{result.target_ids[row]}\t{rank}\t{result.hits.scores[qi, ti]:.6f}\t{dims}"
             if result.windows is not None:
-                s, e = result.windows[qi, ti]
-                line += f"\t{s}\t{e}" if s >= 0 else "\t.\t."
+                w = result.windows
+                s, e = int(w.start[qi, ti]), int(w.end[qi, ti])
+                line += f"\t{s}\t{e}\t{w.contig[qi, ti]}" if s >= 0 else "\t.\t.\t."
             yield line

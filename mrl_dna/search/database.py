@@ -1,4 +1,5 @@
-"""Rows of one or more embedding files of one model seen as one (n, D) matrix, read by prefix and by row.
+"""Rows of one or more embedding files of one model seen as one (n, D) matrix, read by prefix and by row:
+the records (one row per record, or per file with `embed --per-file`), or every saved window (`--level windows`).
 
 Axis letters: n DB rows (all files), b rows in one block, k prefix width, m rows asked for.
 """
@@ -6,6 +7,7 @@ Axis letters: n DB rows (all files), b rows in one block, k prefix width, m rows
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.search.exact import SCORE_BUDGET_BYTES
-from mrl_dna.store import STATUS_CODES, EmbeddingStore
+from mrl_dna.store import STATUS_CODES, EmbeddingStore, WindowTable
 from mrl_dna.vectors import normalize_rows
 
 STATUS_OK = STATUS_CODES["ok"]
@@ -27,6 +29,37 @@ def check_dim(d: int, *, dim: int, matryoshka_dims: Sequence[int], source: str, 
             f"{option} {d} is outside the DB's width 1..{dim} ({source}: matryoshka dims {dims_s}); "
             f"pick one of {dims_s}"
         )
+
+
+class Level(str, enum.Enum):
+    """What a DB row is (`search --level`, `index --level`)."""
+
+    records = "records"  # one vector per record (or per file, embed --per-file): its windows' centroid
+    windows = "windows"  # every window saved by embed --save-windows: hits carry [start, end) on a contig
+
+
+class WindowPart:
+    """The saved windows of one embedding file as rows, with the reader interface of EmbeddingStore."""
+
+    def __init__(self, store: EmbeddingStore, table: WindowTable) -> None:
+        self.store, self.table = store, table
+        self.n, self.dim = len(table), store.dim
+        self.attrs, self.model_hash, self.matryoshka_dims = store.attrs, store.model_hash, store.matryoshka_dims
+
+    def read(self, dim: int | None = None, rows=None, normalize: bool = True) -> np.ndarray:
+        return self.table.read(dim, rows, normalize)
+
+    def iter_blocks(self, dim: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, self.n, block_rows):
+            yield start, self.read(dim, slice(start, min(start + block_rows, self.n)))
+
+    def windows(self) -> None:
+        return None  # a window has no windows of its own
+
+    def coordinates(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """[start, end) and the contig of windows `rows` (contig = the record id, or in a per-file file the
+        name of the record inside the file)."""
+        return self.table.start[rows], self.table.end[rows], self.store.window_contigs(self.table, rows)
 
 
 class ArrayPart:
@@ -60,6 +93,7 @@ class Database:
     matryoshka_dims: tuple[int, ...]
     model_hash: str
     attrs: dict  # attributes of the first part (window, stride, model_name, ...)
+    level: Level = Level.records
     offsets: np.ndarray = dataclasses.field(init=False)  # (parts + 1,) first global row of each part
 
     def __post_init__(self) -> None:
@@ -92,8 +126,10 @@ class Database:
         )
 
     @classmethod
-    def open(cls, paths: Sequence[str | Path]) -> "Database":
-        """Open embedding files of one model (same model_hash and dims, else StoreError naming both)."""
+    def open(cls, paths: Sequence[str | Path], level: Level = Level.records) -> "Database":
+        """Open embedding files of one model (same model_hash and dims, else StoreError naming both); rows are
+        their records, or with level=windows their saved windows (ids: the record each window belongs to)."""
+        level = Level(level)
         parts, names, ids, valid = [], [], [], []
         for path in paths:
             st = EmbeddingStore.open(path)
@@ -109,10 +145,22 @@ class Database:
                         f"{path} has matryoshka dims {list(st.matryoshka_dims)} but {names[0]} has "
                         f"{list(ref.matryoshka_dims)}; search files of one model at a time"
                     )
-            parts.append(st)
             names.append(str(path))
+            ok = np.asarray(st.status) == STATUS_OK
+            if level is Level.windows:
+                table = st.windows()
+                if table is None:
+                    st.close()
+                    raise StoreError(f"{path} has no saved windows for --level windows; re-embed it with "
+                                     "mrl-dna embed --save-windows")
+                rec_ids = st.ids
+                parts.append(WindowPart(st, table))
+                ids.extend(rec_ids[int(r)] for r in table.record)
+                valid.append(ok[table.record])
+                continue
+            parts.append(st)
             ids.extend(str(x) for x in st.ids)
-            valid.append(np.asarray(st.status) == STATUS_OK)
+            valid.append(ok)
         db = cls(
             parts=parts,
             names=names,
@@ -122,9 +170,12 @@ class Database:
             matryoshka_dims=tuple(int(x) for x in parts[0].matryoshka_dims),
             model_hash=str(parts[0].model_hash),
             attrs=dict(parts[0].attrs),
+            level=level,
         )
         if not db.valid.any():
             what = "no rows" if db.n == 0 else f"{db.n} rows but none with status ok"
+            if level is Level.windows:
+                what = "no saved windows" if db.n == 0 else what
             raise StoreError(
                 f"DB {', '.join(names)} has {what}; nothing to search (embed sequences into it first)"
             )

@@ -1,7 +1,8 @@
 """The optional FAISS index over a small Matryoshka prefix (`mrl-dna index`), used as a funnel's first stage.
 
 DB.h5.faiss holds the index (ids = DB rows), DB.h5.faiss.json what it was built from, so search can tell a
-stale index and ignore it with a warning. FAISS is an optional extra: pip install 'mrl-dna[faiss]'.
+stale index and ignore it with a warning; `index --level windows` indexes the saved windows instead, in
+DB.h5.windows.faiss (+ .json). FAISS is an optional extra: pip install 'mrl-dna[faiss]'.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.errors import MrlDnaError, StoreError
-from mrl_dna.search.database import Database, check_dim
+from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Shortlister
 
 
@@ -61,9 +62,11 @@ def import_faiss():
     return faiss
 
 
-def index_paths(db_path: str | Path) -> tuple[Path, Path]:
+def index_paths(db_path: str | Path, level: Level | str = Level.records) -> tuple[Path, Path]:
+    """DB.h5.faiss and its .json (records), DB.h5.windows.faiss and its .json (windows)."""
     p = Path(db_path)
-    return p.with_name(p.name + FAISS_SUFFIX), p.with_name(p.name + FAISS_SUFFIX + ".json")
+    stem = p.name + ("" if Level(level) is Level.records else ".windows") + FAISS_SUFFIX
+    return p.with_name(stem), p.with_name(stem + ".json")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class IndexInfo:
     db_created: str
     build_seconds: float = 0.0
     ef_search: int = 0  # hnsw: efSearch floor (the shortlist size is used when larger); 0 for flat/ivf
+    level: str = Level.records.value  # what a row is: records or windows (indexes before issue 14: records)
 
 
 def build_index(
@@ -90,16 +94,18 @@ def build_index(
     nprobe: int | None = None,
     ef_search: int | None = None,
     force: bool = False,
+    level: Level | str = Level.records,
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize_rows(v[:dim]) of the ok rows, ids = DB rows) and
-    DB.h5.faiss.json (what it was built from, so search can tell a stale index). An existing index is
-    replaced only with force=True."""
-    for p in index_paths(db_path):
+    DB.h5.faiss.json (what it was built from, so search can tell a stale index); level=windows indexes the
+    saved windows into DB.h5.windows.faiss. An existing index is replaced only with force=True."""
+    level = Level(level)
+    for p in index_paths(db_path, level):
         if p.exists() and not force:
             raise StoreError(f"{p} already exists (an index of {db_path}); pass --force to rebuild it")
     faiss = import_faiss()
     t0 = time.perf_counter()
-    db = Database.open([db_path])
+    db = Database.open([db_path], level=level)
     check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=str(db_path))
     n_ok = int(db.valid.sum())
     kind = IndexKind(kind)
@@ -123,7 +129,7 @@ def build_index(
         ids = np.arange(start, start + len(block), dtype=np.int64)[ok]
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(block[ok]), ids)
-    fpath, jpath = index_paths(db_path)
+    fpath, jpath = index_paths(db_path, level)
     tmp = fpath.with_name(fpath.name + ".partial")
     faiss.write_index(index, str(tmp))
     os.replace(tmp, fpath)
@@ -139,6 +145,7 @@ def build_index(
         db_created=str(db.attrs.get("created", "")),
         build_seconds=time.perf_counter() - t0,
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
+        level=level.value,
     )
     jtmp = jpath.with_name(jpath.name + ".partial")
     jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
@@ -157,7 +164,7 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
     A stale index (other model, other row count, rebuilt DB) is reported through `warn` and ignored."""
     infos = []
     for p, name in enumerate(db.names):
-        fpath, jpath = index_paths(name)
+        fpath, jpath = index_paths(name, db.level)
         if not fpath.exists() or not jpath.exists():
             return None
         try:
@@ -179,7 +186,8 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
             else None
         )
         if why:
-            warn(f"ignoring stale FAISS index {fpath}: {why}; rebuild with mrl-dna index {name} --dim {info.dim}")
+            lv = "" if db.level is Level.records else f" --level {db.level.value}"
+            warn(f"ignoring stale FAISS index {fpath}: {why}; rebuild with mrl-dna index {name}{lv} --dim {info.dim} --force")
             return None
         infos.append(info)
     if len({i.dim for i in infos}) != 1:

@@ -165,6 +165,10 @@ class EmbeddingStore:
 
     def contigs(self) -> ContigTable | None:
         """The records of each row of a per-file file (embed --per-file), or None for rows of records."""
+        return self._contigs
+
+    @cached_property
+    def _contigs(self) -> ContigTable | None:
         if "contigs" not in self._f:
             return None
         g = self._f["contigs"]
