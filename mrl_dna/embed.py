@@ -334,6 +334,7 @@ def embed_fasta(
         "model_name": info.name,
         "model_hash": info.weights_hash,
         "model_kind": info.kind,
+        "model_dir": str(getattr(model, "directory", "") or ""),  # where search finds the model for FASTA queries
         "matryoshka_dims": list(info.matryoshka_dims),
         "window": win,
         "stride": st,

@@ -449,3 +449,19 @@ def test_hnsw_index_is_used_as_the_shortlist(dbs, capsys):
     assert code == 0 and "FAISS hnsw index over dim 16" in err
     (_, got), (_, ref) = parse_tsv(out), parse_tsv(exact)
     assert [r[:3] for r in got] == [r[:3] for r in ref] and all(r[4] == "16,64" for r in got)
+
+
+def test_fasta_queries_use_the_dbs_own_model_when_it_is_here(tmp_path, tiny_model, small_fasta, capsys):
+    """search --help says FASTA queries are embedded with the DB's model: without --model it is the directory
+    embed loaded (recorded in the DB), not the bundled one; when that is gone, one line asks for --model."""
+    model_dir = tmp_path / "my_model"
+    tiny_model.save_pretrained(model_dir)
+    db = tmp_path / "db.h5"
+    assert run_cli(["embed", small_fasta, "-o", db, "-m", model_dir, "-q"], capsys)[0] == 0
+    code, out, err = run_cli(["search", small_fasta, db, "-k", "1", "-q"], capsys)
+    assert code == 0, err
+    assert [line.split("\t")[:2] for line in out.splitlines()[1:]] == [[r, r] for r in "abcde"]
+    model_dir.rename(tmp_path / "moved")
+    code, _, err = run_cli(["search", small_fasta, db, "-q"], capsys)
+    assert code == 1 and "(missing)" in error_line(err) and "pass --model DIR of that model" in error_line(err)
+    assert run_cli(["search", small_fasta, db, "-q", "-m", tmp_path / "moved"], capsys)[0] == 0

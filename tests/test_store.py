@@ -386,6 +386,24 @@ def test_export_tsv_and_npy(tmp_path, h5, recs, capsys):
         export_store(h5, dim=16, fmt="npy", output="-")
 
 
+def test_export_parquet_or_a_clear_error_without_pyarrow(tmp_path, h5, recs, monkeypatch):
+    with EmbeddingStore.open(h5) as s:
+        want = s.read(16)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        pq = None
+    if pq is not None:
+        export_store(h5, dim=16, fmt="parquet", output=tmp_path / "e.parquet")
+        table = pq.read_table(tmp_path / "e.parquet")
+        assert table.column("id").to_pylist() == [r.id for r in recs]
+        assert np.array_equal(np.array(table.column("embedding").to_pylist(), np.float32), want)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"--format parquet needs pyarrow.*pip install 'mrl-dna\[parquet\]'"):
+        export_store(h5, dim=16, fmt="parquet", output=tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 

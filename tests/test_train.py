@@ -99,7 +99,13 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and "holds no checkpoint; start without --resume" in err
     assert run_train(base, capsys)[0] == 0
     code, err = run_train(base, capsys)
-    assert code == 1 and "already holds a training run; pass --resume" in err
+    assert code == 1 and "already holds a training run; pass --resume to continue it, --force to replace it" in err
+    code, err = run_train([*base, "--force", "--resume"], capsys)
+    assert code == 1 and "pass only one" in err
+    assert run_train([*base, "-f", "--steps", "1"], capsys)[0] == 0  # a new run replaces the old one
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000001.pt"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert run_train([*base, "-f"], capsys)[0] == 0  # back to the run the lines below resume
     code, err = run_train([*base, "--resume", "--lr", "0.5"], capsys)
     assert code == 1 and "--resume: lr differs from the checkpoint (0.5 vs 0.001)" in err
     code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "x"), "--init", str(out), "--d-model", "8", "-q"], capsys)

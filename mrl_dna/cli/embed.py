@@ -10,10 +10,10 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-import torch
 import typer
 
 from mrl_dna import console, distributed
+from mrl_dna.cli.options import device_option, existing, force_option, quiet_option, set_threads, threads_option
 from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
 from mrl_dna.model import load_model
@@ -27,22 +27,22 @@ class Dtype(str, enum.Enum):
 
 
 def command(
-    inputs: list[str] = typer.Argument(..., help="FASTA files (plain, gzip or bgzip); '-' reads stdin.", metavar="FASTA..."),
+    inputs: list[str] = typer.Argument(..., help="FASTA, GenBank or EMBL files (plain, gzip or bgzip; the format is read from the content); '-' reads stdin.", metavar="FILE...", callback=existing()),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (written as OUTPUT.partial until complete)."),
     model: Path = typer.Option(None, "-m", "--model", help="Model directory (mrl-dna or Caduceus). Default: the bundled model."),
     window: int = typer.Option(None, "-w", "--window", min=1, help="Window length in bp. Default: the model's (2048 for the bundled model)."),
     stride: int = typer.Option(None, "-s", "--stride", min=1, help="Window stride in bp (<= window). Default: = window."),
     batch_tokens: int = typer.Option(DEFAULT_BATCH_TOKENS, "--batch-tokens", min=1, help="Bases per batch (memory knob)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (bf16 autocast on CUDA)."),
+    device: str = device_option(),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
     save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),
     per_file: bool = typer.Option(False, "--per-file", help="One row per input FASTA (a genome or MAG of many contigs), named after the file without .fa/.gz: the weighted centroid of all its windows; record ids may repeat across files."),
     shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
     max_n: float = typer.Option(WindowConfig.max_n_fraction, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
     restart: bool = typer.Option(False, "--restart", help="Ignore an interrupted OUTPUT.partial and start over (default: resume it)."),
-    force: bool = typer.Option(False, "-f", "--force", help="Overwrite a complete OUTPUT."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch's default: all cores)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or summary on stderr."),
+    force: bool = force_option("a complete OUTPUT"),
+    threads: int = threads_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record.
 
@@ -55,8 +55,7 @@ def command(
     """
     console.set_quiet(quiet)
     timer = console.Timer()
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     shard_spec = parse_shard(shard)
     # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
     run = embed_distributed if distributed.is_distributed() else embed_fasta

@@ -9,8 +9,8 @@ import typer
 from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna import evaluate_report as er
-from mrl_dna.cli.options import number_list
-from mrl_dna.device import resolve_device
+from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
+                                 threads_option)
 from mrl_dna.errors import ConfigError
 from mrl_dna.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
@@ -26,7 +26,7 @@ EXAMPLE = (
 
 def command(
     genomes: list[Path] = typer.Argument(
-        ..., exists=True, dir_okay=False, help="Genome FASTA files, one genome per file (the database)."
+        ..., callback=existing(what="genome"), help="Genome FASTA files, one genome per file (the database)."
     ),
     model: str = typer.Option(None, "--model", "-m", help="Model directory [default: the bundled default model]."),
     no_model: bool = typer.Option(False, "--no-model", help="Score only the k-mer baselines (no model needed)."),
@@ -42,16 +42,17 @@ def command(
     per_genome: int = typer.Option(FC.per_genome, "--per-genome", min=1, help="Fragments per genome, length and divergence."),
     seed: int = typer.Option(FC.seed, "--seed", help="Seed for fragment positions and mutations."),
     species: Path = typer.Option(
-        None, "--species", exists=True, dir_okay=False,
+        None, "--species", callback=existing(what="--species"),
         help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_'].",
     ),
     recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the model: cpu, cuda, cuda:N or auto."),
+    device: str = device_option(),
+    threads: int = threads_option(),
     batch_tokens: int = typer.Option(None, "--batch-tokens", min=1, help="Bases per model batch [default: embed's]."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing -o and --plot files."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    force: bool = force_option("existing -o and --plot files"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Fragment-retrieval benchmark: species/genome top-1 and recall@k at every Matryoshka dim.
 
@@ -64,8 +65,7 @@ def command(
     timer = console.Timer()
     # every check that can fail comes before the benchmark, which runs for minutes
     er.check_outputs(output=output, plot=plot, inputs=genomes, force=force)
-    if not no_model:
-        device = str(resolve_device(device))
+    set_threads(threads)
     cfg = ev.FragmentConfig(lengths=number_list(fragments, "--fragments", example="2000,5000"), divergences=number_list(divergence, "--divergence", float, "0,0.05,0.1,0.2"),
                             per_genome=per_genome, seed=seed)
     ks = number_list(recall_k, "--recall-k", example="5,10")

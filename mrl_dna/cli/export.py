@@ -1,4 +1,4 @@
-"""mrl-dna export: embeddings as TSV or .npy for tools that do not read HDF5.
+"""mrl-dna export: embeddings as TSV, .npy or Parquet for tools that do not read HDF5.
 
 Example:
     $ mrl-dna export sample.h5 --dim 16 | head -1 | cut -f1-4
@@ -13,20 +13,23 @@ import sys
 import typer
 
 from mrl_dna import console
+from mrl_dna.cli.options import force_option, quiet_option
 from mrl_dna.store import ExportFormat, export_store
 
 
 def command(
     path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed`."),
-    dim: int = typer.Option(None, "--dim", "-k", help="Matryoshka prefix to export, re-normalised [default: all D]."),
+    dim: int = typer.Option(None, "--dim", min=1, help="Matryoshka prefix to export, re-normalised [default: all D]."),
     fmt: ExportFormat = typer.Option(
-        ExportFormat.tsv, "--format", "-f", help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt."
+        ExportFormat.tsv, "--format",
+        help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt; parquet: a table with "
+        "an id column and a fixed-size float32 list column 'embedding' (needs pyarrow: pip install 'mrl-dna[parquet]').",
     ),
-    output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only); a name ending in .gz is gzip-compressed."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary line on stderr (warnings still print)."),
+    output: str = typer.Option("-", "-o", "--output", help="Output file; '-' is stdout (tsv only); a tsv name ending in .gz is gzip-compressed."),
+    force: bool = force_option("existing output files"),
+    quiet: bool = quiet_option("No summary line on stderr (warnings still print)."),
 ) -> None:
-    """Write one embedding prefix per record as TSV (stdout by default) or as a .npy matrix plus an ids file.
+    """Write one embedding prefix per record as TSV (stdout by default), a .npy matrix plus an ids file, or Parquet.
 
     Rows keep the file's order; records without a vector (empty or all-N) are zero rows, with a warning.
 

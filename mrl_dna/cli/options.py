@@ -1,10 +1,16 @@
-"""Parsing shared by the CLI files: comma-separated number lists (typer has no list-in-one-option type)."""
+"""Parsing shared by the CLI files: comma-separated number lists (typer has no list-in-one-option type), and
+the options every command spells the same way."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from mrl_dna.errors import ConfigError
+import typer
+
+from mrl_dna.device import check_device
+from mrl_dna.errors import ConfigError, InputError
 
 
 def number_list(text: str | None, option: str, kind: Callable[[str], float] = int, example: str = "8,16,64"):
@@ -19,3 +25,63 @@ def number_list(text: str | None, option: str, kind: Callable[[str], float] = in
     if not vals:
         raise ConfigError(f"{option} is empty; give at least one value, e.g. {option} {example}")
     return vals
+
+
+# ---- the grammar every command shares (tests/test_cli_grammar.py checks it over all commands) ------------
+# -f/--force: every command that writes (and no other option is -f); -o/--output: every command that writes a
+# file; --threads and --device: every command that computes with torch (checked while options are parsed,
+# before any work); -k: hits only; -q/--quiet everywhere; a missing input file is exit 1 with one line.
+
+
+def force_option(what: str = "an existing OUTPUT"):
+    return typer.Option(False, "-f", "--force", help=f"Replace {what} (without it, an existing output is an error).")
+
+
+def quiet_option(help: str = "No progress or summary on stderr (warnings and errors still print)."):
+    return typer.Option(False, "-q", "--quiet", help=help)
+
+
+def threads_option():
+    return typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch's default: all cores; on a machine "
+                        "shared with other jobs give 1 or 2: oversubscribed threads run several times slower).")
+
+
+def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torch sees one, else the CPU; bf16 "
+                  "autocast on CUDA)."):
+    return typer.Option("auto", "--device", callback=_checked_device, help=help)
+
+
+def _checked_device(value: str) -> str:
+    return check_device(value) if value is not None else value
+
+
+def set_threads(threads: int) -> None:
+    """--threads N: torch's intra-op threads (and FAISS's, when it is loaded); 0 keeps the default."""
+    if threads:
+        import torch  # the commands that take --threads run torch anyway
+
+        torch.set_num_threads(threads)
+        if "faiss" in sys.modules:
+            sys.modules["faiss"].omp_set_num_threads(threads)
+
+
+def existing(kind: str = "file", what: str = "input"):
+    """A typer callback: every path given must exist (a file, or a directory for kind='dir'), else one
+    InputError line (exit 1, as every missing input in every command). '-' (stdin) passes."""
+
+    def check(value):
+        if value is None:
+            return value
+        for p in value if isinstance(value, (list, tuple)) else [value]:
+            path = Path(p)
+            if str(p) == "-":
+                continue
+            if not path.exists():
+                raise InputError(f"{what} {p}: no such {'directory' if kind == 'dir' else 'file'}; check the path")
+            if kind == "file" and path.is_dir():
+                raise InputError(f"{what} {p} is a directory; give a file")
+            if kind == "dir" and not path.is_dir():
+                raise InputError(f"{what} {p} is not a directory; give a directory")
+        return value
+
+    return check

@@ -30,17 +30,18 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.device import Device
-from mrl_dna.errors import InputError
+from mrl_dna.cli.options import device_option, existing, quiet_option, set_threads, threads_option
 from mrl_dna.search import Level, Mode, search, tsv_lines
 
 
 def command(
     query: Path = typer.Argument(
-        ..., help="Queries: FASTA (embedded with the DB's model) or an HDF5 embedding file of the same model."
+        ..., callback=existing(what="query file"),
+        help="Queries: FASTA/GenBank/EMBL ('-' for stdin), embedded with the DB's model (see --model), or an HDF5 "
+        "embedding file of the same model.",
     ),
-    db: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="One or more embedding files (same model)."),
-    k: int = typer.Option(10, "-k", min=1, help="Hits per query."),
+    db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files (same model)."),
+    k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Exact search at this prefix width."),
     funnel: str | None = typer.Option(
         None,
@@ -54,13 +55,17 @@ def command(
     ),
     min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
     model: Path | None = typer.Option(
-        None, "--model", "-m", exists=True, file_okay=False, help="Model directory for FASTA queries (default: bundled model)."
+        None, "--model", "-m",
+        help="Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
+        "bundled model, or the directory the DB's `model_dir` attribute names) when its weights still match; "
+        "else an error asks for --model.",
     ),
     level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
     windows: bool = typer.Option(False, "--windows", help="With --level records: also report the best-matching window inside each record hit (needs a DB embedded with --save-windows)."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where the matrix products run."),
+    device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run."),
+    threads: int = threads_option(),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr (warnings and errors still print)."),
+    quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#query...' header line."),
 ) -> None:
     """Search embedding files for the nearest sequences of each query; TSV hits on stdout.
@@ -71,8 +76,7 @@ def command(
     """
     console.set_quiet(quiet)
     timer = console.Timer()
-    if str(query) != "-" and not query.exists():
-        raise InputError(f"query file {query} does not exist; give a FASTA or an HDF5 embedding file")
+    set_threads(threads)
     res = search(
         query,
         [str(p) for p in db],
@@ -83,7 +87,7 @@ def command(
         model_dir=model,
         windows=windows,
         level=level,
-        device=device.value,
+        device=device,
         use_index=not no_index,
         warn=console.warn,
     )

@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import number_list
+from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
+                                 threads_option)
 from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Pooling
-from mrl_dna.device import Device
+from mrl_dna.errors import ConfigError
 from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
 from mrl_dna.train.plan import ModelOptions, plan_training
 from mrl_dna.train.sampler import SamplerConfig
@@ -27,12 +28,13 @@ def command(
     genomes: list[str] = typer.Argument(None, help="Genome FASTA files (.fa/.fna/.fasta, gzip ok), directories (searched recursively) or quoted globs. One genome per file."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write (config.json, model.safetensors, README.md, metrics.jsonl, checkpoints/)."),
     val_genomes: list[str] = typer.Option(None, "--val-genomes", help="Held-out genomes (files, dirs or globs; repeatable): fragment->genome top-1 per dim every --eval-every steps.", rich_help_panel=_D),
-    groups: Path = typer.Option(None, "--groups", exists=True, dir_okay=False, help="TSV file-or-record-id -> species/group (e.g. MANIFEST.tsv): same-group genomes are not negatives; validation reports species top-1.", rich_help_panel=_D),
-    labels: Path = typer.Option(None, "--labels", exists=True, dir_okay=False, help="TSV record id -> group: train on your labelled FASTA records (same group = positives) instead of one class per file.", rich_help_panel=_D),
-    pairs: Path = typer.Option(None, "--pairs", exists=True, dir_okay=False, help="TSV seq_a, seq_b, score: scored pairs for CoSENT (alone, or added to genome training at --cosent-weight).", rich_help_panel=_D),
+    groups: Path = typer.Option(None, "--groups", callback=existing(what="--groups"), help="TSV file-or-record-id -> species/group (e.g. MANIFEST.tsv): same-group genomes are not negatives; validation reports species top-1.", rich_help_panel=_D),
+    labels: Path = typer.Option(None, "--labels", callback=existing(what="--labels"), help="TSV record id -> group: train on your labelled FASTA records (same group = positives) instead of one class per file.", rich_help_panel=_D),
+    pairs: Path = typer.Option(None, "--pairs", callback=existing(what="--pairs"), help="TSV seq_a, seq_b, score: scored pairs for CoSENT (alone, or added to genome training at --cosent-weight).", rich_help_panel=_D),
     d_model: int = typer.Option(None, "--d-model", min=1, help=f"Encoder width per strand [default {E.d_model}].", rich_help_panel=_M),
     n_layer: int = typer.Option(None, "--n-layer", min=1, help=f"BiMamba layers [default {E.n_layer}].", rich_help_panel=_M),
-    stride: int = typer.Option(None, "--stride", min=1, help=f"bp per token of the patching stem [default {E.stride}].", rich_help_panel=_M),
+    token_bp: int = typer.Option(None, "--token-bp", min=1, help=f"bp per token of the patching stem (the encoder's stride; not embed's window --stride) [default {E.stride}].", rich_help_panel=_M),
+    old_stride: int = typer.Option(None, "--stride", min=1, hidden=True, help="Old name of --token-bp."),
     kmer_features: int = typer.Option(None, "--kmer-features", min=0, max=6, help=f"k of the canonical k-mer frequencies appended to each window vector, 0 = off [default {E.kmer_features}].", rich_help_panel=_M),
     kmer_transform: KmerTransform = typer.Option(None, "--kmer-transform", help=f"Scaling of the k-mer frequencies f: sqrt = Hellinger sqrt(K f) - 1, centered = K f - 1 (models before 0.2) [default {E.kmer_transform.value}]. With --init: only together with --head-init whiten.", rich_help_panel=_M),
     mixer: Mixer = typer.Option(None, "--mixer", help=f"Sequence mixer [default {E.mixer.value}].", rich_help_panel=_M),
@@ -43,7 +45,7 @@ def command(
     window: int = typer.Option(None, "--window", min=16, help=f"Window bp (also the model's embed window) [default {MC.window}].", rich_help_panel=_M),
     dims: str = typer.Option(None, "--dims", help=f"Matryoshka dims, increasing; the last is the model width [default {_DIMS}]. With --init: the dims of the loss.", rich_help_panel=_M),
     name: str = typer.Option(MC.name, "--name", help="Model name written into config.json.", rich_help_panel=_M),
-    init: Path = typer.Option(None, "--init", exists=True, file_okay=False, help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
+    init: Path = typer.Option(None, "--init", callback=existing("dir", what="--init"), help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
     head_init: HeadInit = typer.Option(TC.head_init, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
     whiten_shrinkage: float = typer.Option(TC.whiten_shrinkage, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
     whiten_windows: int = typer.Option(TC.whiten_windows, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
@@ -68,14 +70,16 @@ def command(
     max_windows: int = typer.Option(SC.max_windows, "--max-windows", min=1, help="Longest run of consecutive windows per item.", rich_help_panel=_T),
     multi_window_prob: float = typer.Option(SC.multi_window_prob, "--multi-window-prob", min=0.0, max=1.0, help="Share of items that are runs of >1 window.", rich_help_panel=_T),
     seed: int = typer.Option(TC.seed, "--seed", help="Seed of init and data (rank r samples with seed + r).", rich_help_panel=_T),
-    device: Device = typer.Option(Device.auto, "--device", help="auto = CUDA when visible, else CPU. bf16 autocast on CUDA.", rich_help_panel=_T),
+    device: str = device_option("auto | cpu | cuda | cuda:N (auto = CUDA when visible, else CPU; bf16 autocast on CUDA)."),
+    threads: int = threads_option(),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="Train in fp32 on CUDA too.", rich_help_panel=_T),
     checkpoint_every: int = typer.Option(TC.checkpoint_every, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
     eval_every: int = typer.Option(TC.eval_every, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints (same options), exactly.", rich_help_panel=_T),
+    force: bool = force_option("the run OUTPUT holds (its checkpoints and metrics are deleted at the start, its model files replaced at the end)"),
     stop_at: int = typer.Option(None, "--stop-at", min=1, help="Stop after this step (checkpoint written); continue later with --resume.", rich_help_panel=_T),
     workers: int = typer.Option(None, "--workers", min=0, help="Sampler processes (0 = one thread) [default: 0 on <= 4 cores, else cores/2 up to 6].", rich_help_panel=_T),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress on stderr."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Train a Matryoshka DNA embedding model on genomes; no labels needed.
 
@@ -97,6 +101,12 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
+    set_threads(threads)
+    if old_stride is not None:
+        if token_bp is not None:
+            raise ConfigError("--stride is the old name of --token-bp; give only --token-bp")
+        console.warn("train --stride is now --token-bp (bp per token; embed's --stride is the window stride)")
+        token_bp = old_stride
     tc = TrainConfig(
         steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, grad_accum=grad_accum, seed=seed,
         dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64"), freeze_backbone=freeze_backbone,
@@ -110,7 +120,7 @@ def command(
         max_mutation_rate=max_mutation_rate, windows_per_genome=windows_per_genome, max_shift_fraction=max_shift,
     )
     model = ModelOptions(
-        d_model=d_model, n_layer=n_layer, stride=stride, kmer_features=kmer_features, kmer_transform=kmer_transform,
+        d_model=d_model, n_layer=n_layer, stride=token_bp, kmer_features=kmer_features, kmer_transform=kmer_transform,
         mixer=mixer, pooling=pooling, pool_features=pool_features, learned=False if kmer_only else None,
         head_hidden=head_hidden, window=window,
     )
@@ -119,6 +129,6 @@ def command(
     train(
         genomes=genomes or [], output=output, model_config=plan.model_config, init=plan.init, init_head=plan.init_head,
         sampler_config=plan.sampler_config, train_config=plan.train_config, groups=groups, labels=labels, pairs=pairs,
-        val_genomes=val_genomes or [], validation=ValidationConfig(), device=device.value, resume=resume,
+        val_genomes=val_genomes or [], validation=ValidationConfig(), device=device, resume=resume, overwrite=force,
         stop_at=stop_at, workers=workers, quiet=quiet,
     )

@@ -15,9 +15,9 @@ import numpy as np
 
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import embed_sequences
-from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.errors import ConfigError, ModelError, StoreError
 from mrl_dna.fasta import read_fasta
-from mrl_dna.model import load_model
+from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
 from mrl_dna.search.funnel import Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
@@ -66,13 +66,40 @@ def _queries_from_store(path, db: Database) -> Queries:
     return Queries(ids=ids, vectors=np.asarray(vecs, np.float32)[ok], n_skipped=int((~ok).sum()), source="hdf5")
 
 
+def db_model(db: Database, model_dir: str | Path | None):
+    """The model that made the DB: `model_dir` when given (its weights must match), else the first of the
+    directory `embed` recorded (attribute model_dir) and the bundled default whose weights match."""
+    if model_dir is not None:
+        model = load_model(model_dir)
+        if model.info.weights_hash != db.model_hash:
+            raise StoreError(
+                f"query model {model.info.weights_hash[:12]} differs from DB model {db.model_hash[:12]}; "
+                f"pass --model DIR of the DB's model ({db.attrs.get('model_name', '?')})"
+            )
+        return model
+    recorded = str(db.attrs.get("model_dir") or "")
+    tried = []
+    for candidate in dict.fromkeys(filter(None, [recorded, str(DEFAULT_MODEL_DIR)])):
+        if not (Path(candidate) / "config.json").is_file():
+            tried.append(f"{candidate} (missing)")
+            continue
+        try:
+            model = load_model(candidate)
+        except ModelError:
+            tried.append(f"{candidate} (unreadable)")
+            continue
+        if model.info.weights_hash == db.model_hash:
+            return model
+        tried.append(f"{candidate} (other weights)")
+    raise StoreError(
+        f"the DB was embedded with model {db.attrs.get('model_name', '?')} ({db.model_hash[:12]}), which is not "
+        f"available here (tried {', '.join(tried)}); pass --model DIR of that model, or search with a query "
+        "file embedded by it"
+    )
+
+
 def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Queries:
-    model = load_model(model_dir)
-    if model.info.weights_hash != db.model_hash:
-        raise StoreError(
-            f"query model {model.info.weights_hash[:12]} differs from DB model {db.model_hash[:12]}; "
-            f"pass --model DIR of the DB's model ({db.attrs.get('model_name', '?')})"
-        )
+    model = db_model(db, model_dir)
     ids, vecs, skipped = [], [], 0
     recs = embed_sequences(
         read_fasta([path]),

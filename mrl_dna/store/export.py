@@ -1,5 +1,6 @@
-"""`mrl-dna export`: one Matryoshka prefix per record as TSV (stdout, or a gzip file) or .npy + ids, for
-tools that do not read HDF5. Written under NAME.partial and renamed when complete.
+"""`mrl-dna export`: one Matryoshka prefix per record as TSV (stdout, or a gzip file), .npy + ids, or Parquet
+(pyarrow, an optional extra), for tools that do not read HDF5. Written under NAME.partial and renamed when
+complete.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mrl_dna.store.writer import check_output_not_input
 class ExportFormat(str, enum.Enum):
     tsv = "tsv"  # id, then k floats, tab-separated; one record per line
     npy = "npy"  # (n, k) float32 .npy plus the ids, one per line, in NAME.ids.txt beside it
+    parquet = "parquet"  # columns id (string) and embedding (fixed-size list of k float32): pandas, polars, duckdb
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         if out.suffix != ".npy":
             out = out.with_name(out.name + ".npy")
         targets = (out, out.with_suffix(".ids.txt"))
+    elif fmt is ExportFormat.parquet:
+        if to_stdout:
+            raise ConfigError("--format parquet cannot go to stdout; give -o FILE.parquet")
+        if str(output).endswith(".gz"):
+            raise ConfigError(f"-o {output}: Parquet compresses its columns itself; drop the .gz")
+        _pyarrow()  # a missing extra is named before anything is written
+        targets = (Path(output),)
     else:
         targets = () if to_stdout else (Path(output),)
     for t in targets:
@@ -73,6 +82,8 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
                 opener = gzip.open if targets[0].name.endswith(".gz") else open
                 with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
                     _write_tsv(store, k, ids, fh, block_rows)
+            elif fmt is ExportFormat.parquet:
+                _write_parquet(store, k, ids, tmps[0], block_rows)
             else:
                 arr = np.lib.format.open_memmap(tmps[0], mode="w+", dtype=np.float32, shape=(store.n, k))
                 for start, block in store.iter_blocks(k, block_rows):
@@ -105,6 +116,28 @@ def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: in
         fh.writelines(ids[start + j] + "\t" + "\t".join(f"{x:.9g}" for x in row.tolist()) + "\n"
                       for j, row in enumerate(block))
     fh.flush()
+
+
+def _pyarrow():
+    """pyarrow and pyarrow.parquet, or a ConfigError naming the install (Parquet is an optional extra)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ConfigError("--format parquet needs pyarrow, which is not installed; pip install 'mrl-dna[parquet]' "
+                          "(or pip install pyarrow), or use --format tsv or npy") from None
+    return pyarrow, pyarrow.parquet
+
+
+def _write_parquet(store: EmbeddingStore, k: int, ids: list[str], path: Path, block_rows: int) -> None:
+    pa, pq = _pyarrow()
+    schema = pa.schema([("id", pa.string()), ("embedding", pa.list_(pa.float32(), k))])
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for start, block in store.iter_blocks(k, block_rows):  # (b, k)
+            flat = pa.array(np.ascontiguousarray(block, np.float32).reshape(-1), pa.float32())
+            emb = pa.FixedSizeListArray.from_arrays(flat, k)
+            writer.write_table(pa.table({"id": pa.array(ids[start : start + len(block)], pa.string()), "embedding": emb},
+                                        schema=schema))
 
 
 def _check_export_dir(out: Path) -> None:

@@ -70,6 +70,7 @@ def train(
     validation: ValidationConfig | None = None,
     device: str = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     stop_at: int | None = None,
     workers: int | None = None,
     quiet: bool = False,
@@ -82,8 +83,8 @@ def train(
         return _train(
             genomes=genomes, out=Path(output), model_config=model_config, init=init, init_head=init_head,
             sc=sampler_config, tc=train_config or TrainConfig(), groups=groups, labels=labels, pairs=pairs,
-            val_genomes=val_genomes, vc=validation or ValidationConfig(), dist=dist, resume=resume, stop_at=stop_at,
-            workers=default_workers(dist.world) if workers is None else workers,
+            val_genomes=val_genomes, vc=validation or ValidationConfig(), dist=dist, resume=resume, overwrite=overwrite,
+            stop_at=stop_at, workers=default_workers(dist.world) if workers is None else workers,
         )
     finally:
         distributed.cleanup(dist)
@@ -91,10 +92,10 @@ def train(
 
 
 def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
-           stop_at, workers) -> TrainSummary:
+           overwrite, stop_at, workers) -> TrainSummary:
     timer = console.Timer()
     ckpt_dir = out / "checkpoints"
-    ckpt = _check_output(out, ckpt_dir, resume)
+    ckpt = _check_output(out, ckpt_dir, resume, overwrite=overwrite, main=dist.is_main)
     data = load_data(genomes=genomes, val_genomes=val_genomes, groups=groups, labels=labels, pairs=pairs,
                      warn=dist.is_main)
 
@@ -211,8 +212,12 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     return TrainSummary(out, last_stop, timer.seconds, loss_val, last_val)
 
 
-def _check_output(out: Path, ckpt_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (None for a new run); ConfigError for an output that does not fit."""
+def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = False, main: bool = True) -> Path | None:
+    """The checkpoint to resume from (None for a new run); ConfigError for an output that does not fit. With
+    overwrite (--force) a new run replaces the one OUTPUT holds: its checkpoints and metrics are deleted now
+    (by the main process), its model files when the new model is saved."""
+    if overwrite and resume:
+        raise ConfigError("--force starts a new run over the one in -o and --resume continues it; pass only one")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, but a model is a directory (config.json, model.safetensors, "
                           "README.md, checkpoints/); choose a new name for -o")
@@ -220,5 +225,10 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool) -> Path | None:
     if resume and ckpt is None:
         raise ConfigError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
     if not resume and (ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*.pt")) or (out / "model.safetensors").exists()):
-        raise ConfigError(f"output {out} already holds a training run; pass --resume to continue it or pick a new -o")
+        if not overwrite:
+            raise ConfigError(f"output {out} already holds a training run; pass --resume to continue it, --force to "
+                              "replace it, or pick a new -o")
+        if main:
+            for old in [*ckpt_dir.glob("step-*.pt"), out / "metrics.jsonl"]:
+                old.unlink(missing_ok=True)
     return ckpt
