@@ -1,4 +1,4 @@
-"""Streaming FASTA reader: plain, gzip and bgzip files, several at once, '-' for stdin.
+"""Streaming FASTA reader: plain, gzip and bgzip files, several at once, '-' for stdin; GenBank and EMBL too.
 
 What it accepts (and decides), so that the rest of mrl-dna sees only clean token ids:
 - Compression is detected from the first bytes (gzip magic 1f 8b; bgzip is gzip), never from the file
@@ -13,6 +13,11 @@ What it accepts (and decides), so that the rest of mrl-dna sees only clean token
   and an id seen before (in any of the inputs) are errors.
 - A record with no sequence (a header line followed by another header or the end of the file) is yielded
   with zero tokens: the caller reports and records it. A file with no record at all is an error.
+- GenBank and EMBL flat files (also gzip/bgzip) are recognised by their first line ('LOCUS ' / 'ID   ') and
+  read with biopython, one record per locus: id = the accession.version (the LOCUS/ID name when there is
+  none), description = DEFINITION/DE, sequence = ORIGIN/SQ, checked like FASTA's (messages name the file,
+  record and position; biopython gives no line numbers). A record without a sequence (a CONTIG-only or
+  annotation-only GenBank) is an error that says which download has the sequence.
 
 Memory: the file is read in 1 MiB blocks and only the current record is held (its raw text, then its
 clean bytes and tokens), so memory grows with the largest record, never with the file.
@@ -28,6 +33,7 @@ import io
 import os
 import re
 import sys
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,7 +93,7 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    first_seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) where it was first seen
+    first_seen: dict[str, tuple[str, int | None]] = {}  # id -> (file, line) where it was first seen
     for path in paths:
         source, name = str(path), _display(path)
         for rid, description, body, line in _raw_records(path):
@@ -107,7 +113,7 @@ def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = Tr
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[tuple[str, int]] = []
-    first_seen: dict[str, tuple[str, int]] = {}  # id -> (file, line) where it was first seen
+    first_seen: dict[str, tuple[str, int | None]] = {}  # id -> (file, line) where it was first seen
     for path in paths:
         if str(path) == "-":
             raise InputError(
@@ -133,67 +139,162 @@ def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = Tr
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int]]:
-    """(id, description, raw sequence text with line ends, 1-based line of the header) per record."""
+def _raw_records(path: str | Path) -> Iterator[tuple[str, str, bytearray, int | None]]:
+    """(id, description, raw sequence text with line ends, 1-based line of the header) per record; for
+    GenBank/EMBL (no line numbers) the sequence text and None."""
     with _open_binary(path) as (read, name):
-        n_records = 0
-        seen_bytes = False  # whether the file had any byte at all (to word the "no records" error)
-        header: tuple[str, str, int] | None = None  # (id, description, line) of the record being read
-        body = bytearray()  # raw text after the current header (before the first header: blank lines only)
-        line = 1  # line number where `body` starts
-        pending = b""  # an incomplete header line carried to the next block
-        at_line_start = True  # whether the next unread byte starts a line
-        eof, first_block = False, True
-        while not eof:
-            block = read(_BLOCK)
-            eof = not block
-            if first_block:  # a UTF-8 byte order mark (written by some Windows editors) is not data
-                while block and len(block) < len(_UTF8_BOM) and _UTF8_BOM.startswith(block):
-                    more = read(_BLOCK)
-                    block, eof = block + more, not more
-                    if eof:
-                        break
-                block = block[len(_UTF8_BOM) :] if block.startswith(_UTF8_BOM) else block
-                first_block = False
-            seen_bytes = seen_bytes or bool(block)
-            buf = pending + block if pending else block
-            pending = b""
-            pos = 0
-            while pos < len(buf):
-                if at_line_start and buf[pos] == 0x3E:  # '>' at a line start: a header
-                    header_line = line + body.count(_NL)
-                    nl = buf.find(_NL, pos)
-                    if nl < 0 and not eof:  # the header goes on in the next block
-                        if len(buf) - pos > _MAX_HEADER:
-                            raise InputError(
-                                f"file {name}, line {header_line}: a header line longer than {_MAX_HEADER} bytes; "
-                                "this is not a FASTA file"
-                            )
-                        pending = buf[pos:]
-                        break
-                    end = len(buf) if nl < 0 else nl
-                    if header is not None:
-                        yield header[0], header[1], body, header[2]
-                        n_records += 1
-                    header = (*_parse_header(buf[pos:end], name, header_line), header_line)
-                    body, line = bytearray(), header_line + 1
-                    pos, at_line_start = end + 1, True
-                else:  # sequence text up to the next header (or the end of the block)
-                    nxt = buf.find(b"\n>", pos)
-                    end = len(buf) if nxt < 0 else nxt + 1
-                    body += memoryview(buf)[pos:end]
-                    pos, at_line_start = end, buf[end - 1] == 0x0A
-                    if header is None:  # before any header: fail now, never hold a file that is not FASTA
-                        _check_before_first_header(body, name, line)
-                        if at_line_start:  # only blank lines so far: count them, keep nothing
-                            line += body.count(_NL)
-                            body.clear()
-        if header is not None:
-            yield header[0], header[1], body, header[2]
-            n_records += 1
-        if n_records == 0:
-            what = "it has only blank lines" if seen_bytes else "it is empty"
-            raise InputError(f"no FASTA records in {name} ({what}); give a FASTA file with '>id' header lines")
+        head = read(_BLOCK)
+        flat = _flat_file_format(head)
+        read = _pushed_back(head, read)
+        if flat:
+            yield from _flat_file_records(read, name, flat)
+        else:
+            yield from _fasta_records(read, name)
+
+
+def _flat_file_format(head: bytes) -> str | None:
+    """'genbank' or 'embl' when the text starts (after blank lines or a BOM) like one, else None (FASTA)."""
+    text = head[len(_UTF8_BOM):] if head.startswith(_UTF8_BOM) else head
+    text = text.lstrip(_WHITESPACE)
+    if text.startswith(b"LOCUS "):
+        return "genbank"
+    if text.startswith(b"ID   "):
+        return "embl"
+    return None
+
+
+def _pushed_back(head: bytes, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """read(n) that returns `head` (already read to detect the format) first."""
+    pending = [head]
+
+    def read_again(n: int) -> bytes:
+        if pending:
+            return pending.pop()
+        return read(n)
+
+    return read_again
+
+
+class _ReadAsRaw(io.RawIOBase):
+    """A raw binary stream over read(n), so that biopython gets a text handle on decompressed input."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read, self._rest = read, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._rest or self._read(max(len(b), _BLOCK))
+        n = min(len(b), len(data))
+        b[:n] = data[:n]
+        self._rest = data[n:]
+        return n
+
+
+_FLAT_NAMES = {"genbank": "GenBank", "embl": "EMBL"}
+
+
+def _flat_file_records(read: Callable[[int], bytes], name: str, fmt: str) -> Iterator[tuple[str, str, bytearray, None]]:
+    """GenBank/EMBL records through biopython: (id, description, sequence bytes, None) per locus."""
+    from Bio import SeqIO  # a dependency (pyfaidx needs it for gzip too); loaded only for these files
+    from Bio.Seq import UndefinedSequenceError
+
+    what = _FLAT_NAMES[fmt]
+    handle = io.TextIOWrapper(io.BufferedReader(_ReadAsRaw(read), _BLOCK), encoding="latin-1", newline=None)
+    records, n = SeqIO.parse(handle, fmt), 0
+    while True:
+        # biopython's warnings (a malformed LOCUS line, a length that disagrees with the sequence) become one
+        # line each on stderr, caught per record so that no other code's warnings are touched between yields
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                rec = next(records, None)
+            except ValueError as e:  # biopython's parse errors
+                raise InputError(f"file {name} starts like a {what} file but cannot be read as one ({e}); check "
+                                 "that it is complete, or convert it to FASTA") from None
+        for w in caught:
+            warn(f"{name}: {str(w.message).strip()}")
+        if rec is None:
+            break
+        n += 1
+        rid = rec.id if rec.id and rec.id != "<unknown id>" else rec.name
+        if not rid or rid == "<unknown name>":
+            raise InputError(f"file {name}, {what} record {n} has no accession or locus name; name it in its "
+                             f"{'LOCUS' if fmt == 'genbank' else 'ID'} line")
+        try:
+            seq = bytes(rec.seq)
+        except UndefinedSequenceError:
+            raise InputError(
+                f"file {name}, {what} record '{rid}' has no sequence (annotation or CONTIG only); download the "
+                "full record with its sequence (NCBI: 'GenBank (full)', rettype=gbwithparts) or a FASTA"
+            ) from None
+        description = rec.description if rec.description not in ("", "<unknown description>", ".") else ""
+        yield rid, description.rstrip("."), bytearray(seq), None
+    if n == 0:
+        raise InputError(f"no {what} records in {name}; give a FASTA, GenBank or EMBL file")
+
+
+def _fasta_records(read: Callable[[int], bytes], name: str) -> Iterator[tuple[str, str, bytearray, int]]:
+    """The FASTA parser: (id, description, raw sequence text, header line) per record."""
+    n_records = 0
+    seen_bytes = False  # whether the file had any byte at all (to word the "no records" error)
+    header: tuple[str, str, int] | None = None  # (id, description, line) of the record being read
+    body = bytearray()  # raw text after the current header (before the first header: blank lines only)
+    line = 1  # line number where `body` starts
+    pending = b""  # an incomplete header line carried to the next block
+    at_line_start = True  # whether the next unread byte starts a line
+    eof, first_block = False, True
+    while not eof:
+        block = read(_BLOCK)
+        eof = not block
+        if first_block:  # a UTF-8 byte order mark (written by some Windows editors) is not data
+            while block and len(block) < len(_UTF8_BOM) and _UTF8_BOM.startswith(block):
+                more = read(_BLOCK)
+                block, eof = block + more, not more
+                if eof:
+                    break
+            block = block[len(_UTF8_BOM) :] if block.startswith(_UTF8_BOM) else block
+            first_block = False
+        seen_bytes = seen_bytes or bool(block)
+        buf = pending + block if pending else block
+        pending = b""
+        pos = 0
+        while pos < len(buf):
+            if at_line_start and buf[pos] == 0x3E:  # '>' at a line start: a header
+                header_line = line + body.count(_NL)
+                nl = buf.find(_NL, pos)
+                if nl < 0 and not eof:  # the header goes on in the next block
+                    if len(buf) - pos > _MAX_HEADER:
+                        raise InputError(
+                            f"file {name}, line {header_line}: a header line longer than {_MAX_HEADER} bytes; "
+                            "this is not a FASTA file"
+                        )
+                    pending = buf[pos:]
+                    break
+                end = len(buf) if nl < 0 else nl
+                if header is not None:
+                    yield header[0], header[1], body, header[2]
+                    n_records += 1
+                header = (*_parse_header(buf[pos:end], name, header_line), header_line)
+                body, line = bytearray(), header_line + 1
+                pos, at_line_start = end + 1, True
+            else:  # sequence text up to the next header (or the end of the block)
+                nxt = buf.find(b"\n>", pos)
+                end = len(buf) if nxt < 0 else nxt + 1
+                body += memoryview(buf)[pos:end]
+                pos, at_line_start = end, buf[end - 1] == 0x0A
+                if header is None:  # before any header: fail now, never hold a file that is not FASTA
+                    _check_before_first_header(body, name, line)
+                    if at_line_start:  # only blank lines so far: count them, keep nothing
+                        line += body.count(_NL)
+                        body.clear()
+    if header is not None:
+        yield header[0], header[1], body, header[2]
+        n_records += 1
+    if n_records == 0:
+        what = "it has only blank lines" if seen_bytes else "it is empty"
+        raise InputError(f"no FASTA records in {name} ({what}); give a FASTA file with '>id' header lines")
 
 
 def _parse_header(raw: bytes, name: str, line: int) -> tuple[str, str]:
@@ -245,20 +346,24 @@ def _check_before_first_header(body: bytearray, name: str, line: int) -> None:
     )
 
 
-def _check_unique(rid: str, name: str, line: int, first_seen: dict[str, tuple[str, int]]) -> None:
+def _check_unique(rid: str, name: str, line: int | None, first_seen: dict[str, tuple[str, int | None]]) -> None:
     if rid in first_seen:
         where, where_line = first_seen[rid]
         fix = "rename one of the records"
         if where != name:  # two files that both name a contig `contig_1`: typically two assemblies
             fix += " (or, for one vector per file as for genomes of many contigs, embed with --per-file)"
         raise InputError(
-            f"duplicate id '{rid}' in {name} line {line} (first seen in {where} line {where_line}); "
+            f"duplicate id '{rid}' in {_at(name, line)} (first seen in {_at(where, where_line)}); "
             f"ids must be unique: {fix}"
         )
     first_seen[rid] = (name, line)
 
 
-def _clean(body: bytearray, name: str, rid: str, line: int) -> bytearray:
+def _at(name: str, line: int | None) -> str:
+    return name if line is None else f"{name} line {line}"
+
+
+def _clean(body: bytearray, name: str, rid: str, line: int | None) -> bytearray:
     """Raw sequence text of one record -> its bases (no blanks, no final '*'), or InputError at the first
     character that is not DNA/IUPAC."""
     seq = body.translate(None, _WHITESPACE)
@@ -268,9 +373,9 @@ def _clean(body: bytearray, name: str, rid: str, line: int) -> bytearray:
         return seq
     bad = dna.first_invalid(dna.encode(seq))  # type: ignore[arg-type]
     raw_index = np.flatnonzero(~_IS_WHITESPACE[np.frombuffer(body, dtype=np.uint8)])[bad]
-    bad_line = line + 1 + body.count(b"\n", 0, raw_index)
+    where = f"file {name}" if line is None else f"file {name}, line {line + 1 + body.count(_NL, 0, raw_index)}"
     why = _why_not_dna(bytes(seq[bad : bad + 1]))
-    raise InputError(f"file {name}, line {bad_line}, record '{rid}', position {bad + 1}: {why}")
+    raise InputError(f"{where}, record '{rid}', position {bad + 1}: {why}")
 
 
 def _why_not_dna(ch: bytes) -> str:

@@ -254,7 +254,7 @@ def test_position_counts_bases_not_bytes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "data, fragment",
     [
-        (b"LOCUS       NC_001422  5386 bp\nORIGIN\n", "line 1: text before the first '>' header ('LOCUS"),
+        (b"LOCUS       NC_001422  5386 bp\nORIGIN\n", "starts like a GenBank file but cannot be read as one"),
         (b"@read1\nACGT\n+\nIIII\n", "looks like FASTQ"),
         (b"\n\nACGT\n>r\nACGT\n", "line 3: text before the first '>' header"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "binary data (byte 0x89)"),
@@ -390,3 +390,55 @@ def test_biopython_is_a_declared_dependency() -> None:
 
     deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.replace(" ", "").startswith("biopython>=") for d in deps), deps
+
+
+# ---------------------------------------------------------------------------------------- GenBank / EMBL
+
+
+def _flat_files(tmp_path, fasta: Path) -> dict[str, Path]:
+    """The records of `fasta` as GenBank, gzip GenBank and EMBL files (written by biopython)."""
+    import gzip
+
+    from Bio import SeqIO
+
+    recs = list(SeqIO.parse(str(fasta), "fasta"))
+    for r in recs:
+        r.annotations["molecule_type"] = "DNA"
+        r.id = r.name = r.id  # LOCUS name and accession
+    out = {"gb": tmp_path / "x.gb", "embl": tmp_path / "x.embl", "gb.gz": tmp_path / "x.gb.gz"}
+    SeqIO.write(recs, str(out["gb"]), "genbank")
+    SeqIO.write(recs, str(out["embl"]), "embl")
+    out["gb.gz"].write_bytes(gzip.compress(out["gb"].read_bytes()))
+    return out
+
+
+def test_genbank_and_embl_read_as_the_same_records(tmp_path, small_fasta):
+    want = [(r.id, r.tokens.tobytes()) for r in read_fasta(small_fasta)]
+    for kind, path in _flat_files(tmp_path, small_fasta).items():
+        got = [(r.id, r.tokens.tobytes()) for r in read_fasta(path)]
+        assert got == want, kind
+        assert record_lengths(path) == [(rid, len(t)) for rid, t in want], kind
+
+
+def test_genbank_embeds_bit_for_bit_as_fasta(tmp_path, cli, tiny_model_dir, small_fasta):
+    import h5py
+
+    gb = _flat_files(tmp_path, small_fasta)["gb.gz"]
+    for src, out in ((small_fasta, tmp_path / "fa.h5"), (gb, tmp_path / "gb.h5")):
+        code, _, err = cli("embed", src, "-o", out, "-m", tiny_model_dir, "-q")
+        assert code == 0, err
+    with h5py.File(tmp_path / "fa.h5") as a, h5py.File(tmp_path / "gb.h5") as b:
+        assert np.array_equal(a["embeddings"][()], b["embeddings"][()]) and list(a["ids"]) == list(b["ids"])
+
+
+def test_genbank_errors_are_one_line(tmp_path):
+    no_seq = tmp_path / "contig.gb"
+    no_seq.write_text("LOCUS       AB000001                5000 bp    DNA     linear   BCT 01-JAN-2000\n"
+                      "DEFINITION  a scaffold.\nACCESSION   AB000001\nVERSION     AB000001.1\n"
+                      "CONTIG      join(AB000002.1:1..5000)\n//\n")
+    with pytest.raises(InputError, match=r"record 'AB000001.1' has no sequence .*gbwithparts"):
+        list(read_fasta(no_seq))
+    bad = tmp_path / "bad.gb"
+    bad.write_text(no_seq.read_text().replace("CONTIG      join(AB000002.1:1..5000)\n", "ORIGIN\n        1 acgtqq\n"))
+    with pytest.raises(InputError, match=r"file .*bad.gb, record 'AB000001.1', position 5: 'Q' is not a DNA base"):
+        list(read_fasta(bad))
