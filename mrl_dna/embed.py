@@ -257,14 +257,17 @@ def _row(model, dev: torch.device, name: str, group: Sequence[_Pending], save_wi
     if not kept:
         status = "empty" if length == 0 else "all_n"
         return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs)
-    win = torch.stack([w for _, p in kept for w in p.win]).to(dev)  # (k, d)
+    per_record = [torch.stack(p.win).to(dev) for _, p in kept]  # (k_i, d) each
+    win = torch.cat(per_record) if len(per_record) > 1 else per_record[0]  # (k, d)
     spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64)  # (k, 2)
     for _, p in kept:
         p.win = []  # the row's vector is all that is kept
     lengths = torch.from_numpy(spans[:, 1] - spans[:, 0]).to(dev)
     segment = torch.zeros(len(win), dtype=torch.long, device=dev)
     vec = model.record_vectors(win, lengths, segment, 1)[0].float().cpu().numpy()  # (D,)
-    wvec = model.window_outputs(win).float().cpu().numpy() if save_windows else None  # (k, D)
+    # window vectors record by record: a window of a --per-file row is stored bit for bit as a run of
+    # records stores it (the head's GEMM shape is the record's window count either way)
+    wvec = np.concatenate([model.window_outputs(w).float().cpu().numpy() for w in per_record]) if save_windows else None
     wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
     return EmbeddedRecord(
         name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,

@@ -65,6 +65,19 @@ def assert_same_datasets(a: Path, b: Path) -> None:
             assert np.array_equal(fa[name][()], fb[name][()]), name
 
 
+def assert_same_file(a: Path, b: Path) -> None:
+    """Every dataset bitwise equal (attributes such as `created` and `command` may differ)."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names_a, names_b = [], []
+        fa.visit(names_a.append)
+        fb.visit(names_b.append)
+        assert sorted(names_a) == sorted(names_b)
+        for name in names_a:
+            if isinstance(fa[name], h5py.Dataset):
+                assert fa[name].dtype == fb[name].dtype, name
+                assert np.array_equal(fa[name][()], fb[name][()]), name
+
+
 def random_windows(rng, lengths, L=None):
     """(n, L) token ids right-padded with PAD (4% N) and their lengths, as torch tensors."""
     L = L or max(lengths)

@@ -25,10 +25,10 @@ from mrl_dna.cli import COMMANDS, load_commands
 
 from conftest import REPO
 
-WRITES_FILE = {"embed", "merge", "export", "train", "eval"}  # -o and -f
+WRITES_FILE = {"embed", "merge", "export", "train", "eval", "dist", "cluster"}  # -o and -f
 WRITES_BESIDE = {"index"}  # -f, the output's name is fixed by the input
 READS_ONLY = {"search", "info"}
-COMPUTES = {"embed", "search", "eval", "train"}  # torch: --threads and --device
+COMPUTES = {"embed", "search", "eval", "train", "dist", "cluster"}  # --threads and --device (dist, cluster: numpy, torch on a GPU)
 COMPUTES_CPU = {"index"}  # --threads
 HITS = {"search"}  # -k = hits per query
 
@@ -131,6 +131,8 @@ def _missing_input_cases(tmp_path, db):
         "train": ["train", gone, "-o", tmp_path / "m"],
         "train-groups": ["train", db, "--groups", tmp_path / "missing.tsv", "-o", tmp_path / "m"],
         "eval": ["eval", gone, "--no-model"],
+        "dist": ["dist", db, gone_h5],
+        "cluster": ["cluster", gone_h5, "--min-sim", "0.9"],
     }
 
 

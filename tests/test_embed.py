@@ -129,3 +129,107 @@ def test_shards_merge_to_the_single_run(tmp_path, tiny_model, small_fasta):
     a, b = EmbeddingStore.open(single), EmbeddingStore.open(merged)
     assert list(a.ids) == list(b.ids)
     np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ --per-file
+
+
+@pytest.fixture
+def genome_files(tmp_path):
+    """Three 'assemblies': two contigs + an empty one, one contig named as one of the first file's, all N."""
+    rng = np.random.default_rng(21)
+    (tmp_path / "gA.fa.gz").write_bytes(__import__("gzip").compress(
+        f">contig_1\n{random_dna(rng, 1100)}\n>contig_2\n{random_dna(rng, 300)}\n>empty\n".encode()))
+    (tmp_path / "gB.fasta").write_text(f">contig_1 other assembly\n{random_dna(rng, 700)}\n")
+    (tmp_path / "gN.fa").write_text(">n\n" + "N" * 600 + "\n")
+    return [tmp_path / "gA.fa.gz", tmp_path / "gB.fasta", tmp_path / "gN.fa"]
+
+
+def test_per_file_row_is_the_centroid_of_all_the_files_windows(tmp_path, tiny_model, genome_files):
+    import torch
+
+    out = tmp_path / "pf.h5"
+    s = embed_fasta(genome_files, model=tiny_model, output=out, device="cpu", save_windows=True, per_file=True)
+    assert (s.records, s.contigs, s.all_n) == (3, 5, 1)
+    st = EmbeddingStore.open(out)
+    assert st.per_file and st.ids == ["gA", "gB", "gN"] and list(st.lengths) == [1400, 700, 600]
+    assert list(st.status) == [0, 0, 2] and st.read()[2].tolist() == [0.0] * 16
+    c, w = st.contigs(), st.windows()
+    assert c.name == ["contig_1", "contig_2", "empty", "contig_1", "n"] and list(c.record) == [0, 0, 0, 1, 2]
+    assert list(c.length) == [1100, 300, 0, 700, 600]
+    # the file's windows are its records' windows, on their contigs, with the vectors of a record-level run
+    ref = tmp_path / "ref.h5"
+    embed_fasta([genome_files[0]], model=tiny_model, output=ref, device="cpu", save_windows=True)
+    rw = EmbeddingStore.open(ref).windows()
+    gA = w.record == 0
+    assert np.array_equal(w.start[gA], rw.start) and np.array_equal(w.end[gA], rw.end)
+    assert st.window_contigs(w, np.flatnonzero(gA)) == [["contig_1", "contig_2"][r] for r in rw.record]
+    assert np.array_equal(w.read(normalize=False)[gA], rw.read(normalize=False))
+    # the row = normalize(sum_i len_i * head(window_i)): the length-weighted centroid of ALL its windows
+    seqs = {r.id: r.tokens for r in read_fasta([genome_files[0]])}
+    names = st.window_contigs(w, np.flatnonzero(gA))
+    toks = [seqs[n][a:b] for n, a, b in zip(names, w.start[gA], w.end[gA])]
+    L = max(len(t) for t in toks)
+    batch = torch.full((len(toks), L), dna.PAD, dtype=torch.long)
+    for i, t in enumerate(toks):
+        batch[i, : len(t)] = torch.from_numpy(t.astype(np.int64))
+    with torch.inference_mode():
+        head = tiny_model.head(tiny_model.window_vectors(batch, torch.tensor([len(t) for t in toks]))).numpy()
+    bp = (w.end[gA] - w.start[gA]).astype(np.float64)
+    want = (bp[:, None] * head).sum(0)
+    np.testing.assert_allclose(st.read()[0], want / np.linalg.norm(want), atol=2e-6)
+    # a file of one record: exactly that record's vector (head then pool over the same windows)
+    one = tmp_path / "one.h5"
+    embed_fasta([genome_files[1]], model=tiny_model, output=one, device="cpu")
+    assert np.array_equal(st.read(normalize=False)[1], EmbeddingStore.open(one).read(normalize=False)[0])
+
+
+def test_per_file_shards_merge_and_resume_equal_one_run_bitwise(tmp_path, tiny_model, genome_files, monkeypatch):
+    from mrl_dna.store import merge_stores
+
+    from conftest import assert_same_file
+
+    kw = dict(model=tiny_model, device="cpu", save_windows=True, per_file=True)
+    single = tmp_path / "single.h5"
+    embed_fasta(genome_files, output=single, **kw)
+    parts = [tmp_path / f"s{i}.h5" for i in (1, 2)]
+    for i, p in enumerate(parts, 1):
+        embed_fasta(genome_files, output=p, shard=(i, 2), **kw)
+    assert [EmbeddingStore.open(p).n for p in parts] == [1, 2]  # by bases: gA (1,400 bp) | gB, gN
+    merge_stores(parts[::-1], tmp_path / "merged.h5")
+    assert_same_file(single, tmp_path / "merged.h5")
+    import mrl_dna.embed as embed_mod
+    import mrl_dna.store as store_mod
+
+    real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
+
+    def flaky_append(self, recs):  # keep the first file, then die as a kill between flushes would
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_append(self, recs)
+        raise _Boom()
+
+    monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 1)
+    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(_Boom):
+        embed_fasta(genome_files, output=out, **kw)
+    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
+    s = embed_fasta(genome_files, output=out, **kw)
+    assert (s.resumed, s.records) == (1, 3)
+    assert_same_file(single, out)
+
+
+def test_per_file_cli_and_its_errors(tmp_path, cli, tiny_model_dir, genome_files):
+    out = tmp_path / "g.h5"
+    code, _, err = cli("embed", *genome_files[:2], "-o", out, "-m", tiny_model_dir)
+    assert code == 1 and "duplicate id 'contig_1'" in err and "--per-file" in err and err.count("\n") == 1
+    code, _, err = cli("embed", *genome_files[:2], "-o", out, "-m", tiny_model_dir, "--per-file")
+    assert code == 0 and "2 files (4 records)" in err
+    twin = tmp_path / "sub"
+    twin.mkdir()
+    (twin / "gB.fa").write_text(">x\nACGT\n")
+    code, _, err = cli("embed", genome_files[1], twin / "gB.fa", "-o", tmp_path / "t.h5", "-m", tiny_model_dir, "--per-file")
+    assert code == 1 and "are both 'gB'" in err and err.count("\n") == 1
+    code, _, err = cli("embed", "-", "-o", tmp_path / "s.h5", "-m", tiny_model_dir, "--per-file")
+    assert code == 1 and "stdin '-' has no file name" in err and err.count("\n") == 1

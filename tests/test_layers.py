@@ -1,5 +1,5 @@
 """The import rules of docs/INTERNALS.md: a module imports only its own layer or lower ones, the task packages
-(search, evaluate, train) do not import each other, and no import cycle exists. Every import counts, also one
+(search, evaluate, train, compare) do not import each other, and no import cycle exists. Every import counts, also one
 inside a function (a lazy import does not make an upward edge acceptable)."""
 
 import ast
@@ -17,12 +17,13 @@ LAYERS = {
     4: ["mrl_dna.embed", "mrl_dna.embed_distributed"],
     5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.evaluate_bench", "mrl_dna.evaluate_cluster",
         "mrl_dna.evaluate_heldout", "mrl_dna.evaluate_report", "mrl_dna.evaluate_windows", "mrl_dna.train",
-        "mrl_dna.api", "mrl_dna.hf"],
+        "mrl_dna.api", "mrl_dna.hf", "mrl_dna.compare"],
     6: ["mrl_dna.cli", "mrl_dna.__main__"],
     7: ["mrl_dna"],  # the package itself: the Python API's names, loaded on first use (only this exact name)
 }
 # layer-5 families that must not import one another
-FAMILIES = {"search": "mrl_dna.search", "evaluate": "mrl_dna.evaluate", "train": "mrl_dna.train"}
+FAMILIES = {"search": "mrl_dna.search", "evaluate": "mrl_dna.evaluate", "train": "mrl_dna.train",
+            "compare": "mrl_dna.compare"}
 
 
 def module_name(path: Path) -> str:

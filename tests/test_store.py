@@ -3,6 +3,7 @@ and the info/merge/export commands (exit code + one-line error, no traceback).""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import assert_same_file, run_cli
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store import (
     EmbeddedRecord,
@@ -64,19 +65,6 @@ def write(path: Path, recs, *, batch: int = 4, attrs=None, **kw) -> Path:
 
 def expected_vectors(recs) -> np.ndarray:
     return np.stack([r.vector if r.status == "ok" else np.zeros(D, np.float32) for r in recs])  # (n, D)
-
-
-def assert_same_file(a: Path, b: Path) -> None:
-    """Every dataset bitwise equal (attributes such as `created` and `command` may differ)."""
-    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        names_a, names_b = [], []
-        fa.visit(names_a.append)
-        fb.visit(names_b.append)
-        assert sorted(names_a) == sorted(names_b)
-        for name in names_a:
-            if isinstance(fa[name], h5py.Dataset):
-                assert fa[name].dtype == fb[name].dtype, name
-                assert np.array_equal(fa[name][()], fb[name][()]), name
 
 
 @pytest.fixture
@@ -365,6 +353,43 @@ def test_merge_refuses_mismatches(tmp_path, recs):
     with pytest.raises(StoreError, match="already exists"):
         merge_stores([d], tmp_path / "m.h5")
     merge_stores([d], tmp_path / "m.h5", force=True)
+
+
+def test_merge_concat_appends_databases_of_one_model_in_argument_order(tmp_path, recs, capsys):
+    a = write(tmp_path / "a.h5", recs[:10])
+    b = write(tmp_path / "b.h5", [dataclasses.replace(r, id=f"other{i}") for i, r in enumerate(recs[:6])],
+              dtype="float16")
+    s = merge_stores([b, a], tmp_path / "ab.h5", concat=True)
+    assert (s.n_records, s.ordered_by, s.windows_dropped) == (16, "concat", ())
+    with EmbeddingStore.open(tmp_path / "ab.h5") as m, EmbeddingStore.open(a) as sa, EmbeddingStore.open(b) as sb:
+        assert m.ids == sb.ids + sa.ids and m.dtype == "float32"  # float16 widened: one input is float32
+        assert np.array_equal(m.read(normalize=False), np.concatenate([sb.read(normalize=False), sa.read(normalize=False)]))
+        assert list(m.order) == list(range(16))
+        wm, wa = m.windows(), sa.windows()
+        assert np.array_equal(wm.record[len(sb.windows()):], wa.record + 6)  # a's windows follow b's rows
+        assert np.array_equal(wm.read(normalize=False)[len(sb.windows()):], wa.read(normalize=False))
+    c = write(tmp_path / "c.h5", [dataclasses.replace(r, id=f"c{i}") for i, r in enumerate(recs[:3])],
+              save_windows=False)
+    code, _, err = run_cli(["merge", "--concat", a, c, "-o", tmp_path / "ac.h5"], capsys)
+    assert code == 0 and "c.h5 has no saved windows" in err
+    with EmbeddingStore.open(tmp_path / "ac.h5") as m:
+        assert m.n == 13 and m.windows() is None
+
+
+def test_merge_concat_refuses_two_models_or_duplicate_ids_in_one_line(tmp_path, recs, capsys):
+    a = write(tmp_path / "a.h5", recs[:5])
+    other = write(tmp_path / "o.h5", [dataclasses.replace(r, id=f"o{i}") for i, r in enumerate(recs[:5])],
+                  attrs={**ATTRS, "model_hash": "cd" * 32, "model_name": "big"})
+    dup = write(tmp_path / "d.h5", recs[3:7])
+    for args, expect in [([a, other], "were embedded with two models (abababababab tiny vs cdcdcdcdcdcd big)"),
+                         ([a, dup], "record id 'rec3' is in both"),
+                         ([a, a], "is given twice")]:
+        code, out, err = run_cli(["merge", "--concat", *args, "-o", tmp_path / "x.h5"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 1 and out == "" and len(lines) == 1 and expect in lines[0], err
+    assert not (tmp_path / "x.h5").exists()
+    code, _, err = run_cli(["merge", a, dup, "-o", tmp_path / "x.h5"], capsys)  # plain merge: points to --concat
+    assert code == 1 and "--concat" in err
 
 
 # ------------------------------------------------------------------------------------------ export

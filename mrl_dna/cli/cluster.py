@@ -1,0 +1,69 @@
+"""mrl-dna cluster: clusters of the rows of an embedding file (dereplication at a cosine cut-off, or K-means
+binning); TSV id -> cluster on stdout, cluster sizes on stderr.
+
+Example (dereplicate genomes embedded with --per-file at cosine 0.99 over the 64-dim prefix):
+
+    $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64
+    #id	cluster	representative	similarity
+    Ecoli_K12	0	Ecoli_W	0.998012
+    Ecoli_W	0	Ecoli_W	1.000000
+    Salmonella_LT2	1	Salmonella_LT2	1.000000
+    mrl-dna: 2 clusters of 3 rows; sizes 2, 1
+
+Columns: id; cluster (0 = the largest; ties: the cluster whose first row comes first); representative (leader:
+the row that founded the cluster, the longest of them; kmeans: the member closest to the centroid);
+similarity (leader: cosine to the representative; kmeans: cosine to the centroid). Rows in file order.
+
+Methods: leader (the default with --min-sim): rows visited longest first (ties: file order), each joins the
+most similar representative so far if the cosine is >= --min-sim, else founds a cluster (CD-HIT's greedy
+scheme; every member is within the cut-off of a real sequence, no chaining). kmeans (--n-clusters K):
+spherical K-means (cosine), k-means++ seeding from --seed, best of --n-init runs. Deterministic: the same
+input, options and seed give the same clusters, whatever --threads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mrl_dna import console
+from mrl_dna.cli.options import device_option, existing, force_option, quiet_option
+from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
+from mrl_dna.store.textout import text_output
+
+
+def command(
+    db: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="DB.h5", help="An embedding file (mrl-dna embed, merge)."),
+    method: ClusterMethod | None = typer.Option(None, "--method", help="leader: dereplication at --min-sim; kmeans: binning into --n-clusters. Default: leader with --min-sim, kmeans with --n-clusters."),
+    min_sim: float | None = typer.Option(None, "--min-sim", help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
+    n_clusters: int | None = typer.Option(None, "--n-clusters", min=1, help="kmeans: the number of clusters K."),
+    dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
+    seed: int = typer.Option(KMeansConfig.seed, "--seed", help="kmeans: seed of the k-means++ starts."),
+    n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine) is kept."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the TSV here instead of stdout (gzip when the name ends in .gz)."),
+    force: bool = force_option("an existing OUTPUT"),
+    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#id...' header line."),
+    threads: int = typer.Option(0, "--threads", min=0, help="BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 or 2)."),
+    device: str = device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, numpy, unless a GPU is visible)."),
+    quiet: bool = quiet_option("No cluster sizes or summary on stderr (warnings and errors still print)."),
+) -> None:
+    """Cluster the rows of an embedding file: dereplication at a cosine cut-off or K-means binning.
+
+    Example: mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 > clusters.tsv
+
+    Example: mrl-dna cluster contigs.h5 --n-clusters 40 --seed 1 -o bins.tsv
+    """
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    set_blas_threads(threads)
+    if method is None:
+        method = ClusterMethod.kmeans if n_clusters is not None else ClusterMethod.leader
+    with text_output(output, inputs=[db], force=force) as out:
+        clusters, s = cluster(db, method=method, dim=dim, min_sim=min_sim, n_clusters=n_clusters,
+                              kmeans=KMeansConfig(n_init=n_init, seed=seed), device=device, warn=console.warn)
+        out.write("".join(cluster_lines(clusters, header=not no_header)).encode())
+    how = f"cosine >= {min_sim}" if s.method == "leader" else (
+        f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine {s.objective:.4f}")
+    console.info(f"mrl-dna: {s.n_clusters:,} clusters of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
+    console.footer(f"{s.method} at dim {s.dim} ({how}) on {s.device}", timer)

@@ -1,0 +1,58 @@
+"""mrl-dna dist: cosine similarity and angular distance of all pairs of rows of one or two embedding files.
+
+Example (two genomes of one species and one of another, embedded with --per-file):
+
+    $ mrl-dna dist genomes.h5 --dim 64
+    #query	target	similarity	distance
+    Ecoli_K12	Ecoli_W	0.998012	0.020081
+    Ecoli_K12	Salmonella_LT2	0.962340	0.087575
+    Ecoli_W	Salmonella_LT2	0.961875	0.088055
+
+Columns: query id, target id, similarity = cosine of the two normalised prefixes (what `mrl-dna search`
+reports), distance = arccos(similarity) / pi, the angle between them as a fraction of a half turn (0 = same
+direction, 0.5 = orthogonal): a metric, which 1 - cosine is not, so tree and linkage methods can add it; pairs
+keep the order of the similarities. `dist A` prints each pair of A once (row i < row j, no self pairs, as
+mash triangle's lower triangle); `dist A B` prints every row of A with every row of B (as mash dist).
+--format matrix: a square (or n x m) TSV of similarities with a '#query<TAB>ids...' header; --format phylip:
+the distance matrix of one file in relaxed PHYLIP (names padded to 10, of any length) for tree tools.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mrl_dna import console
+from mrl_dna.cli.options import device_option, existing, force_option, quiet_option
+from mrl_dna.compare import DistFormat, dist, set_blas_threads
+
+
+def command(
+    a: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="A.h5", help="An embedding file (mrl-dna embed, merge)."),
+    b: Path | None = typer.Argument(None, callback=existing(what="embedding file"), metavar="[B.h5]", help="A second file of the same model: every row of A with every row of B. Without it: every pair of rows of A, once."),
+    dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
+    fmt: DistFormat = typer.Option(DistFormat.long, "--format", help="long: one line per pair (query, target, similarity, distance); matrix: square TSV of similarities; phylip: distance matrix of one file for tree tools (neighbor, FastME, rapidnj)."),
+    min_sim: float | None = typer.Option(None, "--min-sim", help="long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout (gzip when the name ends in .gz; written as NAME.partial until complete)."),
+    force: bool = force_option("an existing OUTPUT"),
+    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#...' header line (long and matrix formats)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 or 2)."),
+    device: str = device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, numpy, unless a GPU is visible)."),
+    quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
+) -> None:
+    """Cosine similarity and angular distance of all pairs of rows of one or two embedding files.
+
+    Example: mrl-dna dist genomes.h5 --dim 64 --min-sim 0.95 -o close_pairs.tsv.gz
+
+    Example: mrl-dna dist genomes.h5 --format phylip -o genomes.phy
+    """
+    console.set_quiet(quiet)
+    timer = console.Timer()
+    set_blas_threads(threads)
+    s = dist(a, b, dim=dim, fmt=fmt, min_sim=min_sim, output=output, force=force, header=not no_header,
+             device=device, warn=console.warn)
+    pairs = "pairs" if fmt is DistFormat.long else "rows"
+    where = "stdout" if output is None or str(output) == "-" else str(output)
+    console.footer(f"{s.n_queries:,} x {s.n_targets:,} rows at dim {s.dim}: {s.pairs_scored:,} pairs scored, "
+                   f"{s.lines:,} {pairs} written ({fmt.value}) to {where} on {s.device}", timer)

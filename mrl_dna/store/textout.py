@@ -1,0 +1,50 @@
+"""A text result (a table, a matrix) written to stdout or to a file: the file checks every command makes
+(its directory exists and is writable, an existing file needs --force, never an input) before any work, then
+NAME.partial renamed onto NAME only when complete, gzip-compressed when NAME ends in .gz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from mrl_dna.errors import StoreError
+from mrl_dna.store.writer import _check_output_dir, check_output_not_input
+
+
+def check_text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool) -> Path | None:
+    """The output path after the checks (None for stdout: None or '-'); StoreError naming the fix otherwise."""
+    if output is None or str(output) == "-":
+        return None
+    out = Path(output)
+    _check_output_dir(out)
+    check_output_not_input(out, inputs)
+    if out.exists() and not force:
+        raise StoreError(f"{out} already exists; pass --force to overwrite it or choose another -o")
+    return out
+
+
+@contextlib.contextmanager
+def text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool) -> Iterator[BinaryIO]:
+    """A binary stream for the result: stdout, or OUTPUT written as OUTPUT.partial (gzip when OUTPUT ends in
+    .gz) and renamed onto OUTPUT when the block ends without an error (removed when it fails)."""
+    out = check_text_output(output, inputs=inputs, force=force)
+    if out is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        # gzip level 6 (gzip's own default): level 9 costs ~3x the time for a few % on these tables
+        fh = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
+        with fh:
+            yield fh
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
