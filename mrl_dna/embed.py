@@ -39,6 +39,7 @@ from mrl_dna import console
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
+from mrl_dna.regions import RegionSource
 from mrl_dna.genomes import genome_name
 from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
@@ -291,6 +292,7 @@ def embed_fasta(
     overwrite: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
     per_file: bool = False,
+    regions: str | Path | None = None,
 ) -> EmbedSummary:
     """Embed FASTA files into an HDF5 embedding file. Resumable: rerunning the same command on an
     interrupted run continues from the last flushed record (PATH.partial); the file appears at PATH only
@@ -298,7 +300,10 @@ def embed_fasta(
 
     per_file: one row per input FASTA instead of one per record (`embed --per-file`, see embed_files): named
     after the file (genomes.genome_name), record ids may repeat across files; shards, resume and merge then
-    count files."""
+    count files.
+
+    regions: a BED file; each interval of the one input FASTA (plain or bgzip, read through its index) is a
+    record, named by the BED name column, else chrom:start-end (regions.py)."""
     t0 = time.perf_counter()
     dev = resolve_device(device)
     info = model.info
@@ -312,14 +317,20 @@ def embed_fasta(
     if per_file and from_stdin:
         raise ConfigError("--per-file names each row after its input file, and stdin '-' has no file name; save it "
                           "to a file (e.g. genome.fa) and pass that")
-    check_output_not_input(output, inputs, what="input FASTA")
+    if regions is not None and (len(inputs) != 1 or from_stdin or per_file):
+        raise ConfigError("--regions cuts intervals from ONE indexed FASTA file (not stdin, not --per-file); give one "
+                          "FASTA and the BED file")
+    check_output_not_input(output, [*inputs, *([regions] if regions is not None else [])], what="input FASTA")
     if win < SHORT_WINDOW_BP:
         console.warn(f"--window {win} bp is very short: a window of fewer than {SHORT_WINDOW_BP} bp holds too few bases "
                      f"for a meaningful vector (this model was trained on {info.window:,} bp windows); "
                      f"drop --window to use {info.window:,}")
 
     # total bases for the progress bar (and the shard partition): one fast pass over files, none over stdin
-    if per_file:  # the units are files: (name, bp) per file, and each file's (id, bp) per record
+    source = RegionSource(inputs[0], regions) if regions is not None else None
+    if source is not None:  # the units are BED intervals, checked against the FASTA's index
+        listed = source.listed
+    elif per_file:  # the units are files: (name, bp) per file, and each file's (id, bp) per record
         per_record = [record_lengths([p]) for p in inputs]  # ids may repeat across files, never inside one
         listed = [(genome_name(p), sum(n for _, n in recs)) for p, recs in zip(inputs, per_record)]
         _check_file_names(inputs, [name for name, _ in listed])
@@ -359,7 +370,7 @@ def embed_fasta(
         hi = selected.stop if selected is not None else None
         done_ids = writer.done_ids
         idx = -1
-        for idx, rec in enumerate(read_fasta(inputs)):
+        for idx, rec in enumerate(source.records() if source is not None else read_fasta(inputs)):
             if listed is not None and (idx >= len(listed) or listed[idx] != (rec.id, len(rec))):
                 what = f"{listed[idx][0]!r} ({listed[idx][1]:,} bp)" if idx < len(listed) else "no such record"
                 _changed(inputs, f"record {idx + 1} is {rec.id!r} ({len(rec):,} bp) where the first pass saw {what}")

@@ -42,6 +42,7 @@ def embed_distributed(
     overwrite: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
     per_file: bool = False,
+    regions: str | Path | None = None,
 ) -> EmbedSummary:
     """`embed_fasta` (same arguments) over the ranks of a torchrun job; returns an EmbedSummary with the whole
     job's counts (on every rank).
@@ -74,7 +75,7 @@ def embed_distributed(
                 summary = embed_fasta(inputs, model=model, output=part, window=window, stride=stride,
                                       batch_tokens=batch_tokens, device=str(ctx.device), dtype=dtype,
                                       save_windows=save_windows, shard=shard, resume=resume, overwrite=overwrite,
-                                      max_n_fraction=max_n_fraction, per_file=per_file)
+                                      max_n_fraction=max_n_fraction, per_file=per_file, regions=regions)
         except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
             error = e
         failed = ctx.all_sum([error is not None])[0]

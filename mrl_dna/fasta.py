@@ -512,6 +512,11 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+def checked_fai(path: str | Path) -> list[tuple[str, int]] | None:
+    """(id, length) from the .fai beside a plain FASTA when it matches the file, else None (see _read_fai)."""
+    return _read_fai(Path(path))
+
+
 def _read_fai(path: Path) -> list[tuple[str, int]] | None:
     """(id, length) from a samtools/pyfaidx .fai beside a plain FASTA `path`, or None when there is none, it
     is unreadable, or it does not match the file: then the caller reads the file itself.

@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "mrl_dna"
 LAYERS = {
     0: ["mrl_dna.version", "mrl_dna.errors", "mrl_dna.dna", "mrl_dna.console", "mrl_dna.device"],
     1: ["mrl_dna.fasta", "mrl_dna.windows", "mrl_dna.kmer", "mrl_dna.evolve", "mrl_dna.vectors", "mrl_dna.genomes",
-        "mrl_dna.shards", "mrl_dna.config", "mrl_dna.distributed"],
+        "mrl_dna.shards", "mrl_dna.config", "mrl_dna.distributed", "mrl_dna.regions"],
     2: ["mrl_dna.model"],
     3: ["mrl_dna.store"],
     4: ["mrl_dna.embed", "mrl_dna.embed_distributed"],

@@ -28,7 +28,7 @@ from mrl_dna.version import __version__
 
 # command -> (module, the first line of its docstring, shown by `mrl-dna --help` without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "embed": ("mrl_dna.cli.embed", "Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record."),
+    "embed": ("mrl_dna.cli.embed", "Embed every record of FASTA, GenBank or EMBL files into OUTPUT (HDF5): one L2-normalised vector per record."),
     "search": ("mrl_dna.cli.search", "Search embedding files for the nearest sequences of each query; TSV hits on stdout."),
     "info": ("mrl_dna.cli.info", "Print what an embedding file holds: records, dims, dtype, model, window/stride, pooling, completeness."),
     "train": ("mrl_dna.cli.train", "Train a Matryoshka DNA embedding model on genomes; no labels needed."),

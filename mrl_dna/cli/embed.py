@@ -36,6 +36,7 @@ def command(
     device: str = device_option(),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
     save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),
+    regions: Path = typer.Option(None, "--regions", callback=existing(what="--regions"), help="A BED file (chrom, start, end[, name]; 0-based, half-open): embed each interval of the one FASTA (plain or bgzip; its .fai/.gzi index is built beside it when missing or stale) as a record named by the name column, else chrom:start-end."),
     per_file: bool = typer.Option(False, "--per-file", help="One row per input FASTA (a genome or MAG of many contigs), named after the file without .fa/.gz: the weighted centroid of all its windows; record ids may repeat across files."),
     shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
     max_n: float = typer.Option(WindowConfig.max_n_fraction, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
@@ -44,9 +45,11 @@ def command(
     threads: int = threads_option(),
     quiet: bool = quiet_option(),
 ) -> None:
-    """Embed every record of FASTA files into OUTPUT (HDF5): one L2-normalised vector per record.
+    """Embed every record of FASTA, GenBank or EMBL files into OUTPUT (HDF5): one L2-normalised vector per record.
 
     Example: mrl-dna embed data/sample.fa -o sample.h5
+
+    Regions of an indexed FASTA: mrl-dna embed genome.fa --regions genes.bed -o genes.h5
 
     Genome collections, one vector per file: mrl-dna embed genomes/*.fa.gz --per-file -o genomes.h5
 
@@ -61,7 +64,8 @@ def command(
     run = embed_distributed if distributed.is_distributed() else embed_fasta
     s = run(inputs, model=load_model(model), output=output, window=window, stride=stride, batch_tokens=batch_tokens,
             device=device, dtype=dtype.value, save_windows=save_windows, shard=shard_spec,
-            resume=not restart, overwrite=force, max_n_fraction=max_n, per_file=per_file)
+            resume=not restart, overwrite=force, max_n_fraction=max_n, per_file=per_file,
+            regions=regions)
     unit = f"files ({s.contigs:,} records)" if per_file else "records"
     extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
