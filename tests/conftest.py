@@ -13,6 +13,7 @@ import torch
 from mrl_dna import dna
 from mrl_dna.config import EncoderConfig, ModelConfig
 from mrl_dna.model import MrlDnaModel
+from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_FA = REPO / "data" / "sample.fa"
@@ -76,6 +77,29 @@ def assert_same_file(a: Path, b: Path) -> None:
             if isinstance(fa[name], h5py.Dataset):
                 assert fa[name].dtype == fb[name].dtype, name
                 assert np.array_equal(fa[name][()], fb[name][()]), name
+
+
+def write_store(path: Path, vecs: np.ndarray, *, dims=None, status=None, model_hash: str = "a" * 64, windows=None,
+                ids=None, lengths=None, model_name: str = "test") -> Path:
+    """An embedding file of the given (n, D) vectors, written with the store's writer. windows: per record
+    (spans (w, 2), vectors (w, D)); status: per record, non-ok records get zero rows."""
+    n, D = np.shape(vecs)
+    status = status or ["ok"] * n
+    recs = []
+    for i in range(n):
+        spans, wv = windows[i] if windows else (None, None)
+        ok = status[i] == "ok"
+        recs.append(EmbeddedRecord(
+            id=ids[i] if ids else f"t{i}", length=int(lengths[i]) if lengths is not None else 1000,
+            n_windows=len(spans) if spans is not None else 1, n_skipped=0, status=status[i],
+            vector=vecs[i] if ok else np.zeros(D, np.float32), window_spans=spans, window_vectors=wv))
+    attrs = {"model_name": model_name, "model_hash": model_hash, "model_kind": "mrl-dna",
+             "matryoshka_dims": list(dims or (D,)), "window": 512, "stride": 512, "pooling": "mean"}
+    with EmbeddingWriter(path, attrs=attrs, dim=D, save_windows=windows is not None) as w:
+        if recs:
+            w.append(recs)
+        w.finish()
+    return path
 
 
 def random_windows(rng, lengths, L=None):

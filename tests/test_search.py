@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, write_store
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
@@ -29,7 +29,6 @@ from mrl_dna.search import (
 )
 from mrl_dna.vectors import normalize_rows as normalize
 from mrl_dna.vectors import truncate_normalize
-from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 
 DIMS = (8, 16, 32, 64)
 D = DIMS[-1]
@@ -52,33 +51,8 @@ def clustered(n: int, rng: np.random.Generator, d: int = D) -> np.ndarray:
     return normalize(x * (1.0 / np.sqrt(np.arange(1, d + 1)))).astype(np.float32)
 
 
-def write_db(path: Path, vecs: np.ndarray, *, status=None, model_hash: str = HASH, windows=None, ids=None) -> Path:
-    """An embedding file written with the store's writer. windows: per record (spans (w,2), vectors (w,D))."""
-    n = len(vecs)
-    status = status or ["ok"] * n
-    recs = []
-    for i in range(n):
-        spans, wv = windows[i] if windows else (None, None)
-        ok = status[i] == "ok"
-        recs.append(
-            EmbeddedRecord(
-                id=ids[i] if ids else f"t{i}",
-                length=1000,
-                n_windows=len(spans) if spans is not None else 1,
-                n_skipped=0,
-                status=status[i],
-                vector=vecs[i] if ok else np.zeros(D, np.float32),
-                window_spans=spans,
-                window_vectors=wv,
-            )
-        )
-    attrs = {"model_name": "test", "model_hash": model_hash, "model_kind": "mrl-dna", "matryoshka_dims": list(DIMS),
-             "window": 512, "stride": 512, "pooling": "mean"}
-    with EmbeddingWriter(path, attrs=attrs, dim=D, save_windows=windows is not None) as w:
-        if recs:
-            w.append(recs)
-        w.finish()
-    return path
+def write_db(path: Path, vecs: np.ndarray, **kw) -> Path:
+    return write_store(path, vecs, dims=DIMS, model_hash=kw.pop("model_hash", HASH), **kw)
 
 
 def error_line(err: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import device_option, existing, force_option, quiet_option
+from mrl_dna.cli.options import blas_threads_option, existing, force_option, products_device_option, quiet_option
 from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
 from mrl_dna.store.textout import text_output
 
@@ -44,8 +44,8 @@ def command(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the TSV here instead of stdout (gzip when the name ends in .gz)."),
     force: bool = force_option("an existing OUTPUT"),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#id...' header line."),
-    threads: int = typer.Option(0, "--threads", min=0, help="BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 or 2)."),
-    device: str = device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, numpy, unless a GPU is visible)."),
+    threads: int = blas_threads_option(),
+    device: str = products_device_option(),
     quiet: bool = quiet_option("No cluster sizes or summary on stderr (warnings and errors still print)."),
 ) -> None:
     """Cluster the rows of an embedding file: dereplication at a cosine cut-off or K-means binning.
@@ -65,5 +65,6 @@ def command(
         out.write("".join(cluster_lines(clusters, header=not no_header)).encode())
     how = f"cosine >= {min_sim}" if s.method == "leader" else (
         f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine {s.objective:.4f}")
-    console.info(f"mrl-dna: {s.n_clusters:,} clusters of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
+    plural = "s" if s.n_clusters != 1 else ""
+    console.info(f"mrl-dna: {s.n_clusters:,} cluster{plural} of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
     console.footer(f"{s.method} at dim {s.dim} ({how}) on {s.device}", timer)

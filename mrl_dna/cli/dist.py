@@ -24,7 +24,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import device_option, existing, force_option, quiet_option
+from mrl_dna.cli.options import blas_threads_option, existing, force_option, products_device_option, quiet_option
 from mrl_dna.compare import DistFormat, dist, set_blas_threads
 
 
@@ -37,8 +37,8 @@ def command(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout (gzip when the name ends in .gz; written as NAME.partial until complete)."),
     force: bool = force_option("an existing OUTPUT"),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#...' header line (long and matrix formats)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 or 2)."),
-    device: str = device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, numpy, unless a GPU is visible)."),
+    threads: int = blas_threads_option(),
+    device: str = products_device_option(),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
 ) -> None:
     """Cosine similarity and angular distance of all pairs of rows of one or two embedding files.

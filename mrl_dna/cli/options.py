@@ -41,14 +41,25 @@ def quiet_option(help: str = "No progress or summary on stderr (warnings and err
     return typer.Option(False, "-q", "--quiet", help=help)
 
 
-def threads_option():
-    return typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch's default: all cores; on a machine "
-                        "shared with other jobs give 1 or 2: oversubscribed threads run several times slower).")
+def threads_option(what: str = "CPU threads (0 = torch's default: all cores"):
+    return typer.Option(0, "--threads", min=0, help=f"{what}; on a machine shared with other jobs give 1 or 2: "
+                        "oversubscribed threads run several times slower).")
 
 
 def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torch sees one, else the CPU; bf16 "
                   "autocast on CUDA)."):
     return typer.Option("auto", "--device", callback=_checked_device, help=help)
+
+
+def blas_threads_option():
+    """--threads of the commands that compute with numpy (dist, cluster)."""
+    return threads_option("BLAS threads for the products (0 = all cores")
+
+
+def products_device_option():
+    """--device of the commands that compute with numpy, and with torch only on a GPU (dist, cluster)."""
+    return device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, in numpy without "
+                         "loading torch, unless an NVIDIA GPU is visible).")
 
 
 def _checked_device(value: str) -> str:

@@ -122,7 +122,7 @@ def _long(qa: Vectors, qb: Vectors, products: Products, out: BinaryIO, *, self_p
         c0 = r0 + 1 if self_pairs else 0  # self: the targets after the block's first row
         if c0 >= m:
             break
-        S = products(qa.x[r0:r1], slice(c0, m))  # (b, m - c0)
+        S = products(qa.x[r0:r1], slice(c0, m))  # (b, m - c0) float64
         keep = np.ones(S.shape, bool)
         if self_pairs:  # row i pairs with columns j > i only
             keep &= (np.arange(c0, m)[None, :] > np.arange(r0, r1)[:, None])
@@ -132,8 +132,8 @@ def _long(qa: Vectors, qb: Vectors, products: Products, out: BinaryIO, *, self_p
         i, j = np.nonzero(keep)  # (p,) query-major, targets in order
         for p0 in range(0, len(i), LINES_PER_STEP):
             ii, jj = i[p0 : p0 + LINES_PER_STEP], j[p0 : p0 + LINES_PER_STEP]
-            s = S[ii, jj]
-            out.write(text.pair_lines(qid[r0 + ii], tid[c0 + jj], (s, angular_distance(s))))
+            s = S[ii, jj]  # (p,) float64; printed as float32 values, which are symmetric (matrix.Products)
+            out.write(text.pair_lines(qid[r0 + ii], tid[c0 + jj], _printed(s)))
         lines += len(i)
     return scored, lines
 
@@ -154,9 +154,15 @@ def _matrix(qa: Vectors, qb: Vectors, products: Products, out: BinaryIO, *, fmt:
     step = block_rows(m, per_value=64)
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
-        S = products(qa.x[r0:r1])  # (b, m)
+        S = products(qa.x[r0:r1])  # (b, m) float64
         if self_pairs:  # a vector's cosine with itself is 1 (rounding aside)
             S[np.arange(r1 - r0), np.arange(r0, r1)] = 1.0
-        values = angular_distance(S) if fmt is DistFormat.phylip else S
-        out.write(text.matrix_lines(ids[r0:r1], values, sep=sep))
+        sim, d = _printed(S)
+        out.write(text.matrix_lines(ids[r0:r1], d if fmt is DistFormat.phylip else sim, sep=sep))
     return n * m, n
+
+
+def _printed(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity and distance as printed: rounded to float32 from the float64 cosines (symmetric bit for bit,
+    see matrix.Products)."""
+    return similarity.astype(np.float32), angular_distance(similarity).astype(np.float32)
