@@ -17,7 +17,10 @@ best must be a hit, so a zero vector (all windows tie) is a miss.
 
 A model embeds the references exactly as `mrl-dna embed --save-windows` does (mrl_dna.embed.embed_sequences,
 window vectors through `model.window_outputs`), and each query as one sequence (a 2 kb fragment is one model
-window of 2048: its record vector is its window's output). k-mer embedders see the same window spans.
+window of 2048: its record vector is its window's output). k-mer embedders see the same window spans. With
+`store_dir`, a model's references go through `embed_fasta` into an HDF5 file there instead (the file
+`mrl-dna embed --save-windows` writes; record names g<genome>_r<record>, see `target_name`), whose windows are
+scored here and which `scripts/bench_windows.py --via-search` also searches with `mrl-dna search --level windows`.
 
 Axis glossary: q queries, w windows of the database, D method width, k a prefix dim.
 """
@@ -37,9 +40,10 @@ import numpy as np
 from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.dna import decode
-from mrl_dna.embed import embed_sequences
+from mrl_dna.embed import embed_fasta, embed_sequences
 from mrl_dna.errors import ConfigError
 from mrl_dna.fasta import Record
+from mrl_dna.store import EmbeddingStore
 from mrl_dna.vectors import truncate_normalize
 from mrl_dna.windows import WindowConfig, split_windows
 
@@ -113,6 +117,28 @@ def embed_windows(method: ev.Method, genomes: Sequence[ev.Genome], windows: Span
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, emb.dim), np.float32)
 
 
+def embed_windows_to_store(method: ev.Method, genomes: Sequence[ev.Genome], windows: Spans, cfg: WindowBenchConfig,
+                           path: Path) -> np.ndarray:
+    """(w, D) vectors of the database windows of a model, through `embed_fasta(save_windows=True)` into `path`
+    (what `mrl-dna embed REFS.fa --save-windows --window W --stride S -o PATH` writes), read back from it."""
+    emb = method.embed
+    refs = write_fasta(Path(path).with_suffix(".fa"), [target_name(gi, ri) for gi, g in enumerate(genomes)
+                                                        for ri in range(len(g.records))],
+                       [r for g in genomes for r in g.records])
+    extra = {"batch_tokens": emb.batch_tokens} if emb.batch_tokens else {}
+    embed_fasta([refs], model=emb.model, output=Path(path), window=cfg.window, stride=cfg.stride, device=emb.device,
+                save_windows=True, max_n_fraction=cfg.max_n_fraction, overwrite=True, **extra)
+    with EmbeddingStore.open(path) as st:
+        t = st.windows()
+        got = np.stack([t.start, t.end], axis=1)
+        rec = [parse_target(st.ids[r]) for r in t.record]
+        if not (np.array_equal(got, np.stack([windows.start, windows.end], axis=1))
+                and [(g, r) for g, r in rec] == list(zip(windows.genome.tolist(), windows.record.tolist()))):
+            raise ConfigError(f"{method.name}: {path}'s windows differ from the benchmark's ({len(got)} vs "
+                              f"{len(windows)}); mrl_dna.windows and this benchmark disagree on the window layout")
+        return t.read(normalize=False).astype(np.float32)
+
+
 # ---- judging hits ----------------------------------------------------------------------------------------
 def _ok(q: Spans, q_sp: np.ndarray, t: Spans, t_sp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Broadcast judge: species and locus agreement of queries q (b, 1) with targets t (1, w) or (b, w)."""
@@ -138,6 +164,27 @@ def vector_hits(Q: np.ndarray, W: np.ndarray, origins: Spans, windows: Spans, ge
         sp_hit[sl] = ~(tied & ~species).any(axis=1)
         loc_hit[sl] = ~(tied & ~locus).any(axis=1)
     return sp_hit, loc_hit
+
+
+def top_window_hits(fr: ev.Fragments, genomes: Sequence[ev.Genome], contig: Sequence[str], start: np.ndarray,
+                    end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Species and locus hit (q,) of one window per query, given by its record (target_name; '' = no hit) and
+    [start, end), as `mrl-dna search --level windows -k 1` reports it."""
+    species_names = tuple(dict.fromkeys(g.species for g in genomes))
+    gsp = np.array([species_names.index(g.species) for g in genomes], dtype=np.int64)
+    found = np.array([bool(c) for c in contig])
+    gr = np.array([parse_target(c) if c else (0, 0) for c in contig], dtype=np.int64).reshape(-1, 2)
+    t = Spans(gr[:, 0], gr[:, 1], np.asarray(start, np.int64), np.asarray(end, np.int64))
+    species, locus = _ok(query_origins(fr), gsp[fr.genome], t, gsp[t.genome])
+    return species & found, locus & found
+
+
+def score_top_windows(name: str, dim: int, fr: ev.Fragments, genomes: Sequence[ev.Genome], species_hit: np.ndarray,
+                      locus_hit: np.ndarray) -> list[WindowScore]:
+    """WindowScores (one per divergence) of per-query hits found outside run_window_benchmark."""
+    species_names = tuple(dict.fromkeys(g.species for g in genomes))
+    gsp = np.array([species_names.index(g.species) for g in genomes], dtype=np.int64)
+    return _cells(name, dim, fr, species_hit, locus_hit, np.zeros(len(fr), bool), species_names, gsp)
 
 
 @dataclass(frozen=True)
@@ -296,6 +343,7 @@ class WindowReport:
     scores: list[WindowScore] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
+    stores: dict[str, Path] = field(default_factory=dict)  # model -> its windows' HDF5 file (store_dir given)
 
     def methods(self) -> list[str]:
         return list(dict.fromkeys(s.method for s in self.scores))
@@ -318,10 +366,11 @@ def _cells(name: str, dim: int, fr: ev.Fragments, sp_hit, loc_hit, none, species
 def run_window_benchmark(genomes: Sequence[ev.Genome], methods: Sequence[ev.Method],
                          cfg: WindowBenchConfig = WindowBenchConfig(), *, aligners: Sequence[Aligner] = (),
                          threads: int = 1, work: Path | None = None, genome_vectors: bool = False,
-                         fragments: ev.Fragments | None = None) -> WindowReport:
+                         fragments: ev.Fragments | None = None, store_dir: Path | None = None) -> WindowReport:
     """Score every method at each of its dims, then each aligner (`work`: a scratch folder for FASTA and the
     BLAST database; needed when aligners are given). genome_vectors: also score each vector method's
-    fragment -> genome-vector species top-1 on the same queries (issue 14's comparison)."""
+    fragment -> genome-vector species top-1 on the same queries (issue 14's comparison). store_dir: models
+    embed their windows into an HDF5 file there (embed_windows_to_store; report.stores names it)."""
     if len(genomes) < 2:
         raise ConfigError(f"{len(genomes)} reference given; window retrieval needs at least 2 genomes")
     fr = fragments if fragments is not None else ev.make_fragments(genomes, cfg.fragments)
@@ -336,7 +385,11 @@ def run_window_benchmark(genomes: Sequence[ev.Genome], methods: Sequence[ev.Meth
                  f"{cfg.window} bp (stride {cfg.stride}), {len(fr)} queries")
     for m in methods:
         t = time.perf_counter()
-        W = embed_windows(m, genomes, windows, cfg)  # (w, D)
+        if store_dir is not None and isinstance(m.embed, ev.ModelEmbedder):
+            report.stores[m.name] = Path(store_dir) / f"windows{len(report.stores)}.h5"
+            W = embed_windows_to_store(m, genomes, windows, cfg, report.stores[m.name])  # (w, D)
+        else:
+            W = embed_windows(m, genomes, windows, cfg)  # (w, D)
         Qv = np.asarray(m.embed(fr.tokens), dtype=np.float32)  # (q, D)
         D = W.shape[1]
         for k in (m.dims or (D,)):

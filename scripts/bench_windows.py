@@ -17,6 +17,12 @@
                  window is in the source genome and overlaps the fragment's origin); ties count as misses.
                  --genome-vectors adds each vector method's fragment -> genome-vector species top-1 on the same
                  queries (issue 14's comparison; on by default in full mode).
+    --via-search = each model's references are embedded by `embed_fasta` into an HDF5 file (what `mrl-dna embed
+                 REFS.fa --save-windows --window 2048 --stride 1000` writes), its queries into another (`mrl-dna
+                 embed QUERIES.fa`), and `mrl-dna search QUERIES.h5 REFS.h5 --level windows --dim K -k 1` (the
+                 library call `mrl_dna.search.search`) finds each query's window: rows "NAME (search --level
+                 windows)", and stderr and the notes say for how many queries search's window is the
+                 brute-force argmax of the in-memory scoring (ties apart, the same numbers).
 
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per species too).
 
@@ -34,10 +40,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mrl_dna import evaluate as ev
 from mrl_dna import evaluate_bench as eb
 from mrl_dna import evaluate_heldout as eh
 from mrl_dna import evaluate_windows as ew
+from mrl_dna.embed import embed_fasta
+from mrl_dna.search import search
+from mrl_dna.store import EmbeddingStore
+from mrl_dna.vectors import truncate_normalize
 
 QUICK_PER_GENOME = 10
 
@@ -63,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch, BLAS and aligner threads [%(default)s]")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--via-search", action="store_true",
+                    help="also score each model through `mrl-dna search --level windows` on its embedded HDF5 files")
     ap.add_argument("--json", type=Path, help="write every number here")
     a = ap.parse_args(argv)
 
@@ -88,8 +102,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"bench_windows: {n}", file=sys.stderr)
     genome_vectors = (not a.quick) if a.genome_vectors is None else a.genome_vectors
     with tempfile.TemporaryDirectory(prefix="bench_windows_") as tmp:
+        fr = ev.make_fragments(genomes, cfg.fragments)
         report = ew.run_window_benchmark(genomes, ms.methods, cfg, aligners=aligners, threads=a.threads, work=Path(tmp),
-                                         genome_vectors=genome_vectors)
+                                         genome_vectors=genome_vectors, fragments=fr,
+                                         store_dir=Path(tmp) if a.via_search else None)
+        if a.via_search:
+            notes += via_search(report, ms.methods, genomes, fr, Path(tmp), device=a.device)
     meta = eb.run_metadata(threads=a.threads, seconds=time.perf_counter() - t0)
     title = "Fragment -> window retrieval (held-out genomes with close relatives)" + (" -- quick" if a.quick else "")
     md = (ew.format_window_markdown(report, title=title) + "\n" + eh.describe_set(genomes) + "\n\n"
@@ -100,6 +118,36 @@ def main(argv: list[str] | None = None) -> None:
                                "species": report.species, "n_windows": report.n_windows, "models": ms.models,
                                "identity": report.identity, "scores": report.scores, "commands": report.commands,
                                "seconds": report.seconds, "meta": meta})
+
+
+def via_search(report: ew.WindowReport, methods, genomes, fr, work: Path, *, device: str) -> list[str]:
+    """Score each model's top window as `mrl-dna search --level windows -k 1` finds it (rows added to the report)
+    and count the queries where it is the brute-force argmax over the same stored vectors."""
+    notes = []
+    qfa = ew.write_fasta(work / "queries.fa", [f"q{i}" for i in range(len(fr))], fr.tokens)
+    for m in methods:
+        if m.name not in report.stores:
+            continue
+        refs, queries = report.stores[m.name], work / f"queries_{len(notes)}.h5"
+        embed_fasta([qfa], model=m.embed.model, output=queries, device=m.embed.device, overwrite=True)
+        with EmbeddingStore.open(refs) as st, EmbeddingStore.open(queries) as qs:
+            W, Q = st.windows().read(normalize=False), qs.read(normalize=False)
+        same = []
+        for k in m.dims:
+            res = search(queries, [refs], k=1, dim=k, level="windows", device=device, use_index=False)
+            contig, start, end = res.windows.contig[:, 0], res.windows.start[:, 0], res.windows.end[:, 0]
+            order = [int(q[1:]) for q in res.query_ids]
+            full = [np.full(len(fr), "", object), np.full(len(fr), -1), np.full(len(fr), -1)]
+            for dst, src in zip(full, (contig, start, end)):
+                dst[order] = src
+            sp, loc = ew.top_window_hits(fr, genomes, *full)
+            report.scores.extend(ew.score_top_windows(f"{m.name} (search --level windows)", k, fr, genomes, sp, loc))
+            brute = np.argmax(truncate_normalize(Q, k) @ truncate_normalize(W, k).T, axis=1)  # (q,)
+            same.append(f"{k}: {int(np.sum(res.hits.rows[:, 0] == brute[order]))}/{len(order)}")
+        notes.append(f"{m.name}: search --level windows returned the brute-force argmax window for "
+                     + ", ".join(same) + " queries (dim: equal/all)")
+        print(f"bench_windows: {notes[-1]}", file=sys.stderr)
+    return notes
 
 
 if __name__ == "__main__":

@@ -117,6 +117,35 @@ def test_model_windows_are_embeds_saved_windows(genomes, tiny_model):
     np.testing.assert_allclose(m.embed(pieces[:3]), direct[:3], atol=1e-5)
 
 
+def test_windows_through_the_store_are_embed_sequences_windows_and_search_finds_the_same(genomes, tiny_model, tmp_path):
+    """store_dir: a model's windows come from the HDF5 `mrl-dna embed --save-windows` writes, equal bit for bit
+    to embed_sequences'; `search --level windows -k 1` on that file (scripts/bench_windows.py --via-search) gives
+    the same species/locus numbers as the in-memory scoring, and its window is the brute-force argmax."""
+    import importlib.util
+
+    from conftest import REPO
+
+    m = ev.model_method(tiny_model, "tiny")
+    fr = ev.make_fragments(genomes, CFG.fragments)
+    mem = ew.run_window_benchmark(genomes, [m], CFG, fragments=fr)
+    rep = ew.run_window_benchmark(genomes, [m], CFG, fragments=fr, store_dir=tmp_path)
+    w = ew.window_spans_of(genomes, CFG)
+    assert np.array_equal(ew.embed_windows_to_store(m, genomes, w, CFG, tmp_path / "again.h5"),
+                          ew.embed_windows(m, genomes, w, CFG))
+    assert [(s.dim, s.species_top1, s.locus_top1) for s in rep.scores] == [(s.dim, s.species_top1, s.locus_top1)
+                                                                           for s in mem.scores]
+    spec = importlib.util.spec_from_file_location("bench_windows", REPO / "scripts" / "bench_windows.py")
+    bw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bw)
+    notes = bw.via_search(rep, [m], genomes, fr, tmp_path, device="cpu")
+    n = len(fr)
+    assert notes == [f"tiny: search --level windows returned the brute-force argmax window for 4: {n}/{n}, "
+                     f"8: {n}/{n}, 16: {n}/{n} queries (dim: equal/all)"]
+    via = [s for s in rep.scores if s.method == "tiny (search --level windows)"]
+    assert [(s.dim, s.divergence, s.species_top1, s.locus_top1) for s in via] == [
+        (s.dim, s.divergence, s.species_top1, s.locus_top1) for s in mem.scores]  # no ties among these windows
+
+
 @pytest.mark.parametrize("aligner", list(ew.Aligner))
 def test_aligner_finds_exact_fragments(genomes, aligner, tmp_path):
     if not ew.aligner_available(aligner):
