@@ -1,14 +1,17 @@
 """mrl-dna cluster: clusters of the rows of an embedding file (dereplication at a cosine cut-off, or K-means
 binning); TSV id -> cluster on stdout, cluster sizes on stderr.
 
-Example (dereplicate genomes embedded with --per-file at cosine 0.99 over the 64-dim prefix):
+Example (six genomes of ../shared/data embedded with `embed --per-file`; README, "Genome collections"):
 
     $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64
     #id	cluster	representative	similarity
-    Ecoli_K12	0	Ecoli_W	0.998012
-    Ecoli_W	0	Ecoli_W	1.000000
-    Salmonella_LT2	1	Salmonella_LT2	1.000000
-    mrl-dna: 2 clusters of 3 rows; sizes 2, 1
+    Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
+    Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
+    Blochmannia_chromaiodes_640	0	Blochmannia_pennsylvanicus_BPEN	0.999840
+    Blochmannia_floridanus	2	Blochmannia_floridanus	1.000000
+    Shew_baltica_OS185_first500k	1	Shew_baltica_OS185_first500k	1.000000
+    Shew_baltica_OS223_first500k	1	Shew_baltica_OS185_first500k	0.997935
+    mrl-dna: 3 clusters of 6 rows; sizes 3, 2, 1
 
 Columns: id; cluster (0 = the largest; ties: the cluster whose first row comes first); representative (leader:
 the row that founded the cluster, the longest of them; kmeans: the member closest to the centroid);
@@ -49,6 +52,16 @@ def command(
     quiet: bool = quiet_option("No cluster sizes or summary on stderr (warnings and errors still print)."),
 ) -> None:
     """Cluster the rows of an embedding file: dereplication at a cosine cut-off or K-means binning.
+
+    --min-sim S: greedy leader clustering, longest row first (each joins the most similar representative
+    so far if the cosine is >= S, else founds a cluster); --n-clusters K: spherical K-means (--seed).
+
+    \b
+    Example (genomes embedded with embed --per-file):
+      $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 | head -3
+      #id	cluster	representative	similarity
+      Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
+      Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
 
     Example: mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 > clusters.tsv
 

@@ -1,12 +1,12 @@
 """mrl-dna dist: cosine similarity and angular distance of all pairs of rows of one or two embedding files.
 
-Example (two genomes of one species and one of another, embedded with --per-file):
+Example (six genomes of ../shared/data embedded with `embed --per-file`; README, "Genome collections"):
 
-    $ mrl-dna dist genomes.h5 --dim 64
+    $ mrl-dna dist genomes.h5 --dim 64 | head -4
     #query	target	similarity	distance
-    Ecoli_K12	Ecoli_W	0.998012	0.020081
-    Ecoli_K12	Salmonella_LT2	0.962340	0.087575
-    Ecoli_W	Salmonella_LT2	0.961875	0.088055
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_floridanus	0.959502	0.090899
 
 Columns: query id, target id, similarity = cosine of the two normalised prefixes (what `mrl-dna search`
 reports), distance = arccos(similarity) / pi, the angle between them as a fraction of a half turn (0 = same
@@ -42,6 +42,16 @@ def command(
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
 ) -> None:
     """Cosine similarity and angular distance of all pairs of rows of one or two embedding files.
+
+    distance = arccos(similarity) / pi (a metric; 0.5 = orthogonal). dist A: each pair once (i < j); dist A B:
+    every row of A with every row of B.
+
+    \b
+    Example (genomes embedded with embed --per-file):
+      $ mrl-dna dist genomes.h5 --dim 64 | head -3
+      #query	target	similarity	distance
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
 
     Example: mrl-dna dist genomes.h5 --dim 64 --min-sim 0.95 -o close_pairs.tsv.gz
 
