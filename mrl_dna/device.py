@@ -8,7 +8,6 @@ functions so that the CLI starts without it.
 
 from __future__ import annotations
 
-import enum
 import re
 
 from mrl_dna.errors import ConfigError
@@ -17,17 +16,10 @@ _FORM = re.compile(r"auto|cpu|cuda(:\d+)?")
 CHOICES = "auto, cpu, cuda or cuda:N"
 
 
-class Device(str, enum.Enum):
-    """The named choices of `--device` (cuda:N is accepted too, as a string)."""
-
-    auto = "auto"  # a GPU when torch sees one, else the CPU
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-def check_device(device: str | Device) -> str:
-    """The --device value as a string, or ConfigError when it is not a device or names a GPU torch cannot see."""
-    device = device.value if isinstance(device, Device) else str(device).strip()
+def check_device(device: str) -> str:
+    """The --device value as a string, or ConfigError when it is not a device or names a GPU torch cannot see.
+    (A string, not an Enum: cuda:N is open-ended; the form is one regular expression, _FORM.)"""
+    device = str(device).strip()
     if not _FORM.fullmatch(device):
         raise ConfigError(f"--device {device!r} is not a device; use {CHOICES}")
     if device.startswith("cuda"):
@@ -42,9 +34,9 @@ def check_device(device: str | Device) -> str:
     return device
 
 
-def resolve_device(device: str | Device):
-    """'auto' -> cuda when available, else cpu; 'cpu'; 'cuda' / 'cuda:N' -> torch.device (ConfigError when
-    it is not a device or not available)."""
+def resolve_device(device):
+    """'auto' -> cuda when available, else cpu; 'cpu'; 'cuda' / 'cuda:N' (or a torch.device) -> torch.device
+    (ConfigError when it is not a device or not available)."""
     import torch
 
     device = check_device(device)

@@ -87,7 +87,8 @@ def test_transformers_imported_first_then_mrl_dna(tiny_model_dir):
 
 def test_import_mrl_dna_does_not_import_transformers_and_vice_versa():
     code = ("import sys, mrl_dna; assert 'transformers' not in sys.modules; import transformers; "
-            "assert 'torch' not in sys.modules, 'import transformers pulled torch through the hook'; print('ok')")
+            "assert 'mrl_dna.hf.model' not in sys.modules, 'import transformers loaded the model class (and torch)'; "
+            "assert 'mrl_dna.api' not in sys.modules; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.stdout.strip() == "ok", r.stderr[-2000:]
 
