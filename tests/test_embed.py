@@ -226,6 +226,8 @@ def test_per_file_cli_and_its_errors(tmp_path, cli, tiny_model_dir, genome_files
     assert code == 1 and "duplicate id 'contig_1'" in err and "--per-file" in err and err.count("\n") == 1
     code, _, err = cli("embed", *genome_files[:2], "-o", out, "-m", tiny_model_dir, "--per-file")
     assert code == 0 and "2 files (4 records)" in err
+    code, shown, _ = cli("info", out)
+    assert code == 0 and "files:         2 (embed --per-file: 4 records, 2,100 bp)" in shown
     twin = tmp_path / "sub"
     twin.mkdir()
     (twin / "gB.fa").write_text(">x\nACGT\n")

@@ -44,7 +44,8 @@ def render(s: dict) -> str:
     hash_ = s["model_hash"][:16] + ("..." if len(s["model_hash"]) > 16 else "")
     rows = [
         ("file", s["path"]),
-        ("records", f"{s['n_records']:,} ({s['total_bp']:,} bp)"),
+        ("records", f"{s['n_records']:,} ({s['total_bp']:,} bp)") if not s.get("per_file") else
+        ("files", f"{s['n_records']:,} (embed --per-file: {s['n_contigs']:,} records, {s['total_bp']:,} bp)"),
         ("status", status),
         ("dim", f"{s['dim']} (Matryoshka dims {', '.join(map(str, s['matryoshka_dims']))})"),
         ("dtype", s["dtype"]),
