@@ -306,8 +306,9 @@ def test_duplicate_ids_within_and_across_files(tmp_path: Path) -> None:
     a = write(tmp_path, "a.fa", b">x\nA\n>y\nC\n")
     b = write(tmp_path, "b.fa", b">z\nG\n>x desc\nT\n")
     assert message([a, b]) == (
-        f"duplicate id 'x' in {b} line 3 (first seen in {a} line 1); ids must be unique: rename one of the records"
-    )
+        f"duplicate id 'x' in {b} line 3 (first seen in {a} line 1); ids must be unique: rename one of the records "
+        "(or, for one vector per file as for genomes of many contigs, embed with --per-file)"
+    )  # two files: the hint of issue 14
     same = write(tmp_path, "s.fa", b">q\nA\n>q\nA\n")
     assert f"duplicate id 'q' in {same} line 3 (first seen in {same} line 1)" in message([same])
 
