@@ -39,6 +39,16 @@ class Pooling(str, enum.Enum):
     mean = "mean"  # length-weighted mean of the window vectors
     attention = "attention"  # learned attention over windows (plus a log-length prior)
 
+class Patch(str, enum.Enum):
+    """How the stem turns base-level k-mer features into one token per `stride` bases."""
+
+    conv = "conv"  # a learned patch conv (kernel = stride): each base of a patch has its own weights (v1)
+    # the mean of the patch's base-level features, then one linear map: a 1 bp shift or an indel changes a token
+    # by 1/stride of its input instead of moving every base onto other weights, so the same locus read at another
+    # phase (a fragment vs the stored windows) gives nearly the same tokens
+    mean = "mean"
+
+
 class KmerTransform(str, enum.Enum):
     """How k-mer frequencies f of K canonical k-mers are scaled (both give 0 for a uniform composition)."""
 
@@ -54,6 +64,7 @@ class EncoderConfig:
     # A stride of 16 means one token per 16 bp: the mixer is the costly part and this is what makes
     # >= 250 kbp/s on two CPU cores possible (PERF_NOTES: one token per base tops out near 7 kbp/s).
     stride: int = 16
+    patch: Patch = Patch.conv  # see Patch; conv for models saved before the field existed
     stem_kernel: int = 9  # covers 9-mers at single-base resolution before patching
     stem_channels: int = 64
     d_model: int = 64  # hidden width per strand
@@ -80,6 +91,10 @@ class EncoderConfig:
     #      bag of local sequence features (like a k-mer profile, but of learned, mutation-tolerant words); the
     #      mean of the hidden states is only d_model numbers, which a linear head can merely rotate.
     pool_features: int = 0
+    # Batch-normalise the averaged learned features (running statistics at inference, so a fixed affine map then).
+    # An average over a window's ~128 tokens barely moves from window to window (std ~1e-3 against ~0.15 for the
+    # k-mer block, measured), so without it the head ignores the learned part and the encoder gets no gradient.
+    pool_norm: bool = False
     # False: no stem and no mixer at all; the window vector is the k-mer profile alone. This is the ablation
     # every v2 claim is measured against (the same head and training on k-mer input only).
     learned: bool = True
@@ -104,6 +119,7 @@ class EncoderConfig:
                 f"encoder d_inner={self.d_inner} is not a multiple of headdim={self.headdim}; pick headdim dividing it"
             )
         object.__setattr__(self, "mixer", Mixer(self.mixer))
+        object.__setattr__(self, "patch", Patch(self.patch))
 
     @property
     def d_inner(self) -> int:
@@ -167,6 +183,7 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         d["encoder"]["mixer"] = self.encoder.mixer.value
         d["encoder"]["kmer_transform"] = self.encoder.kmer_transform.value
+        d["encoder"]["patch"] = self.encoder.patch.value
         d["pooling"] = self.pooling.value
         d["matryoshka_dims"] = list(self.matryoshka_dims)
         return {"model_type": "mrl-dna", **d}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig
+from mrl_dna.config import EncoderConfig, ModelConfig, Patch
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.model.encoder import Stem, flip_valid, revcomp_tokens
@@ -110,3 +110,36 @@ def test_kmer_only_encoder_is_the_kmer_profile_alone():
         torch.testing.assert_close(model.window_vectors(tok, lengths), KmerProfile(2, enc.kmer_transform)(tok, lengths))
     with pytest.raises(ConfigError, match="needs kmer_features"):
         dataclasses.replace(enc, kmer_features=0)
+
+
+def test_mean_patch_and_pool_norm_keep_rc_invariance_and_padding_independence():
+    enc = dataclasses.replace(tiny_config().encoder, patch=Patch.mean, pool_features=12, pool_norm=True)
+    torch.manual_seed(8)
+    model = MrlDnaModel(tiny_config(encoder=enc))
+    with torch.no_grad():  # give the batch norm running statistics that are not the identity
+        model.train()(torch.randint(7, 11, (6, 1, 256)), torch.full((6, 1), 256))
+    model.eval()
+    assert model.encoder.pool_norm.running_var.ne(1).any()
+    tok, lengths = random_windows(np.random.default_rng(9), [256, 90, 33])
+    with torch.no_grad():
+        w = model.window_vectors(tok, lengths)
+        w_rc = model.window_vectors(revcomp_tokens(tok, lengths), lengths)
+        alone = model.window_vectors(tok[1:2, :90], lengths[1:2])
+    torch.testing.assert_close(w, w_rc, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-5)
+    assert ModelConfig.from_dict(model.config.to_dict()).encoder == enc
+
+
+def test_mean_patch_tokens_move_little_when_the_sequence_shifts_by_one_base():
+    """The point of Patch.mean: a 1 bp shift changes a token by ~1/stride of its input, where the learned patch
+    conv moves every base onto other weights."""
+    torch.manual_seed(10)
+    rng = np.random.default_rng(11)
+    seq = torch.from_numpy(rng.integers(7, 11, size=(1, 513))).long()
+    change = {}
+    for patch in Patch:
+        stem = Stem(dataclasses.replace(tiny_config().encoder, patch=patch))
+        with torch.no_grad():
+            a, b = stem(seq[:, :512]), stem(seq[:, 1:])
+        change[patch] = float((a - b).norm() / a.norm())
+    assert change[Patch.mean] < 0.5 * change[Patch.conv]

@@ -9,7 +9,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
                                  threads_option)
-from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Pooling
+from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
 from mrl_dna.errors import ConfigError
 from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
 from mrl_dna.train.plan import ModelOptions, plan_training
@@ -40,6 +40,8 @@ def command(
     mixer: Mixer = typer.Option(None, "--mixer", help=f"Sequence mixer [default {E.mixer.value}].", rich_help_panel=_M),
     pooling: Pooling = typer.Option(None, "--pooling", help=f"Window pooling [default {MC.pooling.value}].", rich_help_panel=_M),
     pool_features: int = typer.Option(None, "--pool-features", min=0, help=f"Learned features per token averaged into the window vector (a GELU projection of each token state; a learned bag of local features); 0 = average the token states themselves [default {E.pool_features}].", rich_help_panel=_M),
+    pool_norm: bool = typer.Option(False, "--pool-norm", help="Batch-normalise the averaged learned features (running statistics at inference): without it their tiny window-to-window spread lets the head ignore them.", rich_help_panel=_M),
+    patch: Patch = typer.Option(None, "--patch", help=f"How the stem makes one token per --token-bp bases: conv = a learned patch conv, mean = the mean of the bases' k-mer features then one linear map (robust to the phase of a fragment) [default {E.patch.value}].", rich_help_panel=_M),
     kmer_only: bool = typer.Option(False, "--kmer-only", help="No stem and no mixer: the window vector is the k-mer profile alone (the ablation a learned encoder is measured against).", rich_help_panel=_M),
     head_hidden: int = typer.Option(None, "--head-hidden", min=0, help=f"Projection MLP width, 0 = linear [default {MC.head_hidden}].", rich_help_panel=_M),
     window: int = typer.Option(None, "--window", min=16, help=f"Window bp (also the model's embed window) [default {MC.window}].", rich_help_panel=_M),
@@ -121,7 +123,8 @@ def command(
     )
     model = ModelOptions(
         d_model=d_model, n_layer=n_layer, stride=token_bp, kmer_features=kmer_features, kmer_transform=kmer_transform,
-        mixer=mixer, pooling=pooling, pool_features=pool_features, learned=False if kmer_only else None,
+        mixer=mixer, pooling=pooling, pool_features=pool_features, pool_norm=True if pool_norm else None, patch=patch,
+        learned=False if kmer_only else None,
         head_hidden=head_hidden, window=window,
     )
     plan = plan_training(model=model, dims=number_list(dims, "--dims", example=_DIMS), name=name, init=init,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, Mixer
+from mrl_dna.config import EncoderConfig, Mixer, Patch
 from mrl_dna.kmer import canonical_index
 from mrl_dna.model.scan import ssd_scan
 from mrl_dna.model.selective_scan import selective_scan
@@ -135,8 +135,12 @@ class Stem(nn.Module):
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
         self.stride = cfg.stride
+        self.mode = cfg.patch
         self.kmer = nn.Conv1d(4, cfg.stem_channels, cfg.stem_kernel, padding=cfg.stem_kernel // 2)
-        self.patch = nn.Conv1d(cfg.stem_channels, cfg.d_model, cfg.stride, stride=cfg.stride)
+        if self.mode == Patch.conv:
+            self.patch = nn.Conv1d(cfg.stem_channels, cfg.d_model, cfg.stride, stride=cfg.stride)
+        else:  # Patch.mean: the patch's mean feature, then one linear map
+            self.patch = nn.Linear(cfg.stem_channels, cfg.d_model)
 
     def forward(self, tokens: Tensor) -> Tensor:
         b, L = tokens.shape
@@ -145,6 +149,8 @@ class Stem(nn.Module):
         # so every valid token sees exactly the same inputs in both cases
         x = _ONE_HOT.to(device=tokens.device, dtype=self.kmer.weight.dtype)[F.pad(tokens, (0, pad), value=dna.PAD)]  # (b, L', 4)
         x = F.gelu(_conv1d_channels_last(self.kmer, x))  # (b, L', e)
+        if self.mode == Patch.mean:
+            return self.patch(x.reshape(b, (L + pad) // self.stride, self.stride, -1).mean(2))  # (b, l, e) -> (b, l, d)
         w = self.patch.weight.permute(2, 1, 0).reshape(-1, self.patch.out_channels)  # (stride * e, d): row j*e + c
         return x.reshape(b, (L + pad) // self.stride, -1) @ w + self.patch.bias  # (b, l, d)
 
@@ -266,6 +272,8 @@ class Encoder(nn.Module):
             self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
             # token state -> pool_features GELU features, averaged over the window (EncoderConfig.pool_features)
             self.pool_proj = nn.Linear(cfg.d_model, cfg.pool_features) if cfg.pool_features else None
+            # the averaged features standardised (EncoderConfig.pool_norm); the linear head supplies the affine part
+            self.pool_norm = nn.BatchNorm1d(cfg.learned_dim, affine=False) if cfg.pool_norm else None
         self.kmer = KmerProfile(cfg.kmer_features, cfg.kmer_transform) if cfg.kmer_features else None
 
     def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -296,4 +304,5 @@ class Encoder(nn.Module):
         n_tok = (lengths2 + self.cfg.stride - 1) // self.cfg.stride
         valid = (torch.arange(h.shape[1], device=h.device)[None, :] < n_tok[:, None]).float()  # (2b, l)
         mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, e)
-        return mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
+        vec = mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
+        return self.pool_norm(vec) if self.pool_norm is not None else vec  # (b, e)
