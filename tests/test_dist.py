@@ -161,6 +161,28 @@ def test_cli_dist_and_its_errors(db, tmp_path, cli):
     assert code == 2
 
 
+def test_output_to_a_device_or_pipe_is_written_in_place_never_replaced(db, tmp_path, cli):
+    """-o /dev/null must stay /dev/null: a rename of OUT.partial onto it once replaced the device with a file.
+    Checked on a named pipe (the same kind of path, harmless if it regressed)."""
+    import os
+    import stat
+    import threading
+
+    path, *_ = db
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = cli("dist", path, "--dim", "8", "-o", fifo, "-f")
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not (tmp_path / "pipe.partial").exists()
+    assert got and got[0].startswith(b"#query\ttarget") and got[0].count(b"\n") == 1 + 39 * 38 // 2
+    code, _, err = cli("embed", REPO / "data" / "sample.fa", "-o", fifo, "-f")  # HDF5 needs a real file
+    assert code == 1 and "is not a regular file" in err and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 def test_dist_and_cluster_do_not_import_torch(db):
     path, *_ = db
     code = (f"import sys; from mrl_dna.cli import main\n"

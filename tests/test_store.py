@@ -432,6 +432,21 @@ def test_export_parquet_or_a_clear_error_without_pyarrow(tmp_path, h5, recs, mon
 # ------------------------------------------------------------------------------------------ CLI
 
 
+def test_export_to_a_pipe_writes_in_place(tmp_path, h5):
+    """A device or a pipe given as -o (export -o /dev/null -f) is written in place, not replaced by a rename."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    export_store(h5, dim=8, fmt="tsv", output=fifo, force=True)
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got and got[0].count(b"\n") == 23
+
+
 def test_cli_info(h5, capsys):
     code, out, _ = run_cli(["info", h5], capsys)
     assert code == 0 and "records:       23 (25,300 bp)" in out and "complete:      yes" in out

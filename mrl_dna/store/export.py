@@ -19,7 +19,7 @@ import numpy as np
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
-from mrl_dna.store.writer import check_output_not_input
+from mrl_dna.store.writer import check_output_not_input, is_special_file
 
 
 class ExportFormat(str, enum.Enum):
@@ -99,15 +99,17 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
 def _replace_when_done(targets: Sequence[Path]) -> Iterator[list[Path]]:
     """Temporary names NAME.partial for the targets, renamed onto them when the block ends without error and
     removed when it fails, so that a reader never sees a half-written export under its final name."""
-    tmps = [t.with_name(t.name + ".partial") for t in targets]
+    tmps = [t if is_special_file(t) else t.with_name(t.name + ".partial") for t in targets]  # /dev/null: in place
     try:
         yield tmps
         for tmp, t in zip(tmps, targets):
-            os.replace(tmp, t)
+            if tmp != t:
+                os.replace(tmp, t)
     finally:
-        for tmp in tmps:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        for tmp, t in zip(tmps, targets):
+            if tmp != t:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
 
 def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: int) -> None:

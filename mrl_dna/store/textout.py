@@ -1,6 +1,8 @@
 """A text result (a table, a matrix) written to stdout or to a file: the file checks every command makes
 (its directory exists and is writable, an existing file needs --force, never an input) before any work, then
-NAME.partial renamed onto NAME only when complete, gzip-compressed when NAME ends in .gz.
+NAME.partial renamed onto NAME only when complete, gzip-compressed when NAME ends in .gz. A device or a pipe
+(-o /dev/null) is written in place: a rename onto /dev/null replaced the device with a file (found by
+scripts/bench_dist.py; tests/test_dist.py keeps it from coming back).
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mrl_dna.errors import StoreError
-from mrl_dna.store.writer import _check_output_dir, check_output_not_input
+from mrl_dna.store.writer import _check_output_dir, check_output_not_input, is_special_file
 
 
 def check_text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool) -> Path | None:
-    """The output path after the checks (None for stdout: None or '-'); StoreError naming the fix otherwise."""
+    """The output path after the checks (None for stdout: None or '-'); StoreError naming the fix otherwise. A
+    device or a pipe (`-o /dev/null`) passes as it is: it is written in place, so there is nothing to replace."""
     if output is None or str(output) == "-":
         return None
     out = Path(output)
+    if is_special_file(out):
+        return out
     _check_output_dir(out)
     check_output_not_input(out, inputs)
     if out.exists() and not force:
@@ -37,6 +42,10 @@ def text_output(output: str | Path | None, *, inputs: Sequence[str | Path], forc
     if out is None:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
+        return
+    if is_special_file(out):  # never OUT.partial renamed onto a device: that would replace /dev/null itself
+        with open(out, "wb") as fh:
+            yield fh
         return
     tmp = out.with_name(out.name + ".partial")
     try:

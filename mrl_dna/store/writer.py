@@ -510,6 +510,16 @@ def _check_output_dir(path: Path) -> None:
         raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")
     if path.is_dir():
         raise StoreError(f"output {path} is a directory; give a file name such as {path / 'embeddings.h5'}")
+    if is_special_file(path):  # the rename of PATH.partial onto it would replace a device such as /dev/null
+        raise StoreError(f"output {path} is not a regular file (a device, pipe or socket); an embedding file is "
+                         "written beside it and renamed onto it: choose a file name for -o")
+
+
+def is_special_file(path: str | Path) -> bool:
+    """Whether path exists and is neither a regular file nor a directory (/dev/null, a named pipe, a socket):
+    an output that must be written in place, never replaced by a rename."""
+    p = Path(path)
+    return p.exists() and not p.is_file() and not p.is_dir()
 
 
 def check_existing_output(path: Path, *, overwrite: bool) -> None:
