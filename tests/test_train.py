@@ -223,3 +223,38 @@ def test_genome_blocks_with_a_locus_loss_log_and_validate_locus_dims(tmp_path, c
     assert load_model(out).config.encoder.pool_features == 12
     code, err = run_train([args[0], "-o", str(tmp_path / "m2"), "--locus-dims", "16", *TINY], capsys)
     assert code == 1 and "--windows-per-genome" in err
+
+
+def test_head_from_a_kmer_only_model_starts_exactly_as_that_model(tmp_path, capsys):
+    d = _split_sample(tmp_path)
+    blocks = ["--windows-per-genome", "2", "--genome-dims", "8", "--locus-dims", "16", "--cosent-weight", "0"]
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "k"), "--steps", "2", "--kmer-only", *blocks, *TINY], capsys)
+    assert code == 0, err
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "m"), "--steps", "0", "--head-from", str(tmp_path / "k"),
+                           "--pool-features", "12", "--pool-norm", "--patch", "mean", *blocks, *TINY], capsys)
+    assert code == 0, err
+    kmer, full = load_model(tmp_path / "k"), load_model(tmp_path / "m")
+    tok, lengths = torch.randint(7, 11, (3, 1, 256)), torch.full((3, 1), 256)
+    with torch.no_grad():
+        torch.testing.assert_close(full(tok, lengths), kmer(tok, lengths))
+    assert "--head-from" in (tmp_path / "m" / "README.md").read_text()
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "x"), "--head-from", str(tmp_path / "m"), *blocks, *TINY],
+                          capsys)
+    assert code == 1 and "not a --kmer-only model" in err
+
+
+def test_resume_of_a_checkpoint_written_before_a_config_field_existed(tmp_path, capsys):
+    """A field added to TrainConfig/SamplerConfig later: an older checkpoint lacks it and ran with its default."""
+    common = [str(SAMPLE), "--steps", "3", "--checkpoint-every", "2", *TINY]
+    assert run_train([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
+    assert run_train([*common, "-o", str(tmp_path / "b"), "--stop-at", "2"], capsys)[0] == 0
+    path = tmp_path / "b" / "checkpoints" / "step-0000002.pt"
+    ck = torch.load(path, weights_only=False)
+    del ck["train_config"]["head_from"], ck["sampler_config"]["windows_per_genome"]
+    torch.save(ck, path)
+    code, err = run_train([*common, "-o", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    code, err = run_train([*common, "-o", str(tmp_path / "c"), "--stop-at", "2"], capsys)
+    code, err = run_train([*common, "-o", str(tmp_path / "c"), "--resume", "--lr", "0.5"], capsys)
+    assert code == 1 and "lr differs from the checkpoint" in err

@@ -19,11 +19,18 @@ def _encoder_line(model) -> str:
         if not e.learned:
             return f"- encoder: none (--kmer-only): the window vector is the canonical {e.kmer_features}-mer profile alone"
         pooled = f", {e.pool_features} GELU features per token averaged" if e.pool_features else ""
+        pooled += " and batch-normalised" if e.pool_norm else ""
         return (f"- encoder: RC-equivariant BiMamba, d_model {e.d_model}, {e.n_layer} layer(s), mixer {e.mixer.value}, "
-                f"stride {e.stride} bp per token{pooled}{kmers}")
+                f"stride {e.stride} bp per token ({e.patch.value} patch){pooled}{kmers}")
     cad = c.caduceus
     return (f"- encoder: Caduceus backbone (d_model {cad.get('d_model')}, {cad.get('n_layer')} layers, "
             f"{'PS' if cad.get('rcps') else 'Ph'}), one token per base")
+
+
+def _names(sources, first: int = 12) -> str:
+    """Source names, the first `first` of them and a count of the rest (a corpus has thousands)."""
+    names = [s.name for s in sources]
+    return ", ".join(names[:first]) + (f" and {len(names) - first:,} more" if len(names) > first else "")
 
 
 def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, validation, metrics_path, init) -> str:
@@ -48,10 +55,12 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         f"- command: `mrl-dna {' '.join(sys.argv[1:])}`",
         f"- mrl-dna {__version__}; torch {torch.__version__}; started from {init or 'random init'}"
         + ("; head started at the whitened k-mer profile of the training genomes (--head-init whiten, shrinkage "
-           f"{tc.whiten_shrinkage})" if tc.head_init == "whiten" else ""),
+           f"{tc.whiten_shrinkage})" if tc.head_init == "whiten" else "")
+        + (f"; head started as the --kmer-only model {tc.head_from} on the k-mer columns, 0 on the learned ones "
+           "(--head-from)" if tc.head_from else ""),
         f"- data: {len(sources)} training genome(s)/group(s), {sum(s.n_bases for s in sources) / 1e6:.1f} Mbp: "
-        + ", ".join(s.name for s in sources),
-        f"- held out for validation: {', '.join(s.name for s in val_sources) or 'none'}",
+        + _names(sources),
+        f"- held out for validation: {_names(val_sources) or 'none'}",
         f"- loss: {'Matryoshka over dims ' + str(list(dims)) if tc.matryoshka else 'full dim only (no Matryoshka: baseline)'}; "
         f"symmetric InfoNCE (negatives of the same genome, or of the same --groups species, masked; scale {tc.scale}) + {tc.cosent_weight} x CoSENT on "
         f"evolved anchors (identity targets, mutation rate up to {sc.max_mutation_rate})"

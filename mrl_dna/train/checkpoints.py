@@ -73,11 +73,12 @@ def check_checkpoint(state: dict, path: Path, tc: TrainConfig, sc: SamplerConfig
         raise ModelError(f"{path} is not an mrl-dna training checkpoint; remove it or start a new -o")
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise ModelError(f"{path} was written by a newer mrl-dna ({state.get('mrl_dna_version')}); upgrade mrl-dna")
-    saved = state["train_config"]
+    # a field the checkpoint lacks was added to the config after it was written: the run used its default
+    saved = {**plain(type(tc)()), **state["train_config"]}
     now = plain(tc)
     diff = [k for k in now if k not in RESUMABLE and _norm(now[k]) != _norm(saved.get(k))]
     if sc is not None:
-        saved_sc, now_sc = state["sampler_config"], plain(sc)
+        saved_sc, now_sc = {**plain(type(sc)()), **state["sampler_config"]}, plain(sc)
         diff += [k for k in now_sc if k not in ("window", "mutant_view") and now_sc[k] != saved_sc.get(k)]
     if diff:
         k = diff[0]

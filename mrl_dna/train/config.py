@@ -50,6 +50,10 @@ class TrainConfig:
     # "random", or "whiten": before step 1 the (linear) head is set to the whitened, PCA-ordered k-mer profile
     # measured on the training genomes (mrl_dna/train/whiten.py); whiten_shrinkage is its ridge.
     head_init: HeadInit = HeadInit.random
+    # A --kmer-only model directory (same dims, k-mer features and scaling): the new model's linear head starts
+    # with that model's head on its k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that
+    # model does and all the encoder adds is measured against it (the v2 recipe: its ablation is stage 1).
+    head_from: str | None = None
     whiten_shrinkage: float = 0.3
     whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
     checkpoint_every: int = 500
@@ -70,6 +74,10 @@ class TrainConfig:
             object.__setattr__(self, "head_init", HeadInit(self.head_init))
         except ValueError:
             raise ConfigError(f"--head-init {self.head_init!r} must be random or whiten") from None
+        if self.head_from is not None and self.head_init != HeadInit.random:
+            raise ConfigError("--head-from and --head-init whiten both set the head's start; give one of them")
+        if self.head_from is not None:
+            object.__setattr__(self, "head_from", str(self.head_from))
         if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0 or self.locus_weight < 0:
             raise ConfigError("--cosent-weight, --locus-weight, --weight-decay and --clip must be >= 0")
         object.__setattr__(self, "betas", tuple(self.betas))

@@ -61,6 +61,8 @@ def plan_training(*, model: ModelOptions, dims: tuple[int, ...] | None, name: st
     whiten = train_config.head_init == HeadInit.whiten
     if whiten and model.head_hidden not in (None, 0):
         raise ConfigError(f"--head-init whiten starts a linear head; drop --head-hidden {model.head_hidden} (or give 0)")
+    if init is not None and train_config.head_from is not None:
+        raise ConfigError("--head-from starts a new model's head; with --init the model brings its own: drop one")
     caduceus_init = init is not None and model_type(init) == CaduceusEmbedder.model_type
     # a Caduceus backbone gets a new pooling + head (these options shape it); an mrl-dna model brings its own
     # (and an mrl-dna model given a fresh whitened head may switch its k-mer scaling, which only the head sees)

@@ -103,6 +103,29 @@ def init_model(path: Path, head: HeadSpec | None = None):
     return model
 
 
+def head_from_kmer_model(model, path: str | Path) -> None:
+    """--head-from DIR: the linear head's k-mer columns and bias copied from DIR's head (a --kmer-only model
+    of the same dims and k-mer features), the learned columns zeroed: the model then embeds exactly as DIR."""
+    src = load_model(path)
+    if not isinstance(src, MrlDnaModel) or src.config.encoder.learned or src.config.head_hidden:
+        raise ConfigError(f"--head-from {path}: not a --kmer-only model with a linear head; train one with "
+                          "`mrl-dna train ... --kmer-only --head-hidden 0`")
+    if not isinstance(model, MrlDnaModel) or model.config.head_hidden:
+        raise ConfigError("--head-from needs a new mrl-dna model with a linear head: add --head-hidden 0")
+    enc, src_enc = model.config.encoder, src.config.encoder
+    if (src.config.matryoshka_dims, src_enc.kmer_features, src_enc.kmer_transform) != (
+            model.config.matryoshka_dims, enc.kmer_features, enc.kmer_transform):
+        raise ConfigError(
+            f"--head-from {path}: its dims {list(src.config.matryoshka_dims)}, k-mer features {src_enc.kmer_features} "
+            f"({src_enc.kmer_transform.value}) differ from this model's {list(model.config.matryoshka_dims)}, "
+            f"{enc.kmer_features} ({enc.kmer_transform.value}); give the same --dims/--kmer-features/--kmer-transform")
+    p = enc.n_kmer_features
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.weight[:, enc.learned_dim:].copy_(src.head.weight[:, -p:])  # the k-mer block is last
+        model.head.bias.copy_(src.head.bias)
+
+
 def whiten_start(model, sources: list[Source], tc: TrainConfig, device: torch.device, *, say: bool) -> None:
     """--head-init whiten: the linear head starts at the whitened k-mer profile. Every rank computes the same
     start (seeded, no broadcast)."""
@@ -166,5 +189,5 @@ def make_optimizer(model, tc: TrainConfig):
     return opt, sched
 
 
-__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "init_model", "load_data", "make_losses", "make_optimizer",
-           "sampler_for", "whiten_start"]
+__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "head_from_kmer_model", "init_model", "load_data", "make_losses",
+           "make_optimizer", "sampler_for", "whiten_start"]

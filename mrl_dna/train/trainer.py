@@ -39,7 +39,8 @@ from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig
-from mrl_dna.train.setup import HeadSpec, init_model, load_data, make_losses, make_optimizer, sampler_for, whiten_start
+from mrl_dna.train.setup import (HeadSpec, head_from_kmer_model, init_model, load_data, make_losses, make_optimizer,
+                                 sampler_for, whiten_start)
 from mrl_dna.train.validation import Validator, val_line
 
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
@@ -111,6 +112,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
         model = init_model(Path(init), head=init_head)
     else:
         model = MrlDnaModel(model_config or ModelConfig())
+        if tc.head_from is not None:
+            head_from_kmer_model(model, tc.head_from)
     mcfg = model.config
     sc = sampler_for(sc, mcfg.window, tc)
     losses = make_losses(tc, mcfg.dim, mcfg.matryoshka_dims, sc)
