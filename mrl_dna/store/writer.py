@@ -75,6 +75,7 @@ class EmbeddingWriter:
         self.resume = resume
         self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}  # see _dataset
         _check_output_dir(self.path)
         self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
         try:
@@ -260,22 +261,31 @@ class EmbeddingWriter:
             self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
                              order=order, vectors=vectors, windows=windows, contigs=contigs)
 
+    def _dataset(self, name: str):
+        """The dataset `name`, opened once and held until the file closes. Why held: a Dataset object that is
+        closed while others stay open makes HDF5 write its header, and when that write failed for want of space
+        (an `f[name]` temporary freed after a resize) the close failed inside h5py's dealloc and the process died
+        with SIGSEGV instead of the one-line DiskFullError (tests/test_cli_data_safety.py)."""
+        if name not in self._datasets:
+            self._datasets[name] = self._f[name]
+        return self._datasets[name]
+
     def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs) -> None:
         f, n, r = self._f, self.n_done, len(ids)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
                            ("n_skipped", n_skipped), ("status", status), ("order", order)):
-            _extend(f[name], n, data)
+            _extend(self._dataset(name), n, data)
         m = self.windows_done
         if self.save_windows and windows is not None:
             cols = [("record", windows.record), ("start", windows.start), ("end", windows.end),
                     ("embeddings", windows.vectors)] + ([("contig", windows.contig)] if self.per_file else [])
             for name, data in cols:
-                _extend(f["windows"][name], m, data)
+                _extend(self._dataset(f"windows/{name}"), m, data)
             m += len(windows.record)
         c = self.contigs_done
         if self.per_file:
             for name, data in (("record", contigs.record), ("name", contigs.name), ("length", contigs.length)):
-                _extend(f["contigs"][name], c, data)
+                _extend(self._dataset(f"contigs/{name}"), c, data)
             c += len(contigs.record)
         f.flush()  # rows first ...
         f.attrs["rows_committed"] = n + r  # ... then the claim that they are there
