@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="2500,5000,10000", help="[%(default)s]")
     ap.add_argument("--big", type=int, default=0, help="also n x n at this n with --min-sim only (0: no)")
     ap.add_argument("--min-sim", type=float, default=0.95, help="[%(default)s]")
+    ap.add_argument("--dim", type=int, default=64, help="the prefix of the --dim runs [%(default)s]")
     ap.add_argument("--threads", type=int, default=1, help="[%(default)s]")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -70,13 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         for n in sizes + ([a.big] if a.big else []):
             h5 = first_rows(a.db, n, Path(tmp) / f"n{n}.h5")
             tsv = Path(tmp) / "close.tsv"
+            k = str(a.dim)
             runs = [] if n == a.big else [
-                ("A A, --dim 64 -> /dev/null", ["dist", h5, h5, "--dim", "64", "-o", "/dev/null", "-f"], n * n),
-                ("A A, full width -> /dev/null", ["dist", h5, h5, "-o", "/dev/null", "-f"], n * n),
-                ("A (each pair once), --dim 64 -> /dev/null", ["dist", h5, "--dim", "64", "-o", "/dev/null", "-f"],
+                (f"A A, --dim {k} -> /dev/null", ["dist", h5, h5, "--dim", k, "-o", "/dev/null"], n * n),
+                ("A A, full width -> /dev/null", ["dist", h5, h5, "-o", "/dev/null"], n * n),
+                (f"A (each pair once), --dim {k} -> /dev/null", ["dist", h5, "--dim", k, "-o", "/dev/null"],
                  n * (n - 1) // 2)]
-            runs.append((f"A A, --dim 64 --min-sim {a.min_sim} -> TSV",
-                         ["dist", h5, h5, "--dim", "64", "--min-sim", str(a.min_sim), "-o", tsv, "-f"], None))
+            runs.append((f"A A, --dim {k} --min-sim {a.min_sim} -> TSV",
+                         ["dist", h5, h5, "--dim", k, "--min-sim", str(a.min_sim), "-o", tsv, "-f"], None))
             for label, args, lines in runs:
                 print(f"bench_dist: n={n:,}: {label} ...", file=sys.stderr)
                 t = timed([str(x) for x in args], a.threads)

@@ -56,3 +56,27 @@ def test_bench_windows_quick_without_aligners(capsys):
                                    "--per-genome", "1", "--divergence", "0", "--data", str(SHARED)])
     md = capsys.readouterr().out
     assert "12 references (10 species)" in md and "| 4-mer profile | 136 | 100.0 |" in md
+
+
+def test_bench_dist_times_each_run_on_the_first_rows(tmp_path, capsys):
+    """scripts/bench_dist.py on a 30-row file: each run's wall time, peak RSS and lines (no shared data needed)."""
+    import shutil
+
+    import numpy as np
+
+    from conftest import write_store
+    from mrl_dna.vectors import normalize_rows
+
+    if not shutil.which("/usr/bin/time"):
+        pytest.skip("/usr/bin/time not installed (GNU time)")
+    x = normalize_rows(np.random.default_rng(0).standard_normal((30, 16)))
+    db = write_store(tmp_path / "db.h5", x, dims=(8, 16))
+    spec = importlib.util.spec_from_file_location("bench_dist", REPO / "scripts" / "bench_dist.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main([str(db), "--sizes", "20", "--big", "30", "--dim", "8", "--min-sim", "0.2", "--json", str(tmp_path / "d.json")])
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and r[2].isdigit()]
+    assert len(rows) == 5 and "| 20 | A A, --dim 8 -> /dev/null | 400 | 400 |" in rows[0]
+    d = json.loads((tmp_path / "d.json").read_text())
+    assert [r["n"] for r in d["rows"]] == [20] * 4 + [30] and all(r["peak_rss_mib"] > 0 for r in d["rows"])
+    assert d["rows"][2]["lines"] == 190  # dist A: each pair once
