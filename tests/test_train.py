@@ -258,3 +258,13 @@ def test_resume_of_a_checkpoint_written_before_a_config_field_existed(tmp_path, 
     code, err = run_train([*common, "-o", str(tmp_path / "c"), "--stop-at", "2"], capsys)
     code, err = run_train([*common, "-o", str(tmp_path / "c"), "--resume", "--lr", "0.5"], capsys)
     assert code == 1 and "lr differs from the checkpoint" in err
+
+
+def test_a_checkpoint_exports_as_a_model_that_embeds_as_the_finished_run(tmp_path, capsys):
+    from mrl_dna.train.checkpoints import export_checkpoint
+
+    code, err = run_train([str(SAMPLE), "--steps", "2", "--checkpoint-every", "2", "-o", str(tmp_path / "a"), *TINY], capsys)
+    assert code == 0, err
+    assert export_checkpoint(tmp_path / "a" / "checkpoints" / "step-0000002.pt", tmp_path / "x") == 2
+    assert (tmp_path / "x" / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert "Step 2 of a training run" in (tmp_path / "x" / "README.md").read_text()

@@ -59,6 +59,22 @@ def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train
     return path
 
 
+def export_checkpoint(path: Path, out: Path) -> int:
+    """A checkpoint's model as a model directory (config.json, model.safetensors, README.md naming the
+    checkpoint), to benchmark or ship a run before it ends; returns the checkpoint's step."""
+    from mrl_dna.model.loader import model_from_config
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path} is not an mrl-dna training checkpoint")
+    model = model_from_config(state["model_config"])
+    model.load_state_dict(state["model"])
+    card = (f"# {model.config.name}\n\nStep {state['step']} of a training run, exported from its checkpoint "
+            f"`{path.name}` (saved {state.get('saved', '?')}); the run's own model card is written when it ends.\n")
+    model.eval().save_pretrained(out, model_card=card)
+    return int(state["step"])
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     found = sorted(ckpt_dir.glob("step-*.pt")) if ckpt_dir.is_dir() else []
     return found[-1] if found else None
