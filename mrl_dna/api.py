@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import console, dna
-from mrl_dna.embed import DEFAULT_BATCH_TOKENS, embed_sequences
+from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record
 from mrl_dna.model import ModelInfo
@@ -66,14 +66,14 @@ class Model:
         dim: a prefix width k <= D (normally one of `matryoshka_dims`), returned as normalize(v[:k]);
             None = the full width D.
         batch_size: windows per batch (memory knob); None = embed's default (65,536 bases per batch, 32
-            windows of 2,048 bp). Bitwise equal to `embed --batch-tokens batch_size*window`.
+            windows of 2,048 bp, on a CPU; 2^20 bases on a GPU). Bitwise equal to `embed --batch-tokens batch_size*window`.
         device: auto | cpu | cuda | cuda:N (bf16 autocast on CUDA, as embed).
         window, stride: window length and stride in bp; None = the model's (as embed without -w/-s).
         """
         D = self.info.dim
         k = check_dim(dim, D, self.info.matryoshka_dims)
         size = window or self.info.window
-        batch_tokens = DEFAULT_BATCH_TOKENS
+        batch_tokens = None  # embed's default for the device
         if batch_size is not None:
             if batch_size < 1:
                 raise ConfigError(f"batch_size={batch_size} must be >= 1 (windows per batch)")

@@ -1,39 +1,27 @@
-"""The embed pipeline: FASTA records -> windows -> batches -> window vectors -> record vectors -> HDF5.
+"""The embed pipeline: FASTA records -> windows -> batches -> window embeddings -> record vectors -> HDF5.
 
 Data flows one way (DESIGN.md). Windows of consecutive records are packed into batches, so a record may
 span batches and a batch may hold many records; a record's vector is computed from its own windows only
-(pooling per record).
-
-Bit for bit, not only up to rounding: a window's vector must not depend on which other windows share its
-batch, or a sharded, a torchrun or a resumed run (whose batches hold other neighbours) would differ from
-one run in the last bits (the encoder masks padding, so the difference is only float summation order, but
-that order follows the GEMM and conv shapes: measured, a 100 bp window alone in a (1, 100) batch and in a
-(32, 2048) one differ by 2e-7). So every batch has a FIXED SHAPE (rows, L) that depends only on the
-length of the windows it holds: full windows (every window of a record longer than the window) run in
-(batch_tokens // size, size) batches; a record shorter than the window is one short window, padded up to a
-length bucket (64, 96, 128, 192, 256, ... 1.5x steps, see `bucket_length`) and run with others of its
-bucket in (batch_tokens // bucket, bucket) batches. A batch that is not full (the end of the input, or one
-that a waiting record needs) is filled with copies of its first window whose outputs are dropped. Each
-window thus always meets the same shapes, whatever its neighbours, at a given --batch-tokens and thread
-count (tests/test_embed_bitwise.py).
+(pooling per record). The batching engine is pipeline.py: fixed-shape batches, so that a window's embedding
+is the same bit for bit whatever its neighbours (a shard, a torchrun rank or a resumed run gets exactly the
+vectors of one run; tests/test_embed_bitwise.py), the head inside the batch, the GPU's batches in flight,
+the prefetch thread and the stage times of `embed --profile`.
 
 Glossary: n windows in a batch, L bases per window (padded), r records, d window width, D output width.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mrl_dna import console
 from mrl_dna.device import resolve_device
@@ -41,22 +29,16 @@ from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
 from mrl_dna.regions import RegionSource
 from mrl_dna.genomes import genome_name
+from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
+                              embedded_windows)
 from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
-from mrl_dna.windows import WindowConfig, pad_windows, split_windows
+from mrl_dna.windows import WindowConfig
+
+__all__ = ["DEFAULT_BATCH_TOKENS", "EmbedSummary", "bucket_length", "embed_fasta", "embed_files", "embed_sequences"]
 
 _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
 # MRL_DNA_FLUSH_RECORDS=N overrides _FLUSH_RECORDS (tests kill runs of many small records between flushes)
-DEFAULT_BATCH_TOKENS = 65536  # bases per batch: ~32 windows of 2 kb; big enough to fill 2 cores, small in memory
-# Smallest padded length of a short window: padding a 1 bp record to 64 costs nothing next to the batch, and
-# fewer buckets mean fuller batches.
-_MIN_BUCKET = 64
-# Records wait behind an earlier one whose part-filled batch has not run (output keeps input order); once
-# they hold this many batches' worth of bases (2 Mbp at the default: a few MB), or it has waited this long,
-# that batch runs filled up instead of waiting for more windows of its length. Each such run costs up to one
-# batch of padding: with 4 batches, 400 contigs of 0.5-30 kbp embedded 20% slower than before fixed shapes,
-# with 32 as fast (bench/RESULTS.md); the time bound keeps output, hence flushes, within _FLUSH_SECONDS.
-_HOLD_BATCHES, _HOLD_SECONDS = 32, 5.0
 # Below these lengths a vector carries almost no signal and a warning says so. 16 bp is one token of the
 # default model's stem (it sees one patch per 16 bp); a window of 64 bp is 4 such tokens, a 1/32 of the
 # 2,048 bp windows the default model was trained on.
@@ -78,22 +60,21 @@ class EmbedSummary:
     output: Path | None
     resumed: int = 0  # records kept from an interrupted run (not embedded again: not in bp, windows, seconds)
     contigs: int = 0  # --per-file: records read from the files embedded in this run (records then counts files)
+    stages: StageTimes | None = None  # seconds per pipeline stage (embed --profile)
 
     @property
     def bp_per_s(self) -> float:
         return self.bp / self.seconds if self.seconds > 0 else float("inf")
 
 
-def bucket_length(n: int, size: int) -> int:
-    """The padded length of a window of n bp in a batch: `size` for a full window, else the smallest of
-    64, 96, 128, 192, 256, 384, ... (powers of two and 1.5 times them) that holds it, at most `size`.
-    Steps of 1.5x bound the padding of a short window to a third of its bucket (and 64 bp below 64)."""
-    if n >= size:
-        return size
-    b = _MIN_BUCKET
-    while b < n and b * 3 // 2 < n:
-        b *= 2
-    return min(b if b >= n else b * 3 // 2, size)
+def _window_config(model, window: int | None, stride: int | None, max_n_fraction: float) -> WindowConfig:
+    info = model.info
+    return WindowConfig(size=window or info.window, stride=stride or window or info.window_stride,
+                        max_n_fraction=max_n_fraction)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 @torch.inference_mode()
@@ -103,22 +84,34 @@ def embed_sequences(
     model,
     window: int | None = None,
     stride: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     device: str | torch.device = "cpu",
     save_windows: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
     progress=None,
+    prefetch: bool | None = None,
+    times: StageTimes | None = None,
+    first_order: int = 0,
+    compile: bool = False,
 ) -> Iterator[EmbeddedRecord]:
-    """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included).
+    """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included),
+    whose `order` counts from first_order.
 
-    Batches have fixed shapes (module docstring), so every vector is the same bit for bit whatever the
-    other records are, for a given batch_tokens and thread count. `progress` (optional) gets `advance(bp)`
-    as windows finish (a record's bases add up to its length when it is yielded).
+    Batches have fixed shapes (pipeline.py), so every vector is the same bit for bit whatever the other
+    records are, for a given batch_tokens (None: 65,536 on a CPU, 2^20 on a GPU). `progress` (optional) gets
+    `advance(bp)` as windows finish (a record's bases add up to its length when it is yielded). prefetch:
+    read records in a worker thread (None: on a GPU only); times: adds each stage's seconds to it; compile:
+    torch.compile each batch's computation (pipeline.compiled_forward; the last bits of vectors move).
     """
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    for p in _embedded_windows(((rec, None) for rec in records), model=model, window=window, stride=stride,
-                               batch_tokens=batch_tokens, dev=dev, max_n_fraction=max_n_fraction, progress=progress):
-        yield _row(model, dev, p.id, [p], save_windows, p.order)
+    dev = _device(device)
+    times = times if times is not None else StageTimes()
+    for p in embedded_windows(((rec, None) for rec in records), model=model,
+                              cfg=_window_config(model, window, stride, max_n_fraction),
+                              batch_tokens=batch_tokens or default_batch_tokens(dev), dev=dev, progress=progress,
+                              times=times, prefetch=prefetch, compile=compile):
+        with times("pool"):
+            row = _row(model, p.id, [p], save_windows, first_order + p.order)
+        yield row
 
 
 @torch.inference_mode()
@@ -128,129 +121,50 @@ def embed_files(
     model,
     window: int | None = None,
     stride: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     device: str | torch.device = "cpu",
     save_windows: bool = False,
     max_n_fraction: float = WindowConfig.max_n_fraction,
     progress=None,
+    prefetch: bool | None = None,
+    times: StageTimes | None = None,
+    first_order: int = 0,
+    compile: bool = False,
 ) -> Iterator[EmbeddedRecord]:
-    """`embed --per-file`: one EmbeddedRecord per (name, records) item of `files`, in order. Its vector is the
+    """`embed --per-file`: one EmbeddedRecord per (name, records) item of `files`, in order (`order` counts
+    from first_order). Its vector is the
     weighted centroid of the embeddings of ALL the file's windows (head then pool over them, exactly what a
     record's vector is over its own windows: a file of one record gets that record's vector bit for bit);
     length, windows and skipped windows are the file's totals; `contigs` lists its records and, with
     save_windows, each window says which of them it lies on. A file without records or bases is a row with
     status empty (all-N: all_n). Batching is the same as embed_sequences', so the same bits whatever the
-    other files are. Memory: the window vectors (d floats each) of one file at a time.
+    other files are. Memory: the window embeddings (D floats each) of one file at a time.
     """
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = _device(device)
+    times = times if times is not None else StageTimes()
     items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
-    group: list[_Pending] = []  # the records of file `current`
+    group: list[Pending] = []  # the records of file `current`
     current = 0
-    for p in _embedded_windows(items, model=model, window=window, stride=stride, batch_tokens=batch_tokens,
-                               dev=dev, max_n_fraction=max_n_fraction, progress=progress):
+    for p in embedded_windows(items, model=model, cfg=_window_config(model, window, stride, max_n_fraction),
+                              batch_tokens=batch_tokens or default_batch_tokens(dev), dev=dev, progress=progress,
+                              times=times, prefetch=prefetch, compile=compile):
         while p.key > current:  # records come in file order: the files before p's are complete
-            yield _row(model, dev, files[current][0], group, save_windows, current, per_file=True)
+            with times("pool"):
+                row = _row(model, files[current][0], group, save_windows, first_order + current, per_file=True)
+            yield row
             group, current = [], current + 1
-        p.compact()
         group.append(p)
     for fi in range(current, len(files)):
-        yield _row(model, dev, files[fi][0], group, save_windows, fi, per_file=True)
+        with times("pool"):
+            row = _row(model, files[fi][0], group, save_windows, first_order + fi, per_file=True)
+        yield row
         group = []
 
 
-def _embedded_windows(items: Iterable[tuple[Record, object]], *, model, window, stride, batch_tokens, dev,
-                      max_n_fraction, progress) -> Iterator[_Pending]:
-    """(record, key) pairs -> their _Pending, in input order, once all their windows are embedded (`win`)."""
-    info = model.info
-    cfg = WindowConfig(size=window or info.window, stride=stride or window or info.window_stride, max_n_fraction=max_n_fraction)
-    model.to(dev)
-    if batch_tokens < cfg.size:
-        batch_tokens = cfg.size  # at least one full window per batch
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
-
-    pending: deque[_Pending] = deque()  # records not yet yielded, in input order
-    queues: dict[int, list[tuple[_Pending, int, np.ndarray]]] = {}  # bucket L -> (record, window index, tokens)
-    held = 0  # bases of the records in `pending`
-
-    def rows(L: int) -> int:
-        return max(1, batch_tokens // L)
-
-    def run_batch(L: int) -> None:
-        queue = queues.pop(L)
-        seqs = [t for _, _, t in queue]
-        seqs += [seqs[0]] * (rows(L) - len(seqs))  # fill a part-filled batch: the shape stays (rows(L), L)
-        tokens, lengths = (torch.from_numpy(a).to(dev) for a in pad_windows(seqs, length=L))  # (n, L), (n,)
-        with autocast:
-            win = model.window_vectors(tokens, lengths).float().cpu()  # (n, d); rows past len(queue) dropped
-        for row, (p, j, _) in enumerate(queue):
-            p.win[j] = win[row]
-            p.n_done += 1
-        if progress is not None:
-            for p in {id(p): p for p, _, _ in queue}.values():
-                progress.advance(p.advance_to(int(p.spans[p.n_done - 1, 1])))
-
-    def flush_done() -> Iterator[_Pending]:
-        nonlocal held
-        while pending and pending[0].ready:
-            p = pending.popleft()
-            held -= p.length
-            yield p
-            if progress is not None:
-                progress.advance(p.advance_to(p.length))
-
-    for order, (rec, key) in enumerate(items):
-        p = _Pending(rec, cfg, order, key)
-        pending.append(p)
-        held += p.length
-        if p.bucket:
-            for j, (s, e) in enumerate(p.spans):
-                queue = queues.setdefault(p.bucket, [])
-                queue.append((p, j, rec.tokens[s:e]))
-                if len(queue) == rows(p.bucket):
-                    run_batch(p.bucket)
-        yield from flush_done()
-        while pending and (held - pending[0].length > _HOLD_BATCHES * batch_tokens
-                           or time.perf_counter() - pending[0].since > _HOLD_SECONDS):
-            run_batch(pending[0].bucket)  # the records behind pending[0] wait for its part-filled batch
-            yield from flush_done()
-    for L in list(queues):
-        run_batch(L)
-    yield from flush_done()
-
-
-class _Pending:
-    """A record whose windows are being embedded."""
-
-    def __init__(self, rec: Record, cfg: WindowConfig, order: int, key: object = None) -> None:
-        self.id, self.length, self.order, self.key = rec.id, len(rec.tokens), order, key
-        self.since = time.perf_counter()  # when it started to wait
-        w = split_windows(rec.tokens, cfg)
-        self.spans, self.n_skipped = w.spans, w.n_skipped  # (k, 2)
-        # all kept windows of a record have one length (full windows, or the one window of a short record)
-        self.bucket = bucket_length(int(self.spans[0, 1] - self.spans[0, 0]), cfg.size) if len(self.spans) else 0
-        self.win: list[torch.Tensor | None] = [None] * len(self.spans)
-        self.n_done = 0  # windows embedded: always the first n_done (a bucket's queue is first in, first out)
-        self.reported = 0  # bases passed to the progress bar
-
-    @property
-    def ready(self) -> bool:
-        return self.n_done == len(self.spans)
-
-    def advance_to(self, bp: int) -> int:
-        """Bases to add to the progress bar so that this record counts `bp` of its bases as done."""
-        step, self.reported = max(0, bp - self.reported), max(bp, self.reported)
-        return step
-
-    def compact(self) -> None:
-        """Hold the window vectors as one (k, d) tensor, not as views that keep whole batch outputs alive."""
-        if self.win:
-            self.win = list(torch.stack(self.win))  # (k, d) rows: views of this record's windows only
-
-
-def _row(model, dev: torch.device, name: str, group: Sequence[_Pending], save_windows: bool, order: int,
+def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: int,
          per_file: bool = False) -> EmbeddedRecord:
-    """One stored row from the embedded windows of one record (group of one) or of one file's records: head
-    then pool over all of them (the weighted centroid of their embeddings)."""
+    """One stored row from the embedded windows of one record (group of one) or of one file's records: the
+    weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU)."""
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()
@@ -258,18 +172,18 @@ def _row(model, dev: torch.device, name: str, group: Sequence[_Pending], save_wi
     if not kept:
         status = "empty" if length == 0 else "all_n"
         return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs)
-    per_record = [torch.stack(p.win).to(dev) for _, p in kept]  # (k_i, d) each
-    win = torch.cat(per_record) if len(per_record) > 1 else per_record[0]  # (k, d)
-    spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64)  # (k, 2)
-    for _, p in kept:
-        p.win = []  # the row's vector is all that is kept
-    lengths = torch.from_numpy(spans[:, 1] - spans[:, 0]).to(dev)
-    segment = torch.zeros(len(win), dtype=torch.long, device=dev)
-    vec = model.record_vectors(win, lengths, segment, 1)[0].float().cpu().numpy()  # (D,)
-    # window vectors record by record: a window of a --per-file row is stored bit for bit as a run of
-    # records stores it (the head's GEMM shape is the record's window count either way)
-    wvec = np.concatenate([model.window_outputs(w).float().cpu().numpy() for w in per_record]) if save_windows else None
+    values = np.concatenate([p.values for _, p in kept]) if len(kept) > 1 else kept[0][1].values  # (k, D)
+    logits = None if kept[0][1].logits is None else (
+        np.concatenate([p.logits for _, p in kept]) if len(kept) > 1 else kept[0][1].logits)  # (k,)
+    spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64) if len(kept) > 1 else kept[0][1].spans  # (k, 2)
+    vec = model.pool_embeddings(torch.from_numpy(values), torch.from_numpy(spans[:, 1] - spans[:, 0]),
+                                None if logits is None else torch.from_numpy(logits)).numpy()  # (D,)
+    # window vectors record by record, as a run of records stores them
+    wvec = (np.concatenate([F.normalize(torch.from_numpy(p.values), dim=-1).numpy() for _, p in kept])
+            if save_windows else None)
     wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
+    for _, p in kept:
+        p.values = p.logits = None  # the row's vector is all that is kept
     return EmbeddedRecord(
         name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,
         contigs=contigs, window_contigs=wcontig,
@@ -283,7 +197,7 @@ def embed_fasta(
     output: Path,
     window: int | None = None,
     stride: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     device: str = "auto",
     dtype: str = "float32",
     save_windows: bool = False,
@@ -293,6 +207,8 @@ def embed_fasta(
     max_n_fraction: float = WindowConfig.max_n_fraction,
     per_file: bool = False,
     regions: str | Path | None = None,
+    prefetch: bool | None = None,
+    compile: bool = False,
 ) -> EmbedSummary:
     """Embed FASTA files into an HDF5 embedding file. Resumable: rerunning the same command on an
     interrupted run continues from the last flushed record (PATH.partial); the file appears at PATH only
@@ -303,8 +219,13 @@ def embed_fasta(
     count files.
 
     regions: a BED file; each interval of the one input FASTA (plain or bgzip, read through its index) is a
-    record, named by the BED name column, else chrom:start-end (regions.py)."""
+    record, named by the BED name column, else chrom:start-end (regions.py).
+
+    batch_tokens: bases per batch (None: by device, pipeline.default_batch_tokens); prefetch: read records in
+    a worker thread (None: on a GPU only); compile: torch.compile the model's batches (pipeline.compiled_forward).
+    The summary's `stages` holds the seconds of each pipeline stage."""
     t0 = time.perf_counter()
+    times = StageTimes()
     dev = resolve_device(device)
     info = model.info
     win = window or info.window
@@ -327,15 +248,16 @@ def embed_fasta(
                      f"drop --window to use {info.window:,}")
 
     # total bases for the progress bar (and the shard partition): one fast pass over files, none over stdin
-    source = RegionSource(inputs[0], regions) if regions is not None else None
-    if source is not None:  # the units are BED intervals, checked against the FASTA's index
-        listed = source.listed
-    elif per_file:  # the units are files: (name, bp) per file, and each file's (id, bp) per record
-        per_record = [record_lengths([p]) for p in inputs]  # ids may repeat across files, never inside one
-        listed = [(genome_name(p), sum(n for _, n in recs)) for p, recs in zip(inputs, per_record)]
-        _check_file_names(inputs, [name for name, _ in listed])
-    else:
-        listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
+    with times("scan"):
+        source = RegionSource(inputs[0], regions) if regions is not None else None
+        if source is not None:  # the units are BED intervals, checked against the FASTA's index
+            listed = source.listed
+        elif per_file:  # the units are files: (name, bp) per file, and each file's (id, bp) per record
+            per_record = [record_lengths([p]) for p in inputs]  # ids may repeat across files, never inside one
+            listed = [(genome_name(p), sum(n for _, n in recs)) for p, recs in zip(inputs, per_record)]
+            _check_file_names(inputs, [name for name, _ in listed])
+        else:
+            listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
     lengths = None if listed is None else [n for _, n in listed]
     selected = range(len(lengths)) if lengths is not None else None
     if shard:
@@ -408,12 +330,12 @@ def embed_fasta(
     last_flush = time.perf_counter()
     with writer, console.progress("embedding", total_bp) as bar:
         common = dict(model=model, window=win, stride=st, batch_tokens=batch_tokens, device=dev,
-                      save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar)
+                      save_windows=save_windows, max_n_fraction=max_n_fraction, progress=bar, prefetch=prefetch,
+                      times=times, first_order=first, compile=compile)
         try:
             bar.advance(done_bp)
             embedded = (embed_files(files(), **common) if per_file else embed_sequences(records(), **common))
-            for er in embedded:
-                er = dataclasses.replace(er, order=first + er.order)  # global input index, shard-independent (merge)
+            for er in embedded:  # er.order: the global input index, shard-independent (merge)
                 n += 1
                 bp += er.length
                 n_win += er.n_windows
@@ -435,7 +357,8 @@ def embed_fasta(
                                      "bp carries almost no signal (stored with status ok)")
                 batch.append(er)
                 if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
-                    writer.append(batch)
+                    with times("write"):
+                        writer.append(batch)
                     batch, last_flush = [], time.perf_counter()
             if from_stdin and not n_done and not bp:  # stdin held no bases (files were checked before any work)
                 raise InputError(f"no sequence in {_names(inputs)}: every record is empty (header only); nothing to embed")
@@ -445,11 +368,12 @@ def embed_fasta(
             raise
         if short > _SHORT_WARNINGS:
             console.warn(f"{short - _SHORT_WARNINGS:,} more records are shorter than {SHORT_RECORD_BP} bp ({short:,} in all)")
-        writer.append(batch)
-        writer.finish()
+        with times("write"):
+            writer.append(batch)
+            writer.finish()
     return EmbedSummary(records=n + n_done, resumed=n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output),
-                        contigs=contigs if per_file else 0)
+                        contigs=contigs if per_file else 0, stages=times)
 
 
 def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Record]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mrl_dna import console, distributed
-from mrl_dna.embed import DEFAULT_BATCH_TOKENS, EmbedSummary, embed_fasta
+from mrl_dna.embed import EmbedSummary, embed_fasta
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
 from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
 from mrl_dna.windows import WindowConfig
@@ -33,7 +33,7 @@ def embed_distributed(
     output: Path,
     window: int | None = None,
     stride: int | None = None,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    batch_tokens: int | None = None,
     device: str = "auto",
     dtype: str = "float32",
     save_windows: bool = False,
@@ -43,6 +43,7 @@ def embed_distributed(
     max_n_fraction: float = WindowConfig.max_n_fraction,
     per_file: bool = False,
     regions: str | Path | None = None,
+    compile: bool = False,
 ) -> EmbedSummary:
     """`embed_fasta` (same arguments) over the ranks of a torchrun job; returns an EmbedSummary with the whole
     job's counts (on every rank).
@@ -75,7 +76,8 @@ def embed_distributed(
                 summary = embed_fasta(inputs, model=model, output=part, window=window, stride=stride,
                                       batch_tokens=batch_tokens, device=str(ctx.device), dtype=dtype,
                                       save_windows=save_windows, shard=shard, resume=resume, overwrite=overwrite,
-                                      max_n_fraction=max_n_fraction, per_file=per_file, regions=regions)
+                                      max_n_fraction=max_n_fraction, per_file=per_file, regions=regions,
+                                      compile=compile)
         except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
             error = e
         failed = ctx.all_sum([error is not None])[0]

@@ -150,7 +150,13 @@ def _n_before(tokens: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 def split_windows(tokens: np.ndarray, cfg: WindowConfig) -> Windows:
     """Windows of one record's tokens, without those whose N fraction exceeds cfg.max_n_fraction."""
-    spans = window_spans(len(tokens), cfg.size, cfg.stride)  # (k, 2)
+    n = len(tokens)
+    if n <= cfg.size:  # one window [0, n) or none: reads, genes, short contigs (one numpy call, not a tiling)
+        spans = np.array([[0, n]] if n else [], dtype=np.int64).reshape(-1, 2)  # (k, 2)
+        if n and cfg.max_n_fraction < 1.0 and np.count_nonzero(tokens == dna.N) > cfg.max_n_fraction * n:
+            return Windows(spans=spans[:0], n_skipped=1)
+        return Windows(spans=spans, n_skipped=0)
+    spans = window_spans(n, cfg.size, cfg.stride)  # (k, 2)
     if cfg.max_n_fraction >= 1.0 or len(spans) == 0:
         return Windows(spans=spans, n_skipped=0)
     width = spans[:, 1] - spans[:, 0]  # (k,)

@@ -164,3 +164,16 @@ def test_config_is_frozen_and_accepts_numpy_ints() -> None:
     with pytest.raises(AttributeError):
         cfg.size = 1  # type: ignore[misc]
     assert isinstance(split_windows(np.zeros(0, np.uint8), cfg), Windows)
+
+
+def test_split_windows_of_a_short_record_is_one_window_or_none(rng=np.random.default_rng(4)):
+    """Records up to one window long take a shortcut (one numpy count, no tiling): the same windows and skips
+    as the tiling path, at the N threshold too."""
+    cfg = WindowConfig(size=100, stride=100, max_n_fraction=0.5)
+    for n, n_n in [(0, 0), (1, 0), (1, 1), (10, 5), (10, 6), (100, 50), (100, 51), (99, 0)]:
+        tok = dna.encode("".join(rng.choice(list("ACGT"), size=n - n_n)) + "N" * n_n)
+        w = split_windows(tok, cfg)
+        spans = window_spans(n, 100, 100)
+        keep = n_counts(tok, spans) <= 0.5 * (spans[:, 1] - spans[:, 0])
+        assert w.spans.tolist() == spans[keep].tolist() and w.n_skipped == int((~keep).sum()), (n, n_n)
+        assert w.spans.dtype == np.int64 and w.spans.shape[1] == 2

@@ -3,12 +3,12 @@ the options every command spells the same way."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
+from mrl_dna import runtime
 from mrl_dna.device import check_device
 from mrl_dna.errors import ConfigError, InputError
 
@@ -41,9 +41,9 @@ def quiet_option(help: str = "No progress or summary on stderr (warnings and err
     return typer.Option(False, "-q", "--quiet", help=help)
 
 
-def threads_option(what: str = "CPU threads (0 = torch's default: all cores"):
-    return typer.Option(0, "--threads", min=0, help=f"{what}; on a machine shared with other jobs give 1 or 2: "
-                        "oversubscribed threads run several times slower).")
+def threads_option(what: str = "CPU threads (0 = auto: the cores other processes leave free, measured at the "
+                   "start; oversubscribed threads run several times slower"):
+    return typer.Option(0, "--threads", min=0, help=f"{what}).")
 
 
 def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torch sees one, else the CPU; bf16 "
@@ -53,7 +53,8 @@ def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torc
 
 def blas_threads_option():
     """--threads of the commands that compute with numpy (dist, cluster)."""
-    return threads_option("BLAS threads for the products (0 = all cores")
+    return threads_option("BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 "
+                          "or 2: oversubscribed threads run several times slower")
 
 
 def products_device_option():
@@ -66,14 +67,11 @@ def _checked_device(value: str) -> str:
     return check_device(value) if value is not None else value
 
 
-def set_threads(threads: int) -> None:
-    """--threads N: torch's intra-op threads (and FAISS's, when it is loaded); 0 keeps the default."""
-    if threads:
-        import torch  # the commands that take --threads run torch anyway
-
-        torch.set_num_threads(threads)
-        if "faiss" in sys.modules:
-            sys.modules["faiss"].omp_set_num_threads(threads)
+def set_threads(threads: int, auto: bool = True) -> None:
+    """--threads N: torch's intra-op threads (and FAISS's, when it is loaded); 0 = auto (runtime.set_threads:
+    the cores not busy with other processes), or with auto=False torch's default (all cores)."""
+    if threads or auto:
+        runtime.set_threads(threads)
 
 
 def existing(kind: str = "file", what: str = "input"):

@@ -74,7 +74,7 @@ def command(
     multi_window_prob: float = typer.Option(SC.multi_window_prob, "--multi-window-prob", min=0.0, max=1.0, help="Share of items that are runs of >1 window.", rich_help_panel=_T),
     seed: int = typer.Option(TC.seed, "--seed", help="Seed of init and data (rank r samples with seed + r).", rich_help_panel=_T),
     device: str = device_option("auto | cpu | cuda | cuda:N (auto = CUDA when visible, else CPU; bf16 autocast on CUDA)."),
-    threads: int = threads_option(),
+    threads: int = threads_option("CPU threads (0 = torch's default: all cores; on a machine shared with other jobs give 1 or 2: oversubscribed threads run several times slower"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="Train in fp32 on CUDA too.", rich_help_panel=_T),
     checkpoint_every: int = typer.Option(TC.checkpoint_every, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
     eval_every: int = typer.Option(TC.eval_every, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
@@ -104,7 +104,7 @@ def command(
     Several GPUs or CPU processes: torchrun --standalone --nproc_per_node 4 -m mrl_dna train ...
     """
     console.set_quiet(quiet)
-    set_threads(threads)
+    set_threads(threads, auto=False)  # a fixed count: training's bits follow the thread count
     if old_stride is not None:
         if token_bp is not None:
             raise ConfigError("--stride is the old name of --token-bp; give only --token-bp")

@@ -58,6 +58,13 @@ class EmbeddingModel(Protocol):
     def window_outputs(self, win: Tensor) -> Tensor:
         """(n, d) -> (n, D): each window on its own, L2-normalised (what --save-windows stores)."""
 
+    def window_embeddings(self, win: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(n, d) -> ((n, D) embeddings before normalisation, (n,) pooling logits or None): the per-window
+        half of record_vectors, which embed computes inside its fixed-shape batches."""
+
+    def pool_embeddings(self, values: Tensor, lengths: Tensor, logits: Tensor | None) -> Tensor:
+        """One record's (k, D) window embeddings, (k,) bp, logits -> (D,) L2-normalised: the per-record half."""
+
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Training: tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D), not normalised."""
 

@@ -544,6 +544,17 @@ class CaduceusEmbedder(nn.Module):
         """(n, d) -> (n, d) L2-normalised (--save-windows)."""
         return F.normalize(win.float(), dim=-1)
 
+    def window_embeddings(self, win: Tensor) -> tuple[Tensor, None]:
+        """(n, d) -> the window vectors themselves (no head) and no pooling logits (length-weighted mean)."""
+        return win.float(), None
+
+    def pool_embeddings(self, values: Tensor, lengths: Tensor, logits: None) -> Tensor:
+        """One record's (k, d) window vectors and (k,) bp -> (d,): record_vectors for one record."""
+        if len(values) == 1:
+            return F.normalize(values[0].float(), dim=-1)
+        segment = torch.zeros(len(values), dtype=torch.long, device=values.device)
+        return self.record_vectors(values, lengths, segment, 1)[0]
+
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Same as window_vectors (so the module can be called)."""
         return self.window_vectors(tokens, lengths)

@@ -46,6 +46,21 @@ class HeadThenPool:
         """(n, d) -> (n, D): each window on its own through the head, L2-normalised (for --save-windows)."""
         return F.normalize(self.head(win.float()), dim=-1)
 
+    def window_embeddings(self, win: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The per-window half of record_vectors: (n, d) -> (n, D) head outputs (not normalised) and (n,)
+        attention logits (None for mean pooling). embed runs it inside its fixed-shape batches, so a window's
+        outputs never depend on how many windows its record has (a GEMM's last bits follow its row count)."""
+        win = win.float()
+        return self.head(win), self.pooling.logits(win)
+
+    def pool_embeddings(self, values: Tensor, lengths: Tensor, logits: Tensor | None) -> Tensor:
+        """The per-record half: one record's (k, D) window embeddings, (k,) bp and logits -> (D,),
+        L2-normalised; record_vectors' pooling. One window is its own vector (the weighted mean of one row)."""
+        if len(values) == 1:
+            return F.normalize(values[0].float(), dim=-1)
+        segment = torch.zeros(len(values), dtype=torch.long, device=values.device)
+        return F.normalize(self.pooling.pool(values.float(), lengths, segment, 1, logits)[0], dim=-1)
+
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Training: runs of w windows per item. tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D),
         not normalised (the loss slices then normalises each Matryoshka prefix)."""

@@ -49,10 +49,20 @@ class WindowPooling(nn.Module):
         """win (n, d) window vectors, lengths (n,) bp, segment (n,) -> (r, e): the weighted mean of `values`
         (n, e) (default: win itself) within each record; attention scores are computed from win."""
         win = win.float()
-        values = win if values is None else values.float()
-        lengths = lengths.to(win.dtype)
+        return self.pool(win if values is None else values.float(), lengths, segment, n_records, self.logits(win))
+
+    def logits(self, win: Tensor) -> Tensor | None:
+        """(n, d) window vectors -> (n,) learned attention scores (before the log-length prior); None for mean
+        pooling. Per window, so embed computes them inside its fixed-shape batches (pipeline.py)."""
         if self.mode == Pooling.mean:
+            return None
+        return self.score(self.norm(win.float())).squeeze(-1)
+
+    def pool(self, values: Tensor, lengths: Tensor, segment: Tensor, n_records: int, logits: Tensor | None) -> Tensor:
+        """The weighted mean of `values` (n, e) within each record, weights from the lengths (n,) and, for
+        attention, from `logits` (n,) (see `logits`) -> (r, e)."""
+        lengths = lengths.to(values.dtype)
+        if logits is None:
             return weighted_segment_mean(values, lengths, segment, n_records)
-        scores = self.score(self.norm(win)).squeeze(-1) + lengths.clamp(min=1).log()  # (n,)
-        weights = segment_softmax(scores, segment, n_records)
+        weights = segment_softmax(logits.to(values.dtype) + lengths.clamp(min=1).log(), segment, n_records)
         return weighted_segment_mean(values, weights, segment, n_records)

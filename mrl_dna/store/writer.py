@@ -209,7 +209,7 @@ class EmbeddingWriter:
             status[i] = STATUS_CODES[r.status]
             if r.status == "ok":
                 v = np.asarray(r.vector, dtype=np.float32)
-                if v.shape != (D,) or not np.all(np.isfinite(v)):
+                if v.shape != (D,):
                     raise ValueError(f"record {r.id!r}: vector of shape {v.shape} must be ({D},) and finite")
                 vectors[i] = v
             if self.save_windows and r.status == "ok" and r.window_spans is not None and len(r.window_spans):
@@ -228,6 +228,9 @@ class EmbeddingWriter:
                                      contigs.name + [c for c, _ in r.contigs],
                                      np.concatenate([contigs.length, np.array([n for _, n in r.contigs], np.int64)]))
                 first_contig += len(r.contigs)
+        bad = np.flatnonzero(~np.isfinite(vectors).all(1))  # one check for the whole batch
+        if len(bad):
+            raise ValueError(f"record {recs[bad[0]].id!r}: its vector must be finite (it holds NaN or inf)")
         windows = None
         if self.save_windows:
             spans_a = np.concatenate(spans) if spans else np.zeros((0, 2), np.int64)  # (w, 2)

@@ -1,0 +1,121 @@
+"""How a run uses the machine: torch's thread count (`--threads`; 0 = auto: the cores other processes leave
+free) and glibc's allocator (kept from handing big blocks back to the OS between batches).
+
+Both were measured on the project's 2-core VM (bench/RESULTS.md, issue 16):
+- OpenMP threads beyond the free cores run several times slower than fewer threads (2 threads on a machine
+  whose other core was busy embedded at 40 kbp/s, 1 thread at 231 kbp/s), so auto counts the cores that
+  are idle over a short sample of /proc/stat before the work starts, within the process's CPU affinity and
+  cgroup quota, and divides them among torchrun's local ranks;
+- torch's CPU tensors come from malloc; glibc serves blocks above its mmap threshold (at most 32 MiB,
+  raised as blocks are freed) by mmap and trims the heap above 2x that threshold, so every batch's
+  activations were fresh pages: ~25k page faults per 2 kb x 32-window batch, a quarter to a third of the
+  default model's CPU time in the kernel. `tune_allocator` raises both thresholds once per process.
+torch is imported only inside set_threads (layer 0 stays light: `--help` never imports torch).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+
+from mrl_dna import console
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# Blocks below this come from the heap and stay in the process when freed (at the default batch size the
+# largest activation is ~32 MiB; a record's tokens of a 100 Mbp chromosome, 100 MB, still go to mmap).
+MMAP_THRESHOLD = 64 << 20
+# Free memory at the top of the heap kept instead of trimmed: a few batches' worth of activations.
+TRIM_THRESHOLD = 512 << 20
+# How long auto threads watches the CPUs before the work starts.
+_SAMPLE_SECONDS = 0.1
+
+_tuned = False
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds (MMAP_THRESHOLD, TRIM_THRESHOLD) so that freed batch
+    activations are reused instead of unmapped and faulted in again. Once per process; False where there is
+    no glibc (other platforms: nothing to do). Numbers are unchanged (torch aligns every CPU tensor to 64
+    bytes wherever it comes from): only page faults go away."""
+    global _tuned
+    if _tuned:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another libc: no mallopt
+        return False
+    _tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _tuned
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (containers)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def busy_cpus(seconds: float = _SAMPLE_SECONDS) -> float:
+    """CPUs' worth of work other processes did over `seconds` (from /proc/stat; this process is idle
+    meanwhile); 0.0 where /proc/stat is not readable."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle  # user nice system idle iowait irq softirq steal
+
+    try:
+        t1, i1 = sample()
+        time.sleep(seconds)
+        t2, i2 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = t2 - t1
+    if total <= 0:
+        return 0.0
+    return (total - (i2 - i1)) / total * (os.cpu_count() or 1)
+
+
+def auto_threads() -> tuple[int, str]:
+    """(threads, why): the available CPUs minus those busy with other processes (rounded), shared among
+    torchrun's local ranks, at least 1."""
+    cpus = available_cpus()
+    busy = min(float(cpus), busy_cpus())
+    free = max(1, cpus - round(busy))
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    threads = max(1, free // ranks)
+    why = f"{cpus} CPUs, {busy:.1f} busy with other processes" + (f", {ranks} local ranks" if ranks > 1 else "")
+    return threads, why
+
+
+def set_threads(threads: int = 0) -> int:
+    """torch's intra-op threads (and FAISS's, when it is loaded): `threads`, or with 0 auto_threads() unless
+    OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in use. Vectors do not depend
+    on it between 1 and 2 threads (tests/test_embed_bitwise.py); other counts may change their last bits."""
+    import torch  # the commands that take --threads run torch anyway
+
+    if not threads:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        threads, why = auto_threads()
+        if threads < available_cpus():
+            console.info(f"using {threads} thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
+    torch.set_num_threads(threads)
+    if "faiss" in sys.modules:
+        sys.modules["faiss"].omp_set_num_threads(threads)
+    return threads
