@@ -116,6 +116,7 @@ def set_threads(threads: int = 0) -> int:
         if threads < available_cpus():
             console.info(f"using {threads} thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
     torch.set_num_threads(threads)
-    if "faiss" in sys.modules:
-        sys.modules["faiss"].omp_set_num_threads(threads)
+    faiss = sys.modules.get("faiss")  # None when an import of it failed (or a test blocked it)
+    if faiss is not None:
+        faiss.omp_set_num_threads(threads)
     return threads

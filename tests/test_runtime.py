@@ -37,3 +37,14 @@ def test_machine_readings_are_sane():
     busy = runtime.busy_cpus(0.01)
     assert 0.0 <= busy
     assert runtime.tune_allocator() in (True, False) and runtime.tune_allocator() == runtime.tune_allocator()
+
+
+def test_set_threads_when_an_import_of_faiss_failed(monkeypatch):
+    """sys.modules["faiss"] is None after a failed or blocked import: --threads must not touch it (CI, where
+    FAISS is not installed, hit an internal error in `mrl-dna index` here)."""
+    before = torch.get_num_threads()
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)
+    try:
+        assert runtime.set_threads(1) == 1
+    finally:
+        torch.set_num_threads(before)
