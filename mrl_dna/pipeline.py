@@ -8,8 +8,8 @@ order follows the GEMM and conv shapes: measured, a 100 bp window alone in a (1,
 (32, 2048) one differ by 2e-7). So every batch has a FIXED SHAPE (rows, L) that depends only on the length of
 the windows it holds: full windows (every window of a record longer than the window) run in
 (batch_tokens // size, size) batches; a record shorter than the window is one short window, padded up to a
-length bucket (64, 96, 128, 192, 256, ... 1.5x steps, see `bucket_length`) and run with others of its bucket
-in (batch_tokens // bucket, bucket) batches. A batch that is not full (the end of the input, or one that a
+length bucket (64, ..., 128, 144, 160, ..., 256, 288, ...: 8 per octave, see `bucket_length`) and run with
+others of its bucket in (batch_tokens // bucket, bucket) batches. A batch that is not full (the end of the input, or one that a
 waiting record needs) is filled with copies of its first window whose outputs are dropped.
 
 The model's head runs here too, inside the batch (`window_embeddings`): a window's embedding and attention
@@ -59,11 +59,12 @@ GPU_DEPTH = 3
 # fewer buckets mean fuller batches.
 _MIN_BUCKET = 64
 # Records wait behind an earlier one whose part-filled batch has not run (output keeps input order); once
-# they hold this many batches' worth of bases (2 Mbp at the CPU default: a few MB), or it has waited this
-# long, that batch runs filled up instead of waiting for more windows of its length. Each such run costs up
-# to one batch of padding: with 4 batches, 400 contigs of 0.5-30 kbp embedded 20% slower than before fixed
-# shapes, with 32 as fast (bench/RESULTS.md); the time bound keeps output, hence flushes, within 10 s.
-_HOLD_BATCHES, _HOLD_SECONDS = 32, 5.0
+# they hold this many batches' worth of bases (8 Mbp at the CPU default: tokens and embeddings of a few tens
+# of MB), or it has waited this long, that batch runs filled up instead of waiting for more windows of its
+# length. Each such run costs up to one batch of padding: on 100,000 marker genes (8 buckets per octave) a
+# hold of 32 batches ran 1.48x the bases of the windows, 128 batches 1.14x (the 1.5x buckets before issue 16:
+# 1.30x at 32); the time bound keeps output, hence flushes, within ~25 s of the input.
+_HOLD_BATCHES, _HOLD_SECONDS = 128, 15.0
 # Records read ahead by the prefetch thread.
 _PREFETCH_RECORDS = 64
 
@@ -74,15 +75,17 @@ def default_batch_tokens(device: torch.device) -> int:
 
 
 def bucket_length(n: int, size: int) -> int:
-    """The padded length of a window of n bp in a batch: `size` for a full window, else the smallest of
-    64, 96, 128, 192, 256, 384, ... (powers of two and 1.5 times them) that holds it, at most `size`.
-    Steps of 1.5x bound the padding of a short window to a third of its bucket (and 64 bp below 64)."""
+    """The padded length of a window of n bp in a batch: `size` for a full window, 64 up to 64 bp, else the
+    smallest multiple of an eighth of n's octave (at least 16 bp, the default model's token) that holds it:
+    ..., 112, 128, 144, 160, ..., 256, 288, ..., 512, 576, ..., 1024, 1152, ..., at most `size`. Padding is then
+    below 1/8 of a window (4% on the marker genes and on 100-250 bp reads; the 1.5x steps used before issue 16
+    padded 17-18%), for 8 bucket shapes per octave."""
     if n >= size:
         return size
-    b = _MIN_BUCKET
-    while b < n and b * 3 // 2 < n:
-        b *= 2
-    return min(b if b >= n else b * 3 // 2, size)
+    if n <= _MIN_BUCKET:
+        return min(_MIN_BUCKET, size)
+    step = max(16, 1 << ((n - 1).bit_length() - 4))  # n in (2^k, 2^(k+1)] -> 2^(k-3)
+    return min(-(-n // step) * step, size)
 
 
 # ------------------------------------------------------------------------------------------ stage times

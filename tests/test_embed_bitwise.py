@@ -21,6 +21,7 @@ import pytest
 
 from mrl_dna import dna
 from mrl_dna.embed import bucket_length, embed_fasta, embed_sequences
+from mrl_dna.pipeline import _HOLD_BATCHES
 from mrl_dna.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores
 
@@ -170,12 +171,14 @@ def test_batches_have_one_shape_per_window_length(tiny_model, tmp_path, monkeypa
 
 
 def test_bucket_lengths():
-    assert [bucket_length(n, 2048) for n in (1, 64, 65, 96, 97, 128, 129, 200, 1500, 1537, 2047, 2048, 5000)] == [
-        64, 64, 96, 96, 128, 128, 192, 256, 1536, 2048, 2048, 2048, 2048]
+    assert [bucket_length(n, 2048) for n in (1, 64, 65, 96, 97, 128, 129, 200, 257, 600, 1500, 1537, 2047, 2048,
+                                             5000)] == [64, 64, 80, 96, 112, 128, 144, 208, 288, 640, 1536, 1664,
+                                                        2048, 2048, 2048]
     assert bucket_length(100, 80) == 80  # never longer than the window
-    for n in range(1, 3000, 7):  # holds the window, wastes at most a third of the bucket (or pads to 64)
+    for n in range(65, 3000, 7):  # holds the window, a multiple of 16, wastes less than 1/8 (plus a 16 bp step)
         b = bucket_length(n, 2048)
-        assert min(n, 2048) <= b and (b <= 64 or b <= 1.5 * n)
+        assert min(n, 2048) <= b and b % 16 == 0 and (b == 2048 or b < n * 1.125 + 16)
+    assert len({bucket_length(n, 2048) for n in range(1, 2049)}) == 37  # 8 shapes per octave above 128
 
 
 def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records(tiny_model):
@@ -184,7 +187,7 @@ def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records
     (memory stays bounded)."""
     rng = np.random.default_rng(3)
     recs = [Record("short", "", dna.encode(random_dna(rng, 30)), "t")]
-    recs += [Record(f"long{i}", "", dna.encode(random_dna(rng, 2000)), "t") for i in range(60)]
+    recs += [Record(f"long{i}", "", dna.encode(random_dna(rng, 2000)), "t") for i in range(120)]
     read = []
 
     def source():
@@ -193,7 +196,8 @@ def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records
             yield r
 
     first = next(embed_sequences(source(), model=tiny_model, batch_tokens=BATCH))
-    assert first.id == "short" and len(read) < 30  # 32 batches of 1,024 bases held, not all 60 records
+    held = _HOLD_BATCHES * BATCH // 2000 + 2  # records of 2,000 bp held behind it: 128 batches of 1,024 bases
+    assert first.id == "short" and len(read) <= held < len(recs)
 
 
 if __name__ == "__main__":
