@@ -20,8 +20,6 @@ import os
 import sys
 import time
 
-from mrl_dna import console
-
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 # Blocks below this come from the heap and stay in the process when freed (at the default batch size the
@@ -103,18 +101,31 @@ def auto_threads() -> tuple[int, str]:
     return threads, why
 
 
+# Why auto chose fewer threads than the machine has, for a command's one-line summary ("" when it did not):
+# printed on a line of its own it came before every error line, and only when the machine was busy.
+_note = ""
+
+
+def thread_note() -> str:
+    """'1 thread: 2 CPUs, 1.0 busy with other processes; --threads N to choose' after an auto choice below the
+    machine's CPUs, else ''."""
+    return _note
+
+
 def set_threads(threads: int = 0) -> int:
     """torch's intra-op threads (and FAISS's, when it is loaded): `threads`, or with 0 auto_threads() unless
     OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in use. Vectors do not depend
     on it between 1 and 2 threads (tests/test_embed_bitwise.py); other counts may change their last bits."""
     import torch  # the commands that take --threads run torch anyway
 
+    global _note
+    _note = ""
     if not threads:
         if os.environ.get("OMP_NUM_THREADS"):
             return torch.get_num_threads()
         threads, why = auto_threads()
         if threads < available_cpus():
-            console.info(f"using {threads} thread{'s' if threads > 1 else ''} ({why}); --threads N to choose")
+            _note = f"{threads} thread{'s' if threads > 1 else ''}: {why}; --threads N to choose"
     torch.set_num_threads(threads)
     faiss = sys.modules.get("faiss")  # None when an import of it failed (or a test blocked it)
     if faiss is not None:

@@ -48,3 +48,30 @@ def test_set_threads_when_an_import_of_faiss_failed(monkeypatch):
         assert runtime.set_threads(1) == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_auto_threads_on_a_busy_machine_prints_no_line_of_its_own(monkeypatch, tmp_path, capsys):
+    """On a busy machine auto chose 1 thread and said so on a line of its own before every error line: each
+    error then took two lines of stderr (CI failed 12 tests so while a training job ran). The choice is now
+    part of embed's one-line summary."""
+    from mrl_dna.cli import main as cli_main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    monkeypatch.setattr(runtime, "busy_cpus", lambda seconds=0.1: 1.9)
+    before = torch.get_num_threads()
+    try:
+        fa = tmp_path / "a.fa"
+        fa.write_text("this is not a FASTA file\n")
+        monkeypatch.setattr("sys.argv", ["mrl-dna", "embed", str(fa), "-o", str(tmp_path / "a.h5")])
+        try:
+            cli_main()
+        except SystemExit:
+            pass
+        err = capsys.readouterr().err
+        assert err.startswith("mrl-dna: error:") and err.count("\n") == 1, err
+        assert runtime.set_threads(0) == 1 and "1 CPUs" not in runtime.thread_note()
+        assert runtime.thread_note().startswith("1 thread: 2 CPUs, 1.9 busy")
+        assert runtime.set_threads(1) == 1 and runtime.thread_note() == ""
+    finally:
+        torch.set_num_threads(before)

@@ -17,6 +17,7 @@ from mrl_dna.cli.options import device_option, existing, force_option, quiet_opt
 from mrl_dna.embed import embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
 from mrl_dna.model import load_model
+from mrl_dna.runtime import thread_note
 from mrl_dna.shards import parse_shard
 from mrl_dna.windows import WindowConfig
 
@@ -76,6 +77,6 @@ def command(
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
     console.footer(
         f"{s.records:,} {unit}{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
-        f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}",
+        f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}" + (f" ({note})" if (note := thread_note()) else ""),
         timer,
     )
