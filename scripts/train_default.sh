@@ -5,15 +5,16 @@
 # usage: scripts/train_default.sh [CORPUS_DIR] [OUT_DIR] [what...]
 #   CORPUS_DIR  a corpus built by scripts/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
 #   OUT_DIR     where the runs go                                                   [default runs/v2]
-#   what        any of: stage1 stage2 ablation twin   (in that order)              [default stage1 stage2]
-#     stage1    the --kmer-only model: a linear head on the canonical 4-mer profile, trained with the v2 objective.
-#               It is the start of stage 2 and, continued alone (`ablation`), the encoder's ablation.
-#     stage2    THE MODEL: stage 1's head on the k-mer columns, 0 on the columns of a new encoder (--head-from), so
-#               step 0 embeds exactly as stage 1; the encoder and head then train together.
-#     ablation  stage 1 continued with stage 2's schedule, still --kmer-only: everything stage 2 gains over it is
-#               what the encoder earns (issue 11's bar).
-#     twin      stage 1 and 2 again with --no-matryoshka (every loss at the full width only): the Matryoshka
-#               baseline, into OUT_DIR/twin-stage1 and OUT_DIR/twin.
+#   what        any of: stage1 model twin encoder   (in that order)                [default stage1 model twin]
+#     stage1    a linear head on the canonical 4-mer profile (--kmer-only), trained with the v2 objective at a
+#               high learning rate: the start of every other run.
+#     model     THE SHIPPED DEFAULT MODEL: stage 1 continued with the final schedule, still --kmer-only.
+#     twin      stage 1 and the model again with --no-matryoshka (every loss at the full width only): the
+#               Matryoshka baseline, into OUT_DIR/twin-stage1 and OUT_DIR/twin (shipped in bench/models/no-matryoshka).
+#     encoder   the Caduceus-style candidate that did NOT earn its cost (bench/RESULTS.md, issue 11): stage 1's head
+#               on the k-mer columns, 0 on the columns of a new encoder (--head-from; mean-patch stem, 1024 pooled
+#               features batch-normalised), so step 0 embeds exactly as stage 1; encoder and head then train
+#               together. Everything it gains over `model` would be what the encoder earns.
 # Every run resumes: rerun the same command after a stop (the script passes --resume when a run has checkpoints).
 #
 # The objective (mrl_dna/train: genome blocks + two losses), coarse to fine:
@@ -24,16 +25,17 @@
 # Validation: 40 held-out corpus genomes (the first 40 of CORPUS_DIR/val by name), genome and locus top-1.
 #
 # Sizes and schedule come from the environment (defaults in brackets; they are what the shipped model used):
-#   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [3000] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
-#   THREADS [1: the 2-core machines here run a second job beside it] DEVICE [auto] NPROC [1: > 1 = torchrun]
-#   EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
+#   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
+#   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
+#   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
+# The k-mer-only runs take about a minute each on one CPU core; `encoder` ~3-5 s per step on this 2-core VM.
 set -euo pipefail
 
 CORPUS=${1:-data/corpus/v2}
 OUT=${2:-runs/v2}
 shift $(( $# < 2 ? $# : 2 ))
 WHAT=("$@")
-[[ ${#WHAT[@]} -gt 0 ]] || WHAT=(stage1 stage2)
+[[ ${#WHAT[@]} -gt 0 ]] || WHAT=(stage1 model twin)
 
 die() { echo "train_default.sh: $*" >&2; exit 1; }
 [[ -f "$CORPUS/train.fa" && -d "$CORPUS/val" ]] \
@@ -54,7 +56,7 @@ COMMON=("$CORPUS/train.fa" --val-genomes "$OUT/val40"
     --cosent-weight 0 --head-hidden 0 --seed "${SEED:-0}" --threads "${THREADS:-1}" --device "${DEVICE:-auto}"
     --eval-every "${EVAL_EVERY:-250}" --checkpoint-every "${CKPT_EVERY:-250}")
 ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm --patch mean)
-STAGE2=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-3000}")
+FINAL=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-1500}")
 
 run() {  # run DIR OPTIONS...: train into DIR, resuming when it already holds checkpoints; skip a finished run
     local dir=$1; shift
@@ -74,13 +76,14 @@ stage1() {  # $1 = output dir, then extra options
 for what in "${WHAT[@]}"; do
     case $what in
         stage1) stage1 "$OUT/stage1" ;;
-        stage2) run "$OUT/stage2" --head-from "$OUT/stage1" "${ENCODER[@]}" "${STAGE2[@]}" --name mrl-dna-default ;;
-        ablation) run "$OUT/ablation" --head-from "$OUT/stage1" --kmer-only "${STAGE2[@]}" --name mrl-dna-v2-ablation ;;
+        model) run "$OUT/model" --head-from "$OUT/stage1" --kmer-only "${FINAL[@]}" --name mrl-dna-default ;;
         twin)
             stage1 "$OUT/twin-stage1" --no-matryoshka
-            run "$OUT/twin" --head-from "$OUT/twin-stage1" "${ENCODER[@]}" "${STAGE2[@]}" --no-matryoshka \
+            run "$OUT/twin" --head-from "$OUT/twin-stage1" --kmer-only "${FINAL[@]}" --no-matryoshka \
                 --name mrl-dna-default-no-matryoshka ;;
-        *) die "unknown step '$what'; give any of: stage1 stage2 ablation twin" ;;
+        encoder) run "$OUT/encoder" --head-from "$OUT/stage1" "${ENCODER[@]}" "${FINAL[@]}" --name mrl-dna-v2-encoder ;;
+        *) die "unknown step '$what'; give any of: stage1 model twin encoder" ;;
     esac
 done
-echo "train_default.sh: done. To ship stage 2: cp $OUT/stage2/{config.json,model.safetensors,README.md} mrl_dna/default_model/" >&2
+echo "train_default.sh: done. To ship: cp $OUT/model/{config.json,model.safetensors} mrl_dna/default_model/ and" \
+    "cp $OUT/twin/{config.json,model.safetensors} bench/models/no-matryoshka/ (then the cards and README)" >&2
