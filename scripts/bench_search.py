@@ -222,26 +222,51 @@ def hnsw_shortlister(x: np.ndarray, dim: int, ef: int):
     return shortlist, build
 
 
+def single_query_ms(run, q: np.ndarray, n: int) -> float:
+    """Median wall milliseconds of `run` on one query at a time (the first n queries): the latency a user who
+    searches one sequence waits for, without the batching that queries/s assumes."""
+    times = []
+    for i in range(min(n, len(q))):
+        t0 = time.perf_counter()
+        run(q[i : i + 1])
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def parse_funnels(spec: str) -> list[tuple[Stage, ...]]:
+    """'256:2000,512:10;128:5000,512:10' -> fixed funnels (DIM:KEEP stages, the last one's KEEP = k)."""
+    out = []
+    for f in (x for x in spec.split(";") if x):
+        out.append(tuple(Stage(int(d), int(m)) for d, m in (p.split(":") for p in f.split(","))))
+    return out
+
+
 def bench_size(
     x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, device: str, use_faiss: bool,
-    hnsw: list[tuple[int, int]] = (), flat_rr: bool = False,
+    hnsw: list[tuple[int, int]] = (), flat_rr: bool = False, funnels: list[tuple[Stage, ...]] = (),
+    calibrate: bool = True, single: int = 0,
 ) -> list[dict]:
     n, D = x.shape
     db = Database.from_arrays(x, matryoshka_dims=dims)
     res = []
 
-    def record(name, hits, secs, extra=""):
+    def record(name, hits, secs, extra="", run=None):
         fs = full_scores(q, x, hits.rows)
         rec, same = topk_quality(hits.rows, fs, ref.rows, ref.scores, k)
+        ms = single_query_ms(run, q, single) if (run is not None and single) else None
         res.append(
             dict(method=name, n=n, stages=extra, recall10=rec, same_top10=same, qps=len(q) / secs,
-                 macs=hits.macs_per_query, macs_ratio=n * D / max(1, hits.macs_per_query))
+                 macs=hits.macs_per_query, macs_ratio=n * D / max(1, hits.macs_per_query), single_ms=ms)
         )
         print(f"  {name:<14} {extra:<26} recall@10 {rec:.4f}  same-top10 {same:.4f}  {len(q) / secs:10.1f} q/s  "
-              f"{hits.macs_per_query / 1e6:8.3f} M macs/q ({n * D / max(1, hits.macs_per_query):6.1f}x fewer)", flush=True)
+              f"{hits.macs_per_query / 1e6:8.3f} M macs/q ({n * D / max(1, hits.macs_per_query):6.1f}x fewer)"
+              + (f"  {ms:.2f} ms single" if ms is not None else ""), flush=True)
 
     ref, t = timed(lambda: exact_search(q, db.blocks(D, 1 << 16), k=k, device=device))
-    record("exact@D", ref, t, f"{D}")
+    record("exact@D", ref, t, f"{D}", run=lambda qq: exact_search(qq, db.blocks(D, 1 << 16), k=k, device=device))
+    for f in funnels:
+        h, t = timed(lambda: funnel_search(q, db, f, device=device))
+        record("funnel-fixed", h, t, ",".join(map(str, f)), run=lambda qq: funnel_search(qq, db, f, device=device))
     stages = default_funnel(n, dims, k, small_db_macs=0)  # the CLI scans small DBs exactly; show the funnel
     d1 = stages[0].dim
     h, t = timed(lambda: exact_search(truncate_normalize(q, d1), db.blocks(d1, 1 << 16), k=k, device=device))
@@ -252,12 +277,13 @@ def bench_size(
     kept = [np.mean([len(set(a) & set(b)) for a, b in zip(rows, ref.rows)]) / k for rows in trace]
     res[-1]["stage_retention"] = kept
     print("    exact top-10 still present after each funnel stage: " + ", ".join(f"{s}: {x:.4f}" for s, x in zip(stages, kept)))
-    cal = calibrate_funnel(db, k=k, device=device)  # pseudo-queries are DB rows, not the held-out queries
-    h, t = timed(lambda: funnel_search(q, db, cal.stages, device=device))
-    record("funnel-cal", h, t, ",".join(map(str, cal.stages)) + f" (calibration {cal.seconds:.1f}s)")
-    res[-1]["needed_keep_p995"] = cal.needed
-    print("    shortlist needed at each dim to keep the exact top-10 of 99.5% of 200 DB-row queries: "
-          + ", ".join(f"{d}: {m:,}" for d, m in cal.needed.items()))
+    if calibrate:
+        cal = calibrate_funnel(db, k=k, device=device)  # pseudo-queries are DB rows, not the held-out queries
+        h, t = timed(lambda: funnel_search(q, db, cal.stages, device=device))
+        record("funnel-cal", h, t, ",".join(map(str, cal.stages)) + f" (calibration {cal.seconds:.1f}s)")
+        res[-1]["needed_keep_p995"] = cal.needed
+        print("    shortlist needed at each dim to keep the exact top-10 of 99.5% of 200 DB-row queries: "
+              + ", ".join(f"{d}: {m:,}" for d, m in cal.needed.items()))
     small = [d for d in dims if d >= 16][:1] or [dims[0]]
     mid = [d for d in dims if d >= 4 * small[0] and d < D][:1]
     paper = (Stage(small[0], min(n, 2000)), *([Stage(mid[0], 200)] if mid else []), Stage(D, k))
@@ -275,7 +301,8 @@ def bench_size(
             sl, build = built[hd]
             st = (Stage(hd, min(m, n)), Stage(D, k))
             h, t = timed(lambda: funnel_search(q, db, st, device=device, shortlist=sl))
-            record(f"hnsw@{hd}:{m}", h, t, ",".join(map(str, st)) + f" (build {build:.1f}s)")
+            record(f"hnsw@{hd}:{m}", h, t, ",".join(map(str, st)) + f" (build {build:.1f}s)",
+                   run=lambda qq: funnel_search(qq, db, st, device=device, shortlist=sl))
         import faiss
 
         index = faiss.IndexFlatIP(D)
@@ -304,6 +331,10 @@ def main() -> None:
     ap.add_argument("--hnsw", default="64:500,64:1000,64:2000",
                     help="HNSW shortlist settings DIM:M,... (M candidates = efSearch, reranked at D); '' = none")
     ap.add_argument("--faiss-flat-rr", action="store_true", help="also run FAISS flat over d1 + the auto reranks")
+    ap.add_argument("--funnel", default="", help="extra fixed funnels DIM:KEEP,...;DIM:KEEP,... (e.g. 256:2000,512:10)")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip funnel-cal (slow on a 1M-row DB)")
+    ap.add_argument("--single", type=int, default=0,
+                    help="also time N queries one at a time (median ms) for exact@D, --funnel and HNSW rows")
     ap.add_argument("--json", help="write the rows as JSON here")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -339,13 +370,15 @@ def main() -> None:
         print(f"## n = {n:,} rows ({n_real:,} {'stand-in' if args.synthetic else 'real-window'}"
               f"{f', {n - n_real:,} jittered copies' if n > n_real else ''})", flush=True)
         hnsw = [tuple(int(v) for v in p.split(":")) for p in args.hnsw.split(",") if p] if use_faiss else []
-        for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss, hnsw, args.faiss_flat_rr):
+        for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss, hnsw, args.faiss_flat_rr,
+                            parse_funnels(args.funnel), not args.no_calibrate, args.single):
             rows.append({**r, "n_real": n_real, "data": what})
-    print("\n| n | method | stages | recall@10 | same top-10 | queries/s | M multiply-adds/query | fewer than exact |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| n | method | stages | recall@10 | same top-10 | queries/s | ms per single query | M multiply-adds/query | fewer than exact |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        ms = "-" if r.get("single_ms") is None else f"{r['single_ms']:.2f}"
         print(f"| {r['n']:,} | {r['method']} | {r['stages']} | {r['recall10']:.4f} | {r['same_top10']:.3f} | "
-              f"{r['qps']:,.0f} | {r['macs'] / 1e6:.3f} | {r['macs_ratio']:.1f}x |")
+              f"{r['qps']:,.0f} | {ms} | {r['macs'] / 1e6:.3f} | {r['macs_ratio']:.1f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"argv": sys.argv, "rows": rows}, f, indent=1)
