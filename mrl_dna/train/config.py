@@ -52,7 +52,8 @@ class TrainConfig:
     head_init: HeadInit = HeadInit.random
     # A --kmer-only model directory (same dims, k-mer features and scaling): the new model's linear head starts
     # with that model's head on its k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that
-    # model does and all the encoder adds is measured against it (the v2 recipe: its ablation is stage 1).
+    # model does and all the encoder adds is measured against it (scripts/train_default.sh: `model` and `encoder`
+    # both start from stage 1).
     head_from: str | None = None
     whiten_shrinkage: float = 0.3
     whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
