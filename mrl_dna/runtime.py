@@ -131,3 +131,23 @@ def set_threads(threads: int = 0) -> int:
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
     return threads
+
+
+_BF16: bool | None = None
+
+
+def fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), so that a bf16 matmul is faster than
+    fp32 (measured on the project's AMD EPYC: 316 vs 73 GMAC/s at 2 threads) instead of emulated and slower.
+    MRL_DNA_BF16_SCAN=0/1 overrides (tests, and a machine that reports the flag but is slow)."""
+    global _BF16
+    env = os.environ.get("MRL_DNA_BF16_SCAN")
+    if env in ("0", "1"):
+        return env == "1"
+    if _BF16 is None:
+        try:
+            flags = open("/proc/cpuinfo").read()
+        except OSError:
+            flags = ""
+        _BF16 = " avx512_bf16" in flags or " amx_bf16" in flags
+    return _BF16

@@ -75,3 +75,15 @@ def test_auto_threads_on_a_busy_machine_prints_no_line_of_its_own(monkeypatch, t
         assert runtime.set_threads(1) == 1 and runtime.thread_note() == ""
     finally:
         torch.set_num_threads(before)
+
+
+def test_fast_bf16_follows_the_override_and_reads_the_cpu_flags_once(monkeypatch):
+    monkeypatch.setenv("MRL_DNA_BF16_SCAN", "0")
+    assert runtime.fast_bf16() is False
+    monkeypatch.setenv("MRL_DNA_BF16_SCAN", "1")
+    assert runtime.fast_bf16() is True
+    monkeypatch.delenv("MRL_DNA_BF16_SCAN")
+    monkeypatch.setattr(runtime, "_BF16", None)
+    first = runtime.fast_bf16()
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read twice")))
+    assert runtime.fast_bf16() == first in (True, False)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, write_store
+import mrl_dna.search.exact as exact_mod
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
@@ -439,3 +440,55 @@ def test_fasta_queries_use_the_dbs_own_model_when_it_is_here(tmp_path, tiny_mode
     code, _, err = run_cli(["search", small_fasta, db, "-q"], capsys)
     assert code == 1 and "(missing)" in error_line(err) and "pass --model DIR of that model" in error_line(err)
     assert run_cli(["search", small_fasta, db, "-q", "-m", tmp_path / "moved"], capsys)[0] == 0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _scan(q, x, k, monkeypatch, bf16: str, valid=None):
+    monkeypatch.setenv("MRL_DNA_BF16_SCAN", bf16)
+    return exact_search(q, ((s, x[s : s + 8192]) for s in range(0, len(x), 8192)), k=k, valid=valid)
+
+
+def test_two_pass_bf16_scan_returns_the_fp32_scans_top_k(monkeypatch):
+    """The bf16-then-fp32 scan (CPUs with native bf16) must stay exact: clusters of 8 near-duplicate rows
+    (their scores within the bf16 error of each other), invalid rows, and a last block shorter than the others."""
+    rng = np.random.default_rng(0)
+    centres = _unit(rng.standard_normal((3_000, 64)))
+    x = _unit(np.repeat(centres, 8, axis=0) + 0.01 * rng.standard_normal((24_000, 64)))  # 8 near-ties each
+    x = np.concatenate([x, _unit(rng.standard_normal((3_000, 64)))])
+    valid = rng.random(len(x)) > 0.1
+    q = _unit(x[rng.choice(len(x), 64)] + 0.05 * rng.standard_normal((64, 64)))
+    calls = {"two": 0, "fp32": 0}
+    real = exact_mod._two_pass
+
+    def counted(*a):
+        r = real(*a)
+        calls["two" if r is not None else "fp32"] += 1
+        return r
+
+    monkeypatch.setattr(exact_mod, "_two_pass", counted)
+    ref = _scan(q, x, 10, monkeypatch, "0", valid)
+    got = _scan(q, x, 10, monkeypatch, "1", valid)
+    assert calls["two"] > 0  # the two-pass scan ran on some blocks
+    assert np.abs(got.scores - ref.scores).max() < 1e-5
+    differ = got.rows != ref.rows  # only where two rows score the same to float precision
+    assert np.all(np.abs(got.scores[differ] - ref.scores[differ]) < 1e-6)
+    assert valid[got.rows].all()
+
+
+def test_two_pass_bf16_scan_gives_up_on_rows_too_close_to_rank_in_bf16(monkeypatch):
+    """3,000 rows within 1e-3 of one another: no bf16 shortlist of 64 can be proven to hold the top-k, so the
+    blocks fall back to fp32 (and after 3 such blocks the scan stops trying); the result is still exact."""
+    rng = np.random.default_rng(1)
+    c = _unit(rng.standard_normal((1, 32)))
+    x = _unit(np.repeat(c, 40_000, axis=0) + 1e-4 * rng.standard_normal((40_000, 32)))
+    q = _unit(c + 0.01 * rng.standard_normal((32, 32)))
+    tried = []
+    real = exact_mod._two_pass
+    monkeypatch.setattr(exact_mod, "_two_pass", lambda *a: tried.append(real(*a)) or tried[-1])
+    ref = _scan(q, x, 5, monkeypatch, "0")
+    got = _scan(q, x, 5, monkeypatch, "1")
+    assert tried == [None, None, None]  # 5 blocks of 8,192 rows: gave up after 3
+    assert np.abs(got.scores - ref.scores).max() < 1e-6
