@@ -84,12 +84,13 @@ def exact_search(
             continue
         macs += nb * d
         ok = None if valid is None else torch.from_numpy(np.asarray(valid[start : start + nb], dtype=bool)).to(device)
-        two = _two_pass(Q, B, ok, best_s if not first else None, k) if bf16 and nb >= BF16_MIN_ROWS else None
+        try_two = bf16 and nb >= BF16_MIN_ROWS
+        two = _two_pass(Q, B, ok, best_s if not first else None, k) if try_two else None
         if two is not None:
             s, i = two
             gave_up = 0
         else:
-            if bf16 and nb >= BF16_MIN_ROWS:
+            if try_two:
                 gave_up += 1
                 bf16 = gave_up < 3  # 3 blocks in a row too dense for it: this DB does not suit the two-pass scan
             S = Q @ B.T  # (q, b)
@@ -126,14 +127,12 @@ def _two_pass(Q: torch.Tensor, B: torch.Tensor, ok: torch.Tensor | None, best_s:
     # top-k (a whole block smaller than m is taken entirely)
     if m < nb and not bool((vals[:, -1] < lower - BF16_BOUND).all()):
         return None
-    S = torch.empty(cand.shape)  # (q, m) fp32 scores of the candidates, a few queries at a time
-    c = max(1, GATHER_BYTES // (4 * m * B.shape[1]))
-    for a in range(0, len(cand), c):
-        S[a : a + c] = torch.bmm(B[cand[a : a + c]], Q[a : a + c, :, None])[:, :, 0]
+    cand = cand.numpy()
     if ok is not None:
-        S.masked_fill_(~ok[cand], -math.inf)
-    s, j = torch.topk(S, kk, dim=1)
-    return s, torch.gather(cand, 1, j)
+        cand = np.where(ok.numpy()[cand], cand, -1)  # rerank skips -1
+    block = B.numpy()
+    rows, scores, _ = rerank(Q.numpy(), cand, lambda _dim, r: block[r], dim=B.shape[1], keep=kk)  # fp32 rescoring
+    return torch.from_numpy(scores), torch.from_numpy(rows)
 
 
 def _finish(
