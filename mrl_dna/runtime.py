@@ -146,7 +146,8 @@ def fast_bf16() -> bool:
         return env == "1"
     if _BF16 is None:
         try:
-            flags = open("/proc/cpuinfo").read()
+            with open("/proc/cpuinfo") as f:
+                flags = f.read()
         except OSError:
             flags = ""
         _BF16 = " avx512_bf16" in flags or " amx_bf16" in flags

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.store import EmbeddingStore
-from mrl_dna.store.format import EmbeddedRecord
+from mrl_dna.store.format import HOUSEKEEPING, EmbeddedRecord
 from mrl_dna.store.writer import EmbeddingWriter
 
 
@@ -49,9 +49,8 @@ def build(src_path: Path, out: Path, rows: int, jitter: float, seed: int, block:
     for _, b in src.iter_blocks(D, block):  # per-dim spread of the real rows (normalised)
         std += (b.astype(np.float64) ** 2).sum(0)
     std = np.sqrt(std / n).astype(np.float32)
-    attrs = {k: v for k, v in src.attrs.items()
-             if k not in ("format", "format_version", "dim", "dtype", "save_windows", "complete", "rows_committed",
-                          "windows_committed", "contigs_committed", "per_file", "shard", "command")}
+    # the source's model and run attributes, as merge copies them (the writer sets the rest)
+    attrs = {k: v for k, v in src.attrs.items() if k not in HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file")}
     attrs["command"] = "scripts/bench_bigdb.py " + " ".join(sys.argv[1:])
     rng = np.random.default_rng(seed)
     with EmbeddingWriter(out, attrs=attrs, dim=D, overwrite=True) as w:
@@ -90,7 +89,7 @@ def run_search(queries: str, db: Path, opts: str, drop: bool) -> tuple[float, fl
                               *opts.split()], stdout=so, stderr=se, text=True)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
         so.seek(0), se.seek(0)
         out, err = so.read(), se.read()
     if p.returncode:
