@@ -56,10 +56,12 @@ import torch
 from mrl_dna.search import (
     Database,
     calibrate_funnel,
+    check_funnel,
     Stage,
     default_funnel,
     exact_search,
     funnel_search,
+    parse_funnel,
 )
 from mrl_dna.vectors import normalize_rows as normalize
 from mrl_dna.vectors import truncate_normalize
@@ -233,14 +235,6 @@ def single_query_ms(run, q: np.ndarray, n: int) -> float:
     return 1e3 * float(np.median(times))
 
 
-def parse_funnels(spec: str) -> list[tuple[Stage, ...]]:
-    """'256:2000,512:10;128:5000,512:10' -> fixed funnels (DIM:KEEP stages, the last one's KEEP = k)."""
-    out = []
-    for f in (x for x in spec.split(";") if x):
-        out.append(tuple(Stage(int(d), int(m)) for d, m in (p.split(":") for p in f.split(","))))
-    return out
-
-
 def bench_size(
     x: np.ndarray, q: np.ndarray, dims: tuple[int, ...], k: int, device: str, use_faiss: bool,
     hnsw: list[tuple[int, int]] = (), flat_rr: bool = False, funnels: list[tuple[Stage, ...]] = (),
@@ -265,6 +259,7 @@ def bench_size(
     ref, t = timed(lambda: exact_search(q, db.blocks(D, 1 << 16), k=k, device=device))
     record("exact@D", ref, t, f"{D}", run=lambda qq: exact_search(qq, db.blocks(D, 1 << 16), k=k, device=device))
     for f in funnels:
+        f = check_funnel(f, dim=D, matryoshka_dims=dims, k=k, source="--funnel")  # as search checks --funnel
         h, t = timed(lambda: funnel_search(q, db, f, device=device))
         record("funnel-fixed", h, t, ",".join(map(str, f)), run=lambda qq: funnel_search(qq, db, f, device=device))
     stages = default_funnel(n, dims, k, small_db_macs=0)  # the CLI scans small DBs exactly; show the funnel
@@ -371,7 +366,7 @@ def main() -> None:
               f"{f', {n - n_real:,} jittered copies' if n > n_real else ''})", flush=True)
         hnsw = [tuple(int(v) for v in p.split(":")) for p in args.hnsw.split(",") if p] if use_faiss else []
         for r in bench_size(np.ascontiguousarray(x), q, dims, args.k, args.device, use_faiss, hnsw, args.faiss_flat_rr,
-                            parse_funnels(args.funnel), not args.no_calibrate, args.single):
+                            [parse_funnel(f) for f in args.funnel.split(";") if f], not args.no_calibrate, args.single):
             rows.append({**r, "n_real": n_real, "data": what})
     print("\n| n | method | stages | recall@10 | same top-10 | queries/s | ms per single query | M multiply-adds/query | fewer than exact |")
     print("|---|---|---|---|---|---|---|---|---|")
