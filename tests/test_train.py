@@ -243,6 +243,23 @@ def test_head_from_a_kmer_only_model_starts_exactly_as_that_model(tmp_path, caps
     assert code == 1 and "not a --kmer-only model" in err
 
 
+def test_freeze_kmer_head_trains_the_encoder_and_keeps_the_kmer_columns_exactly(tmp_path, capsys):
+    d = _split_sample(tmp_path)
+    blocks = ["--windows-per-genome", "2", "--genome-dims", "8", "--locus-dims", "16", "--cosent-weight", "0"]
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "k"), "--steps", "2", "--kmer-only", *blocks, *TINY], capsys)
+    assert code == 0, err
+    enc = ["--pool-features", "12", "--pool-norm", "--patch", "mean", "--weight-decay", "0.1", "--lr", "1e-2"]
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "f"), "--steps", "3", "--head-from", str(tmp_path / "k"),
+                           "--freeze-kmer-head", *enc, *blocks, *TINY], capsys)
+    assert code == 0, err
+    kmer, frozen = load_model(tmp_path / "k"), load_model(tmp_path / "f")
+    assert torch.equal(frozen.head.weight[:, 12:], kmer.head.weight) and torch.equal(frozen.head.bias, kmer.head.bias)
+    assert frozen.head.weight[:, :12].abs().sum() > 0  # the learned columns did train from their zero start
+    assert "--freeze-kmer-head" in (tmp_path / "f" / "README.md").read_text()
+    code, err = run_train([str(d / "g[0-5].fa"), "-o", str(tmp_path / "x"), "--freeze-kmer-head", *enc, *blocks, *TINY], capsys)
+    assert code == 1 and "give --head-from" in err
+
+
 def test_resume_of_a_checkpoint_written_before_a_config_field_existed(tmp_path, capsys):
     """A field added to TrainConfig/SamplerConfig later: an older checkpoint lacks it and ran with its default."""
     common = [str(SAMPLE), "--steps", "3", "--checkpoint-every", "2", *TINY]

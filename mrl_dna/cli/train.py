@@ -50,6 +50,7 @@ def command(
     init: Path = typer.Option(None, "--init", callback=existing("dir", what="--init"), help="Start from this model directory: an mrl-dna model, or an official Caduceus checkpoint (its backbone gets a new pooling + Matryoshka head shaped by --dims/--pooling/--head-hidden/--window).", rich_help_panel=_M),
     head_init: HeadInit = typer.Option(TC.head_init, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
     head_from: Path = typer.Option(None, "--head-from", callback=existing("dir", what="--head-from"), help="A --kmer-only model (same --dims, --kmer-features): the new model's head starts as its head on the k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that model and the encoder's gain is measured against it.", rich_help_panel=_T),
+    freeze_kmer_head: bool = typer.Option(False, "--freeze-kmer-head", help="With --head-from: keep the head's k-mer columns and bias as copied for the whole run; only the encoder and the head's learned columns train, so every change of the loss is the encoder's.", rich_help_panel=_T),
     whiten_shrinkage: float = typer.Option(TC.whiten_shrinkage, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
     whiten_windows: int = typer.Option(TC.whiten_windows, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
@@ -115,7 +116,7 @@ def command(
         dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64"), freeze_backbone=freeze_backbone,
         dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"), matryoshka=not no_matryoshka,
         scale=scale, cosent_weight=cosent_weight, locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (),
-        locus_weight=locus_weight, head_init=head_init, head_from=head_from, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
+        locus_weight=locus_weight, head_init=head_init, head_from=head_from, freeze_kmer_head=freeze_kmer_head, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(

@@ -48,7 +48,8 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         "",
         "## Model",
         _encoder_line(model) + f"; pooling {c.pooling.value}; {n_params:,} parameters"
-        + ("; backbone frozen" if tc.freeze_backbone else ""),
+        + ("; backbone frozen" if tc.freeze_backbone else "")
+        + ("; head k-mer columns frozen (--freeze-kmer-head)" if tc.freeze_kmer_head else ""),
         f"- window {c.window} bp, stride {c.window_stride} bp",
         "",
         "## Training",

@@ -55,6 +55,10 @@ class TrainConfig:
     # model does and all the encoder adds is measured against it (scripts/train_default.sh: `model` and `encoder`
     # both start from stage 1).
     head_from: str | None = None
+    # With head_from: the head's k-mer columns and bias stay at that model's values for the whole run; only the
+    # encoder and the head's learned columns train, so every change of the loss is the encoder's (and it cannot
+    # be "switched off" by the k-mer part learning around it). The learned columns then get no weight decay.
+    freeze_kmer_head: bool = False
     whiten_shrinkage: float = 0.3
     whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
     checkpoint_every: int = 500
@@ -79,6 +83,8 @@ class TrainConfig:
             raise ConfigError("--head-from and --head-init whiten both set the head's start; give one of them")
         if self.head_from is not None:
             object.__setattr__(self, "head_from", str(self.head_from))
+        if self.freeze_kmer_head and self.head_from is None:
+            raise ConfigError("--freeze-kmer-head keeps the k-mer columns --head-from copies; give --head-from DIR too")
         if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0 or self.locus_weight < 0:
             raise ConfigError("--cosent-weight, --locus-weight, --weight-decay and --clip must be >= 0")
         object.__setattr__(self, "betas", tuple(self.betas))

@@ -126,6 +126,21 @@ def head_from_kmer_model(model, path: str | Path) -> None:
         model.head.bias.copy_(src.head.bias)
 
 
+def freeze_kmer_columns(model) -> None:
+    """--freeze-kmer-head: the linear head's k-mer columns and its bias get no gradient (a hook zeroes those
+    columns of every gradient; the bias stops requiring one). With no weight decay on the head (make_optimizer)
+    AdamW then leaves them exactly as --head-from set them: a zero gradient keeps both Adam moments, hence the
+    update, at 0. Called on every start, resumes included (hooks are not saved)."""
+    if not isinstance(model, MrlDnaModel) or model.config.head_hidden or not model.config.encoder.learned:
+        raise ConfigError("--freeze-kmer-head needs a new mrl-dna model with an encoder and a linear head "
+                          "(no --kmer-only, --head-hidden 0)")
+    learned = model.config.encoder.learned_dim
+    mask = torch.zeros_like(model.head.weight)
+    mask[:, :learned] = 1.0  # the learned block comes first, the k-mer block last (head_from_kmer_model)
+    model.head.weight.register_hook(lambda g: g * mask.to(g.device))
+    model.head.bias.requires_grad_(False)
+
+
 def whiten_start(model, sources: list[Source], tc: TrainConfig, device: torch.device, *, say: bool) -> None:
     """--head-init whiten: the linear head starts at the whitened k-mer profile. Every rank computes the same
     start (seeded, no broadcast)."""
@@ -178,9 +193,11 @@ def sampler_for(sc: SamplerConfig | None, window: int, tc: TrainConfig) -> Sampl
 
 # -------------------------------------------------------------------------------------------- optimizer
 def make_optimizer(model, tc: TrainConfig):
-    """AdamW (weight decay on matrices only) and the warmup + cosine schedule of train/config.py."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    """AdamW (weight decay on matrices only; not on the head under --freeze-kmer-head, whose frozen columns decay
+    would shrink) and the warmup + cosine schedule of train/config.py."""
+    exempt = {id(model.head.weight)} if tc.freeze_kmer_head else set()
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2 and id(p) not in exempt]
+    no_decay = [p for p in model.parameters() if p.requires_grad and (p.dim() < 2 or id(p) in exempt)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=tc.lr, betas=tc.betas,
@@ -189,5 +206,5 @@ def make_optimizer(model, tc: TrainConfig):
     return opt, sched
 
 
-__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "head_from_kmer_model", "init_model", "load_data", "make_losses",
+__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "freeze_kmer_columns", "head_from_kmer_model", "init_model", "load_data", "make_losses",
            "make_optimizer", "sampler_for", "whiten_start"]

@@ -39,7 +39,7 @@ from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig
-from mrl_dna.train.setup import (HeadSpec, head_from_kmer_model, init_model, load_data, make_losses, make_optimizer,
+from mrl_dna.train.setup import (HeadSpec, freeze_kmer_columns, head_from_kmer_model, init_model, load_data, make_losses, make_optimizer,
                                  sampler_for, whiten_start)
 from mrl_dna.train.validation import Validator, val_line
 
@@ -120,6 +120,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
     if tc.freeze_backbone:
         for p in model.backbone_module.parameters():
             p.requires_grad_(False)
+    if tc.freeze_kmer_head:
+        freeze_kmer_columns(model)
     model.to(dist.device)
     if ckpt is None and tc.head_init == HeadInit.whiten:
         whiten_start(model, data.sources, tc, dist.device, say=dist.is_main)
