@@ -27,7 +27,7 @@ import numpy as np
 from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna.errors import ConfigError
-from mrl_dna.kmer import KmerEmbedder, TnfEmbedder
+from mrl_dna.kmer import KmerEmbedder, ProjectedKmerEmbedder, TnfEmbedder
 from mrl_dna.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,12 +55,14 @@ def parse_model_spec(spec: str) -> ModelSpec:
 class Baseline(str, Enum):
     KMER4 = "4mer"
     KMER6 = "6mer"
+    KMER6_RP512 = "6mer-rp512"
     TNF = "tnf"
     V1 = "v1"
 
 
 ALL_BASELINES = ",".join(b.value for b in Baseline)
 BASELINE_NAMES = {Baseline.KMER4: "4-mer profile", Baseline.KMER6: "6-mer profile",
+                  Baseline.KMER6_RP512: "6-mer profile -> random 512-d",
                   Baseline.TNF: "TNF (DNABERT-S)", Baseline.V1: "v1"}
 
 
@@ -111,6 +113,8 @@ def build_methods(models: Sequence[ModelSpec], baselines: Sequence[Baseline], *,
             methods.append(ev.Method(BASELINE_NAMES[b], KmerEmbedder(4)))
         elif b is Baseline.KMER6:
             methods.append(ev.Method(BASELINE_NAMES[b], KmerEmbedder(6)))
+        elif b is Baseline.KMER6_RP512:
+            methods.append(ev.Method(BASELINE_NAMES[b], ProjectedKmerEmbedder(6, 512)))
         elif b is Baseline.TNF:
             methods.append(ev.Method(BASELINE_NAMES[b], TnfEmbedder()))
     if not methods:

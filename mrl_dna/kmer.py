@@ -106,6 +106,35 @@ class KmerEmbedder:
         return kmer_profiles(seqs, self.k)
 
 
+class ProjectedKmerEmbedder:
+    """`ProjectedKmerEmbedder(6, 512)(token_arrays) -> (n, 512)`: a fixed random linear image of the k-mer
+    profile, the reference for "what a `dim`-wide linear map of k-mer frequencies keeps" (issue 11: a trained
+    linear head on the 6-mer profile scores like this on locus retrieval, far below the 2,080-d profile itself).
+
+    Each profile is scaled as the model's k-mer input is (`KmerProfile(k, "sqrt")`: sqrt(K * f) - 1, so the
+    uniform composition maps to 0), multiplied by a Gaussian matrix (K, dim) drawn from `seed`, and
+    L2-normalised; cosines are then those of the scaled profiles up to the projection's ~1/sqrt(dim) error."""
+
+    def __init__(self, k: int, dim: int, seed: int = 0) -> None:
+        _check_k(k)
+        self.k, self.dim = k, dim
+        self.name = f"{k}-mer profile -> random {dim}-d"
+        n = n_canonical(k)
+        self.proj = (np.random.default_rng(seed).standard_normal((n, dim)) / np.sqrt(dim)).astype(np.float32)
+
+    def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
+        n = n_canonical(self.k)
+        x = np.zeros((len(seqs), n), dtype=np.float32)
+        for i, s in enumerate(seqs):
+            c = kmer_counts(s, self.k).astype(np.float64)
+            total = c.sum()
+            if total > 0:  # a sequence without a valid k-mer stays 0, as in KmerProfile
+                x[i] = np.sqrt(c / total * n) - 1.0
+        y = x @ self.proj
+        norm = np.linalg.norm(y, axis=1, keepdims=True)
+        return np.where(norm > 0, y / np.where(norm > 0, norm, 1.0), 0.0).astype(np.float32)
+
+
 def _revcomp_codes(codes: np.ndarray, k: int) -> np.ndarray:
     """2-bit codes of the reverse complements of the k-mers with the given codes."""
     rc = np.zeros_like(codes)

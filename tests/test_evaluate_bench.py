@@ -25,13 +25,14 @@ def test_model_specs():
 def test_baselines():
     assert eb.parse_baselines(eb.ALL_BASELINES) == tuple(eb.Baseline)
     assert eb.parse_baselines("none") == () and eb.parse_baselines("") == ()
-    with pytest.raises(ConfigError, match=r"--baselines \['5mer'\] unknown; pick from 4mer,6mer,tnf,v1"):
+    with pytest.raises(ConfigError, match=r"--baselines \['5mer'\] unknown; pick from 4mer,6mer,6mer-rp512,tnf,v1"):
         eb.parse_baselines("4mer,5mer")
 
 
 def test_build_methods_every_dim_baselines_and_v1_scored_once(tiny_model_dir):
     ms = eb.build_methods([eb.ModelSpec("new", str(tiny_model_dir))], tuple(eb.Baseline), v1_dir=tiny_model_dir)
-    assert [m.name for m in ms.methods] == ["new", "4-mer profile", "6-mer profile", "TNF (DNABERT-S)"]
+    assert [m.name for m in ms.methods] == ["new", "4-mer profile", "6-mer profile", "6-mer profile -> random 512-d",
+                                            "TNF (DNABERT-S)"]
     assert ms.methods[0].dims == (4, 8, 16)  # every Matryoshka dim of the tiny model (the last = full width)
     assert ms.notes == [f"v1 has the same weights as new (sha256 {ms.models['new']['weights_hash'][:12]}); scored once"]
     ms = eb.build_methods([], (eb.Baseline.V1,), v1_dir=tiny_model_dir)

@@ -120,3 +120,26 @@ def test_tnf_is_strand_specific_and_embedder_shape():
     assert v[0, 0] == pytest.approx(1 / 7)  # AAAA is column 0 (product('ATCG') starts AAAA), 1 of 7 4-mers
     assert not np.allclose(v[0], v[1])  # not canonical: DNABERT-S's TNF sees the strand
     assert not v[2].any()  # no valid 4-mer -> zeros, not 0/0
+
+
+def test_projected_profile_is_the_models_kmer_input_times_a_seeded_gaussian():
+    import torch
+
+    from mrl_dna.kmer import ProjectedKmerEmbedder
+    from mrl_dna.model.encoder import KmerProfile
+
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(7, 11, size=n).astype(np.uint8) for n in (300, 1000)] + [np.full(50, 11, dtype=np.uint8)]
+    emb = ProjectedKmerEmbedder(4, 32, seed=5)
+    out = emb(seqs)
+    assert out.shape == (3, 32) and emb.dim == 32
+    # the same scaled profile the model's head reads (sqrt(K f) - 1), through the seeded matrix, normalised
+    x = KmerProfile(4, "sqrt")(torch.from_numpy(seqs[1].astype(np.int64))[None], torch.tensor([1000]))[0].numpy()
+    want = x @ np.random.default_rng(5).standard_normal((136, 32)) / np.sqrt(32)
+    np.testing.assert_allclose(out[1], want / np.linalg.norm(want), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[:2], axis=1), 1.0, atol=1e-6)
+    assert not out[2].any()  # all N: no k-mer, the zero vector
+    rc = revcomp(seqs[0])
+    np.testing.assert_allclose(emb([rc])[0], out[0], atol=1e-6)  # canonical k-mers: strand-invariant
+    assert np.array_equal(ProjectedKmerEmbedder(4, 32, seed=5)(seqs), out)
+    assert not np.allclose(ProjectedKmerEmbedder(4, 32, seed=6)(seqs[:1]), out[:1])
