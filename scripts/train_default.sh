@@ -5,7 +5,7 @@
 # usage: scripts/train_default.sh [CORPUS_DIR] [OUT_DIR] [what...]
 #   CORPUS_DIR  a corpus built by scripts/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
 #   OUT_DIR     where the runs go                                                   [default runs/v2]
-#   what        any of: stage1 model twin encoder   (in that order)                [default stage1 model twin]
+#   what        any of: stage1 model twin encoder encoder-frozen (in that order)   [default stage1 model twin]
 #     stage1    a linear head on the canonical 4-mer profile (--kmer-only), trained with the v2 objective at a
 #               high learning rate: the start of every other run.
 #     model     THE SHIPPED DEFAULT MODEL: stage 1 continued with the final schedule, still --kmer-only.
@@ -15,6 +15,8 @@
 #               on the k-mer columns, 0 on the columns of a new encoder (--head-from; mean-patch stem, 1024 pooled
 #               features batch-normalised), so step 0 embeds exactly as stage 1; encoder and head then train
 #               together. Everything it gains over `model` would be what the encoder earns.
+#     encoder-frozen  the same, with --freeze-kmer-head: the k-mer columns stay stage 1's, only the encoder and
+#               its head columns train, so it cannot be switched off by the k-mer part learning around it.
 # Every run resumes: rerun the same command after a stop (the script passes --resume when a run has checkpoints).
 #
 # The objective (mrl_dna/train: genome blocks + two losses), coarse to fine:
@@ -26,6 +28,8 @@
 #
 # Sizes and schedule come from the environment (defaults in brackets; they are what the shipped model used):
 #   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
+#   KMER [4: k of the canonical k-mer profile every run reads] BATCH_SIZE [96: windows per batch, 8 per genome]
+#   (KMER=6 BATCH_SIZE=768 is the candidate measured in bench/RESULTS.md "Towards v2.1")
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
 #   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
 # The k-mer-only runs take about a minute each on one CPU core; `encoder` ~3-5 s per step on this 2-core VM.
@@ -52,8 +56,8 @@ else
 fi
 COMMON=("$CORPUS/train.fa" --val-genomes "$OUT/val40"
     --dims 8,16,32,64,128,256,512 --genome-dims 8,16,32,64,128 --locus-dims 256,512
-    --windows-per-genome 8 --batch-size 96 --max-shift 0.25 --max-mutation-rate 0.3 --multi-window-prob 0
-    --cosent-weight 0 --head-hidden 0 --seed "${SEED:-0}" --threads "${THREADS:-1}" --device "${DEVICE:-auto}"
+    --windows-per-genome 8 --batch-size "${BATCH_SIZE:-96}" --max-shift 0.25 --max-mutation-rate 0.3 --multi-window-prob 0
+    --cosent-weight 0 --head-hidden 0 --kmer-features "${KMER:-4}" --seed "${SEED:-0}" --threads "${THREADS:-1}" --device "${DEVICE:-auto}"
     --eval-every "${EVAL_EVERY:-250}" --checkpoint-every "${CKPT_EVERY:-250}")
 ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm --patch mean)
 FINAL=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-1500}")
@@ -82,7 +86,9 @@ for what in "${WHAT[@]}"; do
             run "$OUT/twin" --head-from "$OUT/twin-stage1" --kmer-only "${FINAL[@]}" --no-matryoshka \
                 --name mrl-dna-default-no-matryoshka ;;
         encoder) run "$OUT/encoder" --head-from "$OUT/stage1" "${ENCODER[@]}" "${FINAL[@]}" --name mrl-dna-v2-encoder ;;
-        *) die "unknown step '$what'; give any of: stage1 model twin encoder" ;;
+        encoder-frozen) run "$OUT/encoder-frozen" --head-from "$OUT/stage1" "${ENCODER[@]}" --freeze-kmer-head "${FINAL[@]}" \
+            --name mrl-dna-v2-encoder-frozen ;;
+        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen" ;;
     esac
 done
 echo "train_default.sh: done. To ship: cp $OUT/model/{config.json,model.safetensors} mrl_dna/default_model/ and" \
