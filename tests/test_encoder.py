@@ -71,16 +71,22 @@ def test_mamba1_mixer_is_rc_invariant_and_padding_independent():
     torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-6)
 
 
-def test_kmer_features_equal_the_numpy_profile_and_ignore_padding():
-    from mrl_dna.kmer import kmer_counts
+@pytest.mark.parametrize("k", [1, 4, 6])
+def test_kmer_features_equal_the_numpy_profile_and_ignore_padding(k):
+    from mrl_dna import dna
+    from mrl_dna.kmer import kmer_counts, n_canonical
     from mrl_dna.model.encoder import KmerProfile
 
     rng = np.random.default_rng(9)
-    tok, lengths = random_windows(rng, [300, 77, 3])
-    got = KmerProfile(4, "centered")(tok, lengths)
+    tok, lengths = random_windows(rng, [300, 77, 3, 40])
+    tok[0, 50:53] = dna.N  # k-mers that touch an N are skipped
+    tok[3, 5:40] = dna.N  # a row with no full k-mer of bases at all for k = 6
+    tok[3, 0] = dna.N
+    got = KmerProfile(k, "centered")(tok, lengths)
+    K = n_canonical(k)
     for i, n in enumerate(lengths.tolist()):
-        c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), 4)
-        ref = c / c.sum() * 136 - 1 if c.sum() else np.zeros(136)
+        c = kmer_counts(tok[i, :n].numpy().astype(np.uint8), k)
+        ref = c / c.sum() * K - 1 if c.sum() else np.zeros(K)
         np.testing.assert_allclose(got[i].numpy(), ref, atol=1e-5)
 
 

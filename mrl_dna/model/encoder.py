@@ -92,10 +92,16 @@ class KmerProfile(nn.Module):
         if L < k:
             return tokens.new_zeros(b, self.n, dtype=torch.float32)
         x = self.base[tokens]  # (b, L): 0..3, or -1 for N / PAD / other
-        win = x.unfold(1, k, 1)  # (b, L-k+1, k)
-        valid = (win >= 0).all(-1)  # (b, L-k+1): k-mers of bases only (PAD past the row end is -1)
-        code = (win.clamp(min=0) * (4 ** torch.arange(k - 1, -1, -1, device=x.device))).sum(-1)
-        idx = self.canon[code]  # (b, L-k+1)
+        n = L - k + 1
+        # the 2-bit code of the k-mer at each start, built by k shifted adds over (b, n) (no (b, n, k) tensor)
+        bits = x.clamp(min=0)
+        code = bits[:, :n].clone()
+        for j in range(1, k):
+            code.mul_(4).add_(bits[:, j : j + n])
+        # a k-mer counts when none of its k tokens is a non-base (PAD past the row end is -1): windowed sum of bad
+        bad = F.pad((x < 0).to(torch.int32).cumsum(1), (1, 0))  # (b, L + 1): bad tokens before each position
+        valid = bad[:, k:] == bad[:, :n]  # (b, n)
+        idx = self.canon[code]  # (b, n)
         counts = torch.zeros(b, self.n, device=x.device).scatter_add_(1, idx, valid.float())
         total = counts.sum(1, keepdim=True)
         scaled = counts / total.clamp(min=1.0) * self.n
