@@ -32,6 +32,8 @@
 #   (KMER=6 BATCH_SIZE=768 is the candidate measured in bench/RESULTS.md "Towards v2.1")
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
 #   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
+#   WORKERS [train's default: 0 on <= 4 cores, else cores/2 up to 6]: sampler processes; the batches do not
+#   depend on it, so more only feeds a GPU faster
 # The k-mer-only runs take about a minute each on one CPU core; `encoder` ~3-5 s per step on this 2-core VM.
 set -euo pipefail
 
@@ -59,6 +61,7 @@ COMMON=("$CORPUS/train.fa" --val-genomes "$OUT/val40"
     --windows-per-genome 8 --batch-size "${BATCH_SIZE:-96}" --max-shift 0.25 --max-mutation-rate 0.3 --multi-window-prob 0
     --cosent-weight 0 --head-hidden 0 --kmer-features "${KMER:-4}" --seed "${SEED:-0}" --threads "${THREADS:-1}" --device "${DEVICE:-auto}"
     --eval-every "${EVAL_EVERY:-250}" --checkpoint-every "${CKPT_EVERY:-250}")
+[[ -n "${WORKERS:-}" ]] && COMMON+=(--workers "$WORKERS")
 ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm --patch mean)
 FINAL=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-1500}")
 
