@@ -17,6 +17,8 @@
 #    (scripts/bench_cluster.py, bench_retrieval.py --set all, bench_windows.py): the encoder earns its cost only if
 #    it beats the ablation there (issue 11: +5 ARI, +10 locus top-1 at 20-30%).
 # Environment: STAGE1_STEPS [1000] STEPS [1500] WORKERS [8] and the rest of train_default.sh's variables.
+# Timing is a guess (no GPU has run it): on the 2-core CPU an encoder step at 768 windows takes ~60 s, a k-mer
+# step 0.27 s (mostly sampling, which WORKERS spreads). If the first call nears the 600 s limit, halve STEPS.
 set -euo pipefail
 die() { echo "gpu_train_encoder.sh: $*" >&2; exit 1; }
 verb=${1:-}
