@@ -21,6 +21,7 @@ import numpy as np
 
 from mrl_dna.dna import A, C, G, T
 from mrl_dna.errors import ConfigError
+from mrl_dna.vectors import normalize_rows
 
 MAX_K = 12  # 4^12 = 16.7M-entry lookup table (67 MB); beyond that a dense profile is the wrong tool
 
@@ -130,9 +131,7 @@ class ProjectedKmerEmbedder:
             total = c.sum()
             if total > 0:  # a sequence without a valid k-mer stays 0, as in KmerProfile
                 x[i] = np.sqrt(c / total * n) - 1.0
-        y = x @ self.proj
-        norm = np.linalg.norm(y, axis=1, keepdims=True)
-        return np.where(norm > 0, y / np.where(norm > 0, norm, 1.0), 0.0).astype(np.float32)
+        return normalize_rows(x @ self.proj)
 
 
 def _revcomp_codes(codes: np.ndarray, k: int) -> np.ndarray:
