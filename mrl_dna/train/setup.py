@@ -134,10 +134,14 @@ def freeze_kmer_columns(model) -> None:
     if not isinstance(model, MrlDnaModel) or model.config.head_hidden or not model.config.encoder.learned:
         raise ConfigError("--freeze-kmer-head needs a new mrl-dna model with an encoder and a linear head "
                           "(no --kmer-only, --head-hidden 0)")
-    learned = model.config.encoder.learned_dim
-    mask = torch.zeros_like(model.head.weight)
-    mask[:, :learned] = 1.0  # the learned block comes first, the k-mer block last (head_from_kmer_model)
-    model.head.weight.register_hook(lambda g: g * mask.to(g.device))
+    learned = model.config.encoder.learned_dim  # the learned block comes first, the k-mer block last (head_from_kmer_model)
+
+    def learned_columns_only(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[:, learned:] = 0
+        return grad
+
+    model.head.weight.register_hook(learned_columns_only)
     model.head.bias.requires_grad_(False)
 
 
