@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                     help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
     ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
-    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of 4mer,6mer,6mer-rp512,tnf,v1 or none [%(default)s]")
+    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
     ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
     ap.add_argument("--quick", action="store_true", help=f"one draw of {QUICK_PER_SPECIES} fragments per species")
     ap.add_argument("--per-species", type=int, help="fragments per species [50; quick %d]" % QUICK_PER_SPECIES)

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
     ap.add_argument("--no-matryoshka-model", help="a model trained with --no-matryoshka, shown at the first model's dims")
     ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
-    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of 4mer,6mer,6mer-rp512,tnf,v1 or none [%(default)s]")
+    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
     ap.add_argument("--no-sourmash", action="store_true")
     ap.add_argument("--no-mash", action="store_true")
     ap.add_argument("--sketch-k", type=int, default=21, help="k for sourmash and mash [%(default)s]")

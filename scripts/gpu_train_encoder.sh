@@ -5,7 +5,7 @@
 # 1. Here, once (CPU, ~1 min):
 #      scripts/gpu_train_encoder.sh pack data/corpus/v2 gpu-corpus [MIB]
 #    gpu-corpus/train.fa.gz = whole training genomes of the corpus, in its order, until MIB of gzip [40]
-#    (~1,700 of the 6,627 genomes); gpu-corpus/val/ = the 40 validation genomes train_default.sh validates on.
+#    (~1,400 of the 6,627 genomes); gpu-corpus/val/ = the 40 validation genomes train_default.sh validates on.
 #    gpu-corpus/ is added to .git/info/exclude, so it travels only when carried.
 # 2. On the GPU (device tool: carry ["gpu-corpus"], timeout_s 600):
 #      STEPS=1500 bash scripts/gpu_train_encoder.sh train gpu-corpus "$OUT"
@@ -30,7 +30,7 @@ pack)
     [[ -e "$dest" ]] && die "$dest exists; remove it or pick another DEST"
     mkdir -p "$dest/val"
     python3 - "$corpus/train.fa" "$dest/train.fa.gz" "$mib" <<'EOF'
-import gzip, io, sys
+import gzip, sys
 src, dst, mib = sys.argv[1], sys.argv[2], float(sys.argv[3])
 limit = int(mib * 2**20)
 raw = open(dst, "wb")

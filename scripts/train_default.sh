@@ -6,9 +6,10 @@
 #   CORPUS_DIR  a corpus built by scripts/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
 #   OUT_DIR     where the runs go                                                   [default runs/v2]
 #   what        any of: stage1 model twin encoder encoder-frozen (in that order)   [default stage1 model twin]
-#     stage1    a linear head on the canonical 4-mer profile (--kmer-only), trained with the v2 objective at a
+#     stage1    a linear head on the canonical k-mer profile (--kmer-only), trained with the v2 objective at a
 #               high learning rate: the start of every other run.
-#     model     THE SHIPPED DEFAULT MODEL: stage 1 continued with the final schedule, still --kmer-only.
+#     model     THE DEFAULT MODEL: stage 1 continued with the final schedule, still --kmer-only (with
+#               KMER=6 BATCH_SIZE=768 THREADS=2 the shipped v2.1; with the defaults below the previous v2).
 #     twin      stage 1 and the model again with --no-matryoshka (every loss at the full width only): the
 #               Matryoshka baseline, into OUT_DIR/twin-stage1 and OUT_DIR/twin (shipped in bench/models/no-matryoshka).
 #     encoder   the Caduceus-style candidate that did NOT earn its cost (bench/RESULTS.md, issue 11): stage 1's head
@@ -26,15 +27,16 @@
 #   dims 256, 512: the locus loss (a window must find its own copy; its genome's 7 other windows are negatives).
 # Validation: 40 held-out corpus genomes (the first 40 of CORPUS_DIR/val by name), genome and locus top-1.
 #
-# Sizes and schedule come from the environment (defaults in brackets; they are what the shipped model used):
+# Sizes and schedule come from the environment (defaults in brackets: v2's recipe, rebuilt bit for bit by them;
+# the shipped v2.1 = KMER=6 BATCH_SIZE=768 THREADS=2, bench/RESULTS.md "Default model v2.1"):
 #   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
 #   KMER [4: k of the canonical k-mer profile every run reads] BATCH_SIZE [96: windows per batch, 8 per genome]
-#   (KMER=6 BATCH_SIZE=768 is the candidate measured in bench/RESULTS.md "Towards v2.1")
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
 #   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
 #   WORKERS [train's default: 0 on <= 4 cores, else cores/2 up to 6]: sampler processes; the batches do not
 #   depend on it, so more only feeds a GPU faster
-# The k-mer-only runs take about a minute each on one CPU core; `encoder` ~3-5 s per step on this 2-core VM.
+# On this 2-core VM: a k-mer-only run takes ~1 min on one core with the defaults, 5-7 min on 2 threads with
+# v2.1's recipe; `encoder` ~3-5 s per step at 96 windows per batch, ~60 s at 768 (a GPU's job).
 set -euo pipefail
 
 CORPUS=${1:-data/corpus/v2}
