@@ -143,13 +143,37 @@ def test_calibrated_funnel_keeps_the_exact_top_k_and_is_cheaper():
     rng = np.random.default_rng(10)
     x = clustered(4040, rng)  # one draw: the held-out queries come from the DB's distribution
     q, db = x[:40], Database.from_arrays(x[40:], matryoshka_dims=DIMS)
-    cal = calibrate_funnel(db, k=5, n_queries=50)
+    cal = calibrate_funnel(db, k=5, n_queries=50, small_db_macs=0)  # 4000 rows is 'small': calibrate anyway
     assert cal.stages[-1] == Stage(D, 5) and cal.macs_per_query <= 4000 * D
     assert all(a.keep >= b.keep for a, b in zip(cal.stages, cal.stages[1:]))
     f = funnel_search(q, db, cal.stages)
     ex = exact_search(q, db.blocks(D, 1000), k=5)
     assert np.mean([set(a) == set(b) for a, b in zip(f.rows, ex.rows)]) >= 0.9
     assert f.macs_per_query == cal.macs_per_query or cal.stages == (Stage(D, 5),)
+
+
+def test_calibrated_funnel_on_a_tiny_db_is_the_exact_scan(tmp_path, capsys):
+    """Issue 22.5: on 8 rows a quantile of 8 pseudo-queries promised the exact top-2 and got rank 2 wrong.
+    calibrate now falls back to the exact full-width scan where auto does (seeds where it used to fail)."""
+    for seed in (0, 6, 17):
+        rng = np.random.default_rng(seed)
+        db = write_db(tmp_path / f"tiny{seed}.h5", clustered(8, rng))
+        qf = write_db(tmp_path / f"q{seed}.h5", clustered(20, rng), ids=[f"q{i}" for i in range(20)])
+        assert calibrate_funnel(Database.open([db]), k=2).stages == (Stage(D, 2),)
+        _, exact, _ = run_cli(["search", qf, db, "-k", "2", "--dim", str(D), "-q"], capsys)
+        code, out, err = run_cli(["search", qf, db, "-k", "2", "--funnel", "calibrate"], capsys)
+        assert code == 0 and out == exact and "a small DB: the funnel is a full scan" in err
+
+
+def test_default_search_on_a_small_db_ignores_an_approximate_full_width_index(dbs, capsys):
+    """Issue 22.5: an IVF index over the full width made the small-DB 'exact scan' an IVF probe of 1 list."""
+    pytest.importorskip("faiss")
+    a, _, qf, *_ = dbs
+    assert run_cli(["index", a, "--dim", str(D), "--kind", "ivf", "--nlist", "6", "--nprobe", "1"], capsys)[0] == 0
+    _, exact, _ = run_cli(["search", qf, a, "--dim", str(D), "-q"], capsys)
+    for extra in ([], ["--funnel", "auto"], ["--funnel", "calibrate"]):
+        code, out, err = run_cli(["search", qf, a, *extra], capsys)
+        assert code == 0 and out == exact and "FAISS" not in err
 
 
 def test_parse_and_check_funnel_errors():
@@ -224,7 +248,7 @@ def test_cli_default_and_auto_funnel_equal_exact_on_small_db_and_no_header(dbs, 
     assert code == 0 and err == ""
     assert out == "".join(exact.splitlines(True)[1:])
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "auto"], capsys)
-    assert code == 0 and out == exact and "a small DB: the auto funnel is a full scan" in err
+    assert code == 0 and out == exact and "a small DB: the funnel is a full scan" in err
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "calibrate", "-k", "3"], capsys)
     assert code == 0 and len(parse_tsv(out)[1]) == 18 and "multiply-adds per query" in err
     code, out, _ = run_cli(["search", str(qf), str(a), "--funnel", "8:250,16:100,64:10", "--min-score", "0.5"], capsys)

@@ -20,7 +20,15 @@ from mrl_dna.fasta import read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
-from mrl_dna.search.funnel import Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
+from mrl_dna.search.funnel import (
+    Stage,
+    calibrate_funnel,
+    check_funnel,
+    default_funnel,
+    funnel_search,
+    is_small_db,
+    parse_funnel,
+)
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
 from mrl_dna.store import EmbeddingStore
 from mrl_dna.vectors import truncate_normalize
@@ -225,7 +233,8 @@ def search(
     reports the best window inside each record hit instead.
 
     Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
-    default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
+    default funnel for the DB size (default_funnel), "calibrate" -> calibrate_funnel; on a small DB
+    (funnel.is_small_db) auto, calibrate and the default are the exact full-width scan, never an index. Neither: the default funnel over the FAISS index when
     every DB file has a valid one (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width),
     else exact at full width. Why not a scan funnel by default: on the bundled model's real window
     embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
@@ -277,8 +286,8 @@ def search(
         if funnel == "calibrate":
             cal = calibrate_funnel(db, k=k, device=device)
             stages = cal.stages
-            if found and found[1].dim != stages[0].dim:
-                found = None
+            if found and (found[1].dim != stages[0].dim or found[1].kind != IndexKind.flat.value):
+                found = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
         elif funnel is not None and funnel != "auto":
             stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
             if found and found[1].dim != stages[0].dim:
@@ -289,8 +298,10 @@ def search(
             if found and found[1].kind == IndexKind.hnsw.value and len(stages) > 1:
                 # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
                 stages = (Stage(found[1].dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
-        if len(stages) == 1 and found and stages[0].dim != found[1].dim:
-            found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
+        if funnel in (None, "auto", "calibrate") and found and (
+            is_small_db(db.n, db.dim) or (len(stages) == 1 and stages[0].dim != found[1].dim)
+        ):
+            found = None  # a small DB: auto and calibrate promise the exact full-width scan, not an index's shortlist
         stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
         shortlister, index = found if found else (None, None)
         hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
