@@ -231,6 +231,61 @@ def test_disk_full_during_a_write_is_a_user_error_in_process(tmp_path, tiny_mode
     assert not out.exists() and partial_path(out).exists()
 
 
+def _wide_db(path: Path, n: int = 2000, D: int = 128) -> Path:
+    """An embedding file of n random rows (1 MiB of float32 at the defaults), no model needed."""
+    from conftest import write_store
+
+    return write_store(path, np.random.default_rng(0).standard_normal((n, D)).astype(np.float32), dims=(16, D))
+
+
+def test_export_npy_to_a_full_disk_is_one_clear_error_and_leaves_no_partial(tmp_path, capsys, monkeypatch):
+    """`export --format npy` to a full disk died with "Bus error" (exit 135: np.lib.format.open_memmap writes a
+    sparse file, and the first page stored without room is SIGBUS) and left x.npy.partial. Now the .npy is
+    reserved (posix_fallocate) and written front to back: one DiskFullError line, exit 1, no partial. Without
+    root, the disk is full for posix_fallocate; then for a write in the middle of every format."""
+    import errno
+
+    import mrl_dna.store.export as export_mod
+
+    db = _wide_db(tmp_path / "db.h5")
+
+    def no_room(fd, offset, size):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    code, _, err = run_cli(["export", db, "--format", "npy", "-o", tmp_path / "x.npy"], capsys)
+    assert code == 1
+    one_error(err, f"no space left on device on the disk that holds {tmp_path / 'x.npy'} (",
+              "free some space or choose -o on another disk, then rerun the same command")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5"]
+    monkeypatch.undo()
+
+    blocks = export_mod.EmbeddingStore.iter_blocks
+
+    def fills_up(self, k, block_rows):  # the disk fills up once half the rows are written
+        for start, b in blocks(self, k, block_rows):
+            yield start, b[: len(b) // 2]
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export_mod.EmbeddingStore, "iter_blocks", fills_up)
+    monkeypatch.setattr(export_mod, "_reserve", lambda fh, size: None)  # a filesystem without fallocate
+    pytest.importorskip("pyarrow")
+    for fmt, name in (("npy", "x.npy"), ("tsv", "x.tsv"), ("tsv", "x.tsv.gz"), ("parquet", "x.parquet")):
+        code, _, err = run_cli(["export", db, "--format", fmt, "-o", tmp_path / name, "--dim", "16"], capsys)
+        assert code == 1, (fmt, err)
+        one_error(err, f"no space left on device on the disk that holds {tmp_path / name} (")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5"], fmt
+
+
+def test_export_npy_to_a_real_full_disk_end_to_end(tmp_path, small_disk):
+    """The same on a real 1.5 MiB tmpfs (root only): before the fix the process died of SIGBUS (exit -7)."""
+    db = _wide_db(tmp_path / "db.h5", n=4000)  # a 2 MiB .npy
+    code, _, err = run_sub(["export", db, "--format", "npy", "-o", small_disk / "x.npy"])
+    assert code == 1, err
+    one_error(err, f"no space left on device on the disk that holds {small_disk / 'x.npy'} ({small_disk}, ")
+    assert list(small_disk.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------- 5. a stale .fai
 
 

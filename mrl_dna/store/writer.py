@@ -20,7 +20,7 @@ import numpy as np
 
 from mrl_dna.version import __version__
 from mrl_dna.console import warn
-from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
+from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason, disk_where
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
@@ -371,15 +371,10 @@ class EmbeddingWriter:
             raise DiskFullError(self._disk_full_message("no space left on device"))
 
     def _disk_full_message(self, why: str) -> str:
-        d = self.path.parent if str(self.path.parent) else Path(".")
-        try:
-            free = f", {_size(shutil.disk_usage(d).free)} free"
-        except OSError:
-            free = ""
         kept = ""
         if self.resume and self.partial.exists():
             kept = f", which resumes from the last records saved in {self.partial.name}"
-        return (f"{why} on the disk that holds {self.partial} ({_mount_point(d)}{free}); free some space or "
+        return (f"{why} on the disk that holds {self.partial} ({disk_where(self.path.parent)}); free some space or "
                 f"choose -o on another disk, then rerun the same command{kept}")
 
 
@@ -491,26 +486,6 @@ def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, 
                 same = "" if Path(p) == out else " (the same file)"
                 raise StoreError(f"output {out} is the {what} {p}{same}: writing it would destroy the {what}; "
                                  "choose another -o")
-
-
-def _mount_point(d: Path) -> str:
-    """The mount point of the filesystem that holds directory d (what `df` names), e.g. /scratch."""
-    try:
-        p = d.resolve()
-        dev = p.stat().st_dev
-        while p.parent != p and p.parent.stat().st_dev == dev:
-            p = p.parent
-        return str(p)
-    except OSError:
-        return str(d)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _check_output_dir(path: Path) -> None:
