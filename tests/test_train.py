@@ -138,6 +138,54 @@ def test_pairs_only(tmp_path, capsys):
     assert "pairs@8" in rec
 
 
+def test_train_to_a_read_only_output_is_one_line_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    """`train -o` on a read-only file system was "internal error: OSError" (exit 3), after the genomes were
+    read and the model built. Now: one line, exit 1, first. Tests run as root (chmod does not stop root), so
+    the file system is read-only for the write probe here; test_train_to_a_read_only_mount is the real one."""
+    import errno
+    import tempfile
+
+    import mrl_dna.train.trainer as trainer_mod
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kw):
+        if dir is not None and Path(dir).is_relative_to(ro):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kw)
+
+    def no_reading(**kw):
+        raise AssertionError("the genomes were read before -o was checked")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(trainer_mod, "load_data", no_reading)
+    for out in (ro, ro / "new" / "model"):
+        code, err = run_train([str(SAMPLE), "-o", str(out), "--steps", "2", *TINY], capsys)
+        assert code == 1, err
+        assert err.splitlines() == [f"mrl-dna: error: -o {out} cannot be written (read-only file system in {ro}); "
+                                    "choose a writable directory for -o"]
+    assert list(ro.iterdir()) == []
+
+
+def test_train_to_a_read_only_mount(tmp_path, capsys):
+    """The same on a real read-only bind mount (root only; skipped otherwise)."""
+    import subprocess
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount (not root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only")
+        code, err = run_train([str(SAMPLE), "-o", str(ro / "m"), "--steps", "2", *TINY], capsys)
+        assert code == 1 and "cannot be written (read-only file system in" in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+
+
 def test_lr_schedule_warmup_then_cosine():
     tc = TrainConfig(steps=110, warmup=10, min_lr_ratio=0.1)
     f = [lr_factor(s, tc) for s in range(110)]

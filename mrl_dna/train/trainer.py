@@ -20,7 +20,9 @@ Files in the output directory:
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,6 +228,8 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, but a model is a directory (config.json, model.safetensors, "
                           "README.md, checkpoints/); choose a new name for -o")
+    if main:
+        _check_writable(out)
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
         raise ConfigError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
@@ -237,3 +241,21 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = 
             for old in [*ckpt_dir.glob("step-*.pt"), out / "metrics.jsonl"]:
                 old.unlink(missing_ok=True)
     return ckpt
+
+
+def _check_writable(out: Path) -> None:
+    """-o can be written: a file is created and removed in it (or in its nearest existing parent, where it will
+    be made), so a read-only file system or a directory without write permission is one line before any data
+    is read or any step runs. A probe, not os.access: access(2) ignores ACLs and some network file systems."""
+    d = out.absolute()
+    while not d.exists() and d.parent != d:
+        d = d.parent
+    if not d.is_dir():
+        raise ConfigError(f"-o {out}: {d} is a file, not a directory; choose another -o")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mrl-dna-write-test-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"-o {out} cannot be written ({e.strerror.lower() if e.strerror else e} in {d}); choose a "
+                          "writable directory for -o") from None
