@@ -90,9 +90,9 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def disk_full_error(path: str | Path, why: str, fix: str = "choose -o on another disk") -> DiskFullError:
+def disk_full_error(path: str | Path, why: str,
+                    fix: str = "free some space or choose -o on another disk, then rerun the same command") -> DiskFullError:
     """The one line of a write to `path` that failed for want of space (`why` from disk_full_reason): the
-    disk, its free space and what to do, e.g. 'no space left on device on the disk that holds x.npy.partial
+    disk, its free space and what to do, e.g. 'no space left on device on the disk that holds x.npy
     (/scratch, 4.0 KiB free); free some space or choose -o on another disk, then rerun the same command'."""
-    return DiskFullError(f"{why} on the disk that holds {path} ({disk_where(Path(path).parent)}); free some space or "
-                         f"{fix}, then rerun the same command")
+    return DiskFullError(f"{why} on the disk that holds {path} ({disk_where(Path(path).parent)}); {fix}")

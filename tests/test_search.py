@@ -419,6 +419,28 @@ def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
 
 
 
+def test_index_on_a_full_disk_or_interrupted_leaves_no_partial(dbs, capsys, monkeypatch):
+    """Issue 22.17: a failed `index` (full disk, Ctrl-C while writing) left DB.h5.faiss.partial behind."""
+    faiss = pytest.importorskip("faiss")
+    a = dbs[0]
+
+    def fails_with(exc):
+        def write_index(index, path):
+            Path(path).write_bytes(b"part of an index")
+            raise exc
+        return write_index
+
+    full = RuntimeError("Error in faiss::FileIOWriter: write error: No space left on device")
+    monkeypatch.setattr(faiss, "write_index", fails_with(full))
+    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    assert code == 1 and error_line(err).startswith(f"mrl-dna: error: no space left on device on the disk that holds {a}.faiss (")
+    assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
+    monkeypatch.setattr(faiss, "write_index", fails_with(KeyboardInterrupt()))
+    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
+
+
 def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tmp_path, capsys):
     pytest.importorskip("faiss")
     rng = np.random.default_rng(10)

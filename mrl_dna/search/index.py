@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import MrlDnaError, StoreError
+from mrl_dna.errors import MrlDnaError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Shortlister
 
@@ -130,9 +130,6 @@ def build_index(
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(block[ok]), ids)
     fpath, jpath = index_paths(db_path, level)
-    tmp = fpath.with_name(fpath.name + ".partial")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, fpath)
     info = IndexInfo(
         path=str(fpath),
         kind=kind.value,
@@ -147,9 +144,23 @@ def build_index(
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
         level=level.value,
     )
-    jtmp = jpath.with_name(jpath.name + ".partial")
-    jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
-    os.replace(jtmp, jpath)
+    tmp, jtmp = (p.with_name(p.name + ".partial") for p in (fpath, jpath))
+    full = None
+    try:  # both under .partial names, renamed when both are complete; removed on any failure (Ctrl-C too)
+        faiss.write_index(index, str(tmp))
+        jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+        os.replace(tmp, fpath)
+        os.replace(jtmp, jpath)
+    except (OSError, RuntimeError) as e:
+        full = disk_full_reason(e)
+        if full is None:
+            raise
+    finally:
+        for p in (tmp, jtmp):
+            p.unlink(missing_ok=True)
+    if full:  # said once the partial files are gone, so the free space it names is what the disk has
+        raise disk_full_error(fpath, full, "free some space on it (the index lies beside its DB), then rerun the "
+                                           "same command")
     return info
 
 

@@ -21,6 +21,7 @@ Files in the output directory:
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -32,10 +33,10 @@ import torch
 
 from mrl_dna import console, distributed
 from mrl_dna.config import ModelConfig
-from mrl_dna.errors import ConfigError
+from mrl_dna.errors import ConfigError, disk_full_error, human_size
 from mrl_dna.model import MrlDnaModel, model_from_config
 from mrl_dna.train.card import model_card
-from mrl_dna.train.checkpoints import check_checkpoint, latest_checkpoint, restore, save_checkpoint
+from mrl_dna.train.checkpoints import check_checkpoint, checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
 from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
@@ -124,6 +125,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             p.requires_grad_(False)
     if tc.freeze_kmer_head:
         freeze_kmer_columns(model)
+    if dist.is_main:
+        _check_room(out, model)
     model.to(dist.device)
     if ckpt is None and tc.head_init == HeadInit.whiten:
         whiten_start(model, data.sources, tc, dist.device, say=dist.is_main)
@@ -247,9 +250,7 @@ def _check_writable(out: Path) -> None:
     """-o can be written: a file is created and removed in it (or in its nearest existing parent, where it will
     be made), so a read-only file system or a directory without write permission is one line before any data
     is read or any step runs. A probe, not os.access: access(2) ignores ACLs and some network file systems."""
-    d = out.absolute()
-    while not d.exists() and d.parent != d:
-        d = d.parent
+    d = _nearest_existing(out)
     if not d.is_dir():
         raise ConfigError(f"-o {out}: {d} is a file, not a directory; choose another -o")
     try:
@@ -259,3 +260,25 @@ def _check_writable(out: Path) -> None:
     except OSError as e:
         raise ConfigError(f"-o {out} cannot be written ({e.strerror.lower() if e.strerror else e} in {d}); choose a "
                           "writable directory for -o") from None
+
+
+def _nearest_existing(out: Path) -> Path:
+    """out, or the nearest of its parents that exists (where out will be made)."""
+    d = out.absolute()
+    while not d.exists() and d.parent != d:
+        d = d.parent
+    return d
+
+
+def _check_room(out: Path, model: torch.nn.Module) -> None:
+    """Room on -o's disk for one checkpoint and the final model, before any step runs: on a full disk the
+    first checkpoint failed only after the steps before it had run (every step, with the default
+    --checkpoint-every). Later checkpoints are kept too, so a long run needs more; those fail in one line."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    need = checkpoint_bytes(model) + weights
+    try:
+        free = shutil.disk_usage(_nearest_existing(out)).free
+    except OSError:
+        return
+    if free < need:
+        raise disk_full_error(out, f"not enough space for a checkpoint and the model (~{human_size(need)})")
