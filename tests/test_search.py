@@ -441,6 +441,27 @@ def test_index_on_a_full_disk_or_interrupted_leaves_no_partial(dbs, capsys, monk
     assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
 
 
+def test_a_damaged_faiss_index_is_ignored_with_a_warning(dbs, capsys):
+    """Issue 22.10: a corrupt DB.h5.faiss made every search end in "internal error: RuntimeError" (FAISS could
+    not read it). Now it is ignored with a warning, as a stale index is, and the search scans."""
+    pytest.importorskip("faiss")
+    a, b, qf, *_ = dbs
+    assert run_cli(["index", a, "--dim", "8", "-q"], capsys)[0] == 0
+    assert run_cli(["index", b, "--dim", "16", "-q"], capsys)[0] == 0
+    good = Path(f"{a}.faiss").read_bytes()
+    _, exact, _ = run_cli(["search", qf, a, "--funnel", "8:250,64:10", "--no-index", "-q"], capsys)
+    for damage in (b"garbage\n", good[: len(good) // 2], Path(f"{b}.faiss").read_bytes()):  # junk, cut, another
+        Path(f"{a}.faiss").write_bytes(damage)
+        for args in (["--funnel", "8:250,64:10"], []):  # the index's funnel; the default (small DB: a scan)
+            code, out, err = run_cli(["search", qf, a, *args], capsys)
+            assert code == 0, err
+            assert f"warning: ignoring damaged FAISS index {a}.faiss" in err
+            assert f"rebuild with mrl-dna index {a} --dim 8 --force" in err and "FAISS flat" not in err
+        assert out == run_cli(["search", qf, a, "-q"], capsys)[1]
+    code, out, _ = run_cli(["search", qf, a, "--funnel", "8:250,64:10", "-q"], capsys)
+    assert out == exact
+
+
 def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tmp_path, capsys):
     pytest.importorskip("faiss")
     rng = np.random.default_rng(10)

@@ -8,7 +8,7 @@ Example:
 The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count;
 --level windows: DB.h5.windows.faiss over every saved window, used by search --level windows); search picks it
 up automatically as the first funnel stage and reranks exactly. An index that no longer
-matches its DB (re-embedded, merged, other model) is ignored with a warning. Needs the faiss extra:
+matches its DB (re-embedded, merged, other model) or cannot be read (damaged, truncated) is ignored with a warning. Needs the faiss extra:
 pip install 'mrl-dna[faiss]'.
 """
 

@@ -172,7 +172,8 @@ def _sample_rows(db: Database, dim: int, m: int) -> np.ndarray:
 
 def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, IndexInfo] | None:
     """A FAISS shortlist over every DB file when each has a valid index of one dim; None otherwise.
-    A stale index (other model, other row count, rebuilt DB) is reported through `warn` and ignored."""
+    A stale index (other model, other row count, rebuilt DB) or a damaged one (FAISS cannot read it, or it is
+    not the index its .json describes) is reported through `warn` and ignored."""
     infos = []
     for p, name in enumerate(db.names):
         fpath, jpath = index_paths(name, db.level)
@@ -210,13 +211,24 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         warn(f"a FAISS index exists beside {db.names[0]} but faiss is not installed; scanning instead "
              "(pip install 'mrl-dna[faiss]')")
         return None
-    indexes = []
-    for info in infos:
-        ix = faiss.read_index(info.path)
+    indexes, graphs = [], []
+    for name, info in zip(db.names, infos):
+        try:
+            ix = faiss.read_index(info.path)
+            graph = faiss.downcast_index(ix.index) if info.kind == IndexKind.hnsw.value else None
+            damaged = (ix.d != info.dim or ix.ntotal != info.n_indexed
+                       or (graph is not None and not hasattr(graph, "hnsw")))
+        except (RuntimeError, OSError, AttributeError):  # FAISS raises RuntimeError for a truncated/garbled file
+            damaged = True
+        if damaged:
+            lv = "" if db.level is Level.records else f" --level {db.level.value}"
+            warn(f"ignoring damaged FAISS index {info.path} (unreadable, or not the index its .json describes); "
+                 f"rebuild with mrl-dna index {name}{lv} --dim {info.dim} --force")
+            return None
         if info.kind == IndexKind.ivf.value:
             ix.nprobe = info.nprobe
         indexes.append(ix)
-    graphs = [faiss.downcast_index(ix.index) if i.kind == IndexKind.hnsw.value else None for ix, i in zip(indexes, infos)]
+        graphs.append(graph)
 
     def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, int]:
         allr, alls, macs = [], [], 0
