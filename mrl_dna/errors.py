@@ -3,7 +3,7 @@
 Exit codes (documented in the README):
     0  success
     1  user error: bad input, missing/incompatible model or file (MrlDnaError and subclasses)
-    2  usage error: bad option or argument (typer/click)
+    2  usage error: bad option or argument (typer/click; OptionError for a value judged against the data)
     3+ internal error (a bug: please report it with the traceback printed by MRL_DNA_DEBUG=1)
 
 Messages name the value, the limit and the fix, e.g.
@@ -35,6 +35,13 @@ class StoreError(MrlDnaError):
 
 class ConfigError(MrlDnaError):
     """An option value that is out of range or inconsistent with the model or data."""
+
+
+class OptionError(ConfigError):
+    """An option value that can be judged bad only once the data is open (e.g. more IVF lists than rows):
+    exit 2, as the values click refuses while parsing; one line, without click's usage lines."""
+
+    exit_code = 2
 
 
 class DiskFullError(StoreError):

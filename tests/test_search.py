@@ -462,6 +462,23 @@ def test_a_damaged_faiss_index_is_ignored_with_a_warning(dbs, capsys):
     assert out == exact
 
 
+def test_index_ivf_with_more_lists_than_rows_is_refused_as_a_bad_value(dbs, capsys):
+    """Issue 22.11: `index --kind ivf --nlist 100000` on 3,000 rows ended in an internal error from FAISS's
+    k-means. Refused (exit 2, a bad option value; not clamped: the lists and the default nprobe the user
+    chose would silently change); up to one row per list it is built, with a warning below 39 rows per list."""
+    pytest.importorskip("faiss")
+    b = dbs[1]  # 150 rows
+    for nlist in (100000, 151):
+        code, _, err = run_cli(["index", b, "--kind", "ivf", "--nlist", str(nlist), "--dim", "16"], capsys)
+        assert code == 2
+        assert err.splitlines() == [f"mrl-dna: error: --nlist {nlist} exceeds the 150 rows to index (each IVF list is "
+                                    "trained on its rows); pick --nlist <= 3 (39 rows per list), or leave it out for "
+                                    "the default"]
+        assert not Path(f"{b}.faiss").exists() and not Path(f"{b}.faiss.json").exists()
+    code, _, err = run_cli(["index", b, "--kind", "ivf", "--nlist", "150", "--dim", "16"], capsys)
+    assert code == 0 and "warning: --nlist 150 leaves fewer than 39 of the 150 rows per list" in err
+
+
 def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tmp_path, capsys):
     pytest.importorskip("faiss")
     rng = np.random.default_rng(10)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import MrlDnaError, StoreError, disk_full_error, disk_full_reason
+from mrl_dna.errors import MrlDnaError, OptionError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Shortlister
 
@@ -44,6 +44,10 @@ HNSW_EF_CONSTRUCTION = 80
 
 
 HNSW_KEEP_PER_HIT = 200
+
+
+# FAISS's k-means wants >= 39 training points per IVF list (fewer: uneven lists, and FAISS prints a warning).
+IVF_MIN_ROWS_PER_LIST = 39
 
 
 FAISS_SUFFIX = ".faiss"
@@ -95,6 +99,7 @@ def build_index(
     ef_search: int | None = None,
     force: bool = False,
     level: Level | str = Level.records,
+    warn: Callable[[str], None] = lambda m: None,
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize_rows(v[:dim]) of the ok rows, ids = DB rows) and
     DB.h5.faiss.json (what it was built from, so search can tell a stale index); level=windows indexes the
@@ -110,10 +115,19 @@ def build_index(
     n_ok = int(db.valid.sum())
     kind = IndexKind(kind)
     if kind == IndexKind.ivf:
-        nlist = nlist or max(1, min(n_ok // 39, int(4 * math.sqrt(n_ok))))  # FAISS wants >= 39 points per list
+        most = max(1, n_ok // IVF_MIN_ROWS_PER_LIST)
+        if nlist is not None and nlist > n_ok:  # refused, not clamped: the user's lists and nprobe would change
+            raise OptionError(f"--nlist {nlist} exceeds the {n_ok:,} rows to index (each IVF list is trained on its "
+                              f"rows); pick --nlist <= {most:,} ({IVF_MIN_ROWS_PER_LIST} rows per list), or leave it "
+                              "out for the default")
+        if nlist is not None and nlist > most:
+            warn(f"--nlist {nlist} leaves fewer than {IVF_MIN_ROWS_PER_LIST} of the {n_ok:,} rows per list: uneven "
+                 f"lists; --nlist <= {most:,} trains them better")
+        nlist = nlist or max(1, min(most, int(4 * math.sqrt(n_ok))))
         nprobe = nprobe or max(1, nlist // 8)
         quant = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.min_points_per_centroid = 1  # the warning above, said once in our words, instead of FAISS's
         train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
         index.train(train)
     elif kind == IndexKind.hnsw:
