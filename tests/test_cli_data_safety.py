@@ -22,6 +22,7 @@ import torch
 
 from mrl_dna import console
 from mrl_dna.embed import embed_fasta
+from mrl_dna.errors import OptionError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
 
@@ -347,8 +348,41 @@ def test_export_to_a_gz_name_writes_gzip(tmp_path, tiny_model_dir, good_fa, caps
     with gzip.open(tmp_path / "x.tsv.gz", "rt") as f:
         assert f.read() == stdout
     code, _, err = run_cli(["export", db, "--format", "npy", "-o", tmp_path / "x.npy.gz"], capsys)
-    assert code == 1
+    assert code == 2  # a bad option value, as an HDF5 -o named .gz (issue 22.13)
     one_error(err, "--format npy writes an uncompressed .npy")
+
+
+def test_outputs_named_gz_are_gzip_or_refused(tmp_path, tiny_model_dir, good_fa, capsys):
+    """Issue 22.13: `embed`/`merge -o x.gz` wrote plain HDF5 and `eval -o x.gz` a plain report under a .gz
+    name, while the README says a .gz name writes gzip. An HDF5 file (or a model directory) cannot be gzip:
+    refused while the options are parsed (exit 2, one line, nothing written); eval's report is gzip."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    cases = [
+        (embed_args([good_fa], tmp_path / "x.h5.gz", tiny_model_dir),
+         f"-o {tmp_path / 'x.h5.gz'}: an HDF5 embedding file cannot be gzip-compressed; drop the .gz (-o {tmp_path / 'x.h5'})"),
+        (["merge", db, "-o", tmp_path / "m.gz"], "an HDF5 embedding file cannot be gzip-compressed; drop the .gz"),
+        (["train", good_fa, "-o", tmp_path / "model.gz", "--steps", "1"],
+         f"-o {tmp_path / 'model.gz'}: a model is a directory (config.json, model.safetensors, ...), which cannot be "
+         f"gzip-compressed; drop the .gz (-o {tmp_path / 'model'})"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2, (args, err)
+        one_error(err, message)
+    with pytest.raises(OptionError, match="cannot be gzip-compressed"):  # the library refuses it too (API)
+        EmbeddingWriter(tmp_path / "api.h5.gz", attrs={}, dim=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5", "good.fa"]
+    genomes = []
+    for i, rec in enumerate(SAMPLE_FA.read_text().split(">")[1:4]):
+        genomes.append(tmp_path / f"g{i}.fa")
+        genomes[-1].write_text(">" + rec)
+    args = ["eval", *genomes, "--no-model", "--kmer", "2", "--per-genome", "2", "--fragments", "500",
+            "--divergence", "0", "-q"]
+    code, stdout, err = run_cli([*args, "-o", tmp_path / "report.md.gz"], capsys)
+    assert code == 0, err
+    with gzip.open(tmp_path / "report.md.gz", "rt") as f:
+        assert f.read() == stdout
 
 
 def test_eval_report_and_plot_over_existing_files_need_force_before_any_work(tmp_path, good_fa, capsys, monkeypatch):

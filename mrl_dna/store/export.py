@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import ConfigError, StoreError, disk_full_error, disk_full_reason
+from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
 from mrl_dna.store.writer import check_output_not_input, is_special_file
@@ -49,7 +49,7 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
             raise ConfigError("--format npy cannot go to stdout; give -o FILE.npy")
         out = Path(output)
         if out.name.endswith(".gz"):
-            raise ConfigError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
+            raise OptionError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
                               "drop the .gz, or use --format tsv for a gzip-compressed table")
         if out.suffix != ".npy":
             out = out.with_name(out.name + ".npy")
@@ -58,7 +58,7 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         if to_stdout:
             raise ConfigError("--format parquet cannot go to stdout; give -o FILE.parquet")
         if str(output).endswith(".gz"):
-            raise ConfigError(f"-o {output}: Parquet compresses its columns itself; drop the .gz")
+            raise OptionError(f"-o {output}: Parquet compresses its columns itself; drop the .gz")
         _pyarrow()  # a missing extra is named before anything is written
         targets = (Path(output),)
     else:

@@ -20,7 +20,7 @@ import numpy as np
 
 from mrl_dna.version import __version__
 from mrl_dna.console import warn
-from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason, disk_where
+from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
@@ -76,6 +76,7 @@ class EmbeddingWriter:
         self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}  # see _dataset
+        check_hdf5_name(self.path)
         _check_output_dir(self.path)
         self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
         try:
@@ -486,6 +487,16 @@ def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, 
                 same = "" if Path(p) == out else " (the same file)"
                 raise StoreError(f"output {out} is the {what} {p}{same}: writing it would destroy the {what}; "
                                  "choose another -o")
+
+
+def check_hdf5_name(path: str | Path) -> None:
+    """An HDF5 output named NAME.gz is refused (OptionError, exit 2): every other output with a .gz name is
+    gzip, and an HDF5 file cannot be (readers seek into it, a prefix's column chunks at a time), so writing
+    plain HDF5 under that name would mislead."""
+    name = Path(path).name
+    if name.endswith(".gz"):
+        raise OptionError(f"-o {path}: an HDF5 embedding file cannot be gzip-compressed; drop the .gz "
+                          f"(-o {Path(path).with_name(name[:-3])})")
 
 
 def _check_output_dir(path: Path) -> None:

@@ -33,7 +33,7 @@ import torch
 
 from mrl_dna import console, distributed
 from mrl_dna.config import ModelConfig
-from mrl_dna.errors import ConfigError, disk_full_error, human_size
+from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
 from mrl_dna.model import MrlDnaModel, model_from_config
 from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import check_checkpoint, checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
@@ -228,6 +228,9 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = 
     (by the main process), its model files when the new model is saved."""
     if overwrite and resume:
         raise ConfigError("--force starts a new run over the one in -o and --resume continues it; pass only one")
+    if out.name.endswith(".gz"):  # every other output named .gz is gzip; a directory cannot be
+        raise OptionError(f"-o {out}: a model is a directory (config.json, model.safetensors, ...), which cannot be "
+                          f"gzip-compressed; drop the .gz (-o {out.with_name(out.name[:-3])})")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, but a model is a directory (config.json, model.safetensors, "
                           "README.md, checkpoints/); choose a new name for -o")
