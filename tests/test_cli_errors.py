@@ -352,3 +352,22 @@ def test_usage_errors_exit_2_with_the_usage_line(tmp_path, tiny_model_dir, good_
         code, _, err = run_cli(args, capsys)
         assert code == 2 and "Usage: mrl-dna embed" in err, err
     nothing_complete(out)
+
+
+def test_cosine_cutoffs_outside_minus_one_to_one_are_refused(tmp_path, capsys):
+    """Issue 22.15: `search --min-score 2` printed no hit, `--min-score nan` was ignored and `dist --min-sim 2`
+    printed nothing, all with exit 0. Now every cosine cut-off is checked as cluster's (vectors.check_cosine):
+    one line, exit 2 (a bad option value), before anything is read; the library refuses it too."""
+    from conftest import write_store
+    from mrl_dna.errors import OptionError
+    from mrl_dna.search import search
+
+    db = write_store(tmp_path / "db.h5", np.eye(4, 8, dtype=np.float32), dims=(4, 8))
+    for cmd, option in (["search", db, db], "--min-score"), (["dist", db], "--min-sim"), (["cluster", db], "--min-sim"):
+        for bad in ("2", "nan", "-1.5", "inf"):
+            code, out, err = run_cli([*cmd, option, bad], capsys)
+            assert code == 2 and out == "", (cmd, bad, err)
+            one_error(err, f"{option} {float(bad):g} is not a cosine; give a value in -1..1 (e.g. 0.95)")
+        assert run_cli([*cmd, option, "-1", "-q"], capsys)[0] == 0
+    with pytest.raises(OptionError, match="--min-score nan is not a cosine"):
+        search(db, [db], min_score=float("nan"))

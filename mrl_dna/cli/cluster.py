@@ -31,7 +31,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import blas_threads_option, existing, force_option, products_device_option, quiet_option
+from mrl_dna.cli.options import blas_threads_option, cosine_cutoff, existing, force_option, products_device_option, quiet_option
 from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
 from mrl_dna.store.textout import text_output
 
@@ -39,7 +39,7 @@ from mrl_dna.store.textout import text_output
 def command(
     db: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="DB.h5", help="An embedding file (mrl-dna embed, merge)."),
     method: ClusterMethod | None = typer.Option(None, "--method", help="leader: dereplication at --min-sim; kmeans: binning into --n-clusters. Default: leader with --min-sim, kmeans with --n-clusters."),
-    min_sim: float | None = typer.Option(None, "--min-sim", help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
+    min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
     n_clusters: int | None = typer.Option(None, "--n-clusters", min=1, help="kmeans: the number of clusters K."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
     seed: int = typer.Option(KMeansConfig.seed, "--seed", help="kmeans: seed of the k-means++ starts."),

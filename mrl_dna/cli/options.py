@@ -12,6 +12,7 @@ from mrl_dna import runtime
 from mrl_dna.device import check_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.store.writer import check_hdf5_name
+from mrl_dna.vectors import check_cosine
 
 
 def number_list(text: str | None, option: str, kind: Callable[[str], float] = int, example: str = "8,16,64"):
@@ -81,6 +82,12 @@ def hdf5_output(value):
     if value is not None:
         check_hdf5_name(value)
     return value
+
+
+def cosine_cutoff(option: str):
+    """A typer callback for a cosine cut-off (search --min-score, dist and cluster --min-sim): -1..1, else one
+    OptionError line (exit 2) while the options are parsed (vectors.check_cosine, which the library runs too)."""
+    return lambda value: check_cosine(value, option)
 
 
 def existing(kind: str = "file", what: str = "input"):

@@ -30,7 +30,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import device_option, existing, quiet_option, set_threads, threads_option
+from mrl_dna.cli.options import cosine_cutoff, device_option, existing, quiet_option, set_threads, threads_option
 from mrl_dna.search import Level, Mode, search, tsv_lines
 
 
@@ -54,7 +54,7 @@ def command(
         "funnel over a FAISS index when `mrl-dna index` wrote one (for an HNSW index, `mrl-dna index --kind hnsw --dim 64`: 64:KEEP with KEEP = 200 x -k, then full width; "
         "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
     ),
-    min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
+    min_score: float | None = typer.Option(None, "--min-score", callback=cosine_cutoff("--min-score"), help="Drop hits with a cosine below this."),
     model: Path | None = typer.Option(
         None, "--model", "-m",
         help="Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "

@@ -36,6 +36,7 @@ import numpy as np
 
 from mrl_dna.compare.matrix import Products, Vectors, block_rows, compute_device, load_vectors
 from mrl_dna.errors import ConfigError
+from mrl_dna.vectors import check_cosine
 
 LEADER_BLOCK = 256  # rows compared with the representatives at once, then placed one by one among themselves
 
@@ -99,8 +100,7 @@ def cluster(
                           "--n-clusters")
     if method is ClusterMethod.kmeans and (n_clusters is None or min_sim is not None):
         raise ConfigError("--method kmeans makes a fixed number of clusters: give --n-clusters K and no --min-sim")
-    if min_sim is not None and not -1.0 <= min_sim <= 1.0:
-        raise ConfigError(f"--min-sim {min_sim} is not a cosine; give a value in -1..1 (e.g. 0.95)")
+    check_cosine(min_sim, "--min-sim")
     dev = compute_device(device)
     v = load_vectors(path, dim, warn=warn)
     if v.n_skipped:

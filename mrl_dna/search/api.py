@@ -31,7 +31,7 @@ from mrl_dna.search.funnel import (
 )
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
 from mrl_dna.store import EmbeddingStore
-from mrl_dna.vectors import truncate_normalize
+from mrl_dna.vectors import check_cosine, truncate_normalize
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -246,6 +246,7 @@ def search(
         raise ConfigError("--dim and --funnel are two modes; give one of them")
     if k < 1:
         raise ConfigError(f"-k {k} must be >= 1")
+    check_cosine(min_score, "--min-score")
     level = Level(level)
     if windows and level is Level.windows:
         raise ConfigError("--windows finds the best window inside each record hit; with --level windows every hit "
