@@ -496,6 +496,29 @@ def test_many_short_records_give_a_few_warnings_and_a_count(tmp_path, tiny_model
     assert err.count("is only 3 bp") == 5 and "35 more records are shorter than 16 bp (40 in all)" in err
 
 
+def test_a_query_shorter_than_16_bp_is_searched_with_embeds_warning(tmp_path, tiny_model_dir, good_fa, capsys):
+    """Issue 22.16: a 1 bp query got a hit with no word, while embed warns below 16 bp. Now search warns the same
+    way (embed.ShortRecords: the first five named, then a count) and still searches them."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    q = tmp_path / "q.fa"
+    q.write_text(">one\nA\n>fifteen\nACGTACGTACGTACG\n>sixteen\nACGTACGTACGTACGT\n"
+                 + "".join(f">r{i}\nACG\n" for i in range(6)))
+    code, out, err = run_cli(["search", q, db, "-m", tiny_model_dir, "-k", "1", "-q"], capsys)
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()[1:]] == ["one", "fifteen", "sixteen",
+                                                                       *(f"r{i}" for i in range(6))]
+    assert err.splitlines() == [
+        "mrl-dna: warning: query 'one' is only 1 bp: a vector of fewer than 16 bp carries almost no signal "
+        "(searched anyway)",
+        "mrl-dna: warning: query 'fifteen' is only 15 bp: a vector of fewer than 16 bp carries almost no signal "
+        "(searched anyway)",
+        *(f"mrl-dna: warning: query 'r{i}' is only 3 bp: a vector of fewer than 16 bp carries almost no signal "
+          "(searched anyway)" for i in range(3)),
+        "mrl-dna: warning: 3 more queries are shorter than 16 bp (8 in all)",
+    ]
+
+
 def test_saved_model_weights_are_readable_like_the_other_files(tmp_path):
     """model.safetensors was written mode 0600 (safetensors' temporary file), config.json 0644."""
     from mrl_dna.model import MrlDnaModel

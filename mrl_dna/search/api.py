@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.device import resolve_device
-from mrl_dna.embed import embed_sequences
+from mrl_dna.embed import ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
 from mrl_dna.fasta import read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
@@ -54,11 +54,13 @@ def is_hdf5(path: str | Path) -> bool:
         return False
 
 
-def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str) -> Queries:
-    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model."""
+def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str,
+                 warn: Callable[[str], None] = lambda m: None) -> Queries:
+    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model (a query
+    shorter than embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
     if is_hdf5(path):
         return _queries_from_store(path, db)
-    return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device)
+    return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device, warn=warn)
 
 
 def _queries_from_store(path, db: Database) -> Queries:
@@ -106,9 +108,10 @@ def db_model(db: Database, model_dir: str | Path | None):
     )
 
 
-def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Queries:
+def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Callable[[str], None]) -> Queries:
     model = db_model(db, model_dir)
     ids, vecs, skipped = [], [], 0
+    short = ShortRecords("query", "queries", "searched anyway", warn=warn)
     recs = embed_sequences(
         read_fasta([path]),
         model=model,
@@ -120,8 +123,10 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Querie
         if r.status != "ok":
             skipped += 1
             continue
+        short.see(r.id, r.length)
         ids.append(r.id)
         vecs.append(np.asarray(r.vector, np.float32))
+    short.finish()
     arr = np.stack(vecs) if vecs else np.zeros((0, db.dim), np.float32)
     return Queries(ids=ids, vectors=arr, n_skipped=skipped, source="fasta")
 
@@ -265,7 +270,7 @@ def search(
                 raise StoreError(
                     f"{name} has no per-window vectors for --windows; re-embed it with mrl-dna embed --save-windows"
                 )
-    queries = load_queries(query, db, model_dir=model_dir, device=device)
+    queries = load_queries(query, db, model_dir=model_dir, device=device, warn=warn)
     if queries.n_skipped:
         warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
     index = None
