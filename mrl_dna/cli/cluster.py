@@ -72,7 +72,7 @@ def command(
     set_blas_threads(threads)
     if method is None:
         method = ClusterMethod.kmeans if n_clusters is not None else ClusterMethod.leader
-    with text_output(output, inputs=[db], force=force) as out:
+    with text_output(output, inputs=[db], force=force, example="clusters.tsv") as out:
         clusters, s = cluster(db, method=method, dim=dim, min_sim=min_sim, n_clusters=n_clusters,
                               kmeans=KMeansConfig(n_init=n_init, seed=seed), device=device, warn=console.warn)
         out.write("".join(cluster_lines(clusters, header=not no_header)).encode())

@@ -92,7 +92,7 @@ def command(
     md = er.format_markdown(report)
     typer.echo(md)
     if output:  # OUTPUT.partial renamed when complete; gzip when the name ends in .gz
-        with text_output(output, inputs=genomes, force=force) as fh:
+        with text_output(output, inputs=genomes, force=force, example="report.md") as fh:
             fh.write((md + "\n").encode())
     if plot:
         er.plot_report(report, plot)

@@ -94,7 +94,8 @@ def dist(
         raise ConfigError("--format phylip is a square distance matrix of one file; give one file (dist A.h5), or "
                           "merge the two first (mrl-dna merge --concat A.h5 B.h5 -o AB.h5)")
     inputs = [a] if b is None else [a, b]
-    check_text_output(output, inputs=inputs, force=force)  # before any work
+    example = "dist.phy" if fmt is DistFormat.phylip else "dist.tsv"  # the name suggested for -o DIR
+    check_text_output(output, inputs=inputs, force=force, example=example)  # before any work
     dev = compute_device(device)
     qa = load_vectors(a, dim, warn=warn)
     qb = qa if b is None else load_vectors(b, dim, warn=warn)
@@ -103,7 +104,7 @@ def dist(
     if skipped:
         warn(f"{skipped} row(s) have no vector (empty or all-N records) and are left out")
     products = Products(qb.x, dev)
-    with text_output(output, inputs=inputs, force=force) as out:
+    with text_output(output, inputs=inputs, force=force, example=example) as out:
         if fmt is DistFormat.long:
             scored, lines = _long(qa, qb, products, out, self_pairs=b is None, min_sim=min_sim, header=header)
         else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrl_dna.config import warn_untrained_dim
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
@@ -262,8 +263,7 @@ def search(
     k = max(1, min(k, db.n))  # no more hits than rows: -k 1000000000 must not allocate (queries, 1e9) arrays
     if dim is not None:
         check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=src)
-        if dim not in db.matryoshka_dims:
-            warn(f"--dim {dim} is not one of the model's trained Matryoshka dims {list(db.matryoshka_dims)}")
+        warn_untrained_dim(dim, db.matryoshka_dims, warn)
     if windows:
         for name, part in zip(db.names, db.parts):
             if part.windows() is None:

@@ -10,12 +10,13 @@ import enum
 import gzip
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mrl_dna.config import warn_untrained_dim
 from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
@@ -37,11 +38,13 @@ class ExportSummary:
 
 
 def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, output: str | Path = "-",
-                 force: bool = False, block_rows: int = 65536) -> ExportSummary:
+                 force: bool = False, block_rows: int = 65536,
+                 warn: Callable[[str], None] = lambda m: None) -> ExportSummary:
     """Write the first `dim` columns (re-normalised) of every row as TSV (to stdout when output is '-';
     gzip-compressed when the output name ends in .gz) or as .npy + ids .txt. Rows keep the file's order;
     records without a vector are zero rows. Files are written under a temporary name and renamed when
-    complete; an existing file is replaced only with force=True, the input never."""
+    complete; an existing file is replaced only with force=True, the input never. A `dim` that is not a
+    trained Matryoshka dim is exported with search's and dist's warning, through `warn`."""
     fmt = ExportFormat(fmt)
     to_stdout = str(output) == "-"
     if fmt is ExportFormat.npy:
@@ -72,6 +75,7 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
             raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
     with EmbeddingStore.open(path) as store:
         k = check_dim(dim, store.dim, store.matryoshka_dims)
+        warn_untrained_dim(k, store.matryoshka_dims, warn)
         n_zero = int(np.count_nonzero(store.status != STATUS_CODES["ok"]))
         ids = store.ids
         if to_stdout:

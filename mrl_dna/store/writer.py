@@ -499,7 +499,9 @@ def check_hdf5_name(path: str | Path) -> None:
                           f"(-o {Path(path).with_name(name[:-3])})")
 
 
-def _check_output_dir(path: Path) -> None:
+def _check_output_dir(path: Path, example: str = "embeddings.h5") -> None:
+    """The output's directory exists and is writable and the output is a plain file name; `example` is the
+    file name a directory given as -o is told to add (an embedding file's by default; a table's for text)."""
     d = path.parent if str(path.parent) else Path(".")
     if not d.exists():
         raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
@@ -508,7 +510,7 @@ def _check_output_dir(path: Path) -> None:
     if not os.access(d, os.W_OK | os.X_OK):
         raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")
     if path.is_dir():
-        raise StoreError(f"output {path} is a directory; give a file name such as {path / 'embeddings.h5'}")
+        raise StoreError(f"output {path} is a directory; give a file name such as {path / example}")
     if is_special_file(path):  # the rename of PATH.partial onto it would replace a device such as /dev/null
         raise StoreError(f"output {path} is not a regular file (a device, pipe or socket); an embedding file is "
                          "written beside it and renamed onto it: choose a file name for -o")
