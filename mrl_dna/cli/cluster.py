@@ -15,7 +15,8 @@ Example (six genomes of ../shared/data embedded with `embed --per-file`; README,
 
 Columns: id; cluster (0 = the largest; ties: the cluster whose first row comes first); representative (leader:
 the row that founded the cluster, the longest of them; kmeans: the member closest to the centroid);
-similarity (leader: cosine to the representative; kmeans: cosine to the centroid). Rows in file order.
+similarity: the cosine to that representative (what `dist` prints for the pair; 1 for the representative
+itself), with both methods. Rows in file order.
 
 Methods: leader (the default with --min-sim): rows visited longest first (ties: file order), each joins the
 most similar representative so far if the cosine is >= --min-sim, else founds a cluster (CD-HIT's greedy
@@ -43,7 +44,7 @@ def command(
     n_clusters: int | None = typer.Option(None, "--n-clusters", min=1, help="kmeans: the number of clusters K."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
     seed: int = typer.Option(KMeansConfig.seed, "--seed", help="kmeans: seed of the k-means++ starts."),
-    n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine) is kept."),
+    n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine to the centroids) is kept."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the TSV here instead of stdout (gzip when the name ends in .gz)."),
     force: bool = force_option("an existing OUTPUT"),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#id...' header line."),
@@ -77,7 +78,7 @@ def command(
                               kmeans=KMeansConfig(n_init=n_init, seed=seed), device=device, warn=console.warn)
         out.write("".join(cluster_lines(clusters, header=not no_header)).encode())
     how = f"cosine >= {min_sim}" if s.method == "leader" else (
-        f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine {s.objective:.4f}")
+        f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine to the centroids {s.objective:.4f}")
     plural = "s" if s.n_clusters != 1 else ""
     console.info(f"mrl-dna: {s.n_clusters:,} cluster{plural} of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
     console.footer(f"{s.method} at dim {s.dim} ({how}) on {s.device}", timer)
