@@ -6,11 +6,11 @@ Example (six genomes of ../shared/data embedded with `embed --per-file`; README,
     $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64
     #id	cluster	representative	similarity
     Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
-    Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
-    Blochmannia_chromaiodes_640	0	Blochmannia_pennsylvanicus_BPEN	0.999840
+    Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999980
+    Blochmannia_chromaiodes_640	0	Blochmannia_pennsylvanicus_BPEN	0.999861
     Blochmannia_floridanus	2	Blochmannia_floridanus	1.000000
     Shew_baltica_OS185_first500k	1	Shew_baltica_OS185_first500k	1.000000
-    Shew_baltica_OS223_first500k	1	Shew_baltica_OS185_first500k	0.997935
+    Shew_baltica_OS223_first500k	1	Shew_baltica_OS185_first500k	0.998662
     mrl-dna: 3 clusters of 6 rows; sizes 3, 2, 1
 
 Columns: id; cluster (0 = the largest; ties: the cluster whose first row comes first); representative (leader:
@@ -62,7 +62,7 @@ def command(
       $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 | head -3
       #id	cluster	representative	similarity
       Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
-      Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
+      Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999980
 
     Example: mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 > clusters.tsv
 

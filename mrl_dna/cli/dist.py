@@ -4,9 +4,9 @@ Example (six genomes of ../shared/data embedded with `embed --per-file`; README,
 
     $ mrl-dna dist genomes.h5 --dim 64 | head -4
     #query	target	similarity	distance
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_floridanus	0.959502	0.090899
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999980	0.002015
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999861	0.005309
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_floridanus	0.969433	0.078905
 
 Columns: query id, target id, similarity = cosine of the two normalised prefixes (what `mrl-dna search`
 reports), distance = arccos(similarity) / pi, the angle between them as a fraction of a half turn (0 = same
@@ -50,8 +50,8 @@ def command(
     Example (genomes embedded with embed --per-file):
       $ mrl-dna dist genomes.h5 --dim 64 | head -3
       #query	target	similarity	distance
-      Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
-      Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999980	0.002015
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999861	0.005309
 
     Example: mrl-dna dist genomes.h5 --dim 64 --min-sim 0.95 -o close_pairs.tsv.gz
 
