@@ -71,7 +71,7 @@ class Model:
         window, stride: window length and stride in bp; None = the model's (as embed without -w/-s).
         """
         D = self.info.dim
-        k = check_dim(dim, D, self.info.matryoshka_dims)
+        k = check_dim(dim, D, self.info.matryoshka_dims, width="the model's width")
         size = window or self.info.window
         batch_tokens = None  # embed's default for the device
         if batch_size is not None:

@@ -35,7 +35,8 @@ from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig
 
-__all__ = ["DEFAULT_BATCH_TOKENS", "EmbedSummary", "bucket_length", "embed_fasta", "embed_files", "embed_sequences"]
+__all__ = ["DEFAULT_BATCH_TOKENS", "EmbedSummary", "ShortRecords", "bucket_length", "embed_fasta", "embed_files",
+           "embed_sequences"]
 
 _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often (what a kill can lose)
 # MRL_DNA_FLUSH_RECORDS=N overrides _FLUSH_RECORDS (tests kill runs of many small records between flushes)
@@ -45,6 +46,29 @@ _FLUSH_RECORDS, _FLUSH_SECONDS = 256, 10.0  # write to disk at least this often 
 SHORT_RECORD_BP = 16
 SHORT_WINDOW_BP = 64
 _SHORT_WARNINGS = 5  # short records named one by one; the rest are counted in one line at the end
+
+
+class ShortRecords:
+    """The warning for vectors of records shorter than SHORT_RECORD_BP, said the same way by embed (records,
+    files) and search (FASTA queries): the first _SHORT_WARNINGS named, then one line counting the rest
+    (finish). what/plural name the unit ('query', 'queries'); `kept` says what happens to such a record,
+    e.g. 'stored with status ok'."""
+
+    def __init__(self, what: str, plural: str, kept: str, warn=console.warn) -> None:
+        self.what, self.plural, self.kept, self.warn, self.n = what, plural, kept, warn, 0
+
+    def see(self, record_id: str, length: int) -> None:
+        if length >= SHORT_RECORD_BP:
+            return
+        self.n += 1
+        if self.n <= _SHORT_WARNINGS:
+            self.warn(f"{self.what} {record_id!r} is only {length} bp: a vector of fewer than {SHORT_RECORD_BP} bp "
+                      f"carries almost no signal ({self.kept})")
+
+    def finish(self) -> None:
+        if self.n > _SHORT_WARNINGS:
+            self.warn(f"{self.n - _SHORT_WARNINGS:,} more {self.plural} are shorter than {SHORT_RECORD_BP} bp "
+                      f"({self.n:,} in all)")
 
 
 @dataclass(frozen=True)
@@ -323,7 +347,8 @@ def embed_fasta(
         return [(listed[fi][0], _checked(inputs[fi], per_record[fi])) for fi in todo]
 
     first = (selected.start if selected is not None else 0) + n_done
-    n = bp = empty = all_n = n_win = skipped = short = contigs = 0
+    n = bp = empty = all_n = n_win = skipped = contigs = 0
+    short = ShortRecords(unit[:-1], unit, "stored with status ok")
     done_bp = sum(lengths[selected.start + k] for k in range(n_done)) if (lengths is not None and n_done) else 0
     batch: list[EmbeddedRecord] = []
     warnings: list[str] = []
@@ -350,11 +375,8 @@ def embed_fasta(
                     for w in warnings:
                         console.warn(w)
                     warnings.clear()
-                if er.status == "ok" and er.length < SHORT_RECORD_BP:
-                    short += 1
-                    if short <= _SHORT_WARNINGS:
-                        console.warn(f"{unit[:-1]} {er.id!r} is only {er.length} bp: a vector of fewer than {SHORT_RECORD_BP} "
-                                     "bp carries almost no signal (stored with status ok)")
+                if er.status == "ok":
+                    short.see(er.id, er.length)
                 batch.append(er)
                 if len(batch) >= flush_records or time.perf_counter() - last_flush > _FLUSH_SECONDS:
                     with times("write"):
@@ -366,8 +388,7 @@ def embed_fasta(
             if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
                 writer.discard()
             raise
-        if short > _SHORT_WARNINGS:
-            console.warn(f"{short - _SHORT_WARNINGS:,} more records are shorter than {SHORT_RECORD_BP} bp ({short:,} in all)")
+        short.finish()
         with times("write"):
             writer.append(batch)
             writer.finish()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mrl_dna.errors import OptionError
+
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise the last axis in float32; zero rows stay zero. (..., k) -> (..., k) float32."""
@@ -20,3 +22,11 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
 def truncate_normalize(x: np.ndarray, k: int) -> np.ndarray:
     """The Matryoshka prefix of width k, renormalised: (..., D) -> (..., k) float32."""
     return normalize_rows(np.asarray(x)[..., :k])
+
+
+def check_cosine(value: float | None, option: str) -> float | None:
+    """A cosine cut-off (search --min-score, dist and cluster --min-sim) lies in -1..1; anything else (2, nan,
+    inf) kept nothing or everything without a word. OptionError (exit 2) naming the option otherwise."""
+    if value is not None and not -1.0 <= value <= 1.0:
+        raise OptionError(f"{option} {value:g} is not a cosine; give a value in -1..1 (e.g. 0.95)")
+    return value

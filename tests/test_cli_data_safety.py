@@ -22,6 +22,7 @@ import torch
 
 from mrl_dna import console
 from mrl_dna.embed import embed_fasta
+from mrl_dna.errors import OptionError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
 
@@ -231,6 +232,61 @@ def test_disk_full_during_a_write_is_a_user_error_in_process(tmp_path, tiny_mode
     assert not out.exists() and partial_path(out).exists()
 
 
+def _wide_db(path: Path, n: int = 2000, D: int = 128) -> Path:
+    """An embedding file of n random rows (1 MiB of float32 at the defaults), no model needed."""
+    from conftest import write_store
+
+    return write_store(path, np.random.default_rng(0).standard_normal((n, D)).astype(np.float32), dims=(16, D))
+
+
+def test_export_npy_to_a_full_disk_is_one_clear_error_and_leaves_no_partial(tmp_path, capsys, monkeypatch):
+    """`export --format npy` to a full disk died with "Bus error" (exit 135: np.lib.format.open_memmap writes a
+    sparse file, and the first page stored without room is SIGBUS) and left x.npy.partial. Now the .npy is
+    reserved (posix_fallocate) and written front to back: one DiskFullError line, exit 1, no partial. Without
+    root, the disk is full for posix_fallocate; then for a write in the middle of every format."""
+    import errno
+
+    import mrl_dna.store.export as export_mod
+
+    db = _wide_db(tmp_path / "db.h5")
+
+    def no_room(fd, offset, size):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    code, _, err = run_cli(["export", db, "--format", "npy", "-o", tmp_path / "x.npy"], capsys)
+    assert code == 1
+    one_error(err, f"no space left on device on the disk that holds {tmp_path / 'x.npy'} (",
+              "free some space or choose -o on another disk, then rerun the same command")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5"]
+    monkeypatch.undo()
+
+    blocks = export_mod.EmbeddingStore.iter_blocks
+
+    def fills_up(self, k, block_rows):  # the disk fills up once half the rows are written
+        for start, b in blocks(self, k, block_rows):
+            yield start, b[: len(b) // 2]
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export_mod.EmbeddingStore, "iter_blocks", fills_up)
+    monkeypatch.setattr(export_mod, "_reserve", lambda fh, size: None)  # a filesystem without fallocate
+    pytest.importorskip("pyarrow")
+    for fmt, name in (("npy", "x.npy"), ("tsv", "x.tsv"), ("tsv", "x.tsv.gz"), ("parquet", "x.parquet")):
+        code, _, err = run_cli(["export", db, "--format", fmt, "-o", tmp_path / name, "--dim", "16"], capsys)
+        assert code == 1, (fmt, err)
+        one_error(err, f"no space left on device on the disk that holds {tmp_path / name} (")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5"], fmt
+
+
+def test_export_npy_to_a_real_full_disk_end_to_end(tmp_path, small_disk):
+    """The same on a real 1.5 MiB tmpfs (root only): before the fix the process died of SIGBUS (exit -7)."""
+    db = _wide_db(tmp_path / "db.h5", n=4000)  # a 2 MiB .npy
+    code, _, err = run_sub(["export", db, "--format", "npy", "-o", small_disk / "x.npy"])
+    assert code == 1, err
+    one_error(err, f"no space left on device on the disk that holds {small_disk / 'x.npy'} ({small_disk}, ")
+    assert list(small_disk.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------- 5. a stale .fai
 
 
@@ -292,8 +348,41 @@ def test_export_to_a_gz_name_writes_gzip(tmp_path, tiny_model_dir, good_fa, caps
     with gzip.open(tmp_path / "x.tsv.gz", "rt") as f:
         assert f.read() == stdout
     code, _, err = run_cli(["export", db, "--format", "npy", "-o", tmp_path / "x.npy.gz"], capsys)
-    assert code == 1
+    assert code == 2  # a bad option value, as an HDF5 -o named .gz (issue 22.13)
     one_error(err, "--format npy writes an uncompressed .npy")
+
+
+def test_outputs_named_gz_are_gzip_or_refused(tmp_path, tiny_model_dir, good_fa, capsys):
+    """Issue 22.13: `embed`/`merge -o x.gz` wrote plain HDF5 and `eval -o x.gz` a plain report under a .gz
+    name, while the README says a .gz name writes gzip. An HDF5 file (or a model directory) cannot be gzip:
+    refused while the options are parsed (exit 2, one line, nothing written); eval's report is gzip."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    cases = [
+        (embed_args([good_fa], tmp_path / "x.h5.gz", tiny_model_dir),
+         f"-o {tmp_path / 'x.h5.gz'}: an HDF5 embedding file cannot be gzip-compressed; drop the .gz (-o {tmp_path / 'x.h5'})"),
+        (["merge", db, "-o", tmp_path / "m.gz"], "an HDF5 embedding file cannot be gzip-compressed; drop the .gz"),
+        (["train", good_fa, "-o", tmp_path / "model.gz", "--steps", "1"],
+         f"-o {tmp_path / 'model.gz'}: a model is a directory (config.json, model.safetensors, ...), which cannot be "
+         f"gzip-compressed; drop the .gz (-o {tmp_path / 'model'})"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2, (args, err)
+        one_error(err, message)
+    with pytest.raises(OptionError, match="cannot be gzip-compressed"):  # the library refuses it too (API)
+        EmbeddingWriter(tmp_path / "api.h5.gz", attrs={}, dim=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.h5", "good.fa"]
+    genomes = []
+    for i, rec in enumerate(SAMPLE_FA.read_text().split(">")[1:4]):
+        genomes.append(tmp_path / f"g{i}.fa")
+        genomes[-1].write_text(">" + rec)
+    args = ["eval", *genomes, "--no-model", "--kmer", "2", "--per-genome", "2", "--fragments", "500",
+            "--divergence", "0", "-q"]
+    code, stdout, err = run_cli([*args, "-o", tmp_path / "report.md.gz"], capsys)
+    assert code == 0, err
+    with gzip.open(tmp_path / "report.md.gz", "rt") as f:
+        assert f.read() == stdout
 
 
 def test_eval_report_and_plot_over_existing_files_need_force_before_any_work(tmp_path, good_fa, capsys, monkeypatch):
@@ -405,6 +494,29 @@ def test_many_short_records_give_a_few_warnings_and_a_count(tmp_path, tiny_model
     code, _, err = run_cli(["embed", fa, "-o", tmp_path / "t.h5", "-m", tiny_model_dir, "-q"], capsys)
     assert code == 0
     assert err.count("is only 3 bp") == 5 and "35 more records are shorter than 16 bp (40 in all)" in err
+
+
+def test_a_query_shorter_than_16_bp_is_searched_with_embeds_warning(tmp_path, tiny_model_dir, good_fa, capsys):
+    """Issue 22.16: a 1 bp query got a hit with no word, while embed warns below 16 bp. Now search warns the same
+    way (embed.ShortRecords: the first five named, then a count) and still searches them."""
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    q = tmp_path / "q.fa"
+    q.write_text(">one\nA\n>fifteen\nACGTACGTACGTACG\n>sixteen\nACGTACGTACGTACGT\n"
+                 + "".join(f">r{i}\nACG\n" for i in range(6)))
+    code, out, err = run_cli(["search", q, db, "-m", tiny_model_dir, "-k", "1", "-q"], capsys)
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()[1:]] == ["one", "fifteen", "sixteen",
+                                                                       *(f"r{i}" for i in range(6))]
+    assert err.splitlines() == [
+        "mrl-dna: warning: query 'one' is only 1 bp: a vector of fewer than 16 bp carries almost no signal "
+        "(searched anyway)",
+        "mrl-dna: warning: query 'fifteen' is only 15 bp: a vector of fewer than 16 bp carries almost no signal "
+        "(searched anyway)",
+        *(f"mrl-dna: warning: query 'r{i}' is only 3 bp: a vector of fewer than 16 bp carries almost no signal "
+          "(searched anyway)" for i in range(3)),
+        "mrl-dna: warning: 3 more queries are shorter than 16 bp (8 in all)",
+    ]
 
 
 def test_saved_model_weights_are_readable_like_the_other_files(tmp_path):

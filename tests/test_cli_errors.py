@@ -352,3 +352,48 @@ def test_usage_errors_exit_2_with_the_usage_line(tmp_path, tiny_model_dir, good_
         code, _, err = run_cli(args, capsys)
         assert code == 2 and "Usage: mrl-dna embed" in err, err
     nothing_complete(out)
+
+
+def test_cosine_cutoffs_outside_minus_one_to_one_are_refused(tmp_path, capsys):
+    """Issue 22.15: `search --min-score 2` printed no hit, `--min-score nan` was ignored and `dist --min-sim 2`
+    printed nothing, all with exit 0. Now every cosine cut-off is checked as cluster's (vectors.check_cosine):
+    one line, exit 2 (a bad option value), before anything is read; the library refuses it too."""
+    from conftest import write_store
+    from mrl_dna.errors import OptionError
+    from mrl_dna.search import search
+
+    db = write_store(tmp_path / "db.h5", np.eye(4, 8, dtype=np.float32), dims=(4, 8))
+    for cmd, option in (["search", db, db], "--min-score"), (["dist", db], "--min-sim"), (["cluster", db], "--min-sim"):
+        for bad in ("2", "nan", "-1.5", "inf"):
+            code, out, err = run_cli([*cmd, option, bad], capsys)
+            assert code == 2 and out == "", (cmd, bad, err)
+            one_error(err, f"{option} {float(bad):g} is not a cosine; give a value in -1..1 (e.g. 0.95)")
+        assert run_cli([*cmd, option, "-1", "-q"], capsys)[0] == 0
+    with pytest.raises(OptionError, match="--min-score nan is not a cosine"):
+        search(db, [db], min_score=float("nan"))
+
+
+def test_messages_name_the_right_file_width_and_dim(tmp_path, tiny_model_dir, good_fa, capsys):
+    """Issue 22.18: `dist -o DIR` suggested DIR/embeddings.h5 for a TSV; `encode(dim=1024)` spoke of "this
+    file's width" (it is the model's); `export --dim 7` gave no "not a trained Matryoshka dim" warning, which
+    search and dist give (now all from config.warn_untrained_dim)."""
+    import mrl_dna
+    from mrl_dna.errors import ConfigError
+
+    db = tmp_path / "db.h5"
+    assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
+    d = tmp_path / "outdir"
+    d.mkdir()
+    for args, name in ((["dist", db], "dist.tsv"), (["dist", db, "--format", "phylip"], "dist.phy"),
+                       (["cluster", db, "--min-sim", "0.9"], "clusters.tsv"), (embed_args([good_fa], d, tiny_model_dir), "embeddings.h5")):
+        code, _, err = run_cli([*args, "-o", d], capsys)
+        assert code == 1
+        one_error(err, f"output {d} is a directory; give a file name such as {d / name}")
+    with pytest.raises(ConfigError, match=r"dim 1024 is outside 1..16 \(the model's width\)"):
+        mrl_dna.load_model(tiny_model_dir).encode("ACGT" * 100, dim=1024)
+    warning = "mrl-dna: warning: --dim 7 is not one of the model's trained Matryoshka dims [4, 8, 16]"
+    for args in (["export", db], ["dist", db], ["search", db, db], ["cluster", db, "--min-sim", "0.9"]):
+        code, _, err = run_cli([*args, "--dim", "7"], capsys)
+        assert code == 0 and err.splitlines()[0] == warning, (args, err)
+    code, _, err = run_cli(["export", db, "--dim", "8"], capsys)
+    assert code == 0 and "warning" not in err

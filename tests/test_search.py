@@ -143,13 +143,37 @@ def test_calibrated_funnel_keeps_the_exact_top_k_and_is_cheaper():
     rng = np.random.default_rng(10)
     x = clustered(4040, rng)  # one draw: the held-out queries come from the DB's distribution
     q, db = x[:40], Database.from_arrays(x[40:], matryoshka_dims=DIMS)
-    cal = calibrate_funnel(db, k=5, n_queries=50)
+    cal = calibrate_funnel(db, k=5, n_queries=50, small_db_macs=0)  # 4000 rows is 'small': calibrate anyway
     assert cal.stages[-1] == Stage(D, 5) and cal.macs_per_query <= 4000 * D
     assert all(a.keep >= b.keep for a, b in zip(cal.stages, cal.stages[1:]))
     f = funnel_search(q, db, cal.stages)
     ex = exact_search(q, db.blocks(D, 1000), k=5)
     assert np.mean([set(a) == set(b) for a, b in zip(f.rows, ex.rows)]) >= 0.9
     assert f.macs_per_query == cal.macs_per_query or cal.stages == (Stage(D, 5),)
+
+
+def test_calibrated_funnel_on_a_tiny_db_is_the_exact_scan(tmp_path, capsys):
+    """Issue 22.5: on 8 rows a quantile of 8 pseudo-queries promised the exact top-2 and got rank 2 wrong.
+    calibrate now falls back to the exact full-width scan where auto does (seeds where it used to fail)."""
+    for seed in (0, 6, 17):
+        rng = np.random.default_rng(seed)
+        db = write_db(tmp_path / f"tiny{seed}.h5", clustered(8, rng))
+        qf = write_db(tmp_path / f"q{seed}.h5", clustered(20, rng), ids=[f"q{i}" for i in range(20)])
+        assert calibrate_funnel(Database.open([db]), k=2).stages == (Stage(D, 2),)
+        _, exact, _ = run_cli(["search", qf, db, "-k", "2", "--dim", str(D), "-q"], capsys)
+        code, out, err = run_cli(["search", qf, db, "-k", "2", "--funnel", "calibrate"], capsys)
+        assert code == 0 and out == exact and "a small DB: the funnel is a full scan" in err
+
+
+def test_default_search_on_a_small_db_ignores_an_approximate_full_width_index(dbs, capsys):
+    """Issue 22.5: an IVF index over the full width made the small-DB 'exact scan' an IVF probe of 1 list."""
+    pytest.importorskip("faiss")
+    a, _, qf, *_ = dbs
+    assert run_cli(["index", a, "--dim", str(D), "--kind", "ivf", "--nlist", "6", "--nprobe", "1"], capsys)[0] == 0
+    _, exact, _ = run_cli(["search", qf, a, "--dim", str(D), "-q"], capsys)
+    for extra in ([], ["--funnel", "auto"], ["--funnel", "calibrate"]):
+        code, out, err = run_cli(["search", qf, a, *extra], capsys)
+        assert code == 0 and out == exact and "FAISS" not in err
 
 
 def test_parse_and_check_funnel_errors():
@@ -224,7 +248,7 @@ def test_cli_default_and_auto_funnel_equal_exact_on_small_db_and_no_header(dbs, 
     assert code == 0 and err == ""
     assert out == "".join(exact.splitlines(True)[1:])
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "auto"], capsys)
-    assert code == 0 and out == exact and "a small DB: the auto funnel is a full scan" in err
+    assert code == 0 and out == exact and "a small DB: the funnel is a full scan" in err
     code, out, err = run_cli(["search", str(qf), str(a), str(b), "--funnel", "calibrate", "-k", "3"], capsys)
     assert code == 0 and len(parse_tsv(out)[1]) == 18 and "multiply-adds per query" in err
     code, out, _ = run_cli(["search", str(qf), str(a), "--funnel", "8:250,16:100,64:10", "--min-score", "0.5"], capsys)
@@ -393,6 +417,66 @@ def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
     code, out, err = run_cli(["search", str(qf), str(b), "--funnel", "16:150,64:5", "-k", "5"], capsys)
     assert code == 0 and "FAISS ivf index over dim 16" in err and len(parse_tsv(out)[1]) == 30
 
+
+
+def test_index_on_a_full_disk_or_interrupted_leaves_no_partial(dbs, capsys, monkeypatch):
+    """Issue 22.17: a failed `index` (full disk, Ctrl-C while writing) left DB.h5.faiss.partial behind."""
+    faiss = pytest.importorskip("faiss")
+    a = dbs[0]
+
+    def fails_with(exc):
+        def write_index(index, path):
+            Path(path).write_bytes(b"part of an index")
+            raise exc
+        return write_index
+
+    full = RuntimeError("Error in faiss::FileIOWriter: write error: No space left on device")
+    monkeypatch.setattr(faiss, "write_index", fails_with(full))
+    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    assert code == 1 and error_line(err).startswith(f"mrl-dna: error: no space left on device on the disk that holds {a}.faiss (")
+    assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
+    monkeypatch.setattr(faiss, "write_index", fails_with(KeyboardInterrupt()))
+    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
+
+
+def test_a_damaged_faiss_index_is_ignored_with_a_warning(dbs, capsys):
+    """Issue 22.10: a corrupt DB.h5.faiss made every search end in "internal error: RuntimeError" (FAISS could
+    not read it). Now it is ignored with a warning, as a stale index is, and the search scans."""
+    pytest.importorskip("faiss")
+    a, b, qf, *_ = dbs
+    assert run_cli(["index", a, "--dim", "8", "-q"], capsys)[0] == 0
+    assert run_cli(["index", b, "--dim", "16", "-q"], capsys)[0] == 0
+    good = Path(f"{a}.faiss").read_bytes()
+    _, exact, _ = run_cli(["search", qf, a, "--funnel", "8:250,64:10", "--no-index", "-q"], capsys)
+    for damage in (b"garbage\n", good[: len(good) // 2], Path(f"{b}.faiss").read_bytes()):  # junk, cut, another
+        Path(f"{a}.faiss").write_bytes(damage)
+        for args in (["--funnel", "8:250,64:10"], []):  # the index's funnel; the default (small DB: a scan)
+            code, out, err = run_cli(["search", qf, a, *args], capsys)
+            assert code == 0, err
+            assert f"warning: ignoring damaged FAISS index {a}.faiss" in err
+            assert f"rebuild with mrl-dna index {a} --dim 8 --force" in err and "FAISS flat" not in err
+        assert out == run_cli(["search", qf, a, "-q"], capsys)[1]
+    code, out, _ = run_cli(["search", qf, a, "--funnel", "8:250,64:10", "-q"], capsys)
+    assert out == exact
+
+
+def test_index_ivf_with_more_lists_than_rows_is_refused_as_a_bad_value(dbs, capsys):
+    """Issue 22.11: `index --kind ivf --nlist 100000` on 3,000 rows ended in an internal error from FAISS's
+    k-means. Refused (exit 2, a bad option value; not clamped: the lists and the default nprobe the user
+    chose would silently change); up to one row per list it is built, with a warning below 39 rows per list."""
+    pytest.importorskip("faiss")
+    b = dbs[1]  # 150 rows
+    for nlist in (100000, 151):
+        code, _, err = run_cli(["index", b, "--kind", "ivf", "--nlist", str(nlist), "--dim", "16"], capsys)
+        assert code == 2
+        assert err.splitlines() == [f"mrl-dna: error: --nlist {nlist} exceeds the 150 rows to index (each IVF list is "
+                                    "trained on its rows); pick --nlist <= 3 (39 rows per list), or leave it out for "
+                                    "the default"]
+        assert not Path(f"{b}.faiss").exists() and not Path(f"{b}.faiss.json").exists()
+    code, _, err = run_cli(["index", b, "--kind", "ivf", "--nlist", "150", "--dim", "16"], capsys)
+    assert code == 0 and "warning: --nlist 150 leaves fewer than 39 of the 150 rows per list" in err
 
 
 def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tmp_path, capsys):

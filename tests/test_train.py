@@ -138,6 +138,97 @@ def test_pairs_only(tmp_path, capsys):
     assert "pairs@8" in rec
 
 
+def test_train_to_a_read_only_output_is_one_line_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    """`train -o` on a read-only file system was "internal error: OSError" (exit 3), after the genomes were
+    read and the model built. Now: one line, exit 1, first. Tests run as root (chmod does not stop root), so
+    the file system is read-only for the write probe here; test_train_to_a_read_only_mount is the real one."""
+    import errno
+    import tempfile
+
+    import mrl_dna.train.trainer as trainer_mod
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kw):
+        if dir is not None and Path(dir).is_relative_to(ro):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kw)
+
+    def no_reading(**kw):
+        raise AssertionError("the genomes were read before -o was checked")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(trainer_mod, "load_data", no_reading)
+    for out in (ro, ro / "new" / "model"):
+        code, err = run_train([str(SAMPLE), "-o", str(out), "--steps", "2", *TINY], capsys)
+        assert code == 1, err
+        assert err.splitlines() == [f"mrl-dna: error: -o {out} cannot be written (read-only file system in {ro}); "
+                                    "choose a writable directory for -o"]
+    assert list(ro.iterdir()) == []
+
+
+def test_train_to_a_read_only_mount(tmp_path, capsys):
+    """The same on a real read-only bind mount (root only; skipped otherwise)."""
+    import subprocess
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount (not root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only")
+        code, err = run_train([str(SAMPLE), "-o", str(ro / "m"), "--steps", "2", *TINY], capsys)
+        assert code == 1 and "cannot be written (read-only file system in" in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+
+
+def test_train_on_a_full_disk_fails_before_the_first_step(tmp_path, capsys, monkeypatch):
+    """Issue 22.17: on a full disk train ran every step and failed at the first checkpoint. Now the room for
+    a checkpoint and the model is checked before any step: one line, exit 1, no metrics, no checkpoint."""
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=100 * 1024))
+    out = tmp_path / "m"
+    code, err = run_train([str(SAMPLE), "-o", str(out), "--steps", "2", *TINY], capsys)
+    assert code == 1, err
+    line = err.splitlines()[-1]
+    assert line.startswith(f"mrl-dna: error: not enough space for a checkpoint and the model (~") and (
+        f"KiB) on the disk that holds {out} (" in line and "100.0 KiB free); free some space or choose -o on "
+        "another disk, then rerun the same command" in line), line
+    assert not (out / "metrics.jsonl").exists() and not (out / "checkpoints").exists()
+
+
+def test_a_checkpoint_on_a_full_disk_leaves_no_partial_and_says_resume(tmp_path, capsys, monkeypatch):
+    """Issue 22.17: a checkpoint that failed for want of space was "internal error: RuntimeError: unexpected
+    pos" (torch.save to a path) and left step-N.pt.partial. Now: one line naming the checkpoint to resume."""
+    import errno
+
+    import mrl_dna.train.checkpoints as ckpt_mod
+
+    real = torch.save
+
+    def fills_up(obj, f, *a, **kw):
+        if obj["step"] == 2:
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, f, *a, **kw)
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", fills_up)
+    out = tmp_path / "m"
+    code, err = run_train([str(SAMPLE), "-o", str(out), "--steps", "3", "--checkpoint-every", "1", *TINY], capsys)
+    assert code == 1, err
+    assert err.splitlines()[-1].startswith(f"mrl-dna: error: no space left on device on the disk that holds "
+                                           f"{out / 'checkpoints' / 'step-0000002.pt'} (")
+    assert err.splitlines()[-1].endswith("free some space, then rerun the same command with --resume (it continues "
+                                         "from step-0000001.pt)")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000001.pt"]
+
+
 def test_lr_schedule_warmup_then_cosine():
     tc = TrainConfig(steps=110, warmup=10, min_lr_ratio=0.1)
     f = [lr_factor(s, tc) for s in range(110)]

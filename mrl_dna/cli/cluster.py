@@ -6,16 +6,17 @@ Example (six genomes of ../shared/data embedded with `embed --per-file`; README,
     $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64
     #id	cluster	representative	similarity
     Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
-    Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
-    Blochmannia_chromaiodes_640	0	Blochmannia_pennsylvanicus_BPEN	0.999840
+    Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999980
+    Blochmannia_chromaiodes_640	0	Blochmannia_pennsylvanicus_BPEN	0.999861
     Blochmannia_floridanus	2	Blochmannia_floridanus	1.000000
     Shew_baltica_OS185_first500k	1	Shew_baltica_OS185_first500k	1.000000
-    Shew_baltica_OS223_first500k	1	Shew_baltica_OS185_first500k	0.997935
+    Shew_baltica_OS223_first500k	1	Shew_baltica_OS185_first500k	0.998662
     mrl-dna: 3 clusters of 6 rows; sizes 3, 2, 1
 
 Columns: id; cluster (0 = the largest; ties: the cluster whose first row comes first); representative (leader:
 the row that founded the cluster, the longest of them; kmeans: the member closest to the centroid);
-similarity (leader: cosine to the representative; kmeans: cosine to the centroid). Rows in file order.
+similarity: the cosine to that representative (what `dist` prints for the pair; 1 for the representative
+itself), with both methods. Rows in file order.
 
 Methods: leader (the default with --min-sim): rows visited longest first (ties: file order), each joins the
 most similar representative so far if the cosine is >= --min-sim, else founds a cluster (CD-HIT's greedy
@@ -31,7 +32,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import blas_threads_option, existing, force_option, products_device_option, quiet_option
+from mrl_dna.cli.options import blas_threads_option, cosine_cutoff, existing, force_option, products_device_option, quiet_option
 from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
 from mrl_dna.store.textout import text_output
 
@@ -39,11 +40,11 @@ from mrl_dna.store.textout import text_output
 def command(
     db: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="DB.h5", help="An embedding file (mrl-dna embed, merge)."),
     method: ClusterMethod | None = typer.Option(None, "--method", help="leader: dereplication at --min-sim; kmeans: binning into --n-clusters. Default: leader with --min-sim, kmeans with --n-clusters."),
-    min_sim: float | None = typer.Option(None, "--min-sim", help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
+    min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
     n_clusters: int | None = typer.Option(None, "--n-clusters", min=1, help="kmeans: the number of clusters K."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
     seed: int = typer.Option(KMeansConfig.seed, "--seed", help="kmeans: seed of the k-means++ starts."),
-    n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine) is kept."),
+    n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine to the centroids) is kept."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the TSV here instead of stdout (gzip when the name ends in .gz)."),
     force: bool = force_option("an existing OUTPUT"),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#id...' header line."),
@@ -61,7 +62,7 @@ def command(
       $ mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 | head -3
       #id	cluster	representative	similarity
       Blochmannia_pennsylvanicus_BPEN	0	Blochmannia_pennsylvanicus_BPEN	1.000000
-      Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999958
+      Blochmannia_pennsylvanicus_BPenn7	0	Blochmannia_pennsylvanicus_BPEN	0.999980
 
     Example: mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 > clusters.tsv
 
@@ -72,12 +73,12 @@ def command(
     set_blas_threads(threads)
     if method is None:
         method = ClusterMethod.kmeans if n_clusters is not None else ClusterMethod.leader
-    with text_output(output, inputs=[db], force=force) as out:
+    with text_output(output, inputs=[db], force=force, example="clusters.tsv") as out:
         clusters, s = cluster(db, method=method, dim=dim, min_sim=min_sim, n_clusters=n_clusters,
                               kmeans=KMeansConfig(n_init=n_init, seed=seed), device=device, warn=console.warn)
         out.write("".join(cluster_lines(clusters, header=not no_header)).encode())
     how = f"cosine >= {min_sim}" if s.method == "leader" else (
-        f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine {s.objective:.4f}")
+        f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine to the centroids {s.objective:.4f}")
     plural = "s" if s.n_clusters != 1 else ""
     console.info(f"mrl-dna: {s.n_clusters:,} cluster{plural} of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
     console.footer(f"{s.method} at dim {s.dim} ({how}) on {s.device}", timer)

@@ -4,9 +4,9 @@ Example (six genomes of ../shared/data embedded with `embed --per-file`; README,
 
     $ mrl-dna dist genomes.h5 --dim 64 | head -4
     #query	target	similarity	distance
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
-    Blochmannia_pennsylvanicus_BPEN	Blochmannia_floridanus	0.959502	0.090899
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999980	0.002015
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999861	0.005309
+    Blochmannia_pennsylvanicus_BPEN	Blochmannia_floridanus	0.969433	0.078905
 
 Columns: query id, target id, similarity = cosine of the two normalised prefixes (what `mrl-dna search`
 reports), distance = arccos(similarity) / pi, the angle between them as a fraction of a half turn (0 = same
@@ -24,7 +24,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import blas_threads_option, existing, force_option, products_device_option, quiet_option
+from mrl_dna.cli.options import blas_threads_option, cosine_cutoff, existing, force_option, products_device_option, quiet_option
 from mrl_dna.compare import DistFormat, dist, set_blas_threads
 
 
@@ -33,7 +33,7 @@ def command(
     b: Path | None = typer.Argument(None, callback=existing(what="embedding file"), metavar="[B.h5]", help="A second file of the same model: every row of A with every row of B. Without it: every pair of rows of A, once."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
     fmt: DistFormat = typer.Option(DistFormat.long, "--format", help="long: one line per pair (query, target, similarity, distance); matrix: square TSV of similarities; phylip: distance matrix of one file for tree tools (neighbor, FastME, rapidnj)."),
-    min_sim: float | None = typer.Option(None, "--min-sim", help="long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),
+    min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout (gzip when the name ends in .gz; written as NAME.partial until complete)."),
     force: bool = force_option("an existing OUTPUT"),
     no_header: bool = typer.Option(False, "--no-header", help="Omit the '#...' header line (long and matrix formats)."),
@@ -50,8 +50,8 @@ def command(
     Example (genomes embedded with embed --per-file):
       $ mrl-dna dist genomes.h5 --dim 64 | head -3
       #query	target	similarity	distance
-      Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999958	0.002932
-      Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999840	0.005696
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_pennsylvanicus_BPenn7	0.999980	0.002015
+      Blochmannia_pennsylvanicus_BPEN	Blochmannia_chromaiodes_640	0.999861	0.005309
 
     Example: mrl-dna dist genomes.h5 --dim 64 --min-sim 0.95 -o close_pairs.tsv.gz
 

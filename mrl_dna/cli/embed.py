@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console, distributed
-from mrl_dna.cli.options import device_option, existing, force_option, quiet_option, set_threads, threads_option
+from mrl_dna.cli.options import (device_option, existing, force_option, hdf5_output, quiet_option, set_threads,
+                                 threads_option)
 from mrl_dna.embed import embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
 from mrl_dna.model import load_model
@@ -29,7 +30,7 @@ class Dtype(str, enum.Enum):
 
 def command(
     inputs: list[str] = typer.Argument(..., help="FASTA, GenBank or EMBL files (plain, gzip or bgzip; the format is read from the content); '-' reads stdin.", metavar="FILE...", callback=existing()),
-    output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (written as OUTPUT.partial until complete)."),
+    output: Path = typer.Option(..., "-o", "--output", callback=hdf5_output, help="HDF5 file to write (written as OUTPUT.partial until complete; not .gz: HDF5 is read in place)."),
     model: Path = typer.Option(None, "-m", "--model", help="Model directory (mrl-dna or Caduceus). Default: the bundled model."),
     window: int = typer.Option(None, "-w", "--window", min=1, help="Window length in bp. Default: the model's (2048 for the bundled model)."),
     stride: int = typer.Option(None, "-s", "--stride", min=1, help="Window stride in bp (<= window). Default: = window."),

@@ -15,6 +15,7 @@ from mrl_dna.errors import ConfigError
 from mrl_dna.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.model import load_model
+from mrl_dna.store.textout import text_output
 
 FC = ev.FragmentConfig  # defaults shown by --help come from the dataclass
 
@@ -46,7 +47,7 @@ def command(
         help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_'].",
     ),
     recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
-    output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here."),
+    output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here (gzip when the name ends in .gz)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
     device: str = device_option(),
     threads: int = threads_option(),
@@ -90,10 +91,9 @@ def command(
     report = ev.run_benchmark(table, methods, cfg, recall_k=ks)
     md = er.format_markdown(report)
     typer.echo(md)
-    if output:
-        tmp = output.with_name(output.name + ".partial")  # never a half-written report under its name
-        tmp.write_text(md + "\n")
-        tmp.replace(output)
+    if output:  # OUTPUT.partial renamed when complete; gzip when the name ends in .gz
+        with text_output(output, inputs=genomes, force=force, example="report.md") as fh:
+            fh.write((md + "\n").encode())
     if plot:
         er.plot_report(report, plot)
         console.info(f"eval: wrote plot {plot}")

@@ -37,7 +37,7 @@ def command(
     """
     console.set_quiet(quiet)
     try:
-        s = export_store(path, dim=dim, fmt=fmt, output=output, force=force)
+        s = export_store(path, dim=dim, fmt=fmt, output=output, force=force, warn=console.warn)
     except BrokenPipeError:  # `mrl-dna export x.h5 | head`: the reader left, which is fine (click would exit 1)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return

@@ -8,7 +8,7 @@ Example:
 The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count;
 --level windows: DB.h5.windows.faiss over every saved window, used by search --level windows); search picks it
 up automatically as the first funnel stage and reranks exactly. An index that no longer
-matches its DB (re-embedded, merged, other model) is ignored with a warning. Needs the faiss extra:
+matches its DB (re-embedded, merged, other model) or cannot be read (damaged, truncated) is ignored with a warning. Needs the faiss extra:
 pip install 'mrl-dna[faiss]'.
 """
 
@@ -27,7 +27,7 @@ def command(
     db: Path = typer.Argument(..., callback=existing(what="DB"), help="Embedding file (HDF5) to index; the index is written beside it, as DB.h5.faiss (+ .json), where search finds it."),
     dim: int = typer.Option(16, "--dim", min=1, help="Prefix width indexed (a small Matryoshka dim)."),
     kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/RESULTS.md)."),
-    nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists (default ~4*sqrt(rows))."),
+    nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists, at most the rows indexed (default ~4*sqrt(rows), at most rows/39)."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
     level: Level = typer.Option(Level.records, "--level", help="Index the records (DB.h5.faiss) or every saved window (DB.h5.windows.faiss; a DB embedded with --save-windows), for search --level windows."),
     force: bool = force_option("an existing DB.h5.faiss index"),
@@ -43,7 +43,8 @@ def command(
     console.set_quiet(quiet)
     timer = console.Timer()
     set_threads(threads)
-    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force, level=level)
+    info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force, level=level,
+                       warn=console.warn)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
     console.footer(
         f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} {info.level}{extra}) "

@@ -11,6 +11,8 @@ import typer
 from mrl_dna import runtime
 from mrl_dna.device import check_device
 from mrl_dna.errors import ConfigError, InputError
+from mrl_dna.store.writer import check_hdf5_name
+from mrl_dna.vectors import check_cosine
 
 
 def number_list(text: str | None, option: str, kind: Callable[[str], float] = int, example: str = "8,16,64"):
@@ -72,6 +74,20 @@ def set_threads(threads: int, auto: bool = True) -> None:
     the cores not busy with other processes), or with auto=False torch's default (all cores)."""
     if threads or auto:
         runtime.set_threads(threads)
+
+
+def hdf5_output(value):
+    """A typer callback for -o of an HDF5 embedding file (embed, merge): a .gz name is refused while the options
+    are parsed (exit 2), before a model is loaded (store.check_hdf5_name)."""
+    if value is not None:
+        check_hdf5_name(value)
+    return value
+
+
+def cosine_cutoff(option: str):
+    """A typer callback for a cosine cut-off (search --min-score, dist and cluster --min-sim): -1..1, else one
+    OptionError line (exit 2) while the options are parsed (vectors.check_cosine, which the library runs too)."""
+    return lambda value: check_cosine(value, option)
 
 
 def existing(kind: str = "file", what: str = "input"):

@@ -30,7 +30,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import device_option, existing, quiet_option, set_threads, threads_option
+from mrl_dna.cli.options import cosine_cutoff, device_option, existing, quiet_option, set_threads, threads_option
 from mrl_dna.search import Level, Mode, search, tsv_lines
 
 
@@ -49,11 +49,12 @@ def command(
         help="Funnel stages DIM:KEEP,...: shortlist at a small prefix, rerank at growing ones, e.g. "
         "16:2000,64:200,128:10; 'auto' derives them from the DB size and the model's dims (~10x fewer "
         "multiply-adds than exact); 'calibrate' measures on 200 DB rows the cheapest funnel that keeps their exact "
-        "top-k 99.5% of the time (costs ~200 scans of the DB first). Default (neither --dim nor --funnel): exact at full width, or the auto "
+        "top-k 99.5% of the time (costs ~200 scans of the DB first). On a small DB (a full scan of <= 4M "
+        "multiply-adds per query) both are the exact full-width scan. Default (neither --dim nor --funnel): exact at full width, or the auto "
         "funnel over a FAISS index when `mrl-dna index` wrote one (for an HNSW index, `mrl-dna index --kind hnsw --dim 64`: 64:KEEP with KEEP = 200 x -k, then full width; "
         "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
     ),
-    min_score: float | None = typer.Option(None, "--min-score", help="Drop hits with a cosine below this."),
+    min_score: float | None = typer.Option(None, "--min-score", callback=cosine_cutoff("--min-score"), help="Drop hits with a cosine below this."),
     model: Path | None = typer.Option(
         None, "--model", "-m",
         help="Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
@@ -100,7 +101,7 @@ def command(
     if res.mode == Mode.exact:
         how = f"exact at dim {res.stages[0].dim}"
     elif len(res.stages) == 1:
-        how = f"exact at dim {res.stages[0].dim} (a small DB: the auto funnel is a full scan)"
+        how = f"exact at dim {res.stages[0].dim} (a small DB: the funnel is a full scan)"
     else:
         how = "funnel " + ",".join(str(s) for s in res.stages)
         if res.index:

@@ -18,6 +18,10 @@ kmeans (binning into --n-clusters K): spherical K-means, the cosine version of L
     cosine to the centroid). An emptied cluster is reseeded with the row farthest from its centroid. The
     representative is the member closest to the centroid. numpy only (no scikit-learn).
 
+The similarity of a row is, for both methods, its cosine to the representative printed beside it (what `dist`
+prints for that pair). Before issue 22 K-means printed the cosine to the centroid there, which no output shows
+and nothing can check against; the centroids' fit is the objective in the summary line.
+
 Clusters are numbered 0, 1, ... by decreasing size (ties: the cluster whose first member comes first in the
 file). Rows without a vector (empty or all-N records) are left out, with a warning.
 
@@ -36,6 +40,7 @@ import numpy as np
 
 from mrl_dna.compare.matrix import Products, Vectors, block_rows, compute_device, load_vectors
 from mrl_dna.errors import ConfigError
+from mrl_dna.vectors import check_cosine
 
 LEADER_BLOCK = 256  # rows compared with the representatives at once, then placed one by one among themselves
 
@@ -59,7 +64,7 @@ class Clusters:
     ids: list[str]  # (n,) rows with a vector
     cluster: np.ndarray  # (n,) int64, 0 = the largest cluster
     representative: np.ndarray  # (n,) int64 row (into ids) of the cluster's representative
-    similarity: np.ndarray  # (n,) float32 cosine to the representative (leader) or to the centroid (kmeans)
+    similarity: np.ndarray  # (n,) float32 cosine to the representative (both methods)
 
     @property
     def sizes(self) -> np.ndarray:
@@ -99,8 +104,7 @@ def cluster(
                           "--n-clusters")
     if method is ClusterMethod.kmeans and (n_clusters is None or min_sim is not None):
         raise ConfigError("--method kmeans makes a fixed number of clusters: give --n-clusters K and no --min-sim")
-    if min_sim is not None and not -1.0 <= min_sim <= 1.0:
-        raise ConfigError(f"--min-sim {min_sim} is not a cosine; give a value in -1..1 (e.g. 0.95)")
+    check_cosine(min_sim, "--min-sim")
     dev = compute_device(device)
     v = load_vectors(path, dim, warn=warn)
     if v.n_skipped:
@@ -157,8 +161,9 @@ def leader_clusters(v: Vectors, min_sim: float, *, device: str = "cpu") -> tuple
 
 def kmeans_clusters(x: np.ndarray, n_clusters: int, cfg: KMeansConfig, *, device: str = "cpu"
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """Spherical K-means (module docstring) -> per row: label, its cluster's representative row, the cosine
-    to the centroid; the objective and the iterations of the best of cfg.n_init runs."""
+    """Spherical K-means (module docstring) -> per row: label, its cluster's representative row (the member
+    closest to the centroid), the cosine to that representative; the objective (sum of 1 - cosine to the
+    centroid) and the iterations of the best of cfg.n_init runs."""
     if cfg.n_init < 1 or cfg.max_iter < 1:
         raise ConfigError(f"--n-init {cfg.n_init} and max_iter {cfg.max_iter} must be >= 1")
     best = None
@@ -169,10 +174,13 @@ def kmeans_clusters(x: np.ndarray, n_clusters: int, cfg: KMeansConfig, *, device
             best = res
     label, sims, objective, iterations = best
     rep = np.zeros(n_clusters, np.int64)
+    to_rep = np.empty(len(x), np.float32)  # (n,) cosine to the representative, as leader's (Products, float64)
     for c in np.unique(label):  # the member closest to the centroid (ties: the first in the file); a cluster
         members = np.flatnonzero(label == c)  # emptied by the last assignment (rare) is simply not there
         rep[c] = members[np.argmax(sims[members])]
-    return label, rep[label], sims, objective, iterations
+        to_rep[members] = Products(x[rep[c] : rep[c] + 1], device)(x[members])[:, 0]
+        to_rep[rep[c]] = 1.0  # as leader's representatives: exactly 1
+    return label, rep[label], to_rep, objective, iterations
 
 
 def _assign(x: np.ndarray, centroids: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:

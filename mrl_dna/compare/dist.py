@@ -36,6 +36,7 @@ from mrl_dna.compare import text
 from mrl_dna.compare.matrix import Products, Vectors, block_rows, check_same_model, compute_device, load_vectors
 from mrl_dna.errors import ConfigError
 from mrl_dna.store.textout import check_text_output, text_output
+from mrl_dna.vectors import check_cosine
 
 # Pairs formatted at once in the long table: 60-120 bytes each, 4-8 MB of text per step. Measured on 5k x 5k
 # marker genes (1 thread): 2^16 lines per step ran in 9 s at a 150 MiB peak, 2^19 in 12.5 s at 410 MiB (the
@@ -85,6 +86,7 @@ def dist(
     """Everything `mrl-dna dist` does: check the output, read the prefixes, score block by block, write."""
     t0 = time.perf_counter()
     fmt = DistFormat(fmt)
+    check_cosine(min_sim, "--min-sim")
     if min_sim is not None and fmt is not DistFormat.long:
         raise ConfigError(f"--min-sim drops pairs from the long table; a {fmt.value} has every pair: drop --min-sim "
                           "or use --format long")
@@ -92,7 +94,8 @@ def dist(
         raise ConfigError("--format phylip is a square distance matrix of one file; give one file (dist A.h5), or "
                           "merge the two first (mrl-dna merge --concat A.h5 B.h5 -o AB.h5)")
     inputs = [a] if b is None else [a, b]
-    check_text_output(output, inputs=inputs, force=force)  # before any work
+    example = "dist.phy" if fmt is DistFormat.phylip else "dist.tsv"  # the name suggested for -o DIR
+    check_text_output(output, inputs=inputs, force=force, example=example)  # before any work
     dev = compute_device(device)
     qa = load_vectors(a, dim, warn=warn)
     qb = qa if b is None else load_vectors(b, dim, warn=warn)
@@ -101,7 +104,7 @@ def dist(
     if skipped:
         warn(f"{skipped} row(s) have no vector (empty or all-N records) and are left out")
     products = Products(qb.x, dev)
-    with text_output(output, inputs=inputs, force=force) as out:
+    with text_output(output, inputs=inputs, force=force, example=example) as out:
         if fmt is DistFormat.long:
             scored, lines = _long(qa, qb, products, out, self_pairs=b is None, min_sim=min_sim, header=header)
         else:

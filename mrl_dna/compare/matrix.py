@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrl_dna.config import warn_untrained_dim
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store import STATUS_CODES, EmbeddingStore
@@ -44,8 +45,7 @@ def load_vectors(path: str | Path, dim: int | None, *, warn: Callable[[str], Non
     """Read the prefix `dim` (default: the full width) of every row with a vector."""
     with EmbeddingStore.open(path) as st:
         k = check_dim(dim, st.dim, st.matryoshka_dims)
-        if k not in st.matryoshka_dims:
-            warn(f"--dim {k} is not one of the model's trained Matryoshka dims {list(st.matryoshka_dims)}")
+        warn_untrained_dim(k, st.matryoshka_dims, warn)
         ok = np.asarray(st.status) == STATUS_CODES["ok"]
         x = st.read(k)[ok] if st.n else np.zeros((0, k), np.float32)
         ids = [i for i, good in zip(st.ids, ok) if good]

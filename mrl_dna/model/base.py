@@ -119,8 +119,11 @@ class SavedWeights:
         # ourselves, so the weights get the same mode as config.json (0644 under the usual umask), under a
         # temporary name renamed when complete
         weights, tmp = directory / WEIGHTS_FILE, directory / (WEIGHTS_FILE + ".partial")
-        tmp.write_bytes(safetensors_bytes(self._state_for_disk(), metadata={"format": "pt"}))  # transformers' mark
-        tmp.replace(weights)
+        try:
+            tmp.write_bytes(safetensors_bytes(self._state_for_disk(), metadata={"format": "pt"}))  # transformers' mark
+            tmp.replace(weights)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed write (full disk, Ctrl-C) leaves no .partial behind
         if model_card is not None or not (directory / CARD_FILE).exists():
             (directory / CARD_FILE).write_text(model_card or self._default_card())
 

@@ -13,17 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
+from mrl_dna.config import warn_untrained_dim
 from mrl_dna.device import resolve_device
-from mrl_dna.embed import embed_sequences
+from mrl_dna.embed import ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
 from mrl_dna.fasta import read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
-from mrl_dna.search.funnel import Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
+from mrl_dna.search.funnel import (
+    Stage,
+    calibrate_funnel,
+    check_funnel,
+    default_funnel,
+    funnel_search,
+    is_small_db,
+    parse_funnel,
+)
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
 from mrl_dna.store import EmbeddingStore
-from mrl_dna.vectors import truncate_normalize
+from mrl_dna.vectors import check_cosine, truncate_normalize
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -46,11 +55,13 @@ def is_hdf5(path: str | Path) -> bool:
         return False
 
 
-def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str) -> Queries:
-    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model."""
+def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str,
+                 warn: Callable[[str], None] = lambda m: None) -> Queries:
+    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model (a query
+    shorter than embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
     if is_hdf5(path):
         return _queries_from_store(path, db)
-    return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device)
+    return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device, warn=warn)
 
 
 def _queries_from_store(path, db: Database) -> Queries:
@@ -98,9 +109,10 @@ def db_model(db: Database, model_dir: str | Path | None):
     )
 
 
-def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Queries:
+def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Callable[[str], None]) -> Queries:
     model = db_model(db, model_dir)
     ids, vecs, skipped = [], [], 0
+    short = ShortRecords("query", "queries", "searched anyway", warn=warn)
     recs = embed_sequences(
         read_fasta([path]),
         model=model,
@@ -112,8 +124,10 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str) -> Querie
         if r.status != "ok":
             skipped += 1
             continue
+        short.see(r.id, r.length)
         ids.append(r.id)
         vecs.append(np.asarray(r.vector, np.float32))
+    short.finish()
     arr = np.stack(vecs) if vecs else np.zeros((0, db.dim), np.float32)
     return Queries(ids=ids, vectors=arr, n_skipped=skipped, source="fasta")
 
@@ -225,7 +239,8 @@ def search(
     reports the best window inside each record hit instead.
 
     Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
-    default funnel for the DB size (default_funnel). Neither: the default funnel over the FAISS index when
+    default funnel for the DB size (default_funnel), "calibrate" -> calibrate_funnel; on a small DB
+    (funnel.is_small_db) auto, calibrate and the default are the exact full-width scan, never an index. Neither: the default funnel over the FAISS index when
     every DB file has a valid one (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width),
     else exact at full width. Why not a scan funnel by default: on the bundled model's real window
     embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
@@ -237,6 +252,7 @@ def search(
         raise ConfigError("--dim and --funnel are two modes; give one of them")
     if k < 1:
         raise ConfigError(f"-k {k} must be >= 1")
+    check_cosine(min_score, "--min-score")
     level = Level(level)
     if windows and level is Level.windows:
         raise ConfigError("--windows finds the best window inside each record hit; with --level windows every hit "
@@ -247,15 +263,14 @@ def search(
     k = max(1, min(k, db.n))  # no more hits than rows: -k 1000000000 must not allocate (queries, 1e9) arrays
     if dim is not None:
         check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=src)
-        if dim not in db.matryoshka_dims:
-            warn(f"--dim {dim} is not one of the model's trained Matryoshka dims {list(db.matryoshka_dims)}")
+        warn_untrained_dim(dim, db.matryoshka_dims, warn)
     if windows:
         for name, part in zip(db.names, db.parts):
             if part.windows() is None:
                 raise StoreError(
                     f"{name} has no per-window vectors for --windows; re-embed it with mrl-dna embed --save-windows"
                 )
-    queries = load_queries(query, db, model_dir=model_dir, device=device)
+    queries = load_queries(query, db, model_dir=model_dir, device=device, warn=warn)
     if queries.n_skipped:
         warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
     index = None
@@ -277,8 +292,8 @@ def search(
         if funnel == "calibrate":
             cal = calibrate_funnel(db, k=k, device=device)
             stages = cal.stages
-            if found and found[1].dim != stages[0].dim:
-                found = None
+            if found and (found[1].dim != stages[0].dim or found[1].kind != IndexKind.flat.value):
+                found = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
         elif funnel is not None and funnel != "auto":
             stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
             if found and found[1].dim != stages[0].dim:
@@ -289,8 +304,10 @@ def search(
             if found and found[1].kind == IndexKind.hnsw.value and len(stages) > 1:
                 # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
                 stages = (Stage(found[1].dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
-        if len(stages) == 1 and found and stages[0].dim != found[1].dim:
-            found = None  # a small DB: the default funnel is a full-width scan, the index is not needed
+        if funnel in (None, "auto", "calibrate") and found and (
+            is_small_db(db.n, db.dim) or (len(stages) == 1 and stages[0].dim != found[1].dim)
+        ):
+            found = None  # a small DB: auto and calibrate promise the exact full-width scan, not an index's shortlist
         stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
         shortlister, index = found if found else (None, None)
         hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)

@@ -30,6 +30,11 @@ from mrl_dna.vectors import truncate_normalize
 SMALL_DB_MACS = 2**22
 
 
+def is_small_db(n: int, dim: int, small_db_macs: int = SMALL_DB_MACS) -> bool:
+    """A DB of n rows at full width `dim` that every funnel plan (auto, calibrate, an index) scans exactly."""
+    return n * dim <= small_db_macs
+
+
 @dataclass(frozen=True)
 class Stage:
     """One funnel stage: score the current candidates at prefix `dim`, keep the best `keep`."""
@@ -99,7 +104,7 @@ def default_funnel(
     if first_dim is None:
         small = [x for x in dims if x <= D // 16]
         first_dim = small[-1] if small else dims[0]
-    if n * D <= small_db_macs or first_dim >= D:
+    if is_small_db(n, D, small_db_macs) or first_dim >= D:
         return (Stage(D, k),)
     later = [x for x in dims if x > first_dim]
     stages, prev = [], n
@@ -184,19 +189,27 @@ def calibrate_funnel(
     margin: float = 1.25,
     seed: int = 0,
     device: str = "cpu",
+    small_db_macs: int = SMALL_DB_MACS,
 ) -> Calibration:
     """The cheapest funnel over the Matryoshka dims that keeps the exact full-width top-k of `quantile` of
-    `n_queries` DB rows used as queries (their own row excluded).
+    `n_queries` DB rows used as queries (their own row excluded from the top-k).
 
     For each prefix dim d: a query's needed shortlist at d is the number of rows scoring at least as high at
-    d as the worst of its exact top-k (an upper bound for a stage that ranks only the previous candidates).
-    Keeps are the `quantile` of that times `margin`; every subset of the dims (ending at D) is costed as
-    n*d1 + sum keep_i * d_(i+1) and the cheapest wins. Costs one full-width scan plus one scan per dim for
-    the pseudo-queries (n_queries * n * sum(dims) multiply-adds).
+    d as the worst of its exact top-k (an upper bound for a stage that ranks only the previous candidates),
+    the query's own row included (a query that is itself a DB row, a DB searched against itself, needs that
+    slot too). Keeps are the `quantile` of that times `margin`; every subset of the dims (ending at D) is
+    costed as n*d1 + sum keep_i * d_(i+1) and the cheapest wins. Costs one full-width scan plus one scan per
+    dim for the pseudo-queries (n_queries * n * sum(dims) multiply-adds).
+
+    A DB that default_funnel scans exactly (full scan <= small_db_macs per query), or one with fewer valid
+    rows than `n_queries` (a quantile of a handful of pseudo-queries promises nothing: on 8 rows a calibrated
+    funnel got rank 2 wrong), gets the exact full-width scan, measured on nothing.
     """
     t0 = time.perf_counter()
     D, n = db.dim, db.n
     ok = np.flatnonzero(db.valid)
+    if is_small_db(n, D, small_db_macs) or len(ok) < n_queries:
+        return Calibration((Stage(D, k),), n * D, {}, 0, time.perf_counter() - t0)
     pick = np.sort(np.random.default_rng(seed).choice(ok, size=min(n_queries, len(ok)), replace=False))
     queries = db.rows(D, pick)  # (c, D)
     ref = exact_search(queries, db.blocks(D, block_rows_for(len(pick), D)), k=k + 1, valid=db.valid, device=device)
@@ -214,8 +227,7 @@ def calibrate_funnel(
         for start, block in db.blocks(d, block_rows_for(len(pick), d)):
             S = Q @ torch.from_numpy(block).T  # (c, b)
             S.masked_fill_(~torch.from_numpy(db.valid[start : start + len(block)]), -math.inf)
-            count += (S >= thr[:, None] - 1e-6).sum(1)
-        count -= 1  # the query's own row scores 1 at every dim
+            count += (S >= thr[:, None] - 1e-6).sum(1)  # the query's own row (score 1) included
         needed[d] = int(np.quantile(count.numpy(), quantile))
     best: tuple[int, tuple[Stage, ...]] = (n * D, (Stage(D, k),))
     for r in range(1, len(dims) + 1):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import MrlDnaError, StoreError
+from mrl_dna.errors import MrlDnaError, OptionError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Shortlister
 
@@ -44,6 +44,10 @@ HNSW_EF_CONSTRUCTION = 80
 
 
 HNSW_KEEP_PER_HIT = 200
+
+
+# FAISS's k-means wants >= 39 training points per IVF list (fewer: uneven lists, and FAISS prints a warning).
+IVF_MIN_ROWS_PER_LIST = 39
 
 
 FAISS_SUFFIX = ".faiss"
@@ -95,6 +99,7 @@ def build_index(
     ef_search: int | None = None,
     force: bool = False,
     level: Level | str = Level.records,
+    warn: Callable[[str], None] = lambda m: None,
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize_rows(v[:dim]) of the ok rows, ids = DB rows) and
     DB.h5.faiss.json (what it was built from, so search can tell a stale index); level=windows indexes the
@@ -110,10 +115,19 @@ def build_index(
     n_ok = int(db.valid.sum())
     kind = IndexKind(kind)
     if kind == IndexKind.ivf:
-        nlist = nlist or max(1, min(n_ok // 39, int(4 * math.sqrt(n_ok))))  # FAISS wants >= 39 points per list
+        most = max(1, n_ok // IVF_MIN_ROWS_PER_LIST)
+        if nlist is not None and nlist > n_ok:  # refused, not clamped: the user's lists and nprobe would change
+            raise OptionError(f"--nlist {nlist} exceeds the {n_ok:,} rows to index (each IVF list is trained on its "
+                              f"rows); pick --nlist <= {most:,} ({IVF_MIN_ROWS_PER_LIST} rows per list), or leave it "
+                              "out for the default")
+        if nlist is not None and nlist > most:
+            warn(f"--nlist {nlist} leaves fewer than {IVF_MIN_ROWS_PER_LIST} of the {n_ok:,} rows per list: uneven "
+                 f"lists; --nlist <= {most:,} trains them better")
+        nlist = nlist or max(1, min(most, int(4 * math.sqrt(n_ok))))
         nprobe = nprobe or max(1, nlist // 8)
         quant = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.min_points_per_centroid = 1  # the warning above, said once in our words, instead of FAISS's
         train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
         index.train(train)
     elif kind == IndexKind.hnsw:
@@ -130,9 +144,6 @@ def build_index(
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(block[ok]), ids)
     fpath, jpath = index_paths(db_path, level)
-    tmp = fpath.with_name(fpath.name + ".partial")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, fpath)
     info = IndexInfo(
         path=str(fpath),
         kind=kind.value,
@@ -147,9 +158,23 @@ def build_index(
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
         level=level.value,
     )
-    jtmp = jpath.with_name(jpath.name + ".partial")
-    jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
-    os.replace(jtmp, jpath)
+    tmp, jtmp = (p.with_name(p.name + ".partial") for p in (fpath, jpath))
+    full = None
+    try:  # both under .partial names, renamed when both are complete; removed on any failure (Ctrl-C too)
+        faiss.write_index(index, str(tmp))
+        jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+        os.replace(tmp, fpath)
+        os.replace(jtmp, jpath)
+    except (OSError, RuntimeError) as e:
+        full = disk_full_reason(e)
+        if full is None:
+            raise
+    finally:
+        for p in (tmp, jtmp):
+            p.unlink(missing_ok=True)
+    if full:  # said once the partial files are gone, so the free space it names is what the disk has
+        raise disk_full_error(fpath, full, "free some space on it (the index lies beside its DB), then rerun the "
+                                           "same command")
     return info
 
 
@@ -161,7 +186,8 @@ def _sample_rows(db: Database, dim: int, m: int) -> np.ndarray:
 
 def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, IndexInfo] | None:
     """A FAISS shortlist over every DB file when each has a valid index of one dim; None otherwise.
-    A stale index (other model, other row count, rebuilt DB) is reported through `warn` and ignored."""
+    A stale index (other model, other row count, rebuilt DB) or a damaged one (FAISS cannot read it, or it is
+    not the index its .json describes) is reported through `warn` and ignored."""
     infos = []
     for p, name in enumerate(db.names):
         fpath, jpath = index_paths(name, db.level)
@@ -199,13 +225,24 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         warn(f"a FAISS index exists beside {db.names[0]} but faiss is not installed; scanning instead "
              "(pip install 'mrl-dna[faiss]')")
         return None
-    indexes = []
-    for info in infos:
-        ix = faiss.read_index(info.path)
+    indexes, graphs = [], []
+    for name, info in zip(db.names, infos):
+        try:
+            ix = faiss.read_index(info.path)
+            graph = faiss.downcast_index(ix.index) if info.kind == IndexKind.hnsw.value else None
+            damaged = (ix.d != info.dim or ix.ntotal != info.n_indexed
+                       or (graph is not None and not hasattr(graph, "hnsw")))
+        except (RuntimeError, OSError, AttributeError):  # FAISS raises RuntimeError for a truncated/garbled file
+            damaged = True
+        if damaged:
+            lv = "" if db.level is Level.records else f" --level {db.level.value}"
+            warn(f"ignoring damaged FAISS index {info.path} (unreadable, or not the index its .json describes); "
+                 f"rebuild with mrl-dna index {name}{lv} --dim {info.dim} --force")
+            return None
         if info.kind == IndexKind.ivf.value:
             ix.nprobe = info.nprobe
         indexes.append(ix)
-    graphs = [faiss.downcast_index(ix.index) if i.kind == IndexKind.hnsw.value else None for ix, i in zip(indexes, infos)]
+        graphs.append(graph)
 
     def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, int]:
         allr, alls, macs = [], [], 0

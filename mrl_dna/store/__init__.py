@@ -51,10 +51,10 @@ from mrl_dna.store.format import (CONCAT_KEYS, DTYPES, FORMAT, FORMAT_VERSION, M
                                   STATUS_CODES, STATUS_NAMES, ContigRows, EmbeddedRecord, WindowRows, chunk_columns)
 from mrl_dna.store.merge import MergeSummary, merge_stores
 from mrl_dna.store.reader import ContigTable, EmbeddingStore, WindowTable
-from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_output_not_input, partial_path,
-                                  same_file)
+from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_hdf5_name, check_output_not_input,
+                                  partial_path, same_file)
 
 __all__ = ["CONCAT_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
            "STATUS_CODES", "STATUS_NAMES", "ContigRows", "ContigTable", "EmbeddedRecord", "EmbeddingStore", "WindowRows", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
-           "OutputLock", "WindowTable", "chunk_columns", "check_existing_output", "check_output_not_input",
+           "OutputLock", "WindowTable", "chunk_columns", "check_existing_output", "check_hdf5_name", "check_output_not_input",
            "export_store", "merge_stores", "partial_path", "same_file"]

@@ -10,13 +10,14 @@ import enum
 import gzip
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.config import warn_untrained_dim
+from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_error, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
 from mrl_dna.store.writer import check_output_not_input, is_special_file
@@ -37,11 +38,13 @@ class ExportSummary:
 
 
 def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, output: str | Path = "-",
-                 force: bool = False, block_rows: int = 65536) -> ExportSummary:
+                 force: bool = False, block_rows: int = 65536,
+                 warn: Callable[[str], None] = lambda m: None) -> ExportSummary:
     """Write the first `dim` columns (re-normalised) of every row as TSV (to stdout when output is '-';
     gzip-compressed when the output name ends in .gz) or as .npy + ids .txt. Rows keep the file's order;
     records without a vector are zero rows. Files are written under a temporary name and renamed when
-    complete; an existing file is replaced only with force=True, the input never."""
+    complete; an existing file is replaced only with force=True, the input never. A `dim` that is not a
+    trained Matryoshka dim is exported with search's and dist's warning, through `warn`."""
     fmt = ExportFormat(fmt)
     to_stdout = str(output) == "-"
     if fmt is ExportFormat.npy:
@@ -49,7 +52,7 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
             raise ConfigError("--format npy cannot go to stdout; give -o FILE.npy")
         out = Path(output)
         if out.name.endswith(".gz"):
-            raise ConfigError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
+            raise OptionError(f"-o {out}: --format npy writes an uncompressed .npy (numpy can memory-map it); "
                               "drop the .gz, or use --format tsv for a gzip-compressed table")
         if out.suffix != ".npy":
             out = out.with_name(out.name + ".npy")
@@ -58,7 +61,7 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         if to_stdout:
             raise ConfigError("--format parquet cannot go to stdout; give -o FILE.parquet")
         if str(output).endswith(".gz"):
-            raise ConfigError(f"-o {output}: Parquet compresses its columns itself; drop the .gz")
+            raise OptionError(f"-o {output}: Parquet compresses its columns itself; drop the .gz")
         _pyarrow()  # a missing extra is named before anything is written
         targets = (Path(output),)
     else:
@@ -72,26 +75,29 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
             raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
     with EmbeddingStore.open(path) as store:
         k = check_dim(dim, store.dim, store.matryoshka_dims)
+        warn_untrained_dim(k, store.matryoshka_dims, warn)
         n_zero = int(np.count_nonzero(store.status != STATUS_CODES["ok"]))
         ids = store.ids
         if to_stdout:
             _write_tsv(store, k, ids, sys.stdout, block_rows)
             return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=("-",))
-        with _replace_when_done(targets) as tmps:
-            if fmt is ExportFormat.tsv:
-                opener = gzip.open if targets[0].name.endswith(".gz") else open
-                with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
-                    _write_tsv(store, k, ids, fh, block_rows)
-            elif fmt is ExportFormat.parquet:
-                _write_parquet(store, k, ids, tmps[0], block_rows)
-            else:
-                arr = np.lib.format.open_memmap(tmps[0], mode="w+", dtype=np.float32, shape=(store.n, k))
-                for start, block in store.iter_blocks(k, block_rows):
-                    arr[start : start + len(block)] = block
-                arr.flush()
-                del arr
-                with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
-                    fh.writelines(f"{i}\n" for i in ids)
+        try:
+            with _replace_when_done(targets) as tmps:
+                if fmt is ExportFormat.tsv:
+                    opener = gzip.open if targets[0].name.endswith(".gz") else open
+                    with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
+                        _write_tsv(store, k, ids, fh, block_rows)
+                elif fmt is ExportFormat.parquet:
+                    _write_parquet(store, k, ids, tmps[0], block_rows)
+                else:
+                    _write_npy(store, k, tmps[0], block_rows)
+                    with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
+                        fh.writelines(f"{i}\n" for i in ids)
+        except (OSError, RuntimeError) as e:  # the partial files are gone; a full disk is one line
+            why = disk_full_reason(e)
+            if why is None:
+                raise
+            raise disk_full_error(targets[0], why) from None
     return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=tuple(map(str, targets)))
 
 
@@ -118,6 +124,31 @@ def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: in
         fh.writelines(ids[start + j] + "\t" + "\t".join(f"{x:.9g}" for x in row.tolist()) + "\n"
                       for j, row in enumerate(block))
     fh.flush()
+
+
+def _write_npy(store: EmbeddingStore, k: int, path: Path, block_rows: int) -> None:
+    """An (n, k) little-endian float32 .npy written front to back. Not np.lib.format.open_memmap: its file is
+    sparse, so a full disk surfaces as SIGBUS on a page store (the process dies, "Bus error", the partial
+    stays) instead of an OSError; the space is reserved first where the filesystem can (posix_fallocate)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False, "shape": (store.n, k)}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        _reserve(fh, fh.tell() + 4 * store.n * k)
+        for _, block in store.iter_blocks(k, block_rows):  # (b, k)
+            fh.write(np.ascontiguousarray(block, dtype="<f4").data)
+
+
+def _reserve(fh, size: int) -> None:
+    """Allocate `size` bytes of fh's file now, so a disk without room fails before any row is written;
+    a filesystem that cannot (or a platform without posix_fallocate) is left to fail on the write."""
+    fh.flush()
+    try:
+        os.posix_fallocate(fh.fileno(), 0, size)
+    except AttributeError:
+        pass
+    except OSError as e:
+        if disk_full_reason(e):
+            raise
 
 
 def _pyarrow():

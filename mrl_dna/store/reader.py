@@ -217,10 +217,11 @@ class EmbeddingStore:
         self.close()
 
 
-def check_dim(dim: int | None, D: int, dims: Sequence[int]) -> int:
+def check_dim(dim: int | None, D: int, dims: Sequence[int], width: str = "this file's width") -> int:
+    """The prefix width to read (None: all D); ConfigError outside 1..D, naming whose width D is."""
     k = D if dim is None else int(dim)
     if k < 1 or k > D:
-        raise ConfigError(f"dim {k} is outside 1..{D} (this file's width); pick one of the Matryoshka dims "
+        raise ConfigError(f"dim {k} is outside 1..{D} ({width}); pick one of the Matryoshka dims "
                           f"{', '.join(map(str, dims))}")
     return k
 

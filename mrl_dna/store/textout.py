@@ -19,15 +19,17 @@ from mrl_dna.errors import StoreError
 from mrl_dna.store.writer import _check_output_dir, check_output_not_input, is_special_file
 
 
-def check_text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool) -> Path | None:
-    """The output path after the checks (None for stdout: None or '-'); StoreError naming the fix otherwise. A
-    device or a pipe (`-o /dev/null`) passes as it is: it is written in place, so there is nothing to replace."""
+def check_text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool,
+                      example: str = "out.tsv") -> Path | None:
+    """The output path after the checks (None for stdout: None or '-'); StoreError naming the fix otherwise
+    (a directory given as -o is told to add `example`, e.g. 'clusters.tsv'). A device or a pipe
+    (`-o /dev/null`) passes as it is: it is written in place, so there is nothing to replace."""
     if output is None or str(output) == "-":
         return None
     out = Path(output)
     if is_special_file(out):
         return out
-    _check_output_dir(out)
+    _check_output_dir(out, example)
     check_output_not_input(out, inputs)
     if out.exists() and not force:
         raise StoreError(f"{out} already exists; pass --force to overwrite it or choose another -o")
@@ -35,10 +37,11 @@ def check_text_output(output: str | Path | None, *, inputs: Sequence[str | Path]
 
 
 @contextlib.contextmanager
-def text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool) -> Iterator[BinaryIO]:
+def text_output(output: str | Path | None, *, inputs: Sequence[str | Path], force: bool,
+                example: str = "out.tsv") -> Iterator[BinaryIO]:
     """A binary stream for the result: stdout, or OUTPUT written as OUTPUT.partial (gzip when OUTPUT ends in
     .gz) and renamed onto OUTPUT when the block ends without an error (removed when it fails)."""
-    out = check_text_output(output, inputs=inputs, force=force)
+    out = check_text_output(output, inputs=inputs, force=force, example=example)
     if out is None:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()

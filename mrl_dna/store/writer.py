@@ -20,7 +20,7 @@ import numpy as np
 
 from mrl_dna.version import __version__
 from mrl_dna.console import warn
-from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
+from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
@@ -76,6 +76,7 @@ class EmbeddingWriter:
         self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}  # see _dataset
+        check_hdf5_name(self.path)
         _check_output_dir(self.path)
         self._lock = OutputLock(self.path)  # before anything reads or writes PATH or PATH.partial
         try:
@@ -371,15 +372,10 @@ class EmbeddingWriter:
             raise DiskFullError(self._disk_full_message("no space left on device"))
 
     def _disk_full_message(self, why: str) -> str:
-        d = self.path.parent if str(self.path.parent) else Path(".")
-        try:
-            free = f", {_size(shutil.disk_usage(d).free)} free"
-        except OSError:
-            free = ""
         kept = ""
         if self.resume and self.partial.exists():
             kept = f", which resumes from the last records saved in {self.partial.name}"
-        return (f"{why} on the disk that holds {self.partial} ({_mount_point(d)}{free}); free some space or "
+        return (f"{why} on the disk that holds {self.partial} ({disk_where(self.path.parent)}); free some space or "
                 f"choose -o on another disk, then rerun the same command{kept}")
 
 
@@ -493,27 +489,19 @@ def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, 
                                  "choose another -o")
 
 
-def _mount_point(d: Path) -> str:
-    """The mount point of the filesystem that holds directory d (what `df` names), e.g. /scratch."""
-    try:
-        p = d.resolve()
-        dev = p.stat().st_dev
-        while p.parent != p and p.parent.stat().st_dev == dev:
-            p = p.parent
-        return str(p)
-    except OSError:
-        return str(d)
+def check_hdf5_name(path: str | Path) -> None:
+    """An HDF5 output named NAME.gz is refused (OptionError, exit 2): every other output with a .gz name is
+    gzip, and an HDF5 file cannot be (readers seek into it, a prefix's column chunks at a time), so writing
+    plain HDF5 under that name would mislead."""
+    name = Path(path).name
+    if name.endswith(".gz"):
+        raise OptionError(f"-o {path}: an HDF5 embedding file cannot be gzip-compressed; drop the .gz "
+                          f"(-o {Path(path).with_name(name[:-3])})")
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def _check_output_dir(path: Path) -> None:
+def _check_output_dir(path: Path, example: str = "embeddings.h5") -> None:
+    """The output's directory exists and is writable and the output is a plain file name; `example` is the
+    file name a directory given as -o is told to add (an embedding file's by default; a table's for text)."""
     d = path.parent if str(path.parent) else Path(".")
     if not d.exists():
         raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
@@ -522,7 +510,7 @@ def _check_output_dir(path: Path) -> None:
     if not os.access(d, os.W_OK | os.X_OK):
         raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")
     if path.is_dir():
-        raise StoreError(f"output {path} is a directory; give a file name such as {path / 'embeddings.h5'}")
+        raise StoreError(f"output {path} is a directory; give a file name such as {path / example}")
     if is_special_file(path):  # the rename of PATH.partial onto it would replace a device such as /dev/null
         raise StoreError(f"output {path} is not a regular file (a device, pipe or socket); an embedding file is "
                          "written beside it and renamed onto it: choose a file name for -o")

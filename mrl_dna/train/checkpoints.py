@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mrl_dna import console
-from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.errors import ConfigError, ModelError, disk_full_error, disk_full_reason
 from mrl_dna.train.config import TrainConfig
 from mrl_dna.train.sampler import SamplerConfig
 from mrl_dna.version import __version__
@@ -54,9 +54,36 @@ def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train
     }
     path = ckpt_dir / f"step-{step:07d}.pt"
     tmp = path.with_suffix(".pt.partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    before = latest_checkpoint(ckpt_dir)
+    full = None
+    try:
+        # through our own file: torch.save to a path reports a full disk as "unexpected pos", without errno
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
+    except (OSError, RuntimeError) as e:
+        full = disk_full_reason(e)
+        if full is None:
+            raise
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed or interrupted save leaves nothing behind
+    if full:
+        then = (f"then rerun the same command with --resume (it continues from {before.name})" if before else
+                "or choose -o on another disk, then rerun the same command")
+        raise disk_full_error(path, full, f"free some space, {then}")
     return path
+
+
+# Bytes a checkpoint holds beyond its tensors (pickled configs, names, zip headers); measured ~25 KiB.
+CHECKPOINT_OVERHEAD = 64 * 2**10
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About the size of one checkpoint of `model`: its state dict plus AdamW's two moments of every
+    trainable parameter (fp32), plus CHECKPOINT_OVERHEAD (within ~10% on the tiny and default models)."""
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    moments = sum(2 * 4 * p.numel() for p in model.parameters() if p.requires_grad)
+    return state + moments + CHECKPOINT_OVERHEAD
 
 
 def export_checkpoint(path: Path, out: Path) -> int:

@@ -20,7 +20,10 @@ Files in the output directory:
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +33,10 @@ import torch
 
 from mrl_dna import console, distributed
 from mrl_dna.config import ModelConfig
-from mrl_dna.errors import ConfigError
+from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
 from mrl_dna.model import MrlDnaModel, model_from_config
 from mrl_dna.train.card import model_card
-from mrl_dna.train.checkpoints import check_checkpoint, latest_checkpoint, restore, save_checkpoint
+from mrl_dna.train.checkpoints import check_checkpoint, checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
 from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
@@ -122,6 +125,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             p.requires_grad_(False)
     if tc.freeze_kmer_head:
         freeze_kmer_columns(model)
+    if dist.is_main:
+        _check_room(out, model)
     model.to(dist.device)
     if ckpt is None and tc.head_init == HeadInit.whiten:
         whiten_start(model, data.sources, tc, dist.device, say=dist.is_main)
@@ -223,9 +228,14 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = 
     (by the main process), its model files when the new model is saved."""
     if overwrite and resume:
         raise ConfigError("--force starts a new run over the one in -o and --resume continues it; pass only one")
+    if out.name.endswith(".gz"):  # every other output named .gz is gzip; a directory cannot be
+        raise OptionError(f"-o {out}: a model is a directory (config.json, model.safetensors, ...), which cannot be "
+                          f"gzip-compressed; drop the .gz (-o {out.with_name(out.name[:-3])})")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out} is a file, but a model is a directory (config.json, model.safetensors, "
                           "README.md, checkpoints/); choose a new name for -o")
+    if main:
+        _check_writable(out)
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
     if resume and ckpt is None:
         raise ConfigError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
@@ -237,3 +247,41 @@ def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = 
             for old in [*ckpt_dir.glob("step-*.pt"), out / "metrics.jsonl"]:
                 old.unlink(missing_ok=True)
     return ckpt
+
+
+def _check_writable(out: Path) -> None:
+    """-o can be written: a file is created and removed in it (or in its nearest existing parent, where it will
+    be made), so a read-only file system or a directory without write permission is one line before any data
+    is read or any step runs. A probe, not os.access: access(2) ignores ACLs and some network file systems."""
+    d = _nearest_existing(out)
+    if not d.is_dir():
+        raise ConfigError(f"-o {out}: {d} is a file, not a directory; choose another -o")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mrl-dna-write-test-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"-o {out} cannot be written ({e.strerror.lower() if e.strerror else e} in {d}); choose a "
+                          "writable directory for -o") from None
+
+
+def _nearest_existing(out: Path) -> Path:
+    """out, or the nearest of its parents that exists (where out will be made)."""
+    d = out.absolute()
+    while not d.exists() and d.parent != d:
+        d = d.parent
+    return d
+
+
+def _check_room(out: Path, model: torch.nn.Module) -> None:
+    """Room on -o's disk for one checkpoint and the final model, before any step runs: on a full disk the
+    first checkpoint failed only after the steps before it had run (every step, with the default
+    --checkpoint-every). Later checkpoints are kept too, so a long run needs more; those fail in one line."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    need = checkpoint_bytes(model) + weights
+    try:
+        free = shutil.disk_usage(_nearest_existing(out)).free
+    except OSError:
+        return
+    if free < need:
+        raise disk_full_error(out, f"not enough space for a checkpoint and the model (~{human_size(need)})")
