@@ -14,6 +14,7 @@ from pathlib import Path
 from mrl_dna import console, distributed
 from mrl_dna.embed import EmbedSummary, embed_fasta
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
+from mrl_dna.fasta import is_stream, stream_name
 from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
 from mrl_dna.windows import WindowConfig
 
@@ -50,9 +51,10 @@ def embed_distributed(
 
     Errors: a rank that fails raises its own error; the other ranks learn of it at the next collective and
     raise one line saying so, so no rank hangs and rank 0 never merges an incomplete set."""
-    if any(str(p) == "-" for p in inputs):
-        raise ConfigError("torchrun splits the input by records, which needs files: stdin '-' cannot be split; "
-                          "save it to a file first, or run one process")
+    streams = [p for p in inputs if is_stream(p)]
+    if streams:
+        raise ConfigError(f"torchrun splits the input by records, which needs files: {stream_name(streams[0])} cannot "
+                          "be split; save it to a file first, or run one process")
     if shard:
         raise ConfigError("--shard and torchrun both split the input; use one of them (torchrun gives rank r "
                           "shard r+1 of WORLD_SIZE)")

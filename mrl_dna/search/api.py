@@ -16,7 +16,7 @@ import numpy as np
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
-from mrl_dna.fasta import read_fasta
+from mrl_dna.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
@@ -37,7 +37,7 @@ class Queries:
 
 
 def is_hdf5(path: str | Path) -> bool:
-    if str(path) == "-":
+    if is_stream(path):  # stdin or a pipe: FASTA (an HDF5 file cannot be read from a pipe), and never read twice
         return False
     try:
         with open(path, "rb") as f:
