@@ -9,7 +9,8 @@
 
 `encode` runs the very pipeline `mrl-dna embed` runs (embed.embed_sequences: the same windows, fixed-shape
 batches, pooling and head), so its rows are bit for bit the rows `embed` stores for the same sequences at
-the same thread count and batch size (tests/test_api.py); a prefix `dim=k` is `normalize(v[:k])`, the same
+the same batch size, whatever the thread count of either (tests/test_api.py, tests/test_embed_bitwise.py;
+torch's thread count is the number of batches run at once, runtime.batch_threads); a prefix `dim=k` is `normalize(v[:k])`, the same
 map `read_embeddings(path, dim=k)` and `mrl-dna search --dim k` apply.
 
 Axis letters: n sequences, D the model's width, k a Matryoshka prefix width.

@@ -30,7 +30,7 @@ from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths, stream_
 from mrl_dna.regions import RegionSource
 from mrl_dna.genomes import genome_name
 from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
-                              embedded_windows)
+                              embedded_windows, numerics)
 from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig
@@ -280,6 +280,7 @@ def embed_fasta(
         "stride": st,
         "pooling": info.pooling,
         "max_n_fraction": max_n_fraction,
+        "numerics": numerics(dev, batch_tokens, win, compile),  # device, batch shape: resume and merge never mix two
         "shard": f"{shard[0]}/{shard[1]}" if shard else "",
         "inputs": " ".join(str(p) for p in inputs),
         "command": " ".join(sys.argv),

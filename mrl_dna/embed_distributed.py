@@ -15,6 +15,7 @@ from mrl_dna import console, distributed
 from mrl_dna.embed import EmbedSummary, embed_fasta
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
 from mrl_dna.fasta import is_stream, stream_name
+from mrl_dna.pipeline import numerics
 from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
 from mrl_dna.windows import WindowConfig
 
@@ -72,6 +73,7 @@ def embed_distributed(
             want = {"model_hash": info.weights_hash, "shard": f"{shard[0]}/{shard[1]}",
                     "inputs": " ".join(map(str, inputs)), "window": win, "dtype": dtype,
                     "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction,
+                    "numerics": numerics(ctx.device, batch_tokens, win, compile),
                     "per_file": True if per_file else None}  # absent unless --per-file
             summary = None if overwrite else _reuse_complete(part, want, stride=st)
             if summary is None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import threading
 
+import h5py
 import numpy as np
 import pytest
 
 from mrl_dna import dna
 from mrl_dna.embed import embed_fasta, embed_sequences
 from mrl_dna.shards import parse_shard, shard_records
-from mrl_dna.errors import ConfigError
+from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.fasta import Record, read_fasta
-from mrl_dna.store import EmbeddingStore
+from mrl_dna.store import EmbeddingStore, merge_stores, partial_path
 
 from conftest import assert_same_datasets, named_pipe, random_dna
 
@@ -292,3 +293,35 @@ def test_stdin_given_twice_says_so(tmp_path, cli, tiny_model_dir):
     with named_pipe(tmp_path / "pipe", b">a\nACGT\n") as pipe:  # the second open would wait for a writer
         code, _, err = cli("embed", pipe, pipe, "-o", tmp_path / "x.h5", "-m", tiny_model_dir)
     assert code == 1 and "(a pipe) is given more than once" in err and err.count("\n") == 1
+
+
+# ---- what still moves the last bits is recorded, and never mixed (issue 22, item 4) -----------------------
+
+
+def test_resume_refuses_a_partial_of_another_batch_shape_or_device(tmp_path, cli, tiny_model_dir, small_fasta):
+    """The thread count no longer moves a vector's bits; the device and --batch-tokens still do: they are
+    the file's `numerics`, and a resume under others would mix two roundings in one file."""
+    out = tmp_path / "out.h5"
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "1024")
+    assert code == 0, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["numerics"] == "cpu; 1,024 bases per batch"
+    out.rename(partial_path(out))  # stands for an interrupted run
+    with h5py.File(partial_path(out), "r+") as f:
+        f.attrs["complete"] = False
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "2048")
+    assert code == 1 and err.count("\n") == 1
+    assert ("out.h5.partial was written with numerics=cpu; 1,024 bases per batch but this run has numerics=cpu; "
+            "2,048 bases per batch") in err
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "1024")
+    assert code == 0 and "resuming" in err, err
+
+
+def test_merge_refuses_shards_of_two_devices(tmp_path, tiny_model, small_fasta):
+    parts = [tmp_path / f"p{i}.h5" for i in (1, 2)]
+    for i, part in enumerate(parts, 1):
+        embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(i, 2))
+    with h5py.File(parts[1], "r+") as f:  # as a GPU node of the same array job would have written it
+        f.attrs["numerics"] = "cuda (NVIDIA H100 80GB HBM3, bf16 autocast); 1,048,576 bases per batch"
+    with pytest.raises(StoreError, match=r"differ in numerics \(cpu; 65,536 bases per batch vs cuda \(NVIDIA H100"):
+        merge_stores(parts, tmp_path / "m.h5")
