@@ -24,6 +24,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+from mrl_dna.console import warn
+
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 # Blocks below this come from the heap and stay in the process when freed (at the default batch size the
@@ -116,9 +118,21 @@ def thread_note() -> str:
     return _note
 
 
+def clamp_threads(threads: int, option: str = "--threads") -> int:
+    """`threads`, at most available_cpus(): more threads than CPUs ran ~100x slower (issue 22: --threads 999 on
+    2 cores), never faster, so a larger count is cut to the CPUs with a warning that says so."""
+    cpus = available_cpus()
+    if threads > cpus:
+        warn(f"{option} {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process may use "
+             f"(oversubscribed threads run many times slower); using {cpus}")
+        return cpus
+    return threads
+
+
 def set_threads(threads: int = 0) -> int:
-    """torch's thread count (and FAISS's, when it is loaded): `threads`, or with 0 auto_threads() unless
-    OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in use.
+    """torch's thread count (and FAISS's, when it is loaded): `threads` (at most the CPUs: clamp_threads), or
+    with 0 auto_threads() unless OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in
+    use.
 
     Embedding does not split an op over these threads: it runs that many batches at once, each op of a batch
     on one thread (`batch_threads`), so its vectors are the same bits whatever the count (tests/test_embed_
@@ -133,6 +147,7 @@ def set_threads(threads: int = 0) -> int:
         threads, why = auto_threads()
         if threads < available_cpus():
             _note = f"{threads} thread{'s' if threads > 1 else ''}: {why}; --threads N to choose"
+    threads = clamp_threads(threads)
     torch.set_num_threads(threads)
     faiss = sys.modules.get("faiss")  # None when an import of it failed (or a test blocked it)
     if faiss is not None:
