@@ -290,7 +290,7 @@ def embed_fasta(
     n_done = writer.n_done
     unit = "files" if per_file else "records"
     if n_done:
-        console.info(f"resuming {writer.partial}: {n_done:,} {unit} already embedded")
+        console.info(f"resuming {writer.partial}: {console.count(n_done, unit[:-1])} already embedded")
 
     def records() -> Iterator[Record]:
         lo = selected.start if selected is not None else 0
@@ -372,7 +372,9 @@ def embed_fasta(
                 writer.discard()
             raise
         if short > _SHORT_WARNINGS:
-            console.warn(f"{short - _SHORT_WARNINGS:,} more records are shorter than {SHORT_RECORD_BP} bp ({short:,} in all)")
+            more = short - _SHORT_WARNINGS
+            console.warn(f"{console.count(more, f'more {unit[:-1]}')} {'is' if more == 1 else 'are'} shorter than "
+                         f"{SHORT_RECORD_BP} bp ({short:,} in all)")
         with times("write"):
             writer.append(batch)
             writer.finish()

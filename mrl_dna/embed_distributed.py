@@ -127,7 +127,7 @@ def _reuse_complete(part: Path, want: dict, *, stride: int):
         if got != want or store.attrs.get("stride") != stride:
             raise StoreError(f"{part} is a finished shard of another run ({_diff(got, want)}); delete it or pass "
                              "--force")
-        console.info(f"{part} is already complete ({store.n:,} records): reusing it")
+        console.info(f"{part} is already complete ({console.count(store.n, 'record')}): reusing it")
         st = store.status_counts()
         return EmbedSummary(records=store.n, bp=int(store.lengths.sum()), empty=st["empty"], all_n=st["all_n"],
                             windows=int(store.n_windows.sum()), skipped_windows=int(store.n_skipped.sum()),

@@ -103,7 +103,8 @@ def auto_threads() -> tuple[int, str]:
     free = max(1, cpus - round(busy))
     ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     threads = max(1, free // ranks)
-    why = f"{cpus} CPUs, {busy:.1f} busy with other processes" + (f", {ranks} local ranks" if ranks > 1 else "")
+    why = (f"{cpus} CPU{'s' if cpus != 1 else ''}, {busy:.1f} busy with other processes"
+           + (f", {ranks} local ranks" if ranks > 1 else ""))
     return threads, why
 
 

@@ -270,7 +270,7 @@ def test_level_windows_at_full_width_is_the_top_window_of_a_brute_force_scan(tmp
         assert [[r[1], r[5], r[6]] for r in top] == want
         assert [r[7] for r in top] == [w[0] for w in want]  # rows of records: the contig is the record
         assert np.allclose([float(r[3]) for r in top], (queries @ W.T).max(1), atol=1e-6)
-        assert "35 windows in 2 file(s)" in err
+        assert "35 windows in 2 files" in err
 
 
 def test_level_windows_errors_are_one_line(dbs, tmp_path, capsys):

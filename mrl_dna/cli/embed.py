@@ -72,11 +72,14 @@ def command(
     if profile and s.stages is not None:
         for line in s.stages.report(s.bp, s.seconds):
             console.info(line)
-    unit = f"files ({s.contigs:,} records)" if per_file else "records"
-    extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
+    rows = (f"{console.count(s.records, 'file')} ({console.count(s.contigs, 'record')})" if per_file
+            else console.count(s.records, "record"))
+    extra = (f", {s.empty:,} empty" if s.empty else "") + (f", {s.all_n:,} all-N" if s.all_n else "")
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
+    # the rate over the whole process, start-up included, as `real` (what a loop of embeds gets)
     console.footer(
-        f"{s.records:,} {unit}{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
-        f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}" + (f" ({note})" if (note := thread_note()) else ""),
+        f"{rows}{extra}, {s.bp:,} bp, {console.count(s.windows, 'window')} ({s.skipped_windows:,} mostly-N skipped) "
+        f"-> {s.output}; {s.bp / max(timer.seconds, 1e-9) / 1e3:,.0f} kbp/s on {s.device}"
+        + (f" ({note})" if (note := thread_note()) else ""),
         timer,
     )

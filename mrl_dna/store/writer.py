@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from mrl_dna.version import __version__
-from mrl_dna.console import warn
+from mrl_dna.console import count, warn
 from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
@@ -513,6 +513,10 @@ def _size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _records(n) -> str:
+    return count(int(n), "record") if n is not None else "? records"
+
+
 def _check_output_dir(path: Path) -> None:
     d = path.parent if str(path.parent) else Path(".")
     if not d.exists():
@@ -545,7 +549,7 @@ def check_existing_output(path: Path, *, overwrite: bool) -> None:
         a = {}
     if a.get("format") == FORMAT:
         raise StoreError(
-            f"{path} already exists (complete, {a.get('rows_committed', '?')} records, model "
+            f"{path} already exists (complete, {_records(a.get('rows_committed'))}, model "
             f"{show_attr(a.get('model_name'))} {str(show_attr(a.get('model_hash')))[:12]}, window {show_attr(a.get('window'))}); "
             "pass --force to overwrite it or choose another -o"
         )
