@@ -127,6 +127,7 @@ def _default_model_at_each_thread_count(out: Path) -> None:
     import mrl_dna.embed as embed_mod
     import mrl_dna.store as store_mod
 
+    runtime.available_cpus = lambda: max(THREADS)  # 3 threads are 3 batch workers even on a 2-core machine
     model = mrl_dna.load_model()
     rng = np.random.default_rng(22)
     seqs = [random_dna(rng, n) for n in (30000, 1700, 900, 5000, 2048, 12000, 100, 4100)]
