@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrl_dna.console import count
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
@@ -257,7 +258,9 @@ def search(
                 )
     queries = load_queries(query, db, model_dir=model_dir, device=device)
     if queries.n_skipped:
-        warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
+        n = queries.n_skipped
+        warn(f"{count(n, 'query record')} {'has' if n == 1 else 'have'} no embedding (empty or all N) and "
+             f"{'is' if n == 1 else 'are'} skipped")
     index = None
     found = find_index(db, warn) if use_index and dim is None else None
     if dim is None and funnel is None and found is None:
