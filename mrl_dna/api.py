@@ -9,7 +9,8 @@
 
 `encode` runs the very pipeline `mrl-dna embed` runs (embed.embed_sequences: the same windows, fixed-shape
 batches, pooling and head), so its rows are bit for bit the rows `embed` stores for the same sequences at
-the same thread count and batch size (tests/test_api.py); a prefix `dim=k` is `normalize(v[:k])`, the same
+the same batch size, whatever the thread count of either (tests/test_api.py, tests/test_embed_bitwise.py;
+torch's thread count is the number of batches run at once, runtime.batch_threads); a prefix `dim=k` is `normalize(v[:k])`, the same
 map `read_embeddings(path, dim=k)` and `mrl-dna search --dim k` apply.
 
 Axis letters: n sequences, D the model's width, k a Matryoshka prefix width.
@@ -71,12 +72,13 @@ class Model:
         window, stride: window length and stride in bp; None = the model's (as embed without -w/-s).
         """
         D = self.info.dim
+        for name, value, what in (("dim", dim, "a prefix width"), ("batch_size", batch_size, "windows per batch"),
+                                  ("window", window, "bp"), ("stride", stride, "bp")):
+            _check_whole(name, value, what)  # the rules of embed's options (--window 0 is refused, not the default)
         k = check_dim(dim, D, self.info.matryoshka_dims, width="the model's width")
         size = window or self.info.window
         batch_tokens = None  # embed's default for the device
         if batch_size is not None:
-            if batch_size < 1:
-                raise ConfigError(f"batch_size={batch_size} must be >= 1 (windows per batch)")
             batch_tokens = batch_size * size
         records = list(_records(sequences))
         out = np.zeros((len(records), D), np.float32)  # (n, D)
@@ -108,7 +110,21 @@ def read_embeddings(path: str | Path, dim: int | None = None) -> tuple[list[str]
         return list(store.ids), store.read(dim)
 
 
+def _check_whole(name: str, value, what: str) -> None:
+    """An encode argument that is a count: None (the default) or a whole number >= 1. A bool is not one
+    (dim=True gave a (1, 1) array), and 0 does not mean the default (window=0 silently used the model's)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name}={value!r} is not a whole number ({what}); give an int >= 1, or None for the default")
+    if value < 1:
+        raise ConfigError(f"{name}={value} must be >= 1 ({what}); None gives the default")
+
+
 # ------------------------------------------------------------------------------------------------ inputs
+
+
+_NO_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 def _records(sequences) -> Iterator[Record]:
@@ -127,12 +143,17 @@ def _records(sequences) -> Iterator[Record]:
                 raise InputError(f"sequence {i} is a {type(s).__name__}, not a str; encode takes DNA text "
                                  "(str, bytes, Bio.Seq or Bio.SeqRecord)")
             s = str(s)
-        text = s.encode("ascii", "replace") if isinstance(s, str) else bytes(s)
-        tokens = dna.encode(text.translate(None, b" \t\r\n"))
+        if isinstance(s, str):
+            s = s.translate(_NO_WHITESPACE)
+            text = s.encode("ascii", "replace")  # one byte per character: positions in text are positions in s
+        else:
+            text = bytes(s).translate(None, b" \t\r\n")
+        tokens = dna.encode(text)
         bad = dna.first_invalid(tokens)
-        if bad >= 0:
-            ch = text.translate(None, b" \t\r\n")[bad : bad + 1].decode("ascii", "replace")
-            raise InputError(f"sequence {i} ({rid}), position {bad + 1}: {ch!r} is not a DNA base "
+        if bad >= 0:  # named as given: 'é', not the '?' that stood for it in `text`
+            ch = repr(s[bad]) if isinstance(s, str) else (repr(chr(text[bad])) if text[bad] < 128 else
+                                                            f"the byte 0x{text[bad]:02x}")
+            raise InputError(f"sequence {i} ({rid}), position {bad + 1}: {ch} is not a DNA base "
                              "(A C G T U or IUPAC); remove it")
         yield Record(id=rid, description="", tokens=tokens, source="python")
 

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from mrl_dna import console
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import Record, read_fasta, record_lengths
+from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths, stream_name
 from mrl_dna.regions import RegionSource
 from mrl_dna.genomes import genome_name
 from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
-                              embedded_windows)
+                              embedded_windows, numerics)
 from mrl_dna.shards import shard_records
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.windows import WindowConfig
@@ -67,8 +67,9 @@ class ShortRecords:
 
     def finish(self) -> None:
         if self.n > _SHORT_WARNINGS:
-            self.warn(f"{self.n - _SHORT_WARNINGS:,} more {self.plural} are shorter than {SHORT_RECORD_BP} bp "
-                      f"({self.n:,} in all)")
+            more = self.n - _SHORT_WARNINGS
+            self.warn(f"{more:,} more {self.what if more == 1 else self.plural} {'is' if more == 1 else 'are'} "
+                      f"shorter than {SHORT_RECORD_BP} bp ({self.n:,} in all)")
 
 
 @dataclass(frozen=True)
@@ -256,22 +257,26 @@ def embed_fasta(
     st = stride or (window if window else info.window_stride)
     WindowConfig(size=win, stride=st, max_n_fraction=max_n_fraction)  # validate before any work
     flush_records = _flush_records()
-    from_stdin = any(str(p) == "-" for p in inputs)
-    if shard and from_stdin:
-        raise ConfigError("--shard needs files (it reads the input twice to balance shards); stdin '-' cannot be sharded")
-    if per_file and from_stdin:
-        raise ConfigError("--per-file names each row after its input file, and stdin '-' has no file name; save it "
-                          "to a file (e.g. genome.fa) and pass that")
-    if regions is not None and (len(inputs) != 1 or from_stdin or per_file):
-        raise ConfigError("--regions cuts intervals from ONE indexed FASTA file (not stdin, not --per-file); give one "
-                          "FASTA and the BED file")
+    # stdin and named pipes (a shell's <(...) too) can be read only once: no first pass over them (fasta.is_stream)
+    streams = [p for p in inputs if is_stream(p)]
+    _check_streams_once(streams)
+    if streams and shard:
+        raise ConfigError(f"--shard reads its input twice (to balance shards by bases), and {stream_name(streams[0])} "
+                          "can be read only once; save it to a file and pass that")
+    if streams and per_file:
+        raise ConfigError(f"--per-file reads each input twice and names each row after its file, and "
+                          f"{stream_name(streams[0])} can be read only once; save it to a file (e.g. genome.fa) and "
+                          "pass that")
+    if regions is not None and (len(inputs) != 1 or streams or per_file):
+        raise ConfigError("--regions cuts intervals from ONE indexed FASTA file (not stdin or a pipe, not --per-file); "
+                          "give one FASTA and the BED file")
     check_output_not_input(output, [*inputs, *([regions] if regions is not None else [])], what="input FASTA")
     if win < SHORT_WINDOW_BP:
         console.warn(f"--window {win} bp is very short: a window of fewer than {SHORT_WINDOW_BP} bp holds too few bases "
                      f"for a meaningful vector (this model was trained on {info.window:,} bp windows); "
                      f"drop --window to use {info.window:,}")
 
-    # total bases for the progress bar (and the shard partition): one fast pass over files, none over stdin
+    # total bases for the progress bar (and the shard partition): one fast pass over files, none over a stream
     with times("scan"):
         source = RegionSource(inputs[0], regions) if regions is not None else None
         if source is not None:  # the units are BED intervals, checked against the FASTA's index
@@ -281,7 +286,7 @@ def embed_fasta(
             listed = [(genome_name(p), sum(n for _, n in recs)) for p, recs in zip(inputs, per_record)]
             _check_file_names(inputs, [name for name, _ in listed])
         else:
-            listed = None if from_stdin else record_lengths(inputs)  # (id, bp) per record
+            listed = None if streams else record_lengths(inputs)  # (id, bp) per record
     lengths = None if listed is None else [n for _, n in listed]
     selected = range(len(lengths)) if lengths is not None else None
     if shard:
@@ -300,6 +305,7 @@ def embed_fasta(
         "stride": st,
         "pooling": info.pooling,
         "max_n_fraction": max_n_fraction,
+        "numerics": numerics(dev, batch_tokens, win, compile),  # device, batch shape: resume and merge never mix two
         "shard": f"{shard[0]}/{shard[1]}" if shard else "",
         "inputs": " ".join(str(p) for p in inputs),
         "command": " ".join(sys.argv),
@@ -309,7 +315,7 @@ def embed_fasta(
     n_done = writer.n_done
     unit = "files" if per_file else "records"
     if n_done:
-        console.info(f"resuming {writer.partial}: {n_done:,} {unit} already embedded")
+        console.info(f"resuming {writer.partial}: {console.count(n_done, unit[:-1])} already embedded")
 
     def records() -> Iterator[Record]:
         lo = selected.start if selected is not None else 0
@@ -382,7 +388,7 @@ def embed_fasta(
                     with times("write"):
                         writer.append(batch)
                     batch, last_flush = [], time.perf_counter()
-            if from_stdin and not n_done and not bp:  # stdin held no bases (files were checked before any work)
+            if streams and not n_done and not bp:  # a stream held no bases (files were checked before any work)
                 raise InputError(f"no sequence in {_names(inputs)}: every record is empty (header only); nothing to embed")
         except InputError:
             if not writer.n_done:  # a user error before anything was kept: leave no .partial behind
@@ -407,6 +413,21 @@ def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Re
         yield rec
     if len(listed) > idx + 1:
         _changed([path], f"it ends after record {idx + 1}, where the first pass saw {len(listed):,} records")
+
+
+def _check_streams_once(streams: Sequence[str | Path]) -> None:
+    """The same stdin or pipe given twice: the second would read nothing (stdin: "is empty") or wait forever
+    for a writer (a named pipe)."""
+    seen = set()
+    for p in streams:
+        try:
+            key = "-" if str(p) == "-" else (os.stat(p).st_dev, os.stat(p).st_ino)
+        except OSError:
+            continue
+        if key in seen:
+            what = "stdin '-'" if key == "-" else f"{p} (a pipe)"
+            raise ConfigError(f"{what} is given more than once, and it can be read only once; give it once")
+        seen.add(key)
 
 
 def _check_file_names(inputs: Sequence[str | Path], names: Sequence[str]) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from mrl_dna import console, distributed
 from mrl_dna.embed import EmbedSummary, embed_fasta
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
+from mrl_dna.fasta import is_stream, stream_name
+from mrl_dna.pipeline import numerics
 from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
 from mrl_dna.windows import WindowConfig
 
@@ -50,9 +52,10 @@ def embed_distributed(
 
     Errors: a rank that fails raises its own error; the other ranks learn of it at the next collective and
     raise one line saying so, so no rank hangs and rank 0 never merges an incomplete set."""
-    if any(str(p) == "-" for p in inputs):
-        raise ConfigError("torchrun splits the input by records, which needs files: stdin '-' cannot be split; "
-                          "save it to a file first, or run one process")
+    streams = [p for p in inputs if is_stream(p)]
+    if streams:
+        raise ConfigError(f"torchrun splits the input by records, which needs files: {stream_name(streams[0])} cannot "
+                          "be split; save it to a file first, or run one process")
     if shard:
         raise ConfigError("--shard and torchrun both split the input; use one of them (torchrun gives rank r "
                           "shard r+1 of WORLD_SIZE)")
@@ -70,6 +73,7 @@ def embed_distributed(
             want = {"model_hash": info.weights_hash, "shard": f"{shard[0]}/{shard[1]}",
                     "inputs": " ".join(map(str, inputs)), "window": win, "dtype": dtype,
                     "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction,
+                    "numerics": numerics(ctx.device, batch_tokens, win, compile),
                     "per_file": True if per_file else None}  # absent unless --per-file
             summary = None if overwrite else _reuse_complete(part, want, stride=st)
             if summary is None:
@@ -123,7 +127,7 @@ def _reuse_complete(part: Path, want: dict, *, stride: int):
         if got != want or store.attrs.get("stride") != stride:
             raise StoreError(f"{part} is a finished shard of another run ({_diff(got, want)}); delete it or pass "
                              "--force")
-        console.info(f"{part} is already complete ({store.n:,} records): reusing it")
+        console.info(f"{part} is already complete ({console.count(store.n, 'record')}): reusing it")
         st = store.status_counts()
         return EmbedSummary(records=store.n, bp=int(store.lengths.sum()), empty=st["empty"], all_n=st["all_n"],
                             windows=int(store.n_windows.sum()), skipped_windows=int(store.n_skipped.sum()),

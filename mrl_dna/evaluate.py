@@ -323,7 +323,7 @@ def run_benchmark(genomes: Sequence[Genome], methods: Sequence[Method], cfg: Fra
         raise ConfigError(f"method names {names} must be unique")
     frags = fragments if fragments is not None else make_fragments(genomes, cfg)
     console.info(f"eval: {len(genomes)} genomes, {len(set(g.species for g in genomes))} species, "
-                 f"{len(frags)} fragments, methods: {', '.join(names)}")
+                 f"{len(frags):,} fragments, methods: {', '.join(names)}")
     report = Report(tuple(g.name for g in genomes), tuple(g.species for g in genomes), cfg, tuple(recall_k))
     report.identity.update(fragment_identity(frags))
     db_tokens = [g.tokens for g in genomes]
@@ -336,7 +336,7 @@ def run_benchmark(genomes: Sequence[Genome], methods: Sequence[Method], cfg: Fra
                               f"and ({len(frags)}, D)")
         report.scores.extend(score_vectors(m.name, qv, db, frags, genomes, dims=m.dims, ks=recall_k))
         report.full_dims[m.name] = max(m.dims) if m.dims else db.shape[1]
-        console.info(f"eval: {m.name}: embedded {len(genomes)} genomes + {len(frags)} fragments in {timer.seconds:.1f} s")
+        console.info(f"eval: {m.name}: embedded {len(genomes):,} genomes + {len(frags):,} fragments in {timer.seconds:.1f} s")
     return report
 
 

@@ -23,6 +23,9 @@ Memory: the file is read in 1 MiB blocks and only the current record is held (it
 clean bytes and tokens), so memory grows with the largest record, never with the file.
 
 `record_lengths` reads an up-to-date .fai beside a plain FASTA instead of the file when there is one.
+Stdin ('-') and any other input that can be read only once (a named pipe, a shell's `<(...)`: `is_stream`)
+are read in one pass; `record_lengths` refuses them instead of consuming them (issue 22: a first pass over a
+named pipe left the real one waiting for a writer forever).
 (Random access by region, `embed --regions BED`, is issue 15's: it will use pyfaidx, a dependency already.)
 """
 
@@ -32,6 +35,7 @@ import gzip
 import io
 import os
 import re
+import stat
 import sys
 import warnings
 import zlib
@@ -104,6 +108,24 @@ def read_fasta(paths: Sequence[str | Path] | str | Path, *, check_duplicates: bo
             yield Record(id=rid, description=description, tokens=tokens, source=source)
 
 
+def is_stream(path: str | Path) -> bool:
+    """Whether an input can be read only once: '-' (stdin), or a path that exists and is neither a regular
+    file nor a directory (a named pipe, the /dev/fd/N of a shell's `<(...)`, /dev/stdin, a socket). Such an
+    input is read in one pass, as stdin is: never measured first."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def stream_name(path: str | Path) -> str:
+    """How messages name an input that can be read only once: "stdin '-'" or "PATH (a pipe)"."""
+    return "stdin '-'" if str(path) == "-" else f"{path} (a pipe)"
+
+
 def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = True) -> list[tuple[str, int]]:
     """(id, length in bp) of every record, in file order: from a .fai beside a plain (uncompressed) file when
     the index matches the file (`_read_fai` checks every record's place in it), else from one streaming
@@ -115,10 +137,9 @@ def record_lengths(paths: Sequence[str | Path] | str | Path, *, check: bool = Tr
     out: list[tuple[str, int]] = []
     first_seen: dict[str, tuple[str, int | None]] = {}  # id -> (file, line) where it was first seen
     for path in paths:
-        if str(path) == "-":
-            raise InputError(
-                "cannot measure records on stdin ('-') without consuming it; sharding needs FASTA files, not a pipe"
-            )
+        if is_stream(path):
+            raise InputError(f"cannot measure records on {stream_name(path)} without consuming it; this needs FASTA "
+                             "files, not a pipe: save it to a file and pass that")
         from_fai = _read_fai(Path(path))
         if from_fai is not None:
             out.extend(from_fai)

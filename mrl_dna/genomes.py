@@ -52,6 +52,9 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
             if not found:
                 raise InputError(f"pattern {s} matches no file; quote it so the shell does not expand it, or fix it")
             out += found
+        elif p.exists():  # a named pipe or a shell's <(...): training reads every genome many times
+            raise InputError(f"genome input {s} is not a regular file (a pipe?), and training reads its genomes more "
+                             "than once; save it to a file and pass that")
         else:
             raise InputError(f"genome input {s} does not exist; give FASTA files, a directory or a quoted glob")
     seen: set[Path] = set()

@@ -13,13 +13,20 @@ others of its bucket in (batch_tokens // bucket, bucket) batches. A batch that i
 waiting record needs) is filled with copies of its first window whose outputs are dropped.
 
 The model's head runs here too, inside the batch (`window_embeddings`): a window's embedding and attention
-logit come from a GEMM of the batch's fixed shape, never of its record's window count. That also makes the
-vectors independent of the thread count (issue 16: the head over a record's 5 or 9 windows gave other last
-bits at 1 and 2 threads; over a batch's fixed rows the same bits), so `--threads` can follow the machine.
+logit come from a GEMM of the batch's fixed shape, never of its record's window count.
+
+Nor on the thread count: every op runs on ONE thread, and `--threads N` runs N batches at once in worker
+threads (runtime.batch_threads; torch's ops release the GIL). An op split over threads sums in an order that
+follows their count: with MKL the head's GEMM over 5 to 11 rows gave other last bits at 2 threads than at 1
+(issue 16 met it over a record's windows, issue 22 in a batch of 9 windows), and no shape is safe by
+construction on every CPU. So `--threads` can follow the machine's load, and a resume, a shard or a torchrun
+rank at another count writes the same bits. What still moves them (`numerics`: the device, the batch shape,
+--compile) is an attribute of the file embed writes, and resume and merge refuse a mix.
 
 Throughput (issue 16, bench/RESULTS.md):
 - a record's windows enter a batch as one gather (a fancy index into a sliding-window view of its tokens),
   not one Python call per window, and come back as one slice copy per record and batch;
+- on a CPU the main thread cuts, gathers and pools while the workers run the model (`depth` batches in flight);
 - on a GPU nothing waits for the device per batch: tokens go up as uint8 from pinned memory, embeddings
   come back into pinned memory asynchronously, and a batch's results are taken `depth` batches later
   (a CUDA event), so the host prepares batch i+1.. while the device runs batch i;
@@ -37,7 +44,8 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -74,6 +82,17 @@ def default_batch_tokens(device: torch.device) -> int:
     return GPU_BATCH_TOKENS if device.type == "cuda" else DEFAULT_BATCH_TOKENS
 
 
+def numerics(dev: torch.device, batch_tokens: int | None, window: int, compile: bool = False) -> str:
+    """What decides a vector's last bits besides the model and the window options: the kind of device (a GPU
+    by name: its kernels and bf16 autocast), the bases per batch (the batch shapes) and --compile; never the
+    thread count, the batch neighbours, a shard or a resume (module docstring). embed stores it as the file's
+    `numerics` attribute, and resume and merge refuse to mix two (store.format RESUME_KEYS, MERGE_KEYS).
+    A CPU is "cpu" whatever its model: CPUs of other instruction sets (AVX2, AVX-512) may round differently."""
+    tokens = max(batch_tokens or default_batch_tokens(dev), window)  # what embedded_windows runs
+    where = f"cuda ({torch.cuda.get_device_name(dev)}, bf16 autocast)" if dev.type == "cuda" else dev.type
+    return f"{where}; {tokens:,} bases per batch" + ("; torch.compile" if compile else "")
+
+
 def bucket_length(n: int, size: int) -> int:
     """The padded length of a window of n bp in a batch: `size` for a full window, 64 up to 64 bp, else the
     smallest multiple of an eighth of n's octave (at least 16 bp, the default model's token) that holds it:
@@ -97,8 +116,8 @@ _STAGE_HELP = {
     "read": "FASTA reading, parsing, tokenising",
     "windows": "cutting windows, N counts",
     "batch": "gathering windows into token batches",
-    "model": "encoder + head (on a GPU: launching them, uploads)",
-    "wait": "waiting for the GPU's results",
+    "model": "encoder + head (on a GPU: launching them, uploads; with worker threads: handing batches over)",
+    "wait": "waiting for the GPU's or the worker threads' results",
     "pool": "pooling records, window vectors",
     "write": "HDF5 writing",
 }
@@ -107,10 +126,11 @@ _STAGE_HELP = {
 @dataclass
 class StageTimes:
     """Seconds spent in each pipeline stage (`embed --profile`). With prefetch, read and windows run in the
-    worker thread (overlapped with the rest) and `read` in the main thread is its wait for the worker."""
+    prefetch thread (overlapped with the rest) and `read` in the main thread is its wait for it; with batch
+    worker threads, `model` in them is their summed time and `wait` the main thread's wait for them."""
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    worker: dict[str, float] = field(default_factory=dict)  # stage -> seconds in the prefetch thread
+    worker: dict[str, float] = field(default_factory=dict)  # stage -> seconds in other threads (prefetch, workers)
     start: float = field(default_factory=time.perf_counter)
 
     @contextlib.contextmanager
@@ -125,7 +145,8 @@ class StageTimes:
         """Lines of a table: stage, seconds, share of the wall time, and the rate of that stage alone."""
         wall = wall if wall is not None else time.perf_counter() - self.start
         rows = [(s, self.seconds[s], _STAGE_HELP[s]) for s in STAGES]
-        rows += [(f"{s} (prefetch thread, overlapped)", v, _STAGE_HELP[s]) for s, v in self.worker.items()]
+        rows += [(f"{s} (worker threads, overlapped)", v, "encoder + head, summed over the threads") if s == "model"
+                 else (f"{s} (prefetch thread, overlapped)", v, _STAGE_HELP[s]) for s, v in self.worker.items()]
         rows.append(("other", max(0.0, wall - sum(self.seconds.values())), "the rest (Python glue, progress)"))
         out = [f"{'stage':<36} {'seconds':>9} {'share':>7} {'Mbp/s alone':>12}  what"]
         for name, secs, what in rows:
@@ -260,20 +281,25 @@ def compiled_forward(model, cuda: bool):
 
 
 class _Engine:
-    """Queues of windows per bucket length, their fixed-shape batches, the model calls and (on a GPU) the
-    batches in flight."""
+    """Queues of windows per bucket length, their fixed-shape batches, the model calls (on a CPU in `workers`
+    threads when there are several) and the batches in flight."""
 
     def __init__(self, model, cfg: WindowConfig, batch_tokens: int, dev: torch.device, progress,
-                 times: StageTimes | None, depth: int, compile: bool = False) -> None:
+                 times: StageTimes | None, depth: int, compile: bool = False, workers: int = 1) -> None:
         self.model, self.cfg, self.batch_tokens, self.dev = model, cfg, batch_tokens, dev
         self.progress, self.times = progress, times or StageTimes()
         self.cuda = dev.type == "cuda"
-        self.depth = depth  # batches in flight; on a CPU only a test sets it (results are there at once)
+        self.depth = depth  # batches in flight before the main thread takes the oldest one's results
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
         self.forward = compiled_forward(model, self.cuda) if compile else partial(window_embeddings, model)
         self.queues: dict[int, list[tuple[Pending, int, int]]] = {}  # bucket L -> (record, j0, j1) window runs
         self.rows_queued: dict[int, int] = {}  # bucket L -> windows in its queue
-        self.inflight: deque = deque()  # (event, values, logits, entries) of batches running on the device
+        # (results, entries) of the batches run or running; results() -> (n, D) values, (n,) logits or None, and
+        # the seconds a worker thread spent on the batch
+        self.inflight: deque[tuple[Callable[[], tuple[np.ndarray, np.ndarray | None, float]], list]] = deque()
+        # a CPU's batches in worker threads, each op on one thread (runtime.batch_threads); None: in this thread
+        self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="mrl-dna-batch", initializer=runtime.one_op_thread)
+                     if workers > 1 and not self.cuda else None)
 
     def rows(self, L: int) -> int:
         return max(1, self.batch_tokens // L)
@@ -292,7 +318,7 @@ class _Engine:
 
     def advance(self, p: Pending) -> None:
         """Make progress on p, the record at the head of the output: run its part-filled batch, or wait for
-        the device."""
+        the batches in flight."""
         if p.n_launched < p.n_queued:
             self.run(p.bucket)
         else:
@@ -303,6 +329,11 @@ class _Engine:
             self.run(L)
         self.drain(0)
 
+    def close(self) -> None:
+        """Stop the worker threads (batches not started are dropped; a running one is waited for)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
     def run(self, L: int) -> None:
         """Run the queued windows of bucket L as one (rows(L), L) batch."""
         entries = self.queues.pop(L)
@@ -311,37 +342,57 @@ class _Engine:
         tokens, lengths = self._batch(entries, L)
         t2 = time.perf_counter()
         self.times.seconds["batch"] += t2 - t
+        if self.pool is not None:
+            self.inflight.append((self.pool.submit(self._compute, tokens, lengths).result, entries))
+        elif self.cuda:
+            self.inflight.append((self._launch(tokens, lengths), entries))
+        else:
+            done = self._compute(tokens, lengths)
+            self.inflight.append((lambda: done, entries))
+        self.times.seconds["model"] += time.perf_counter() - t2
+        self.drain(self.depth)
+
+    def _compute(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """A batch on the CPU (in a worker thread or this one): (n, D) values, (n,) logits or None, and the
+        seconds it took when run by a worker (0 in this thread: the caller's `model` stage counts it)."""
+        t = time.perf_counter()
+        with torch.inference_mode():  # thread-local, as the autograd state: set in the thread that runs the batch
+            values, logits = self.forward(tokens.long(), lengths)  # (n, D), (n,) or None
+        values = values.float().numpy()
+        logits = logits.float().numpy() if logits is not None else None
+        return values, logits, (time.perf_counter() - t if self.pool is not None else 0.0)
+
+    def _launch(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        """A batch on the GPU: launched now, its results copied back asynchronously into pinned memory;
+        returns the call that waits for them (a CUDA event), made `depth` batches later."""
         with torch.inference_mode(), self.autocast:
-            if self.cuda:
-                tok = tokens.to(self.dev, non_blocking=True).long()
-                lens = lengths.to(self.dev, non_blocking=True)
-            else:
-                tok, lens = tokens.long(), lengths
+            tok = tokens.to(self.dev, non_blocking=True).long()
+            lens = lengths.to(self.dev, non_blocking=True)
             values, logits = self.forward(tok, lens)  # (n, D), (n,) or None
         values = values.float()
         logits = logits.float() if logits is not None else None
-        event = None
-        if self.cuda:  # results come back asynchronously (pinned memory), taken `depth` batches later
-            host_v = torch.empty(values.shape, dtype=torch.float32, pin_memory=True)
-            values = host_v.copy_(values, non_blocking=True)
-            if logits is not None:
-                host_l = torch.empty(logits.shape, dtype=torch.float32, pin_memory=True)
-                logits = host_l.copy_(logits, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-        self.times.seconds["model"] += time.perf_counter() - t2
-        self.inflight.append((event, values, logits, entries))
-        self.drain(self.depth)  # on a CPU depth is 0 (the results are there): collected at once
+        host_v = torch.empty(values.shape, dtype=torch.float32, pin_memory=True).copy_(values, non_blocking=True)
+        host_l = (torch.empty(logits.shape, dtype=torch.float32, pin_memory=True).copy_(logits, non_blocking=True)
+                  if logits is not None else None)
+        event = torch.cuda.Event()
+        event.record()
+
+        def results() -> tuple[np.ndarray, np.ndarray | None, float]:
+            event.synchronize()
+            return host_v.numpy(), None if host_l is None else host_l.numpy(), 0.0
+
+        return results
 
     def drain(self, keep: int) -> None:
         """Take the results of the oldest batches in flight until at most `keep` remain."""
         while len(self.inflight) > keep:
-            event, values, logits, entries = self.inflight.popleft()
-            if event is not None:
-                t = time.perf_counter()
-                event.synchronize()
-                self.times.seconds["wait"] += time.perf_counter() - t
-            self._collect(values.numpy(), None if logits is None else logits.numpy(), entries)
+            results, entries = self.inflight.popleft()
+            t = time.perf_counter()
+            values, logits, worker_seconds = results()
+            self.times.seconds["wait"] += time.perf_counter() - t
+            if worker_seconds:
+                self.times.worker["model"] = self.times.worker.get("model", 0.0) + worker_seconds
+            self._collect(values, logits, entries)
 
     def _batch(self, entries: list[tuple[Pending, int, int]], L: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (n, L) uint8 (PAD-padded; rows past the queued windows copy the first one) and lengths (n,)."""
@@ -390,18 +441,31 @@ def embedded_windows(items: Iterable[tuple[Record, object]], *, model, cfg: Wind
                      compile: bool = False) -> Iterator[Pending]:
     """(record, key) pairs -> their Pending, in input order, once all their windows are embedded (`values`).
 
-    prefetch: read and window the records in a worker thread (None: on CUDA only). depth: batches in flight
-    before the host takes the oldest one's results (None: GPU_DEPTH on CUDA, 0 on a CPU). compile:
-    torch.compile the batch's computation (compiled_forward)."""
+    Threads: torch's thread count on entry is the number of batches run at once (on a CPU, in worker
+    threads), every op on one thread meanwhile (runtime.batch_threads; restored when this generator ends), so
+    the vectors do not depend on it. prefetch: read and window the records in a worker thread (None: on CUDA
+    only). depth: batches in flight before the main thread takes the oldest one's results (None: GPU_DEPTH on
+    CUDA, on a CPU as many as worker threads, 0 without them). compile: torch.compile the batch's
+    computation (compiled_forward)."""
     runtime.tune_allocator()  # freed batch activations stay in the process (runtime.py: ~1/4 of the CPU time)
     model.to(dev)
     batch_tokens = max(batch_tokens, cfg.size)  # at least one full window per batch
     times = times if times is not None else StageTimes()
-    if depth is None:
-        depth = GPU_DEPTH if dev.type == "cuda" else 0
-    engine = _Engine(model, cfg, batch_tokens, dev, progress, times, depth, compile)
     if prefetch is None:
         prefetch = dev.type == "cuda"
+    with runtime.batch_threads() as workers:
+        if depth is None:
+            depth = GPU_DEPTH if dev.type == "cuda" else (workers if workers > 1 else 0)
+        engine = _Engine(model, cfg, batch_tokens, dev, progress, times, depth, compile, workers)
+        try:
+            yield from _in_order(items, engine, cfg, batch_tokens, progress, times, prefetch)
+        finally:
+            engine.close()
+
+
+def _in_order(items: Iterable[tuple[Record, object]], engine: _Engine, cfg: WindowConfig, batch_tokens: int,
+              progress, times: StageTimes, prefetch: bool) -> Iterator[Pending]:
+    """embedded_windows' loop: records in, their windows through the engine, records out in input order."""
 
     def pendings(into: dict | None) -> Iterator[Pending]:
         for order, (rec, key) in enumerate(_timed_iter(items, times, "read", into)):

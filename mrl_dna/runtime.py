@@ -1,5 +1,7 @@
 """How a run uses the machine: torch's thread count (`--threads`; 0 = auto: the cores other processes leave
-free) and glibc's allocator (kept from handing big blocks back to the OS between batches).
+free), how embedding spends it (`batch_threads`: whole batches in worker threads, each op on one thread, so
+that no vector depends on the count) and glibc's allocator (kept from handing big blocks back to the OS
+between batches).
 
 Both were measured on the project's 2-core VM (bench/RESULTS.md, issue 16):
 - OpenMP threads beyond the free cores run several times slower than fewer threads (2 threads on a machine
@@ -15,10 +17,14 @@ torch is imported only inside set_threads (layer 0 stays light: `--help` never i
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 import time
+from collections.abc import Iterator
+
+from mrl_dna.console import warn
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -97,7 +103,8 @@ def auto_threads() -> tuple[int, str]:
     free = max(1, cpus - round(busy))
     ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     threads = max(1, free // ranks)
-    why = f"{cpus} CPUs, {busy:.1f} busy with other processes" + (f", {ranks} local ranks" if ranks > 1 else "")
+    why = (f"{cpus} CPU{'s' if cpus != 1 else ''}, {busy:.1f} busy with other processes"
+           + (f", {ranks} local ranks" if ranks > 1 else ""))
     return threads, why
 
 
@@ -112,10 +119,25 @@ def thread_note() -> str:
     return _note
 
 
+def clamp_threads(threads: int, option: str = "--threads") -> int:
+    """`threads`, at most available_cpus(): more threads than CPUs ran ~100x slower (issue 22: --threads 999 on
+    2 cores), never faster, so a larger count is cut to the CPUs with a warning that says so."""
+    cpus = available_cpus()
+    if threads > cpus:
+        warn(f"{option} {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process may use "
+             f"(oversubscribed threads run many times slower); using {cpus}")
+        return cpus
+    return threads
+
+
 def set_threads(threads: int = 0) -> int:
-    """torch's intra-op threads (and FAISS's, when it is loaded): `threads`, or with 0 auto_threads() unless
-    OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in use. Vectors do not depend
-    on it between 1 and 2 threads (tests/test_embed_bitwise.py); other counts may change their last bits."""
+    """torch's thread count (and FAISS's, when it is loaded): `threads` (at most the CPUs: clamp_threads), or
+    with 0 auto_threads() unless OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in
+    use.
+
+    Embedding does not split an op over these threads: it runs that many batches at once, each op of a batch
+    on one thread (`batch_threads`), so its vectors are the same bits whatever the count (tests/test_embed_
+    bitwise.py). Other torch work (search's products, training) runs its ops on all of them."""
     import torch  # the commands that take --threads run torch anyway
 
     global _note
@@ -126,11 +148,44 @@ def set_threads(threads: int = 0) -> int:
         threads, why = auto_threads()
         if threads < available_cpus():
             _note = f"{threads} thread{'s' if threads > 1 else ''}: {why}; --threads N to choose"
+    threads = clamp_threads(threads)
     torch.set_num_threads(threads)
     faiss = sys.modules.get("faiss")  # None when an import of it failed (or a test blocked it)
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def batch_threads() -> Iterator[int]:
+    """How embedding uses torch's threads: yields the number of worker threads that each run whole batches
+    (torch's thread count on entry, at most available_cpus()), and meanwhile sets torch's intra-op threads to
+    one (restored on exit); each worker calls `one_op_thread` first.
+
+    Why (issue 22): an op split over threads sums in an order that follows the thread count. Measured on the
+    project's AMD EPYC with MKL: the head's (n, 2080) x (2080, 512) GEMM gives other last bits at 2 threads than
+    at 1 for n = 5..11 rows (a batch of 9 windows: `--batch-tokens 18432`, `encode(batch_size=9)`), up to 3e-8
+    in a stored vector; the k-mer profile (integer counts), the pooling and the normalisation were the same at
+    1, 2 and 3 threads. With one thread per op a vector cannot depend on the count, on any CPU; with torch's
+    ops releasing the GIL, batches in parallel kept the speed of 2 threads (bench/RESULTS.md, issue 22)."""
+    import torch
+
+    before = torch.get_num_threads()
+    workers = max(1, min(before, available_cpus()))
+    torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        torch.set_num_threads(before)
+
+
+def one_op_thread() -> None:
+    """A batch worker's first call (`batch_threads`): this thread's torch ops, and MKL's, run on one thread.
+    torch keeps MKL's count per thread and sets it in a new thread only at its first parallel op: a worker
+    whose first op was a GEMM ran it on all cores, although torch.get_num_threads() said 1 (measured)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 _BF16: bool | None = None

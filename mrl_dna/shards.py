@@ -21,8 +21,11 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
         raise ConfigError(f"--shard {spec!r} is not I/N (e.g. 3/10 for the 3rd of 10 shards)") from None
+    if n < 1:
+        raise ConfigError(f"--shard {spec}: the number of shards N must be at least 1 (I/N is shard I of N); e.g. "
+                          "--shard 1/4")
     if not (1 <= i <= n):
-        raise ConfigError(f"--shard {spec}: shard index {i} must be between 1 and {n}; e.g. --shard 1/{max(n, 1)}")
+        raise ConfigError(f"--shard {spec}: shard index {i} must be between 1 and {n}; e.g. --shard 1/{n}")
     return i, n
 
 

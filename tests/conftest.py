@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import h5py
@@ -118,6 +120,37 @@ def rel_err(a, b):
 
 def random_dna(rng: np.random.Generator, n: int) -> str:
     return "".join(rng.choice(list("ACGT"), size=n))
+
+
+@contextlib.contextmanager
+def named_pipe(path: Path, data: bytes, *, unblock_after: float = 15.0):
+    """A named pipe at `path` that a writer thread fills with `data` once, as `mkfifo p; cat x > p &` does.
+
+    A program that opens it a second time would wait for a writer forever (the bug of issue 22); so that a
+    test of it fails instead of hanging the suite, every `unblock_after` seconds the thread opens the pipe
+    for writing again without writing (the second reader sees an empty input and ends)."""
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def write() -> None:
+        with open(path, "wb") as f:  # blocks until the program opens the pipe for reading
+            f.write(data)
+        while not done.wait(unblock_after):
+            with contextlib.suppress(OSError):  # ENXIO: nobody is waiting to read
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield path
+    finally:
+        done.set()
+        if writer.is_alive():  # never opened by the program: release the writer's open
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                writer.join(1)
+                os.close(fd)
+        writer.join(5)
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,30 @@ def test_bad_input_and_dim_are_clear_errors(model):
         model.encode(["ACGT"], batch_size=0)
 
 
+def test_encode_refuses_window_0_and_a_bool_dim(model):
+    """Issue 22: window=0 silently used the model's window (embed --window 0 is refused) and dim=True gave a
+    (1, 1) array (True is 1); counts are whole numbers >= 1 or None, as embed's options."""
+    with pytest.raises(ConfigError, match=r"window=0 must be >= 1 \(bp\); None gives the default"):
+        model.encode(["ACGT"], window=0)
+    with pytest.raises(ConfigError, match=r"stride=0 must be >= 1"):
+        model.encode(["ACGT"], stride=0)
+    with pytest.raises(ConfigError, match=r"dim=True is not a whole number \(a prefix width\)"):
+        model.encode(["ACGT"], dim=True)
+    with pytest.raises(ConfigError, match=r"batch_size=2.5 is not a whole number"):
+        model.encode(["ACGT"], batch_size=2.5)
+    assert model.encode(["ACGT"], dim=np.int64(8)).shape == (1, 8)
+
+
+def test_a_non_ascii_character_is_named_as_given(model):
+    """encode("ACGTé") named '?' (the ASCII stand-in it was read as) as the bad character."""
+    with pytest.raises(InputError, match=r"sequence 0 \(seq0\), position 5: 'é' is not a DNA base"):
+        model.encode("ACGTé")
+    with pytest.raises(InputError, match=r"sequence 1 \(seq1\), position 5: '😀' is not a DNA base"):
+        model.encode(["ACGT", "AC G\nT😀A"])  # whitespace is skipped, positions count bases
+    with pytest.raises(InputError, match=r"position 4: the byte 0xc3 is not a DNA base"):
+        model.encode(b"ACG\xc3\xa9")
+
+
 def test_default_model_loads_and_says_what_it_is():
     m = mrl_dna.load_model()
     assert m.info.kind == "mrl-dna" and m.directory.name == "default_model"

@@ -326,13 +326,15 @@ def test_hdf5_file_from_another_tool(tmp_path, foreign_h5, good_fa, capsys, cmd)
 @pytest.mark.parametrize("spec,fragment", [
     ("3/2", "--shard 3/2: shard index 3 must be between 1 and 2"),
     ("0/4", "shard index 0 must be between 1 and 4"),
+    ("0/0", "--shard 0/0: the number of shards N must be at least 1"),  # said "between 1 and 0", exit 1
     ("two", "--shard 'two' is not I/N"),
 ])
-def test_bad_shard_spec(tmp_path, tiny_model_dir, good_fa, capsys, spec, fragment):
+def test_bad_shard_spec_is_a_usage_error(tmp_path, tiny_model_dir, good_fa, capsys, spec, fragment):
+    """A bad option value: exit 2 with the usage line (README's exit codes), before any work."""
     out = tmp_path / "out.h5"
     code, _, err = run_cli(embed_args([good_fa], out, tiny_model_dir, "--shard", spec), capsys)
-    assert code == 1
-    one_error(err, fragment)
+    assert code == 2 and "Usage: mrl-dna embed" in err and "Invalid value for '--shard'" in err, err
+    assert fragment in err, err
     nothing_complete(out)
 
 

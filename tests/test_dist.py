@@ -140,7 +140,7 @@ def test_cli_dist_and_its_errors(db, tmp_path, cli):
     path, x, ids = db
     code, out, err = cli("dist", path, "--dim", "8", "--min-sim", "0.9")
     assert code == 0 and out.startswith("#query\ttarget\tsimilarity\tdistance\n")
-    assert "39 x 39 rows at dim 8: 741 pairs scored" in err and "1 row(s) have no vector" in err
+    assert "39 x 39 rows at dim 8: 741 pairs scored" in err and "1 row has no vector" in err
     other = write_store(tmp_path / "o.h5", x[:5], dims=DIMS, model_hash="b" * 64, model_name="other")
     existing = tmp_path / "exists.tsv"
     existing.write_text("keep\n")

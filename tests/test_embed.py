@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
+import h5py
 import numpy as np
 import pytest
 
 from mrl_dna import dna
 from mrl_dna.embed import embed_fasta, embed_sequences
 from mrl_dna.shards import parse_shard, shard_records
-from mrl_dna.errors import ConfigError
+from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.fasta import Record, read_fasta
-from mrl_dna.store import EmbeddingStore
+from mrl_dna.store import EmbeddingStore, merge_stores, partial_path
 
-from conftest import random_dna
+from conftest import assert_same_datasets, named_pipe, random_dna
 
 
 def _rec(rid, seq):
@@ -234,4 +238,90 @@ def test_per_file_cli_and_its_errors(tmp_path, cli, tiny_model_dir, genome_files
     code, _, err = cli("embed", genome_files[1], twin / "gB.fa", "-o", tmp_path / "t.h5", "-m", tiny_model_dir, "--per-file")
     assert code == 1 and "are both 'gB'" in err and err.count("\n") == 1
     code, _, err = cli("embed", "-", "-o", tmp_path / "s.h5", "-m", tiny_model_dir, "--per-file")
-    assert code == 1 and "stdin '-' has no file name" in err and err.count("\n") == 1
+    assert code == 1 and "--per-file" in err and "stdin '-' can be read only once" in err and err.count("\n") == 1
+
+
+# ---- inputs that can be read only once (issue 22, item 7) ------------------------------------------------
+
+
+def _pipe_path(data: bytes) -> str:
+    """What a shell's <(cat x) passes: /dev/fd/N of a pipe that a writer fills once and closes."""
+    r, w = os.pipe()
+
+    def write() -> None:
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+
+    threading.Thread(target=write, daemon=True).start()
+    return f"/dev/fd/{r}"
+
+
+def test_embed_reads_a_named_pipe_once_without_hanging(tmp_path, cli, tiny_model_dir, small_fasta):
+    """A first pass (record lengths) used to drain the pipe; the real read then waited for a writer forever,
+    leaving OUT.h5.partial and OUT.h5.lock behind."""
+    code, _, err = cli("embed", small_fasta, "-o", tmp_path / "file.h5", "-m", tiny_model_dir)
+    assert code == 0, err
+    with named_pipe(tmp_path / "pipe", small_fasta.read_bytes()) as pipe:
+        code, _, err = cli("embed", pipe, "-o", tmp_path / "pipe.h5", "-m", tiny_model_dir)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob("pipe.h5*")) == ["pipe.h5"]
+    assert_same_datasets(tmp_path / "file.h5", tmp_path / "pipe.h5")
+
+
+def test_embed_reads_a_process_substitution_once(tmp_path, cli, tiny_model_dir, small_fasta):
+    """<(cat x.fa) used to fail with "no FASTA records ... (it is empty)": the first pass had read it all."""
+    code, _, err = cli("embed", small_fasta, "-o", tmp_path / "file.h5", "-m", tiny_model_dir)
+    assert code == 0, err
+    code, _, err = cli("embed", _pipe_path(small_fasta.read_bytes()), "-o", tmp_path / "sub.h5", "-m", tiny_model_dir)
+    assert code == 0, err
+    assert_same_datasets(tmp_path / "file.h5", tmp_path / "sub.h5")
+
+
+def test_options_that_read_the_input_twice_refuse_a_pipe(tmp_path, cli, tiny_model_dir, small_fasta):
+    data = small_fasta.read_bytes()
+    for opt, what in ((["--shard", "1/2"], "--shard reads its input twice"),
+                      (["--per-file"], "--per-file reads each input twice")):
+        code, _, err = cli("embed", _pipe_path(data), "-o", tmp_path / "x.h5", "-m", tiny_model_dir, *opt)
+        assert code == 1 and what in err and "(a pipe) can be read only once; save it to a file" in err, err
+        assert err.count("\n") == 1 and not list(tmp_path.glob("x.h5*"))
+
+
+def test_stdin_given_twice_says_so(tmp_path, cli, tiny_model_dir):
+    """`embed - -` said "stdin is empty": the second '-' found nothing left."""
+    code, _, err = cli("embed", "-", "-", "-o", tmp_path / "x.h5", "-m", tiny_model_dir)
+    assert code == 1 and "stdin '-' is given more than once" in err and err.count("\n") == 1
+    with named_pipe(tmp_path / "pipe", b">a\nACGT\n") as pipe:  # the second open would wait for a writer
+        code, _, err = cli("embed", pipe, pipe, "-o", tmp_path / "x.h5", "-m", tiny_model_dir)
+    assert code == 1 and "(a pipe) is given more than once" in err and err.count("\n") == 1
+
+
+# ---- what still moves the last bits is recorded, and never mixed (issue 22, item 4) -----------------------
+
+
+def test_resume_refuses_a_partial_of_another_batch_shape_or_device(tmp_path, cli, tiny_model_dir, small_fasta):
+    """The thread count no longer moves a vector's bits; the device and --batch-tokens still do: they are
+    the file's `numerics`, and a resume under others would mix two roundings in one file."""
+    out = tmp_path / "out.h5"
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "1024")
+    assert code == 0, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["numerics"] == "cpu; 1,024 bases per batch"
+    out.rename(partial_path(out))  # stands for an interrupted run
+    with h5py.File(partial_path(out), "r+") as f:
+        f.attrs["complete"] = False
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "2048")
+    assert code == 1 and err.count("\n") == 1
+    assert ("out.h5.partial was written with numerics=cpu; 1,024 bases per batch but this run has numerics=cpu; "
+            "2,048 bases per batch") in err
+    code, _, err = cli("embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--batch-tokens", "1024")
+    assert code == 0 and "resuming" in err, err
+
+
+def test_merge_refuses_shards_of_two_devices(tmp_path, tiny_model, small_fasta):
+    parts = [tmp_path / f"p{i}.h5" for i in (1, 2)]
+    for i, part in enumerate(parts, 1):
+        embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(i, 2))
+    with h5py.File(parts[1], "r+") as f:  # as a GPU node of the same array job would have written it
+        f.attrs["numerics"] = "cuda (NVIDIA H100 80GB HBM3, bf16 autocast); 1,048,576 bases per batch"
+    with pytest.raises(StoreError, match=r"differ in numerics \(cpu; 65,536 bases per batch vs cuda \(NVIDIA H100"):
+        merge_stores(parts, tmp_path / "m.h5")

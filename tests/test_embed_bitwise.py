@@ -1,7 +1,10 @@
 """Vectors do not depend on batch composition, bit for bit, at 2 threads (issue 12, item 9): a record embedded
 alone, among other records in any order, in a shard that is then merged, or in a resumed run gets exactly
-the vector of one plain run; nor on the thread count between 1 and 2 (issue 16). (Before fixed-shape batches a short record alone in a batch differed from the
-same record in a full batch in the last bits: shard + merge was not the single run.)
+the vector of one plain run; nor on the thread count (issue 16 between 1 and 2 with the tiny model; issue 22
+with the default model at 1, 2 and 3 threads, where its head's GEMM over a batch of 9 windows had given other
+last bits at 2 threads: records, --per-file, --save-windows, encode, shards and a resume at other counts).
+(Before fixed-shape batches a short record alone in a batch differed from the same record in a full batch in
+the last bits: shard + merge was not the single run.)
 
 The 2-thread runs happen in one subprocess started with OMP_WAIT_POLICY=PASSIVE (this file run as a script):
 on a shared 2-core machine whose other core is busy, two spinning OpenMP threads made the same work 50x
@@ -14,18 +17,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mrl_dna import dna
+from mrl_dna import dna, runtime
 from mrl_dna.embed import bucket_length, embed_fasta, embed_sequences
 from mrl_dna.pipeline import _HOLD_BATCHES
 from mrl_dna.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores
 
-from conftest import random_dna
+from conftest import SAMPLE_FA, random_dna
 
 # a mix that puts records in different batches and buckets: full windows (tiny model: 256 bp), short
 # records of many lengths (1-3 bp included), an all-N and an empty record
@@ -48,6 +52,13 @@ def tail_fasta(path: Path) -> Path:
     rng = np.random.default_rng(5)
     path.write_text(f">long\n{random_dna(rng, 1500)}\n>t2\nAC\n>t3\nGTA\n>t40\n{random_dna(rng, 40)}\n")
     return path
+
+
+# Bases per batch of the thread-count runs: 9 windows of the default model's 2,048 bp, a GEMM shape whose last
+# bits followed the thread count (MKL on the project's AMD EPYC: 5 to 11 rows at 2 threads), and whose short
+# buckets give other row counts (1,664 bp: 11 rows, 1,024 bp: 18, ...).
+NINE_WINDOWS = 9 * 2048
+THREADS = (1, 2, 3)
 
 
 # ------------------------------------------------------------------------------ the 2-thread runs (subprocess)
@@ -106,6 +117,70 @@ def _embed_all_ways(out: Path) -> None:
     assert s.resumed == 6, s
 
 
+def _default_model_at_each_thread_count(out: Path) -> None:
+    """Run as part of `python tests/test_embed_bitwise.py OUT`: the default model at 1, 2 and 3 threads (embed
+    rows, --save-windows, --per-file, encode), shard i of 3 at i threads, and a run interrupted at one count and
+    resumed at another."""
+    import torch
+
+    import mrl_dna
+    import mrl_dna.embed as embed_mod
+    import mrl_dna.store as store_mod
+
+    runtime.available_cpus = lambda: max(THREADS)  # 3 threads are 3 batch workers even on a 2-core machine
+    model = mrl_dna.load_model()
+    rng = np.random.default_rng(22)
+    seqs = [random_dna(rng, n) for n in (30000, 1700, 900, 5000, 2048, 12000, 100, 4100)]
+    fa = out / "threads.fa"
+    fa.write_text(SAMPLE_FA.read_text() + "".join(f">s{i}\n{q}\n" for i, q in enumerate(seqs)))
+    files = []
+    for i in range(3):  # --per-file: genomes of several contigs
+        files.append(out / f"genome{i}.fa")
+        files[-1].write_text("".join(f">c{j}\n{q}\n" for j, q in enumerate(seqs[i::3])))
+    kw = dict(model=model.module, device="cpu", batch_tokens=NINE_WINDOWS)
+    for t in THREADS:
+        torch.set_num_threads(t)
+        embed_fasta([fa], output=out / f"records.t{t}.h5", save_windows=True, **kw)
+        embed_fasta(files, output=out / f"files.t{t}.h5", save_windows=True, per_file=True, **kw)
+        embed_fasta([fa], output=out / f"default.t{t}.h5", model=model.module, device="cpu")  # 32 windows per batch
+        np.save(out / f"encode.t{t}.npy", model.encode(_sequences(fa), batch_size=9))
+        embed_fasta([fa], output=out / f"shard{t}of3.h5", shard=(t, 3), **kw)
+    merge_stores([out / f"shard{t}of3.h5" for t in THREADS], out / "shards.merged.h5")
+
+    real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
+
+    def dies_after_two_flushes(self, recs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real_append(self, recs)
+
+    # a batch worker's first op a GEMM (no torch op before it to set the thread's MKL count): one thread?
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((9, 2080)).astype(np.float32))
+    torch.set_num_threads(1)
+    gemms = {"one thread": model.module.head(x).detach().numpy()}
+    torch.set_num_threads(2)
+    with runtime.batch_threads(), ThreadPoolExecutor(1, initializer=runtime.one_op_thread) as pool:
+        gemms["batch worker"] = pool.submit(lambda: model.module.head(x).detach().numpy()).result()
+    np.savez(out / "gemms.npz", **gemms)
+
+    embed_mod._FLUSH_RECORDS = 3
+    store_mod.EmbeddingWriter.append = dies_after_two_flushes
+    torch.set_num_threads(1)
+    try:
+        embed_fasta([fa], output=out / "resumed.threads.h5", save_windows=True, **kw)
+    except KeyboardInterrupt:
+        pass
+    store_mod.EmbeddingWriter.append = real_append
+    torch.set_num_threads(2)
+    s = embed_fasta([fa], output=out / "resumed.threads.h5", save_windows=True, **kw)
+    assert s.resumed == 6, s
+
+
+def _sequences(fa: Path) -> list[str]:
+    return [dna.decode(r.tokens) for r in read_fasta([fa])]
+
+
 @pytest.fixture(scope="module")
 def two_thread_runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bitwise")
@@ -149,6 +224,48 @@ def test_shards_merged_equal_one_run_bitwise(two_thread_runs, name):
 
 def test_a_resumed_run_equals_one_run_bitwise(two_thread_runs):
     assert np.array_equal(_rows(two_thread_runs / "resumed.h5"), _rows(two_thread_runs / "mixed.h5"))
+
+
+def _windows(path: Path) -> np.ndarray:
+    with EmbeddingStore.open(path) as s:
+        return s.windows().read(normalize=False)
+
+
+@pytest.mark.parametrize("run", ["records", "files", "default"])
+def test_vectors_are_the_same_bits_at_1_2_and_3_threads(two_thread_runs, run):
+    """Issue 22: at 2 threads the default model's vectors had moved by up to 3e-8 (its head's GEMM over a
+    batch of 9 windows summed in another order). Every op now runs on one thread, the threads run batches."""
+    one = _rows(two_thread_runs / f"{run}.t1.h5")
+    for t in THREADS[1:]:
+        other = _rows(two_thread_runs / f"{run}.t{t}.h5")
+        assert np.array_equal(other, one), (run, t, float(np.abs(other - one).max()))
+        if run != "default":  # --save-windows
+            assert np.array_equal(_windows(two_thread_runs / f"{run}.t{t}.h5"), _windows(two_thread_runs / f"{run}.t1.h5"))
+
+
+def test_encode_is_embed_bit_for_bit_at_every_thread_count(two_thread_runs):
+    rows = _rows(two_thread_runs / "records.t1.h5")
+    for t in THREADS:
+        assert np.array_equal(np.load(two_thread_runs / f"encode.t{t}.npy"), rows), t
+
+
+def test_a_batch_worker_multiplies_on_one_thread(two_thread_runs):
+    """torch keeps MKL's thread count per thread: a new thread whose first op was a GEMM ran it on all cores
+    (other bits at 9 rows) although torch.get_num_threads() said 1; runtime.one_op_thread sets it first."""
+    g = np.load(two_thread_runs / "gemms.npz")
+    assert np.array_equal(g["batch worker"], g["one thread"])
+
+
+def test_shards_at_other_thread_counts_merge_to_one_run(two_thread_runs):
+    """Shard i of 3 embedded at i threads, merged: the file of one run (at any count)."""
+    assert np.array_equal(_rows(two_thread_runs / "shards.merged.h5"), _rows(two_thread_runs / "records.t2.h5"))
+
+
+def test_a_run_resumed_at_another_thread_count_equals_one_run(two_thread_runs):
+    """Interrupted at 1 thread, resumed at 2 (--threads 0 picks by the machine's load): no mix of two roundings."""
+    resumed, one = two_thread_runs / "resumed.threads.h5", two_thread_runs / "records.t1.h5"
+    assert np.array_equal(_rows(resumed), _rows(one))
+    assert np.array_equal(_windows(resumed), _windows(one))
 
 
 # ------------------------------------------------------------------------------ how: fixed batch shapes
@@ -202,3 +319,4 @@ def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records
 
 if __name__ == "__main__":
     _embed_all_ways(Path(sys.argv[1]))
+    _default_model_at_each_thread_count(Path(sys.argv[1]))

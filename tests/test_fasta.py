@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 import mrl_dna.fasta as fasta
 from mrl_dna import dna
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import Record, read_fasta, record_lengths
+from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths
+
+from conftest import named_pipe
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -381,8 +383,18 @@ def test_record_lengths_checks_unless_told_not_to(tmp_path: Path) -> None:
 
 
 def test_record_lengths_of_stdin_is_an_error() -> None:
-    with pytest.raises(InputError, match="sharding needs FASTA files"):
+    with pytest.raises(InputError, match="cannot measure records on stdin '-' without consuming it"):
         record_lengths(["-"])
+
+
+def test_record_lengths_of_a_named_pipe_is_an_error_not_a_read(tmp_path) -> None:
+    """A first pass over a pipe drains it (issue 22, item 7): stdin and pipes are streams, files are not."""
+    (tmp_path / "f.fa").write_text(">a\nACGT\n")
+    with named_pipe(tmp_path / "p", b">a\nACGT\n") as pipe:
+        assert is_stream("-") and is_stream(pipe) and not is_stream(tmp_path / "f.fa")
+        assert not is_stream(tmp_path) and not is_stream(tmp_path / "missing")
+        with pytest.raises(InputError, match=r"p \(a pipe\) without consuming it; .*save it to a file"):
+            record_lengths([pipe])
 
 
 def test_biopython_is_a_declared_dependency() -> None:

@@ -33,3 +33,12 @@ def test_expand_inputs_finds_fasta_files_once(tmp_path):
     (tmp_path / "b.fasta.gz").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in expand_inputs([tmp_path, tmp_path / "a.fa"])] == ["a.fa", "b.fasta.gz"]
+
+
+def test_a_pipe_as_a_training_genome_is_refused_not_called_missing(tmp_path):
+    """train reads its genomes many times: a named pipe (or a shell's <(...)) was reported as "does not exist"."""
+    import os
+
+    os.mkfifo(tmp_path / "g.pipe")
+    with pytest.raises(InputError, match=r"is not a regular file \(a pipe\?\).*save it to a file"):
+        expand_inputs([tmp_path / "g.pipe"])

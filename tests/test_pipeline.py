@@ -95,6 +95,51 @@ def test_prefetch_raises_the_readers_error_in_the_caller(tmp_path, tiny_model):
     assert not [t for t in threading.enumerate() if t.name == "mrl-dna-prefetch"]
 
 
+@pytest.fixture
+def two_torch_threads(monkeypatch):
+    """torch's thread count 2 (what --threads 2 sets) on any machine: the pipeline then runs batches in two
+    worker threads, every op on one thread (no OpenMP region runs at 2, so no spinning on a busy machine)."""
+    from mrl_dna import runtime
+
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("mrl-dna-batch")]
+
+
+def test_worker_threads_give_the_same_vectors_and_leave_torch_as_it_was(tiny_model, two_torch_threads, monkeypatch):
+    recs = _records()
+    seen = []
+    real = tiny_model.window_vectors
+
+    def spy(tokens, lengths):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(tokens, lengths)
+
+    monkeypatch.setattr(tiny_model, "window_vectors", spy)
+    two = _rows(tiny_model, recs)
+    monkeypatch.undo()
+    assert {name.startswith("mrl-dna-batch") for name, _ in seen} == {True} and {n for _, n in seen} == {1}
+    assert torch.get_num_threads() == 2 and not _batch_threads()  # restored, workers gone
+    torch.set_num_threads(1)
+    _same(_rows(tiny_model, recs), two)
+
+
+def test_an_error_in_a_worker_thread_is_raised_in_the_caller(tiny_model, two_torch_threads, monkeypatch):
+    def boom(tokens, lengths):
+        raise RuntimeError("boom in a batch")
+
+    monkeypatch.setattr(tiny_model, "window_vectors", boom)
+    with pytest.raises(RuntimeError, match="boom in a batch"):
+        _rows(tiny_model, _records())
+    assert torch.get_num_threads() == 2 and not _batch_threads()
+
+
 def test_prefetched_stops_its_worker_when_closed():
     seen = []
 

@@ -32,6 +32,24 @@ def test_set_threads_explicit_auto_and_omp_num_threads(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_threads_beyond_the_cpus_are_clamped_with_a_warning(monkeypatch, capsys):
+    """Issue 22: --threads 999 on 2 cores ran ~100x slower without a word; it now uses the 2, and says so."""
+    from mrl_dna.compare import set_blas_threads
+
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_threads(999) == 1 and torch.get_num_threads() == 1
+        err = capsys.readouterr().err
+        assert err == ("mrl-dna: warning: --threads 999 is more than the 1 CPU this process may use (oversubscribed "
+                       "threads run many times slower); using 1\n"), err
+        set_blas_threads(64)  # dist, cluster
+        assert "--threads 64 is more than the 1 CPU" in capsys.readouterr().err
+        assert runtime.set_threads(1) == 1 and capsys.readouterr().err == ""
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_machine_readings_are_sane():
     assert 1 <= runtime.available_cpus() <= (torch.get_num_threads() + 1024)
     busy = runtime.busy_cpus(0.01)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_store
+from conftest import named_pipe, run_cli, write_store
 import mrl_dna.search.exact as exact_mod
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
@@ -294,7 +294,7 @@ def test_level_windows_at_full_width_is_the_top_window_of_a_brute_force_scan(tmp
         assert [[r[1], r[5], r[6]] for r in top] == want
         assert [r[7] for r in top] == [w[0] for w in want]  # rows of records: the contig is the record
         assert np.allclose([float(r[3]) for r in top], (queries @ W.T).max(1), atol=1e-6)
-        assert "35 windows in 2 file(s)" in err
+        assert "35 windows in 2 files" in err
 
 
 def test_level_windows_errors_are_one_line(dbs, tmp_path, capsys):
@@ -576,3 +576,16 @@ def test_two_pass_bf16_scan_gives_up_on_rows_too_close_to_rank_in_bf16(monkeypat
     got = _scan(q, x, 5, monkeypatch, "1")
     assert tried == [None, None, None]  # 5 blocks of 8,192 rows: gave up after 3
     assert np.abs(got.scores - ref.scores).max() < 1e-6
+
+
+def test_fasta_query_from_a_pipe_is_read_once(tmp_path, tiny_model_dir, small_fasta, capsys):
+    """search <(cat q.fa) DB: the HDF5-or-FASTA check read the pipe's first bytes, and the FASTA reader then
+    said "text before the first '>' header" (issue 22, item 7); a named pipe is read once too."""
+    db = tmp_path / "db.h5"
+    assert run_cli(["embed", small_fasta, "-o", db, "-m", tiny_model_dir, "-q"], capsys)[0] == 0
+    code, ref, err = run_cli(["search", small_fasta, db, "-k", "1", "-q"], capsys)
+    assert code == 0, err
+    with named_pipe(tmp_path / "q.pipe", small_fasta.read_bytes()) as pipe:
+        code, out, err = run_cli(["search", pipe, db, "-k", "1", "-q"], capsys)
+    assert code == 0, err
+    assert out == ref

@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from typer.main import get_command_from_info
 from typer.models import CommandInfo
 
+from mrl_dna import console
 from mrl_dna.errors import DiskFullError, MrlDnaError, disk_full_reason
 from mrl_dna.version import __version__
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     Typer/click handle usage errors themselves (exit 2, with the usage line); domain errors and bugs are
     caught here, so no user mistake ever ends in a traceback.
     """
+    console.start_run(whole_process=argv is None)  # the footer's `real`: what `time mrl-dna ...` says
     if hasattr(signal, "SIGPIPE"):  # `mrl-dna search ... | head`: end quietly when the reader leaves, like cat
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     hook = sys.unraisablehook

@@ -79,6 +79,6 @@ def command(
         out.write("".join(cluster_lines(clusters, header=not no_header)).encode())
     how = f"cosine >= {min_sim}" if s.method == "leader" else (
         f"K = {n_clusters}, seed {seed}, best of {n_init}: {s.iterations} iterations, sum of 1 - cosine to the centroids {s.objective:.4f}")
-    plural = "s" if s.n_clusters != 1 else ""
-    console.info(f"mrl-dna: {s.n_clusters:,} cluster{plural} of {s.n:,} rows; sizes {size_summary(clusters.sizes)}")
+    console.info(f"mrl-dna: {console.count(s.n_clusters, 'cluster')} of {console.count(s.n, 'row')}; sizes "
+                 f"{size_summary(clusters.sizes)}")
     console.footer(f"{s.method} at dim {s.dim} ({how}) on {s.device}", timer)

@@ -62,7 +62,8 @@ def command(
     set_blas_threads(threads)
     s = dist(a, b, dim=dim, fmt=fmt, min_sim=min_sim, output=output, force=force, header=not no_header,
              device=device, warn=console.warn)
-    pairs = "pairs" if fmt is DistFormat.long else "rows"
+    lines = console.count(s.lines, "pair" if fmt is DistFormat.long else "row")
     where = "stdout" if output is None or str(output) == "-" else str(output)
-    console.footer(f"{s.n_queries:,} x {s.n_targets:,} rows at dim {s.dim}: {s.pairs_scored:,} pairs scored, "
-                   f"{s.lines:,} {pairs} written ({fmt.value}) to {where} on {s.device}", timer)
+    console.footer(f"{s.n_queries:,} x {console.count(s.n_targets, 'row')} at dim {s.dim}: "
+                   f"{console.count(s.pairs_scored, 'pair')} scored, {lines} written ({fmt.value}) to {where} on "
+                   f"{s.device}", timer)

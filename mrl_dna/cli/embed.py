@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console, distributed
-from mrl_dna.cli.options import (device_option, existing, force_option, hdf5_output, quiet_option, set_threads,
+from mrl_dna.cli.options import (device_option, existing, force_option, hdf5_output, parsed_by, quiet_option, set_threads,
                                  threads_option)
 from mrl_dna.embed import embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
@@ -40,7 +40,7 @@ def command(
     save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),
     regions: Path = typer.Option(None, "--regions", callback=existing(what="--regions"), help="A BED file (chrom, start, end[, name]; 0-based, half-open): embed each interval of the one FASTA (plain or bgzip; its .fai/.gzi index is built beside it when missing or stale) as a record named by the name column, else chrom:start-end."),
     per_file: bool = typer.Option(False, "--per-file", help="One row per input FASTA (a genome or MAG of many contigs), named after the file without .fa/.gz: the weighted centroid of all its windows; record ids may repeat across files."),
-    shard: str = typer.Option(None, "--shard", help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
+    shard: str = typer.Option(None, "--shard", callback=parsed_by(parse_shard), help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
     max_n: float = typer.Option(WindowConfig.max_n_fraction, "--max-n", min=0.0, max=1.0, help="Skip windows with a larger fraction of N."),
     restart: bool = typer.Option(False, "--restart", help="Ignore an interrupted OUTPUT.partial and start over (default: resume it)."),
     force: bool = force_option("a complete OUTPUT"),
@@ -63,21 +63,23 @@ def command(
     console.set_quiet(quiet)
     timer = console.Timer()
     set_threads(threads)
-    shard_spec = parse_shard(shard)
     # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
     run = embed_distributed if distributed.is_distributed() else embed_fasta
     s = run(inputs, model=load_model(model), output=output, window=window, stride=stride, batch_tokens=batch_tokens,
-            device=device, dtype=dtype.value, save_windows=save_windows, shard=shard_spec,
+            device=device, dtype=dtype.value, save_windows=save_windows, shard=shard,
             resume=not restart, overwrite=force, max_n_fraction=max_n, per_file=per_file,
             regions=regions, compile=compile)
     if profile and s.stages is not None:
         for line in s.stages.report(s.bp, s.seconds):
             console.info(line)
-    unit = f"files ({s.contigs:,} records)" if per_file else "records"
-    extra = (f", {s.empty} empty" if s.empty else "") + (f", {s.all_n} all-N" if s.all_n else "")
+    rows = (f"{console.count(s.records, 'file')} ({console.count(s.contigs, 'record')})" if per_file
+            else console.count(s.records, "record"))
+    extra = (f", {s.empty:,} empty" if s.empty else "") + (f", {s.all_n:,} all-N" if s.all_n else "")
     extra += f" ({s.resumed:,} kept from the interrupted run; figures below are this run's)" if s.resumed else ""
+    # the rate over the whole process, start-up included, as `real` (what a loop of embeds gets)
     console.footer(
-        f"{s.records:,} {unit}{extra}, {s.bp:,} bp, {s.windows:,} windows ({s.skipped_windows:,} mostly-N skipped) "
-        f"-> {s.output}; {s.bp_per_s / 1e3:,.0f} kbp/s on {s.device}" + (f" ({note})" if (note := thread_note()) else ""),
+        f"{rows}{extra}, {s.bp:,} bp, {console.count(s.windows, 'window')} ({s.skipped_windows:,} mostly-N skipped) "
+        f"-> {s.output}; {s.bp / max(timer.seconds, 1e-9) / 1e3:,.0f} kbp/s on {s.device}"
+        + (f" ({note})" if (note := thread_note()) else ""),
         timer,
     )

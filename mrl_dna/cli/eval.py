@@ -97,4 +97,4 @@ def command(
     if plot:
         er.plot_report(report, plot)
         console.info(f"eval: wrote plot {plot}")
-    console.footer(f"eval: {len(table)} genomes, {len(methods)} methods", timer)
+    console.footer(f"eval: {console.count(len(table), 'genome')}, {console.count(len(methods), 'method')}", timer)

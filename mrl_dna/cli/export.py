@@ -42,6 +42,8 @@ def command(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     if s.n_zero:
-        console.warn(f"{s.n_zero} of {s.n_records} records have no vector (empty or all-N) and were exported as zero rows")
+        console.warn(f"{s.n_zero:,} of {console.count(s.n_records, 'record')} "
+                     f"{'has' if s.n_zero == 1 else 'have'} no vector (empty or all-N) and "
+                     f"{'was' if s.n_zero == 1 else 'were'} exported as {'a zero row' if s.n_zero == 1 else 'zero rows'}")
     if output != "-":
-        console.info(f"exported {s.n_records:,} records x {s.dim} dims -> {', '.join(s.outputs)}")
+        console.info(f"exported {console.count(s.n_records, 'record')} x {s.dim} dims -> {', '.join(s.outputs)}")

@@ -47,7 +47,8 @@ def command(
                        warn=console.warn)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
     console.footer(
-        f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of {info.n_rows:,} {info.level}{extra}) "
+        f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of "
+        f"{console.count(info.n_rows, info.level.rstrip('s'))}{extra}) "
         f"and {info.path}.json",
         timer,
     )

@@ -41,8 +41,9 @@ def command(
         console.warn(f"{path} has no saved windows, so {s.output} keeps none (embed every input with --save-windows "
                      "to keep them)")
     if concat:
-        console.footer(f"concatenated {s.n_inputs} files -> {s.output}: {s.n_records:,} records (rows in argument order)",
-                       timer)
+        console.footer(f"concatenated {console.count(s.n_inputs, 'file')} -> {s.output}: "
+                       f"{console.count(s.n_records, 'record')} (rows in argument order)", timer)
         return
     how = {"order": "record index", "shard": "shard index", "arguments": "argument order"}[s.ordered_by]
-    console.footer(f"merged {s.n_inputs} files -> {s.output}: {s.n_records:,} records (rows ordered by {how})", timer)
+    console.footer(f"merged {console.count(s.n_inputs, 'file')} -> {s.output}: {console.count(s.n_records, 'record')} "
+                   f"(rows ordered by {how})", timer)

@@ -45,7 +45,7 @@ def quiet_option(help: str = "No progress or summary on stderr (warnings and err
 
 def threads_option(what: str = "CPU threads (0 = auto: the cores other processes leave free, measured at the "
                    "start; oversubscribed threads run several times slower"):
-    return typer.Option(0, "--threads", min=0, help=f"{what}).")
+    return typer.Option(0, "--threads", min=0, help=f"{what}; more than the CPUs is clamped to them, with a warning).")
 
 
 def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torch sees one, else the CPU; bf16 "
@@ -63,6 +63,19 @@ def products_device_option():
     """--device of the commands that compute with numpy, and with torch only on a GPU (dist, cluster)."""
     return device_option("auto | cpu | cuda | cuda:N: where the products run (auto: the CPU, in numpy without "
                          "loading torch, unless an NVIDIA GPU is visible).")
+
+
+def parsed_by(parse: Callable):
+    """A typer callback: the option's value through `parse`, whose ConfigError becomes click's usage error (exit
+    2 with the usage line: a bad option value, README's exit codes)."""
+
+    def check(value):
+        try:
+            return parse(value)
+        except ConfigError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return check
 
 
 def _checked_device(value: str) -> str:

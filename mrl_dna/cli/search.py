@@ -108,10 +108,15 @@ def command(
             how += f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})"
     macs = res.hits.macs_per_query
     ratio = res.exact_macs_per_query / macs if macs else 1.0
-    saving = f" ({ratio:.1f}x fewer than exact at full width)" if ratio >= 1 else f" ({1 / ratio:.1f}x more than exact at full width)"
-    rows = "windows" if res.level is Level.windows else "rows"
+    if round(ratio, 1) > 1:
+        saving = f"{ratio:,.1f}x fewer than"
+    elif round(1 / ratio, 1) > 1:
+        saving = f"{1 / ratio:,.1f}x more than"
+    else:
+        saving = "as many as"  # said "1.0x fewer"
+    rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
     console.footer(
-        f"{len(res.query_ids)} queries x {res.n_db:,} {rows} in {res.n_db_files} file(s), {how}: {n_hits} hits; "
-        f"{macs:,} multiply-adds per query{saving}",
+        f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
+        f"{how}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
         timer,
     )

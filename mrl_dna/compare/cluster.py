@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.compare.matrix import Products, Vectors, block_rows, compute_device, load_vectors
+from mrl_dna.console import count
 from mrl_dna.errors import ConfigError
 from mrl_dna.vectors import check_cosine
 
@@ -108,7 +109,9 @@ def cluster(
     dev = compute_device(device)
     v = load_vectors(path, dim, warn=warn)
     if v.n_skipped:
-        warn(f"{v.n_skipped} row(s) have no vector (empty or all-N records) and are left out")
+        one = v.n_skipped == 1
+        warn(f"{count(v.n_skipped, 'row')} {'has' if one else 'have'} no vector (empty or all-N records) and "
+             f"{'is' if one else 'are'} left out")
     if not len(v.ids):
         raise ConfigError(f"{path} has no row with a vector; nothing to cluster")
     objective, iterations = 0.0, 0

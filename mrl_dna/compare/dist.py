@@ -33,6 +33,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mrl_dna.compare import text
+from mrl_dna.console import count
 from mrl_dna.compare.matrix import Products, Vectors, block_rows, check_same_model, compute_device, load_vectors
 from mrl_dna.errors import ConfigError
 from mrl_dna.store.textout import check_text_output, text_output
@@ -102,7 +103,8 @@ def dist(
     check_same_model(qa, qb)
     skipped = qa.n_skipped + (0 if b is None else qb.n_skipped)
     if skipped:
-        warn(f"{skipped} row(s) have no vector (empty or all-N records) and are left out")
+        warn(f"{count(skipped, 'row')} {'has' if skipped == 1 else 'have'} no vector (empty or all-N records) and "
+             f"{'is' if skipped == 1 else 'are'} left out")
     products = Products(qb.x, dev)
     with text_output(output, inputs=inputs, force=force, example=example) as out:
         if fmt is DistFormat.long:

@@ -18,6 +18,7 @@ import numpy as np
 from mrl_dna.config import warn_untrained_dim
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.runtime import clamp_threads
 from mrl_dna.store import STATUS_CODES, EmbeddingStore
 from mrl_dna.store.reader import check_dim
 
@@ -74,12 +75,13 @@ def _gpu_visible() -> bool:
 
 
 def set_blas_threads(threads: int) -> None:
-    """--threads N: numpy's BLAS threads (through threadpoolctl) and torch's when it is loaded; 0 keeps the
-    default (all cores, or OMP_NUM_THREADS)."""
+    """--threads N: numpy's BLAS threads (through threadpoolctl) and torch's when it is loaded, at most the CPUs
+    (runtime.clamp_threads); 0 keeps the default (all cores, or OMP_NUM_THREADS)."""
     if threads < 0:
         raise ConfigError(f"--threads {threads} must be >= 0 (0 = all cores)")
     if not threads:
         return
+    threads = clamp_threads(threads)
     from threadpoolctl import threadpool_limits  # noqa: PLC0415 (small, but only a --threads run needs it)
 
     threadpool_limits(threads)

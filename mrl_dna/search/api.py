@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.config import warn_untrained_dim
+from mrl_dna.console import count
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
-from mrl_dna.fasta import read_fasta
+from mrl_dna.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
@@ -46,7 +47,7 @@ class Queries:
 
 
 def is_hdf5(path: str | Path) -> bool:
-    if str(path) == "-":
+    if is_stream(path):  # stdin or a pipe: FASTA (an HDF5 file cannot be read from a pipe), and never read twice
         return False
     try:
         with open(path, "rb") as f:
@@ -272,7 +273,9 @@ def search(
                 )
     queries = load_queries(query, db, model_dir=model_dir, device=device, warn=warn)
     if queries.n_skipped:
-        warn(f"{queries.n_skipped} query record(s) have no embedding (empty or all N) and are skipped")
+        n = queries.n_skipped
+        warn(f"{count(n, 'query record')} {'has' if n == 1 else 'have'} no embedding (empty or all N) and "
+             f"{'is' if n == 1 else 'are'} skipped")
     index = None
     found = find_index(db, warn) if use_index and dim is None else None
     if dim is None and funnel is None and found is None:

@@ -38,12 +38,14 @@ DTYPES = ("float32", "float16")
 # Options that must agree between a partial file and the run that resumes it (and between merged shards).
 # (max_n_fraction changes which windows are kept, hence the vectors; absent on both sides compares equal.)
 # per_file is written only when true (embed --per-file), so files written before it compare equal to rows of records.
+# numerics (the device and the batch shape: embed's pipeline.numerics) decides the last bits of every vector, so a
+# resume or a merge never mixes two (a file of an older mrl-dna has none: it resumes or merges only with its own).
 RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-               "shard", "save_windows", "per_file")
+               "shard", "save_windows", "per_file", "numerics")
 
 
 MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-              "save_windows", "per_file")
+              "save_windows", "per_file", "numerics")
 
 
 # What `merge --concat` requires of separate databases: one model and the options that shape a vector. dtype

@@ -120,7 +120,8 @@ def _concat(stores: list[EmbeddingStore], output: Path, *, force: bool, block_ro
     drop = HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file", "inputs")
     attrs = {k: v for k, v in first.attrs.items() if k not in drop}
     attrs.update(shard="", command=" ".join(sys.argv), merged_from=[str(s.path) for s in stores],
-                 inputs=" ".join(str(s.attrs.get("inputs", "")) for s in stores))
+                 inputs=" ".join(str(s.attrs.get("inputs", "")) for s in stores),
+                 numerics=" | ".join(dict.fromkeys(str(s.attrs.get("numerics", "")) for s in stores)))
     dtype = "float16" if all(s.dtype == "float16" for s in stores) else "float32"
     _copy_rows(stores, src_file, src_row, output, attrs=attrs, dtype=dtype, save_windows=not no_windows, force=force,
                block_rows=block_rows, order=np.arange(len(src_file), dtype=np.int64))

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from mrl_dna.version import __version__
+from mrl_dna.console import count
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store.format import FORMAT, FORMAT_VERSION, ROWS_PER_CHUNK, STATUS_CODES, STATUS_NAMES, attr_to_py
 from mrl_dna.store.writer import partial_path
@@ -99,8 +100,8 @@ class EmbeddingStore:
             raise StoreError(f"{path} is damaged ({e}); rewrite it with `mrl-dna embed`") from None
         if not store.complete and not allow_incomplete:
             store.close()
-            raise StoreError(f"{path} is incomplete ({store.n} records written by an interrupted run); rerun the "
-                             "same `mrl-dna embed` command to resume it")
+            raise StoreError(f"{path} is incomplete ({count(store.n, 'record')} written by an interrupted run); rerun "
+                             "the same `mrl-dna embed` command to resume it")
         return store
 
     # --- per-record columns

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from mrl_dna.version import __version__
-from mrl_dna.console import warn
+from mrl_dna.console import count, warn
 from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where
 from mrl_dna.shards import format_shard
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
@@ -499,6 +499,10 @@ def check_hdf5_name(path: str | Path) -> None:
                           f"(-o {Path(path).with_name(name[:-3])})")
 
 
+def _records(n) -> str:
+    return count(int(n), "record") if n is not None else "? records"
+
+
 def _check_output_dir(path: Path, example: str = "embeddings.h5") -> None:
     """The output's directory exists and is writable and the output is a plain file name; `example` is the
     file name a directory given as -o is told to add (an embedding file's by default; a table's for text)."""
@@ -533,7 +537,7 @@ def check_existing_output(path: Path, *, overwrite: bool) -> None:
         a = {}
     if a.get("format") == FORMAT:
         raise StoreError(
-            f"{path} already exists (complete, {a.get('rows_committed', '?')} records, model "
+            f"{path} already exists (complete, {_records(a.get('rows_committed'))}, model "
             f"{show_attr(a.get('model_name'))} {str(show_attr(a.get('model_hash')))[:12]}, window {show_attr(a.get('window'))}); "
             "pass --force to overwrite it or choose another -o"
         )

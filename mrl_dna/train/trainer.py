@@ -217,7 +217,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
         model.cpu().eval().save_pretrained(out, model_card=card)
     dist.barrier()
     if dist.is_main:
-        what = f"trained {last_stop} of {tc.steps} steps -> {out}" + ("" if finished else " (stopped; continue with --resume)")
+        what = (f"trained {last_stop:,} of {console.count(tc.steps, 'step')} -> {out}"
+                + ("" if finished else " (stopped; continue with --resume)"))
         console.footer(what, timer)
     return TrainSummary(out, last_stop, timer.seconds, loss_val, last_val)
 
