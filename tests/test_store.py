@@ -392,6 +392,24 @@ def test_merge_concat_refuses_two_models_or_duplicate_ids_in_one_line(tmp_path, 
     assert code == 1 and "--concat" in err
 
 
+def test_merge_concat_refuses_files_of_another_window_or_layout_with_the_same_line_as_search(tmp_path, recs, capsys):
+    """merge --concat, search and dist share one check (store.compat): the same mix gives the same line."""
+    a = write(tmp_path / "a.h5", recs[:5])
+    w = write(tmp_path / "w.h5", [dataclasses.replace(r, id=f"w{i}") for i, r in enumerate(recs[:5])],
+              attrs={**ATTRS, "window": 32, "stride": 32})
+    line = f"{a} and {w} were embedded with different windows (window 256 vs 32): their vectors are not comparable"
+    for args in (["merge", "--concat", a, w, "-o", tmp_path / "x.h5"], ["dist", a, w]):
+        code, out, err = run_cli(args, capsys)
+        assert code == 1 and out == "" and line in err.strip() and len(err.strip().splitlines()) == 1, err
+    f = write(tmp_path / "f.h5", [dataclasses.replace(r, id=f"f{i}", contigs=((f"c{i}", r.length),),
+                                                     window_contigs=np.zeros(r.n_windows, np.int64))
+                                  for i, r in enumerate(recs[:5])], per_file=True)
+    code, _, err = run_cli(["merge", "--concat", a, f, "-o", tmp_path / "x.h5"], capsys)
+    assert code == 1 and f"{a} holds rows of records and {f} rows of files (embed --per-file)" in err
+    code, _, err = run_cli(["dist", a, f, "-q"], capsys)  # rows of files compare with rows of records
+    assert code == 0, err
+
+
 # ------------------------------------------------------------------------------------------ export
 
 

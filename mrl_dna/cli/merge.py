@@ -19,7 +19,7 @@ from mrl_dna.store import merge_stores
 def command(
     inputs: list[str] = typer.Argument(..., metavar="FILE.h5...", help="Embedding files to combine (shards in any order; --concat: in output order)."),
     output: str = typer.Option(..., "-o", "--output", metavar="OUT.h5", help="The merged file to write."),
-    concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, pooling) with distinct ids, rows in argument order; windows are kept when every input has them."),
+    concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, --max-n, pooling, per-file or not) with distinct ids, rows in argument order; windows are kept when every input has them."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite OUT.h5 if it already exists."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress talk on stderr."),
 ) -> None:

@@ -1,6 +1,7 @@
 """HDF5 embedding store: one file = one embedding set, written resumably, read by Matryoshka prefix.
 
-Modules: format.py (names, status codes, chunking, attributes), writer.py (EmbeddingWriter, the output lock,
+Modules: format.py (names, status codes, chunking, attributes), compat.py (which files may be used together:
+comparable vectors, each file once), writer.py (EmbeddingWriter, the output lock,
 the input/output checks), reader.py (EmbeddingStore), merge.py (merge_stores), export.py (export_store).
 
 Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, m saved windows):
@@ -47,14 +48,14 @@ killed mid-flush left that attribute unreadable; after creation only fixed-size 
 """
 
 from mrl_dna.store.export import ExportFormat, ExportSummary, export_store
-from mrl_dna.store.format import (CONCAT_KEYS, DTYPES, FORMAT, FORMAT_VERSION, MERGE_KEYS, RESUME_KEYS, ROWS_PER_CHUNK,
+from mrl_dna.store.compat import check_comparable, check_distinct, same_file
+from mrl_dna.store.format import (COMPARABLE_KEYS, DTYPES, FORMAT, FORMAT_VERSION, MERGE_KEYS, RESUME_KEYS, ROWS_PER_CHUNK,
                                   STATUS_CODES, STATUS_NAMES, ContigRows, EmbeddedRecord, WindowRows, chunk_columns)
 from mrl_dna.store.merge import MergeSummary, merge_stores
 from mrl_dna.store.reader import ContigTable, EmbeddingStore, WindowTable
-from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_output_not_input, partial_path,
-                                  same_file)
+from mrl_dna.store.writer import EmbeddingWriter, OutputLock, check_existing_output, check_output_not_input, partial_path
 
-__all__ = ["CONCAT_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
+__all__ = ["COMPARABLE_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
            "STATUS_CODES", "STATUS_NAMES", "ContigRows", "ContigTable", "EmbeddedRecord", "EmbeddingStore", "WindowRows", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
-           "OutputLock", "WindowTable", "chunk_columns", "check_existing_output", "check_output_not_input",
+           "OutputLock", "WindowTable", "check_comparable", "check_distinct", "chunk_columns", "check_existing_output", "check_output_not_input",
            "export_store", "merge_stores", "partial_path", "same_file"]

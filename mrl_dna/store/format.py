@@ -46,9 +46,9 @@ MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims
               "save_windows", "per_file")
 
 
-# What `merge --concat` requires of separate databases: one model and the options that shape a vector. dtype
-# may differ (float16 rows are widened to float32) and so may save_windows (windows are kept when all have them).
-CONCAT_KEYS = ("model_hash", "dim", "matryoshka_dims", "window", "stride", "pooling", "max_n_fraction", "per_file")
+# What makes the vectors of two files comparable (search, dist, merge --concat, query files): one model and the
+# options that shape a vector; dtype, save_windows, shard and per_file may differ (store/compat.py says why).
+COMPARABLE_KEYS = ("model_hash", "window", "stride", "max_n_fraction", "pooling", "dim", "matryoshka_dims")
 
 
 # Attributes the writer owns; a merge does not copy them from its inputs.

@@ -15,9 +15,10 @@ import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.shards import parse_shard
-from mrl_dna.store.format import CONCAT_KEYS, HOUSEKEEPING, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
+from mrl_dna.store.compat import check_comparable, check_distinct
+from mrl_dna.store.format import HOUSEKEEPING, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
 from mrl_dna.store.reader import EmbeddingStore, take_rows
-from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input, same_file
+from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: boo
     has it, else by shard index when all inputs are shards, else by argument order; a complete set of shards
     merges into the file an unsharded run writes (same rows, same order, bitwise-equal vectors).
 
-    concat=True (`merge --concat`): separate databases of one model (CONCAT_KEYS agree) with distinct ids,
+    concat=True (`merge --concat`): separate databases of comparable vectors (compat.check_comparable) and one
+    per_file value, with distinct ids,
     rows in argument order, file after file; vectors are copied (float16 widened to float32 unless every
     input is float16); saved windows (and a per-file file's contigs) are kept when every input has them.
     Memory: one block of rows at a time."""
@@ -46,9 +48,7 @@ def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: boo
     output = Path(output)
     if len(paths) < 1:
         raise ConfigError("merge needs at least one input file")
-    for i, p in enumerate(paths):
-        if any(same_file(p, q) or p.resolve() == q.resolve() for q in paths[:i]):
-            raise StoreError(f"{p} is given twice; give each {'file' if concat else 'shard file'} once")
+    check_distinct(paths, what="file" if concat else "shard file")
     check_output_not_input(output, paths)
     stores = [EmbeddingStore.open(p) for p in paths]
     try:
@@ -96,17 +96,12 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
 
 def _concat(stores: list[EmbeddingStore], output: Path, *, force: bool, block_rows: int) -> MergeSummary:
     first = stores[0]
+    check_comparable([(str(s.path), s.attrs) for s in stores])
     for s in stores[1:]:
-        if first.model_hash != s.model_hash:
-            raise StoreError(f"{first.path} and {s.path} were embedded with two models ({first.model_hash[:12]} "
-                             f"{show_attr(first.attrs.get('model_name'))} vs {s.model_hash[:12]} "
-                             f"{show_attr(s.attrs.get('model_name'))}); merge --concat combines databases of one "
-                             "model: re-embed one of them with the other's --model")
-        for key in CONCAT_KEYS:
-            if not same_attr(first.attrs.get(key), s.attrs.get(key)):
-                raise StoreError(f"{first.path} and {s.path} differ in {key} ({show_attr(first.attrs.get(key))} vs "
-                                 f"{show_attr(s.attrs.get(key))}); merge --concat combines databases of one model "
-                                 "and the same embed options")
+        if not same_attr(first.attrs.get("per_file"), s.attrs.get("per_file")):
+            kind = {True: "rows of files (embed --per-file)", False: "rows of records"}
+            raise StoreError(f"{first.path} holds {kind[first.per_file]} and {s.path} {kind[s.per_file]}; merge "
+                             "--concat writes one layout: embed both with or both without --per-file")
     seen: dict[str, EmbeddingStore] = {}
     for s in stores:
         for rid in s.ids:

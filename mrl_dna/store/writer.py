@@ -22,6 +22,7 @@ from mrl_dna.version import __version__
 from mrl_dna.console import warn
 from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_reason
 from mrl_dna.shards import format_shard
+from mrl_dna.store.compat import same_file
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
                                   show_attr)
@@ -473,14 +474,6 @@ class OutputLock:
             os.unlink(self.path)  # while still holding the lock (see the inode check above)
         os.close(self._fd)
         self._fd = None
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file (the same inode: also through symlinks and hard links)."""
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
 
 
 def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, what: str = "input") -> None:
