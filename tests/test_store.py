@@ -292,6 +292,66 @@ def test_open_refuses_bad_files(tmp_path, h5):
         EmbeddingStore.open(tmp_path)
 
 
+def _damage(src: Path, dst: Path, how) -> Path:
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        how(f)
+    return dst
+
+
+def test_a_nan_row_is_refused_by_every_reader_in_one_line(tmp_path, h5, capsys):
+    """A row of NaN made search -k 2 return one hit per query and dist print similarity 0.000000. Now every
+    command that reads the vectors names the file and the row; plain info (no vector read) still describes
+    the file, info --check finds it."""
+    bad = _damage(h5, tmp_path / "nan.h5", lambda f: f["embeddings"].__setitem__(1, np.nan))
+    line = f"{bad} is damaged: row 1 of /embeddings holds NaN"
+    for args in (["search", h5, bad, "-k", "2"], ["search", bad, h5], ["dist", h5, bad], ["dist", bad],
+                 ["export", bad], ["export", bad, "--format", "npy", "-o", tmp_path / "x.npy"],
+                 ["merge", "--concat", bad, "-o", tmp_path / "m.h5"], ["cluster", bad, "--min-sim", "0.9"],
+                 ["search", h5, bad, "--funnel", "8:20,64:2", "-k", "2"],
+                 ["info", bad, "--check"]):
+        code, out, err = run_cli(args, capsys)
+        errors = [x for x in err.splitlines() if "error" in x]  # (search warns of the queries without a vector)
+        assert code == 1 and out == "" and errors == [f"mrl-dna: error: {line}, inf or values far outside a unit "
+                                                      "vector; re-embed it (or restore it from a copy)"], (args, err)
+    assert not (tmp_path / "m.h5").exists() and not list(tmp_path.glob("x.npy*"))
+    assert run_cli(["info", bad], capsys)[0] == 0
+    win = _damage(h5, tmp_path / "wnan.h5", lambda f: f["windows/embeddings"].__setitem__(3, np.inf))
+    code, _, err = run_cli(["search", h5, win, "--level", "windows"], capsys)
+    assert code == 1 and f"{win} is damaged: row 3 of /windows/embeddings holds NaN, inf" in err
+
+
+@pytest.mark.parametrize("how, what", [
+    (lambda f: f.__delitem__("ids"), "/ids is missing"),
+    (lambda f: f["ids"].resize((5,)), "/ids has 5 rows where the number of records is 23"),
+    (lambda f: f["lengths"].resize((30,)), "/lengths has 30 rows where the number of records is 23"),
+    (lambda f: f["embeddings"].resize((20, D)), "/embeddings has 20 rows where rows_committed is 23"),
+    (lambda f: f["status"].__setitem__(2, 9), "row 2 has status 9, not one of [0, 1, 2]"),
+    (lambda f: f["windows/start"].resize((1,)), "/windows/start has 1 rows where windows_committed is 24"),
+])
+def test_a_file_with_ids_missing_or_shorter_than_the_embeddings_is_refused_by_info_search_and_export(
+        tmp_path, h5, capsys, how, what):
+    """/ids missing or shorter than /embeddings passed info and crashed search and export (KeyError,
+    IndexError: exit 3). Now the structure is checked on every open: one line, exit 1, info included."""
+    bad = _damage(h5, tmp_path / "bad.h5", how)
+    for args in (["info", bad], ["search", h5, bad], ["export", bad], ["dist", bad], ["merge", bad, "-o", tmp_path / "m.h5"]):
+        code, out, err = run_cli(args, capsys)
+        assert code == 1 and out == "" and err.strip().splitlines() == [
+            f"mrl-dna: error: {bad} is damaged: {what}; re-embed it (or restore it from a copy)"], (args, err)
+
+
+def test_info_check_finds_a_row_of_the_wrong_norm_and_windows_out_of_order(tmp_path, h5, capsys):
+    code, out, _ = run_cli(["info", h5, "--check"], capsys)
+    assert code == 0 and "integrity:     ok (23 rows and " in out
+    half = _damage(h5, tmp_path / "half.h5", lambda f: f["embeddings"].__setitem__(0, f["embeddings"][0] / 2))
+    code, _, err = run_cli(["info", half, "--check"], capsys)
+    assert code == 1 and f"{half} is damaged: row 0 ('rec0') of /embeddings has norm 0.5, not 1" in err
+    assert run_cli(["info", half], capsys)[0] == 0  # the structure is fine: only --check reads the vectors
+    order = _damage(h5, tmp_path / "order.h5", lambda f: f["windows/record"].__setitem__(0, 22))
+    code, _, err = run_cli(["info", order, "--check"], capsys)
+    assert code == 1 and "/windows/record does not list rows 0..22 in order" in err
+
+
 # ------------------------------------------------------------------------------------------ merge
 
 

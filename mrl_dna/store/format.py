@@ -51,6 +51,10 @@ MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims
 COMPARABLE_KEYS = ("model_hash", "window", "stride", "max_n_fraction", "pooling", "dim", "matryoshka_dims")
 
 
+# Per-record datasets that files written by older versions may lack (readers then assume defaults).
+OPTIONAL_COLUMNS = ("n_skipped", "order")
+
+
 # Attributes the writer owns; a merge does not copy them from its inputs.
 HOUSEKEEPING = ("format", "format_version", "created", "complete", "rows_committed", "windows_committed",
                 "contigs_committed", "mrl_dna_version", "command", "shard", "merged_from")

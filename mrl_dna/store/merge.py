@@ -17,7 +17,7 @@ from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.shards import parse_shard
 from mrl_dna.store.compat import check_comparable, check_distinct
 from mrl_dna.store.format import HOUSEKEEPING, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
-from mrl_dna.store.reader import EmbeddingStore, take_rows
+from mrl_dna.store.reader import EmbeddingStore, check_finite, take_rows
 from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input
 
 
@@ -156,6 +156,7 @@ def _copy_rows(stores: list[EmbeddingStore], src_file: np.ndarray, src_row: np.n
                 if m.any():
                     ids[m] = [s.ids[r] for r in ri[m]]
                     vectors[m] = take_rows(s._f["embeddings"], ri[m])
+                    check_finite(vectors[m], s._f["embeddings"], ri[m])  # never copy a damaged row
             rows_out = w.n_done + np.arange(b)  # (b,) output rows of this block
             crows, cfirst = None, None
             if per_file:
@@ -198,6 +199,7 @@ def _gather_windows(tables, woffs, coffs, fi, ri, rows_out, cfirst, *, dim, dtyp
         if m.any():
             start[m], end[m] = t.start[src[m]], t.end[src[m]]
             vec[m] = take_rows(t._dataset, src[m])
+            check_finite(vec[m], t._dataset, src[m])
             if contig is not None:  # contig index relative to its row's first contig, then the output's
                 first_src = np.asarray(coffs[i])[ri[pos[m]]]
                 contig[m] = cfirst[pos[m]] + t.contig[src[m]] - first_src
