@@ -12,6 +12,7 @@ Glossary: n windows in a batch, L bases per window (padded), r records, d window
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -279,6 +280,9 @@ def embed_fasta(
         "shard": f"{shard[0]}/{shard[1]}" if shard else "",
         "inputs": " ".join(str(p) for p in inputs),
         "command": " ".join(sys.argv),
+        # what the whole (unsharded) input is: merge checks that shards are parts of one run, resume that the
+        # input is the one the interrupted run read (absent for stdin, which is read once)
+        **(input_identity(listed, per_record if per_file else None) if listed is not None else {}),
     }
     writer = EmbeddingWriter(output, attrs=attrs, dim=info.dim, dtype=dtype, save_windows=save_windows,
                              per_file=per_file, resume=resume, overwrite=overwrite)
@@ -374,6 +378,22 @@ def embed_fasta(
     return EmbedSummary(records=n + n_done, resumed=n_done, bp=bp, empty=empty, all_n=all_n, windows=n_win, skipped_windows=skipped,
                         seconds=time.perf_counter() - t0, device=str(dev), output=Path(output),
                         contigs=contigs if per_file else 0, stages=times)
+
+
+def input_identity(listed: Sequence[tuple[str, int]],
+                   per_record: Sequence[Sequence[tuple[str, int]]] | None = None) -> dict[str, int | str]:
+    """The store's INPUT_KEYS for an input whose first pass listed `listed` (id, bp) per unit (a record, a BED
+    interval, or with per_record a file, whose records are listed there): the count of units, their bases and
+    a sha256 over the listing, so that two runs over the same records in the same order (from any path, plain
+    or gzip) agree and any other input differs in ids, lengths or order. Sequences are not read for this (a
+    .fai gives the listing without reading them): a same-length edit is caught by resume's per-record
+    checksums, not here."""
+    h = hashlib.sha256()
+    for i, (name, bp) in enumerate(listed):
+        h.update(f"{name}\t{bp}\n".encode())
+        for rid, rbp in (per_record[i] if per_record is not None else ()):
+            h.update(f"\t{rid}\t{rbp}\n".encode())
+    return {"input_records": len(listed), "input_bp": int(sum(bp for _, bp in listed)), "input_digest": h.hexdigest()}
 
 
 def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Record]:

@@ -131,6 +131,42 @@ def test_shards_merge_to_the_single_run(tmp_path, tiny_model, small_fasta):
     np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
 
 
+def test_merge_refuses_shards_of_different_inputs(tmp_path, tiny_model_dir, small_fasta, cli):
+    """embed r3.fa --shard 1/2, embed sample.fa --shard 2/2, merge: exit 0 with records of two FASTA files and
+    one index missing; foreign shards whose record indexes collide were reported as "inputs overlap". Now
+    shards record their input (records, bases, a digest of the id/length listing) and merge names both."""
+    part = tmp_path / "part.fa"  # the first three records of small.fa: another input
+    part.write_text("".join(">" + r for r in small_fasta.read_text().split(">")[1:4]))
+    args = ["-m", tiny_model_dir, "-q"]
+    for fa, shard, out in [(part, "1/2", "a1"), (part, "2/2", "a2"), (small_fasta, "1/2", "b1"), (small_fasta, "2/2", "b2")]:
+        assert cli("embed", fa, "-o", tmp_path / f"{out}.h5", "--shard", shard, *args)[0] == 0
+    with EmbeddingStore.open(tmp_path / "b1.h5") as s:
+        assert (s.attrs["input_records"], s.attrs["input_bp"]) == (5, 3513) and len(s.attrs["input_digest"]) == 64
+    for a, b in [("a1", "b2"), ("b1", "a2")]:
+        code, out, err = cli("merge", tmp_path / f"{a}.h5", tmp_path / f"{b}.h5", "-o", tmp_path / "m.h5")
+        want = (f"{tmp_path / (a + '.h5')} and {tmp_path / (b + '.h5')} are not parts of one run: they were embedded "
+                "from two different inputs")
+        assert code == 1 and err.count("\n") == 1 and want in err and "overlap" not in err, err
+        assert f"{part}: 3 records, 1,800 bp" in err and f"{small_fasta}: 5 records, 3,513 bp" in err
+    assert not (tmp_path / "m.h5").exists()
+    code, _, err = cli("merge", tmp_path / "b2.h5", tmp_path / "b1.h5", "-o", tmp_path / "m.h5", "-q")
+    assert code == 0 and err == ""
+    with EmbeddingStore.open(tmp_path / "m.h5") as m:  # the merged file says what one run's file says
+        assert m.n == 5 and m.attrs["input_records"] == 5 and m.attrs["shard"] == ""
+
+
+def test_merge_refuses_shards_of_a_file_that_changed_between_the_runs(tmp_path, tiny_model_dir, small_fasta, cli):
+    fa = tmp_path / "x.fa"
+    fa.write_text(small_fasta.read_text())
+    args = ["-m", tiny_model_dir, "-q"]
+    assert cli("embed", fa, "-o", tmp_path / "s1.h5", "--shard", "1/2", *args)[0] == 0
+    fa.write_text(small_fasta.read_text().replace(">c test", ">c_renamed test"))
+    assert cli("embed", fa, "-o", tmp_path / "s2.h5", "--shard", "2/2", *args)[0] == 0
+    code, _, err = cli("merge", tmp_path / "s1.h5", tmp_path / "s2.h5", "-o", tmp_path / "m.h5")
+    assert code == 1 and f"({fa}: 5 records, 3,513 bp in both, but other record names or lengths: the input " \
+        "changed between the two runs)" in err
+
+
 # ------------------------------------------------------------------------------------------ --per-file
 
 

@@ -355,11 +355,18 @@ def test_info_check_finds_a_row_of_the_wrong_norm_and_windows_out_of_order(tmp_p
 # ------------------------------------------------------------------------------------------ merge
 
 
-def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True) -> list[Path]:
+def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True, name: str = "part",
+                 identity: bool = True) -> list[Path]:
+    """Shard files of `recs` as `embed --shard` writes them: with the input's identity (embed.input_identity of
+    the records' (id, bp) listing) unless identity=False (files written before issue 22)."""
+    from mrl_dna.embed import input_identity
+
+    ident = input_identity([(r.id, r.length) for r in recs]) if identity else {}
     paths = []
     for i, rows in enumerate(parts, start=1):
         sub = [recs[r] if keep_order else _without_order(recs[r]) for r in rows]
-        paths.append(write(tmp_path / f"part{i}.h5", sub, attrs={**ATTRS, "shard": f"{i}/{len(parts)}"}))
+        attrs = {**ATTRS, "shard": f"{i}/{len(parts)}", "inputs": "x.fa", **ident}
+        paths.append(write(tmp_path / f"{name}{i}.h5", sub, attrs=attrs))
     return paths
 
 
@@ -413,6 +420,31 @@ def test_merge_refuses_mismatches(tmp_path, recs):
     with pytest.raises(StoreError, match="already exists"):
         merge_stores([d], tmp_path / "m.h5")
     merge_stores([d], tmp_path / "m.h5", force=True)
+
+
+def test_merge_refuses_shards_of_one_input_that_miss_a_record(tmp_path, recs, capsys):
+    """Shards of one input whose rows do not hold every record index of it (a shard file made from a subset)."""
+    parts = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(13, 23))])
+    code, _, err = run_cli(["merge", *parts, "-o", tmp_path / "m.h5"], capsys)
+    assert code == 1 and "the inputs hold 22 of their input's 23 records (record index 12 is in none of them): they " \
+        "are not all the parts of one run" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_merge_of_shards_written_before_they_recorded_their_input_warns_and_checks_record_indexes(tmp_path, recs,
+                                                                                                 capsys):
+    """Files without INPUT_KEYS (older mrl-dna) cannot prove they are one run: merge says so and still checks
+    that the rows hold each record index once, which catches the foreign shard of issue 22 (indexes 0, 1 of
+    one input with 3..7 of another)."""
+    old = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(12, 23))], name="old", identity=False)
+    code, _, err = run_cli(["merge", *old, "-o", tmp_path / "m.h5"], capsys)
+    assert code == 0 and "do not record the input they were embedded from (written by an older mrl-dna" in err
+    foreign = write_shards(tmp_path, recs, [list(range(0, 2)), list(range(3, 8))], name="foreign", identity=False)
+    code, _, err = run_cli(["merge", *foreign, "-o", tmp_path / "f.h5"], capsys)
+    assert code == 1 and "record index 2 is in none of the inputs (they hold 7 records, indexes up to 7)" in err
+    new = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(12, 23))], name="new")
+    code, _, err = run_cli(["merge", old[0], new[1], "-o", tmp_path / "x.h5"], capsys)
+    assert code == 0 and f"{old[0]} does not record the input it was embedded from" in err
 
 
 def test_merge_concat_appends_databases_of_one_model_in_argument_order(tmp_path, recs, capsys):

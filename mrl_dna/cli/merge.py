@@ -25,7 +25,9 @@ def command(
 ) -> None:
     """Merge embedding files from one model and options (typically all shards of one run) into one file.
 
-    Model, window, stride, dims, dtype and pooling must agree; a complete set of shards gives the same rows,
+    Model, window, stride, dims, dtype and pooling must agree, and the shards must be cut from one input (the
+    records, lengths and order each shard file records; together they hold each of its records once); a
+    complete set of shards gives the same rows,
     in the same order, with bitwise-equal vectors as an unsharded run. With --concat, databases embedded
     separately (other genomes, another day) are appended one after the other; their ids must be distinct.
 

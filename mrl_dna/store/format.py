@@ -51,6 +51,12 @@ MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims
 COMPARABLE_KEYS = ("model_hash", "window", "stride", "max_n_fraction", "pooling", "dim", "matryoshka_dims")
 
 
+# What embed records of its whole (unsharded) input: units (records, or files with per_file), their bases and a
+# sha256 of their (id, bp) listing (embed.input_identity). Shards of one run agree on all three (merge checks it);
+# files written before issue 22 and runs reading stdin have none.
+INPUT_KEYS = ("input_records", "input_bp", "input_digest")
+
+
 # Per-record datasets that files written by older versions may lack (readers then assume defaults).
 OPTIONAL_COLUMNS = ("n_skipped", "order")
 
