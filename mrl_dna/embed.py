@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mrl_dna import console
+from mrl_dna import console, dna
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, read_fasta, record_lengths
@@ -33,7 +33,8 @@ from mrl_dna.genomes import genome_name
 from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
                               embedded_windows)
 from mrl_dna.shards import shard_records
-from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
+from mrl_dna.store import INPUT_KEYS, EmbeddedRecord, EmbeddingWriter, check_output_not_input
+from mrl_dna.store.format import same_attr
 from mrl_dna.windows import WindowConfig
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "EmbedSummary", "bucket_length", "embed_fasta", "embed_files", "embed_sequences"]
@@ -169,10 +170,12 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()
+    checksum = file_checksum((p.id, p.checksum) for p in group) if per_file else group[0].checksum
     kept = [(ci, p) for ci, p in enumerate(group) if len(p.spans)]
     if not kept:
         status = "empty" if length == 0 else "all_n"
-        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs)
+        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs,
+                              checksum=checksum)
     values = np.concatenate([p.values for _, p in kept]) if len(kept) > 1 else kept[0][1].values  # (k, D)
     logits = None if kept[0][1].logits is None else (
         np.concatenate([p.logits for _, p in kept]) if len(kept) > 1 else kept[0][1].logits)  # (k,)
@@ -187,8 +190,16 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
         p.values = p.logits = None  # the row's vector is all that is kept
     return EmbeddedRecord(
         name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,
-        contigs=contigs, window_contigs=wcontig,
+        contigs=contigs, window_contigs=wcontig, checksum=checksum,
     )
+
+
+def file_checksum(records: Iterable[tuple[str, int]]) -> int:
+    """The checksum of an --per-file row: over its records' (id, dna.checksum) in file order, never 0."""
+    h = hashlib.blake2b(digest_size=8)
+    for rid, c in records:
+        h.update(f"{rid}\t{c}\n".encode())
+    return int.from_bytes(h.digest(), "little") or 1
 
 
 def embed_fasta(
@@ -289,7 +300,13 @@ def embed_fasta(
     n_done = writer.n_done
     unit = "files" if per_file else "records"
     if n_done:
+        try:
+            _check_resumed_input(writer, attrs, listed, selected, unit)
+        except BaseException:
+            writer.close()  # the .partial stays as it was: rerunning on the original input resumes it
+            raise
         console.info(f"resuming {writer.partial}: {n_done:,} {unit} already embedded")
+    done_lengths, done_sums = writer.done_column("lengths"), writer.done_column("checksum")
 
     def records() -> Iterator[Record]:
         lo = selected.start if selected is not None else 0
@@ -305,12 +322,13 @@ def embed_fasta(
             if hi is not None and idx >= hi:
                 break
             k = idx - lo
-            if k < n_done:
-                if rec.id != done_ids[k]:
-                    raise ConfigError(
-                        f"{writer.partial} holds record {done_ids[k]!r} where the input has {rec.id!r}: it was made "
-                        f"from other input; delete it or write to another output"
-                    )
+            if k < n_done:  # embedded by the interrupted run: the same record, or refuse (never a stale vector)
+                if (rec.id, len(rec)) != (done_ids[k], int(done_lengths[k])):
+                    _input_changed(writer, f"record {k + 1} is {rec.id!r} ({len(rec):,} bp) where it holds "
+                                           f"{done_ids[k]!r} ({int(done_lengths[k]):,} bp)")
+                if done_sums is not None and done_sums[k] and dna.checksum(rec.tokens) != done_sums[k]:
+                    _input_changed(writer, f"record {k + 1} {rec.id!r} ({len(rec):,} bp) has other bases than the "
+                                           "one it holds")
                 continue
             yield rec
         if listed is not None and not shard and len(listed) > idx + 1:
@@ -320,10 +338,10 @@ def embed_fasta(
         """--per-file: (name, records) of the selected files not yet in the output, records checked against
         the first pass."""
         todo = list(selected)[n_done:]
-        for k, fi in enumerate(list(selected)[:n_done]):
-            if listed[fi][0] != writer.done_ids[k]:
-                raise ConfigError(f"{writer.partial} holds file {writer.done_ids[k]!r} where the input has "
-                                  f"{listed[fi][0]!r}: it was made from other input; delete it or write to another output")
+        for k, fi in enumerate(list(selected)[:n_done] if done_sums is not None else ()):  # names, bp: checked
+            if done_sums[k] and file_checksum((r.id, dna.checksum(r.tokens)) for r in _checked(inputs[fi], per_record[fi])) != done_sums[k]:
+                _input_changed(writer, f"file {k + 1} {listed[fi][0]!r} has other records or bases than the one it "
+                                       "holds")
         return [(listed[fi][0], _checked(inputs[fi], per_record[fi])) for fi in todo]
 
     first = (selected.start if selected is not None else 0) + n_done
@@ -406,6 +424,35 @@ def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Re
         yield rec
     if len(listed) > idx + 1:
         _changed([path], f"it ends after record {idx + 1}, where the first pass saw {len(listed):,} records")
+
+
+def _check_resumed_input(writer: EmbeddingWriter, attrs: dict, listed, selected, unit: str) -> None:
+    """Before a resume: the rows the interrupted run wrote must be this input's (names and lengths from the
+    first pass), and the input must be the one it read (INPUT_KEYS); InputError naming the first difference
+    otherwise. Their bases are compared as the records stream past (records(), files()), against /checksum."""
+    old = writer.file_attrs
+    if writer.done_column("checksum") is None:
+        console.warn(f"{writer.partial} was written by an older mrl-dna without per-record checksums: resuming it "
+                     f"checks only the names and lengths of the {writer.n_done:,} {unit} it holds, not their bases")
+    if listed is None:  # stdin: records() compares each one as it arrives
+        return
+    first = selected.start
+    done_bp = writer.done_column("lengths")
+    for k, rid in enumerate(writer.done_ids):
+        now = listed[first + k] if first + k < len(listed) else None
+        if now != (rid, int(done_bp[k])):
+            have = f"{now[0]!r} ({now[1]:,} bp)" if now is not None else "no such record"
+            _input_changed(writer, f"{unit[:-1]} {k + 1} is {have} where it holds {rid!r} ({int(done_bp[k]):,} bp)")
+    if all(k in old for k in INPUT_KEYS) and any(not same_attr(old[k], attrs.get(k)) for k in INPUT_KEYS):
+        _input_changed(writer, f"it was {int(old['input_records']):,} {unit}, {int(old['input_bp']):,} bp, and is "
+                               f"{int(attrs['input_records']):,} {unit}, {int(attrs['input_bp']):,} bp now; the "
+                               f"{writer.n_done:,} {unit} already embedded are unchanged, others are not")
+
+
+def _input_changed(writer: EmbeddingWriter, what: str) -> None:
+    """The input is not the one the interrupted run read: refuse to resume (its vectors would be stale)."""
+    raise InputError(f"the input changed since {writer.partial} was written ({what}): resuming would keep vectors "
+                     "of the old input; rerun with --restart to start over, or restore the input to resume")
 
 
 def _check_file_names(inputs: Sequence[str | Path], names: Sequence[str]) -> None:

@@ -104,6 +104,114 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
     assert np.array_equal(a.read(normalize=False), b.read(normalize=False))
 
 
+def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
+    """Run `run()` with one record per flush, dying (as a kill between flushes) after n_appends flushes."""
+    import mrl_dna.embed as embed_mod
+    import mrl_dna.store as store_mod
+
+    real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
+
+    def flaky_append(self, recs):
+        calls["n"] += 1
+        if calls["n"] <= n_appends:
+            return real_append(self, recs)
+        raise _Boom()
+
+    with monkeypatch.context() as m:
+        m.setattr(embed_mod, "_FLUSH_RECORDS", 1)
+        m.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
+        with pytest.raises(_Boom):
+            run()
+
+
+def _edit(path, rid: str, new_seq) -> None:
+    """Replace record rid's sequence in a one-line-per-sequence FASTA."""
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(f">{rid}"))
+    lines[i + 1] = new_seq(lines[i + 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda s: ("A" if s[10] != "A" else "C").join((s[:10], s[11:])), "record 1 'a' (1,000 bp) has other bases"),
+    (lambda s: s[:900], "record 1 is 'a' (900 bp) where it holds 'a' (1,000 bp)"),
+])
+def test_resume_refuses_an_input_whose_embedded_record_changed(tmp_path, tiny_model, small_fasta, monkeypatch,
+                                                                  cli, tiny_model_dir, change, what):
+    """Interrupt after the first flush, edit a record already embedded (same length, or shorter), rerun: the old
+    vector and length stayed. Now the rerun refuses in one line (the .partial kept with its rows), --restart
+    starts over and gives the file a fresh run of the new input gives."""
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    def saved():
+        with EmbeddingStore.open(tmp_path / "out.h5.partial", allow_incomplete=True) as s:
+            return s.ids, s.read(normalize=False)
+
+    before = saved()
+    _edit(fa, "a", change)
+    args = ("embed", fa, "-o", out, "-m", tiny_model_dir)
+    code, _, err = cli(*args)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"mrl-dna: error: the input changed since {out}.partial was written ({what} than the one it holds): resuming "
+        "would keep vectors of the old input; rerun with --restart to start over, or restore the input to resume"
+        if "bases" in what else
+        f"mrl-dna: error: the input changed since {out}.partial was written ({what}): resuming would keep vectors of "
+        "the old input; rerun with --restart to start over, or restore the input to resume"), err
+    after = saved()  # what the interrupted run committed is still there: the original input resumes
+    assert not out.exists() and after[0] == before[0] == ["a", "b"] and np.array_equal(after[1], before[1])
+    assert cli(*args, "--restart", "-q")[0] == 0
+    fresh = tmp_path / "fresh.h5"
+    embed_fasta([fa], model=tiny_model, output=fresh, device="cpu")
+    from conftest import assert_same_datasets
+
+    assert_same_datasets(fresh, out)
+
+
+def test_resume_refuses_an_input_changed_after_the_records_already_embedded(tmp_path, tiny_model, small_fasta,
+                                                                              monkeypatch):
+    """A change in a record not yet embedded would give right vectors but a file that names the old input
+    (its input_* attributes, which merge compares): refused too, saying the embedded ones are unchanged."""
+    from mrl_dna.errors import InputError
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _edit(fa, "d", lambda s: s + "ACGT")
+    with pytest.raises(InputError, match=r"it was 5 records, 3,513 bp, and is 5 records, 3,517 bp now; the 1 records "
+                                         "already embedded are unchanged"):
+        embed_fasta([fa], model=tiny_model, output=out, device="cpu")
+
+
+def test_resume_per_file_refuses_a_file_whose_bases_changed(tmp_path, tiny_model, genome_files, monkeypatch):
+    from mrl_dna.errors import InputError
+
+    kw = dict(model=tiny_model, device="cpu", per_file=True)
+    gb = genome_files[1]
+    out = tmp_path / "g.h5"
+    files = [gb, genome_files[2]]
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta(files, output=out, **kw))
+    _edit(gb, "contig_1", lambda s: s[::-1])  # same name, same length, other bases
+    with pytest.raises(InputError, match="file 1 'gB' has other records or bases than the one it holds"):
+        embed_fasta(files, output=out, **kw)
+
+
+def test_resume_of_a_partial_without_checksums_warns_that_bases_are_not_checked(tmp_path, tiny_model, small_fasta,
+                                                                                monkeypatch, capsys):
+    """A .partial written before /checksum existed still resumes (ids and lengths checked), with a warning."""
+    import h5py
+
+    out = tmp_path / "out.h5"
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu"))
+    with h5py.File(tmp_path / "out.h5.partial", "r+") as f:
+        del f["checksum"]
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    assert s.resumed == 2 and "without per-record checksums: resuming it checks only the names and lengths of the 2 " \
+        "records" in capsys.readouterr().err
+
+
 def test_shards_partition_records_by_bases():
     lengths = [100, 5000, 10, 10, 3000, 2000, 1, 900]
     parts = [shard_records(lengths, (i, 3)) for i in (1, 2, 3)]

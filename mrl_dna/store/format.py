@@ -58,7 +58,7 @@ INPUT_KEYS = ("input_records", "input_bp", "input_digest")
 
 
 # Per-record datasets that files written by older versions may lack (readers then assume defaults).
-OPTIONAL_COLUMNS = ("n_skipped", "order")
+OPTIONAL_COLUMNS = ("n_skipped", "order", "checksum")
 
 
 # Attributes the writer owns; a merge does not copy them from its inputs.
@@ -83,6 +83,7 @@ class EmbeddedRecord:
     # (k,) int64 says which of them each window lies in (window_spans are then coordinates on that contig)
     contigs: tuple[tuple[str, int], ...] = ()
     window_contigs: np.ndarray | None = None
+    checksum: int = 0  # dna.checksum of the record's tokens (a file's: embed.file_checksum); 0 = unknown
 
 
 @dataclass(frozen=True, eq=False)

@@ -145,7 +145,7 @@ def _copy_rows(stores: list[EmbeddingStore], src_file: np.ndarray, src_row: np.n
             fi, ri = src_file[a : a + block_rows], src_row[a : a + block_rows]  # (b,)
             b = len(fi)
             cols: dict[str, Any] = {}
-            for name in ("lengths", "n_windows", "n_skipped", "status", "order"):
+            for name in ("lengths", "n_windows", "n_skipped", "status", "order", "checksum"):
                 col = np.empty(b, dtype=getattr(first, name).dtype)
                 for i, s in enumerate(stores):
                     m = fi == i

@@ -203,6 +203,10 @@ class EmbeddingStore:
     def order(self) -> np.ndarray:  # (n,) int64, -1 where unknown
         return self._f["order"][: self.n] if "order" in self._f else np.full(self.n, -1, np.int64)
 
+    @cached_property
+    def checksum(self) -> np.ndarray:  # (n,) uint64 dna.checksum of each row's sequence; 0 where unknown
+        return self._f["checksum"][: self.n] if "checksum" in self._f else np.zeros(self.n, np.uint64)
+
     @property
     def dtype(self) -> str:
         return str(self._f["embeddings"].dtype)

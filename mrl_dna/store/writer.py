@@ -24,8 +24,8 @@ from mrl_dna.errors import ConfigError, DiskFullError, StoreError, disk_full_rea
 from mrl_dna.shards import format_shard
 from mrl_dna.store.compat import same_file
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
-                                  ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
-                                  show_attr)
+                                  ContigRows, EmbeddedRecord, WindowRows, attr_to_py, attr_value, chunk_columns,
+                                  same_attr, show_attr)
 
 
 # A writer refuses to start (or resume) with less free space than this beside its output: on a full disk the
@@ -122,6 +122,7 @@ class EmbeddingWriter:
         f.create_dataset("n_skipped", (0,), np.int32, maxshape=(None,), chunks=rows)
         f.create_dataset("status", (0,), np.int8, maxshape=(None,), chunks=rows)
         f.create_dataset("order", (0,), np.int64, maxshape=(None,), chunks=rows)
+        f.create_dataset("checksum", (0,), np.uint64, maxshape=(None,), chunks=rows)
         if self.save_windows:
             g = f.create_group("windows")
             for name in ("record", "start", "end"):
@@ -156,7 +157,8 @@ class EmbeddingWriter:
             for name in ("ids", "contigs/name"):  # a resume stopped inside _rebuild_strings: finish its move
                 if name not in f and name + "_rebuilt" in f:
                     f.move(name + "_rebuilt", name)
-            for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
+            for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order",
+                         *(("checksum",) if "checksum" in f else ())):  # (older files have no /checksum)
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
             _rebuild_strings(f, "ids", n)
             if self.save_windows:
@@ -193,6 +195,16 @@ class EmbeddingWriter:
     def done_ids(self) -> list[str]:
         """Ids of the n_done records already in the file (so the caller can check it resumes the same input)."""
         return list(self._f["ids"].asstr()[: self.n_done]) if self.n_done else []
+
+    def done_column(self, name: str) -> np.ndarray | None:
+        """The first n_done values of a per-record dataset (lengths, checksum, ...) of the file being resumed,
+        or None when the file has no such dataset (written by an older mrl-dna)."""
+        return self._f[name][: self.n_done] if name in self._f else None
+
+    @property
+    def file_attrs(self) -> dict[str, Any]:
+        """The attributes of the file being written: on resume, those the interrupted run wrote."""
+        return {k: attr_to_py(v) for k, v in self._f.attrs.items()}
 
     def append(self, recs: Sequence[EmbeddedRecord]) -> None:
         """Write a batch of records (rows n_done..n_done+len-1) and flush. Non-ok records get zero rows."""
@@ -248,22 +260,25 @@ class EmbeddingWriter:
             n_skipped=np.array([r.n_skipped for r in recs], dtype=np.int32),
             status=status,
             order=np.array([r.order for r in recs], dtype=np.int64),
+            checksum=np.array([r.checksum for r in recs], dtype=np.uint64),
             vectors=vectors,
             windows=windows,
             contigs=contigs,
         )
 
     def _append_arrays(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors,
-                       windows: WindowRows | None, contigs: ContigRows | None = None) -> None:
+                       windows: WindowRows | None, contigs: ContigRows | None = None, checksum=None) -> None:
         """Append rows given as arrays (vectors (r, D) in any float dtype; windows and contigs with their
-        record already as rows of this file and window contigs as /contigs indices, or None), then commit."""
+        record already as rows of this file and window contigs as /contigs indices, or None; checksum (r,)
+        uint64 or None = unknown, 0), then commit."""
         if self._finished:
             raise ValueError("append() after finish()")
         if self.per_file and contigs is None:
             raise ValueError("a per-file embedding file needs the contigs of its rows")
         with self._disk_errors():
             self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
-                             order=order, vectors=vectors, windows=windows, contigs=contigs)
+                             order=order, vectors=vectors, windows=windows, contigs=contigs,
+                             checksum=np.zeros(len(ids), np.uint64) if checksum is None else checksum)
 
     def _dataset(self, name: str):
         """The dataset `name`, opened once and held until the file closes. Why held: a Dataset object that is
@@ -274,10 +289,13 @@ class EmbeddingWriter:
             self._datasets[name] = self._f[name]
         return self._datasets[name]
 
-    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs) -> None:
+    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs,
+                    checksum) -> None:
         f, n, r = self._f, self.n_done, len(ids)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
-                           ("n_skipped", n_skipped), ("status", status), ("order", order)):
+                           ("n_skipped", n_skipped), ("status", status), ("order", order), ("checksum", checksum)):
+            if name == "checksum" and name not in f:  # a resumed file of an older mrl-dna
+                continue
             _extend(self._dataset(name), n, data)
         m = self.windows_done
         if self.save_windows and windows is not None:
