@@ -244,6 +244,44 @@ def test_resume_with_other_options_is_refused(tmp_path, recs, key, value):
             EmbeddingWriter(out, attrs=ATTRS, dim=D, resume=True, **{"save_windows": True, **kw})
 
 
+@pytest.mark.parametrize("dtype, windows, per_file, id_len", [("float32", True, False, 8), ("float16", False, False, 300),
+                                                              ("float32", True, True, 40)])
+def test_space_reserved_for_an_append_bounds_what_it_adds(tmp_path, monkeypatch, dtype, windows, per_file, id_len):
+    """The writer reserves disk blocks for an append before writing it (a full disk must be found before HDF5
+    writes anything, see EmbeddingWriter._reserve): the reservation must cover what the append adds to the file,
+    whatever the batch (1 row, a chunk row crossed, several chunk rows), the dtype, windows, contigs, long ids."""
+    import mrl_dna.store.writer as writer_mod
+
+    seen = []
+    real = writer_mod.EmbeddingWriter._reserve
+
+    def spy(self, nbytes, f):
+        seen.append((nbytes, int(f.id.get_filesize())))
+        return real(self, nbytes, f)
+
+    monkeypatch.setattr(writer_mod.EmbeddingWriter, "_reserve", spy)
+    rng = np.random.default_rng(4)
+    n = 0
+    with EmbeddingWriter(tmp_path / "x.h5", attrs=ATTRS, dim=D, dtype=dtype, save_windows=windows,
+                         per_file=per_file) as w:
+        for batch in (1, 37, 600, 3, 1100, 2):
+            recs = []
+            for i in range(n, n + batch):
+                k = int(rng.integers(1, 5))
+                recs.append(EmbeddedRecord(
+                    id=f"{i:0{id_len}d}", length=100 * k, n_windows=k, n_skipped=0, status="ok",
+                    vector=normalize_rows(rng.standard_normal((1, D)))[0], window_spans=np.array([[j * 100, j * 100 + 100] for j in range(k)]),
+                    window_vectors=rng.standard_normal((k, D)).astype(np.float32), order=i,
+                    contigs=tuple((f"contig_{i}_{j}" * 3, 100) for j in range(k)) if per_file else (),
+                    window_contigs=np.arange(k) if per_file else None))
+            w.append(recs)
+            n += batch
+            reserved, before = seen[-1]
+            grew = int(w._f.id.get_filesize()) - before
+            assert 0 <= grew <= reserved, (batch, grew, reserved)
+        w.finish()
+
+
 def test_existing_output_needs_overwrite(tmp_path, h5, recs):
     with pytest.raises(StoreError, match=r"x.h5 already exists \(complete, 23 records, model tiny.*--force"):
         EmbeddingWriter(h5, attrs=ATTRS, dim=D)

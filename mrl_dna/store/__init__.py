@@ -49,6 +49,13 @@ Checked by a stress loop (13 runs of 3,000 records with windows, float32 and flo
 random moments 18-173 times and resumed): every final file was bitwise identical to an uninterrupted one.
 The loop found one trap, now avoided: rewriting a string attribute after creation (global heap) and being
 killed mid-flush left that attribute unreadable; after creation only fixed-size attributes are rewritten.
+
+A full disk: a write that fails for want of space inside an HDF5 flush does not stop the flush, which goes on
+rewriting object headers and B-trees in place, pointing at chunks past the end of the file: the committed rows
+became unreadable ("cannot resume (addr overflow)"). So each append first reserves the disk blocks it may need
+(writer._reserve: fallocate with FALLOC_FL_KEEP_SIZE, the file's size unchanged; an upper bound of the chunks it
+starts, its strings and a margin, checked by tests/test_store.py); when that fails nothing has been written and
+the DiskFullError's promise of a resume holds (tests/test_cli_data_safety.py fills tmpfs disks of 6 sizes).
 """
 
 from mrl_dna.store.export import ExportFormat, ExportSummary, export_store

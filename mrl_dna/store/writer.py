@@ -5,7 +5,10 @@ disk as one DiskFullError, and the checks that an output never overwrites an inp
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as _dt
+import errno
+import functools
 import os
 import shutil
 import socket
@@ -32,6 +35,12 @@ from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, R
 # first flush would fail anyway, and a resume that fails half-way through its own housekeeping could damage
 # the rows that the interrupted run saved.
 MIN_FREE_BYTES = 2**20
+
+
+# Bytes reserved beyond an estimate of what an append adds (B-tree nodes of the chunk indexes, object header
+# continuations, a global heap collection, the metadata aggregator's 2 KiB blocks): tests/test_store.py
+# (test_space_reserved_for_an_append_bounds_what_it_adds) measures the growth against the estimate.
+RESERVE_MARGIN = 256 * 2**10
 
 
 class EmbeddingWriter:
@@ -73,6 +82,7 @@ class EmbeddingWriter:
         }
         self._finished = False
         self._disk_full = False  # a write failed for want of space (see _close)
+        self._reserved = 0  # bytes reserved past the file's end (see _reserve, _release_reserve)
         self.resume = resume
         self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
@@ -160,6 +170,9 @@ class EmbeddingWriter:
             for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order",
                          *(("checksum",) if "checksum" in f else ())):  # (older files have no /checksum)
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
+            # the rebuilds below write new datasets: their space is reserved first (see _reserve)
+            self._reserve(_strings_bytes(f, "ids", n) + (_strings_bytes(f, "contigs/name", int(old["contigs_committed"]))
+                                                        if self.per_file else 0), f)
             _rebuild_strings(f, "ids", n)
             if self.save_windows:
                 for name in ("record", "start", "end", "embeddings", *(("contig",) if self.per_file else ())):
@@ -175,12 +188,16 @@ class EmbeddingWriter:
             f.attrs["complete"] = False
             f.flush()
             return f
+        except DiskFullError:  # _reserve: nothing was written, the file is as the interrupted run left it
+            with contextlib.suppress(Exception):
+                f.close()
+            raise
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             if disk_full_reason(e):  # never start over (truncate) for want of space: the rows are still there
                 self._f, self._disk_full = f, True  # left open, see _close
-                raise DiskFullError(self._disk_full_message(disk_full_reason(e))) from None
+                raise DiskFullError(self._disk_full_message(disk_full_reason(e), clean=False)) from None
             warn(f"cannot resume from {self.partial} ({e}); starting over")
             if f is not None:
                 try:
@@ -292,6 +309,9 @@ class EmbeddingWriter:
     def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs,
                     checksum) -> None:
         f, n, r = self._f, self.n_done, len(ids)
+        self._reserve(self._append_bytes(r, 0 if windows is None else len(windows.record),
+                                         0 if contigs is None else len(contigs.record),
+                                         [*ids, *(contigs.name if contigs is not None else ())]), f)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
                            ("n_skipped", n_skipped), ("status", status), ("order", order), ("checksum", checksum)):
             if name == "checksum" and name not in f:  # a resumed file of an older mrl-dna
@@ -321,10 +341,12 @@ class EmbeddingWriter:
         """Mark complete, flush, close and atomically rename PATH.partial -> PATH. Returns PATH."""
         if self._finished:
             return self.path
+        self._reserve(0, self._f)
         with self._disk_errors():
             self._f.attrs["complete"] = True
             self._f.flush()
             self._f.close()
+        self._release_reserve()
         os.replace(self.partial, self.path)
         self._finished = True
         self._lock.release()
@@ -358,6 +380,7 @@ class EmbeddingWriter:
                 else:
                     with self._disk_errors():
                         self._f.close()
+                self._release_reserve()
         finally:
             self._lock.release()
 
@@ -379,7 +402,78 @@ class EmbeddingWriter:
             if why is None:
                 raise
             self._disk_full = True
-            raise DiskFullError(self._disk_full_message(why)) from None
+            raise DiskFullError(self._disk_full_message(why, clean=False)) from None
+
+    def _append_bytes(self, r: int, m: int, c: int, strings: Sequence[str]) -> int:
+        """An upper bound of the bytes HDF5 adds to the file to append r rows, m windows, c contigs and the
+        strings among them: every chunk the new rows start (chunks are allocated whole, ROWS_PER_CHUNK rows of
+        each dataset), the strings in the global heap, plus RESERVE_MARGIN for metadata."""
+        def chunks(done: int, add: int, row_bytes: int) -> int:
+            return (-(-(done + add) // ROWS_PER_CHUNK) - -(-done // ROWS_PER_CHUNK)) * ROWS_PER_CHUNK * row_bytes
+
+        vec = self.dim * np.dtype(self.dtype).itemsize
+        # per row: the vector, a 16-byte string reference (ids), lengths 8, n_windows 4, n_skipped 4, status 1,
+        # order 8, checksum 8; per window: the vector, record/start/end (and contig) 8 each; per contig: name 16,
+        # record 8, length 8
+        total = chunks(self.n_done, r, vec + 16 + 8 + 4 + 4 + 1 + 8 + 8)
+        if self.save_windows:
+            total += chunks(self.windows_done, m, vec + 8 * (4 if self.per_file else 3))
+        if self.per_file:
+            total += chunks(self.contigs_done, c, 16 + 8 + 8)
+        return total + _heap_bytes(strings) + RESERVE_MARGIN
+
+    def _reserve(self, nbytes: int, f: h5py.File) -> None:
+        """Give the file disk blocks for its next nbytes (past what HDF5 has already allocated) BEFORE anything
+        is written, or raise DiskFullError with the file untouched.
+
+        Why: a write that fails for want of space inside an HDF5 flush leaves the file inconsistent (the flush
+        goes on after a failed chunk write and rewrites object headers and B-trees in place, pointing at
+        chunks past the end of the file), so the committed rows can no longer be read: 3 of 5 disk sizes tried
+        ended in "cannot resume (addr overflow); starting over". Reserved blocks (fallocate with
+        FALLOC_FL_KEEP_SIZE: the file's size does not change, HDF5 sees nothing) cannot run out, so when this
+        succeeds the flush cannot fail for want of space, and when it fails nothing was written and the rerun
+        resumes from every committed row. HDF5 gives unused blocks back when it truncates the file to its end
+        at the next flush or at close. Where fallocate is not supported (not Linux, some network file systems)
+        the free space is compared with nbytes instead: the same promise unless another process fills the disk
+        in between (then the write fails and the message says the file may not resume)."""
+        try:
+            fd = os.open(self.partial, os.O_WRONLY)
+        except OSError:
+            return  # HDF5's own open of it worked; its writes will say what is wrong
+        try:
+            start = os.fstat(fd).st_size
+            end = max(start, int(f.id.get_filesize())) + nbytes
+            err = _fallocate_keep_size(fd, start, end - start)
+        finally:
+            os.close(fd)
+        if err is None:
+            self._reserved = max(self._reserved, end - start)
+            return
+        if err not in _NO_SPACE_ERRNOS:  # not supported here: compare with the free space instead
+            try:
+                if shutil.disk_usage(self.partial.parent).free >= end - start:
+                    return
+            except OSError:
+                return
+        why = "disk quota exceeded" if err == errno.EDQUOT else "no space left on device"
+        raise DiskFullError(self._disk_full_message(why, need=end - start))
+
+    def _release_reserve(self) -> None:
+        """Give back the reserved blocks past the end of the closed file (HDF5 truncates it only when its end
+        moved): ftruncate to its own size frees them on ext4 and XFS, a punched hole on tmpfs."""
+        if not self._reserved:
+            return
+        with contextlib.suppress(OSError):
+            fd = os.open(self.partial, os.O_WRONLY)
+            try:
+                size = os.fstat(fd).st_size
+                os.ftruncate(fd, size)
+                fn = _libc_fallocate()
+                if fn is not None:
+                    fn(fd, 3, size, self._reserved)  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            finally:
+                os.close(fd)
+        self._reserved = 0
 
     def _check_free_space(self) -> None:
         try:
@@ -389,17 +483,69 @@ class EmbeddingWriter:
         if free < MIN_FREE_BYTES:
             raise DiskFullError(self._disk_full_message("no space left on device"))
 
-    def _disk_full_message(self, why: str) -> str:
+    def _disk_full_message(self, why: str, *, clean: bool = True, need: int | None = None) -> str:
+        """clean: nothing was written (a reservation or the free-space check failed), so the promise of a
+        resume from the committed rows holds; else a write failed inside HDF5 and the file may not resume."""
         d = self.path.parent if str(self.path.parent) else Path(".")
         try:
             free = f", {_size(shutil.disk_usage(d).free)} free"
         except OSError:
             free = ""
-        kept = ""
-        if self.resume and self.partial.exists():
-            kept = f", which resumes from the last records saved in {self.partial.name}"
+        if need is not None:
+            free += f", the next write needs {_size(need)}"
+        saved = (f"the {self.n_done:,} records saved in {self.partial.name}" if self._f is not None and self.n_done
+                 else f"the last records saved in {self.partial.name}")
+        if not clean:
+            then = (f"; the failed write may have left {self.partial.name} unreadable: the rerun resumes from {saved} "
+                    "if it can read them, else says so and starts over")
+        elif (self._f is not None and self.n_done) or (self._f is None and self.resume and self.partial.exists()):
+            then = f", which resumes from {saved}"
+        else:
+            then = " (nothing was saved yet: it starts over)" if self._f is not None else ""
         return (f"{why} on the disk that holds {self.partial} ({_mount_point(d)}{free}); free some space or "
-                f"choose -o on another disk, then rerun the same command{kept}")
+                f"choose -o on another disk, then rerun the same command{then}")
+
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _fallocate_keep_size(fd: int, offset: int, length: int) -> int | None:
+    """Linux fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length): disk blocks for that range without changing
+    the file's size. None on success, else the errno (EOPNOTSUPP, ENOSYS ... where it is not supported)."""
+    if length <= 0:
+        return None
+    fn = _libc_fallocate()
+    if fn is None:
+        return errno.ENOSYS
+    if fn(fd, 1, offset, length) == 0:  # 1 = FALLOC_FL_KEEP_SIZE
+        return None
+    return ctypes.get_errno() or errno.EIO
+
+
+@functools.cache
+def _libc_fallocate():
+    """libc's fallocate (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate64
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _heap_bytes(strings: Sequence[str]) -> int:
+    """An upper bound of the global heap bytes of these variable-length strings: each object's 16-byte header
+    and its UTF-8 bytes rounded up to 8, plus a new 4 KiB collection."""
+    return sum(16 + (len(s.encode("utf-8")) + 7) // 8 * 8 for s in strings) + 4096
+
+
+def _strings_bytes(f: h5py.File, name: str, n: int) -> int:
+    """What _rebuild_strings(f, name, n) adds: a new dataset of n references and its strings."""
+    chunks = -(-n // ROWS_PER_CHUNK) * ROWS_PER_CHUNK * 16
+    return chunks + (_heap_bytes(list(f[name].asstr()[:n])) if n else 0) + RESERVE_MARGIN
 
 
 def _extend(ds, start: int, data) -> None:
