@@ -185,6 +185,21 @@ def test_resume_refuses_an_input_changed_after_the_records_already_embedded(tmp_
         embed_fasta([fa], model=tiny_model, output=out, device="cpu")
 
 
+def test_a_partial_without_rows_is_started_over_and_records_this_runs_input(tmp_path, tiny_model, small_fasta,
+                                                                            monkeypatch):
+    """A run killed before its first flush leaves a .partial with no row: the rerun has nothing to keep, so it
+    starts over (even with other options or input) and the file names the input it was made from."""
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(0, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _edit(fa, "d", lambda s: s + "ACGT")
+    s = embed_fasta([fa], model=tiny_model, output=out, device="cpu", window=128)
+    assert (s.resumed, s.records) == (0, 5)
+    with EmbeddingStore.open(out) as st:
+        assert (st.attrs["input_bp"], st.attrs["window"]) == (3517, 128)
+
+
 def test_resume_per_file_refuses_a_file_whose_bases_changed(tmp_path, tiny_model, genome_files, monkeypatch):
     from mrl_dna.errors import InputError
 

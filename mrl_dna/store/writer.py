@@ -48,7 +48,7 @@ class EmbeddingWriter:
 
     attrs: model and run attributes (model_name, model_hash, model_kind, matryoshka_dims, window, stride,
     pooling, shard, command, ...). resume=True continues an existing PATH.partial written with the same
-    RESUME_KEYS (n_done tells how many records it already holds); overwrite=True replaces an existing
+    RESUME_KEYS (n_done tells how many records it already holds; one that holds none is started over); overwrite=True replaces an existing
     complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
     exception, a kill) leaves a resumable PATH.partial, never a PATH.
 
@@ -156,6 +156,9 @@ class EmbeddingWriter:
             old = {k: f.attrs[k] for k in f.attrs.keys()}
             if old.get("format") != FORMAT or "rows_committed" not in old or "embeddings" not in f:
                 raise OSError("not a partial mrl-dna embedding file")
+            if int(old["rows_committed"]) == 0:  # nothing to keep: start over, with this run's attributes (input)
+                f.close()
+                return None
             for key in RESUME_KEYS:
                 if not same_attr(old.get(key), self.attrs.get(key)):
                     f.close()
