@@ -340,6 +340,27 @@ def test_search_refuses_db_files_and_query_files_of_another_window_stride_or_poo
         assert expect in error_line(err), err
 
 
+def test_search_level_windows_compares_windows_of_files_of_other_strides(tmp_path, capsys):
+    """Saved windows are vectors of their bases alone: the stride (and --max-n) choose which windows exist, so
+    --level windows searches files that differ in them, while record vectors (pooled over those windows) do not
+    mix; the window length must agree at both levels."""
+    rng = np.random.default_rng(11)
+    spans = np.stack([np.arange(6) * 100, np.arange(6) * 100 + 512], axis=1).astype(np.int64)
+    dbs = []
+    for name, stride in (("a", 512), ("b", 100)):
+        wv = clustered(6, rng)
+        db = write_db(tmp_path / f"{name}.h5", normalize(wv.mean(0, keepdims=True)), ids=[name], windows=[(spans, wv)])
+        dbs.append(_set_attrs(db, stride=stride))
+    q = write_db(tmp_path / "q.h5", clustered(2, rng), ids=["q0", "q1"])
+    code, out, err = run_cli(["search", q, *dbs, "--level", "windows", "-k", "3", "-q"], capsys)
+    assert code == 0 and len(parse_tsv(out)[1]) == 6, err
+    code, _, err = run_cli(["search", q, *dbs], capsys)
+    assert code == 1 and "different strides (stride 512 vs 100)" in error_line(err)
+    _set_attrs(dbs[1], window=256)
+    code, _, err = run_cli(["search", q, *dbs, "--level", "windows"], capsys)
+    assert code == 1 and "different windows (window 512 vs 256)" in error_line(err)
+
+
 def test_search_refuses_the_same_db_file_twice_even_through_a_link(dbs, tmp_path, capsys):
     """search q db.h5 db.h5 doubled every hit (also through a symlink or a hard link): refused, as merge does."""
     import os

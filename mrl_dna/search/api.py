@@ -56,7 +56,8 @@ def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None
 
 def _queries_from_store(path, db: Database) -> Queries:
     st = EmbeddingStore.open(path)
-    check_comparable([(f"DB {db.names[0]}", db.attrs), (f"query file {path}", st.attrs)])  # model, window, stride, ...
+    check_comparable([(f"DB {db.names[0]}", db.attrs), (f"query file {path}", st.attrs)],  # model, window, ...
+                     windows=db.level is Level.windows)
     ok = np.asarray(st.status) == STATUS_OK
     vecs = st.read(None, normalize=False) if st.n else np.zeros((0, db.dim), np.float32)
     ids = [str(x) for x, good in zip(st.ids, ok) if good]

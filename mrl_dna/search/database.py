@@ -137,7 +137,8 @@ class Database:
             st = EmbeddingStore.open(path)
             if parts:
                 try:
-                    check_comparable([(names[0], parts[0].attrs), (str(path), st.attrs)])
+                    check_comparable([(names[0], parts[0].attrs), (str(path), st.attrs)],
+                                     windows=level is Level.windows)
                 except StoreError:
                     st.close()
                     raise

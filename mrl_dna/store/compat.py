@@ -10,7 +10,9 @@ from the same model lie in one space but do not mean the same thing: their cosin
 sequences, and ranking them together puts whichever file suits the query first.
 
 Allowed to differ: dtype (float16 rows are rounded float32 rows), save_windows (only --level windows and
---windows need them, and they say so), the shard, and per_file. Why per_file may differ: a per-file row is
+--windows need them, and they say so), the shard, and per_file. When the rows are saved windows (search --level
+windows) also the stride and max N fraction: they choose which windows exist, not what a window's vector is
+(a window's vector is the model's output for its bases alone), so only the window length must agree. Why per_file may differ: a per-file row is
 the weighted centroid of all the windows of a file, computed exactly as a record's vector is from its own
 windows (a file of one record gets that record's vector bit for bit, embed.embed_files), so a contig
 searched against per-file genome rows, or records against files in dist, compare like with like. Only
@@ -27,20 +29,25 @@ from typing import Any
 from mrl_dna.errors import StoreError
 from mrl_dna.store.format import COMPARABLE_KEYS, same_attr, show_attr
 
+# Options that choose which windows a file has, not what a window's vector is (see the module docstring).
+WINDOW_LAYOUT_KEYS = ("stride", "max_n_fraction")
+
 # What differs, in the user's words, and the embed option that sets it (None: it comes with the model).
 _WHAT = {"window": ("windows", "--window"), "stride": ("strides", "--stride"),
          "max_n_fraction": ("N cut-offs", "--max-n"), "pooling": ("poolings", None),
          "dim": ("widths", None), "matryoshka_dims": ("Matryoshka dims", None)}
 
 
-def check_comparable(files: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+def check_comparable(files: Sequence[tuple[str, Mapping[str, Any]]], *, windows: bool = False) -> None:
     """StoreError (one line naming the two files and what differs) unless every file's vectors are comparable
-    with the first's. files: (label, attributes) pairs, e.g. ("db.h5", store.attrs) or ("query file q.h5", ...)."""
+    with the first's. files: (label, attributes) pairs, e.g. ("db.h5", store.attrs) or ("query file q.h5", ...).
+    windows: the rows compared are saved windows (search --level windows): stride and max N may differ."""
     if not files:
         return
+    keys = [k for k in COMPARABLE_KEYS if not (windows and k in WINDOW_LAYOUT_KEYS)]
     first, ref = files[0]
     for label, attrs in files[1:]:
-        for key in COMPARABLE_KEYS:
+        for key in keys:
             a, b = ref.get(key), attrs.get(key)
             if same_attr(a, b):
                 continue

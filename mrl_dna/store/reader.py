@@ -158,7 +158,7 @@ class EmbeddingStore:
         Reads the whole file (a 2 GB file takes as long as reading 2 GB), which is why plain `info` does not."""
         ok = self.status == STATUS_CODES["ok"]
         tol = 1e-2 if self.dtype == "float16" else 1e-4
-        for start, block in _blocks(self._f["embeddings"], self.n, block_rows, self.path):  # (b, D)
+        for start, block in _blocks(self._f["embeddings"], self.n, block_rows):  # (b, D)
             norms = np.linalg.norm(block.astype(np.float64), axis=1)
             want = ok[start : start + len(block)]
             bad = np.flatnonzero(np.where(want, np.abs(norms - 1) > tol, norms != 0))
@@ -173,7 +173,7 @@ class EmbeddingStore:
                                       or np.any(np.diff(table.record) < 0)):
                 raise StoreError(f"{self.path} is damaged: /windows/record does not list rows 0..{self.n - 1} in "
                                  f"order; {REPAIR}")
-            for _ in _blocks(table._dataset, len(table), block_rows, self.path):
+            for _ in _blocks(table._dataset, len(table), block_rows):
                 pass
         return {"rows": self.n, "windows": 0 if table is None else len(table)}
 
@@ -347,7 +347,7 @@ def check_finite(block: np.ndarray, ds, rows: slice | np.ndarray) -> None:
                      f"a unit vector; {REPAIR}")
 
 
-def _blocks(ds, n: int, block_rows: int, path) -> Iterator[tuple[int, np.ndarray]]:
+def _blocks(ds, n: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start, (b, D) raw block) over the first n rows of a 2-D dataset, each checked finite."""
     for start in range(0, n, block_rows):
         block = np.asarray(ds[start : min(n, start + block_rows)])

@@ -48,14 +48,15 @@ class EmbeddingWriter:
 
     attrs: model and run attributes (model_name, model_hash, model_kind, matryoshka_dims, window, stride,
     pooling, shard, command, ...). resume=True continues an existing PATH.partial written with the same
-    RESUME_KEYS (n_done tells how many records it already holds; one that holds none is started over); overwrite=True replaces an existing
-    complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
+    RESUME_KEYS (n_done tells how many records it already holds; one that holds none is started over);
+    overwrite=True replaces an existing complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
     exception, a kill) leaves a resumable PATH.partial, never a PATH.
 
     One writer per output at a time: the writer holds an exclusive lock (PATH.lock, see OutputLock) from
     before it looks at PATH or PATH.partial until it finishes or closes, so a second run on the same output
     stops with a StoreError instead of truncating the first run's PATH.partial. A full disk is a DiskFullError
-    that names the disk and says that rerunning resumes; the rows flushed before it stay resumable.
+    that names the disk and says what rerunning does; each append reserves its space first (_reserve), so the
+    rows flushed before it stay resumable.
     """
 
     def __init__(self, path: str | Path, *, attrs: dict[str, Any], dim: int, dtype: str = "float32",
@@ -435,8 +436,8 @@ class EmbeddingWriter:
         ended in "cannot resume (addr overflow); starting over". Reserved blocks (fallocate with
         FALLOC_FL_KEEP_SIZE: the file's size does not change, HDF5 sees nothing) cannot run out, so when this
         succeeds the flush cannot fail for want of space, and when it fails nothing was written and the rerun
-        resumes from every committed row. HDF5 gives unused blocks back when it truncates the file to its end
-        at the next flush or at close. Where fallocate is not supported (not Linux, some network file systems)
+        resumes from every committed row. Blocks left unused are given back at close (_release_reserve).
+        Where fallocate is not supported (not Linux, some network file systems)
         the free space is compared with nbytes instead: the same promise unless another process fills the disk
         in between (then the write fails and the message says the file may not resume)."""
         try:
