@@ -12,6 +12,7 @@ Glossary: n windows in a batch, L bases per window (padded), r records, d window
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mrl_dna import console
+from mrl_dna import console, dna
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths, stream_name
@@ -32,7 +33,8 @@ from mrl_dna.genomes import genome_name
 from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
                               embedded_windows, numerics)
 from mrl_dna.shards import shard_records
-from mrl_dna.store import EmbeddedRecord, EmbeddingWriter, check_output_not_input
+from mrl_dna.store import INPUT_KEYS, EmbeddedRecord, EmbeddingWriter, check_output_not_input
+from mrl_dna.store.format import same_attr
 from mrl_dna.windows import WindowConfig
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "EmbedSummary", "ShortRecords", "bucket_length", "embed_fasta", "embed_files",
@@ -193,10 +195,12 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()
+    checksum = file_checksum((p.id, p.checksum) for p in group) if per_file else group[0].checksum
     kept = [(ci, p) for ci, p in enumerate(group) if len(p.spans)]
     if not kept:
         status = "empty" if length == 0 else "all_n"
-        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs)
+        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(D, np.float32), order=order, contigs=contigs,
+                              checksum=checksum)
     values = np.concatenate([p.values for _, p in kept]) if len(kept) > 1 else kept[0][1].values  # (k, D)
     logits = None if kept[0][1].logits is None else (
         np.concatenate([p.logits for _, p in kept]) if len(kept) > 1 else kept[0][1].logits)  # (k,)
@@ -211,8 +215,16 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
         p.values = p.logits = None  # the row's vector is all that is kept
     return EmbeddedRecord(
         name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,
-        contigs=contigs, window_contigs=wcontig,
+        contigs=contigs, window_contigs=wcontig, checksum=checksum,
     )
+
+
+def file_checksum(records: Iterable[tuple[str, int]]) -> int:
+    """The checksum of an --per-file row: over its records' (id, dna.checksum) in file order, never 0."""
+    h = hashlib.blake2b(digest_size=8)
+    for rid, c in records:
+        h.update(f"{rid}\t{c}\n".encode())
+    return int.from_bytes(h.digest(), "little") or 1
 
 
 def embed_fasta(
@@ -309,13 +321,22 @@ def embed_fasta(
         "shard": f"{shard[0]}/{shard[1]}" if shard else "",
         "inputs": " ".join(str(p) for p in inputs),
         "command": " ".join(sys.argv),
+        # what the whole (unsharded) input is: merge checks that shards are parts of one run, resume that the
+        # input is the one the interrupted run read (absent for stdin, which is read once)
+        **(input_identity(listed, per_record if per_file else None) if listed is not None else {}),
     }
     writer = EmbeddingWriter(output, attrs=attrs, dim=info.dim, dtype=dtype, save_windows=save_windows,
                              per_file=per_file, resume=resume, overwrite=overwrite)
     n_done = writer.n_done
     unit = "files" if per_file else "records"
     if n_done:
+        try:
+            _check_resumed_input(writer, attrs, listed, selected, unit)
+        except BaseException:
+            writer.close()  # the .partial stays as it was: rerunning on the original input resumes it
+            raise
         console.info(f"resuming {writer.partial}: {console.count(n_done, unit[:-1])} already embedded")
+    done_lengths, done_sums = writer.done_column("lengths"), writer.done_column("checksum")
 
     def records() -> Iterator[Record]:
         lo = selected.start if selected is not None else 0
@@ -331,12 +352,13 @@ def embed_fasta(
             if hi is not None and idx >= hi:
                 break
             k = idx - lo
-            if k < n_done:
-                if rec.id != done_ids[k]:
-                    raise ConfigError(
-                        f"{writer.partial} holds record {done_ids[k]!r} where the input has {rec.id!r}: it was made "
-                        f"from other input; delete it or write to another output"
-                    )
+            if k < n_done:  # embedded by the interrupted run: the same record, or refuse (never a stale vector)
+                if (rec.id, len(rec)) != (done_ids[k], int(done_lengths[k])):
+                    _input_changed(writer, f"record {k + 1} is {rec.id!r} ({len(rec):,} bp) where it holds "
+                                           f"{done_ids[k]!r} ({int(done_lengths[k]):,} bp)")
+                if done_sums is not None and done_sums[k] and dna.checksum(rec.tokens) != done_sums[k]:
+                    _input_changed(writer, f"record {k + 1} {rec.id!r} ({len(rec):,} bp) has other bases than the "
+                                           "one it holds")
                 continue
             yield rec
         if listed is not None and not shard and len(listed) > idx + 1:
@@ -346,10 +368,10 @@ def embed_fasta(
         """--per-file: (name, records) of the selected files not yet in the output, records checked against
         the first pass."""
         todo = list(selected)[n_done:]
-        for k, fi in enumerate(list(selected)[:n_done]):
-            if listed[fi][0] != writer.done_ids[k]:
-                raise ConfigError(f"{writer.partial} holds file {writer.done_ids[k]!r} where the input has "
-                                  f"{listed[fi][0]!r}: it was made from other input; delete it or write to another output")
+        for k, fi in enumerate(list(selected)[:n_done] if done_sums is not None else ()):  # names, bp: checked
+            if done_sums[k] and file_checksum((r.id, dna.checksum(r.tokens)) for r in _checked(inputs[fi], per_record[fi])) != done_sums[k]:
+                _input_changed(writer, f"file {k + 1} {listed[fi][0]!r} has other records or bases than the one it "
+                                       "holds")
         return [(listed[fi][0], _checked(inputs[fi], per_record[fi])) for fi in todo]
 
     first = (selected.start if selected is not None else 0) + n_done
@@ -403,6 +425,22 @@ def embed_fasta(
                         contigs=contigs if per_file else 0, stages=times)
 
 
+def input_identity(listed: Sequence[tuple[str, int]],
+                   per_record: Sequence[Sequence[tuple[str, int]]] | None = None) -> dict[str, int | str]:
+    """The store's INPUT_KEYS for an input whose first pass listed `listed` (id, bp) per unit (a record, a BED
+    interval, or with per_record a file, whose records are listed there): the count of units, their bases and
+    a sha256 over the listing, so that two runs over the same records in the same order (from any path, plain
+    or gzip) agree and any other input differs in ids, lengths or order. Sequences are not read for this (a
+    .fai gives the listing without reading them): a same-length edit is caught by resume's per-record
+    checksums, not here."""
+    h = hashlib.sha256()
+    for i, (name, bp) in enumerate(listed):
+        h.update(f"{name}\t{bp}\n".encode())
+        for rid, rbp in (per_record[i] if per_record is not None else ()):
+            h.update(f"\t{rid}\t{rbp}\n".encode())
+    return {"input_records": len(listed), "input_bp": int(sum(bp for _, bp in listed)), "input_digest": h.hexdigest()}
+
+
 def _checked(path: str | Path, listed: Sequence[tuple[str, int]]) -> Iterator[Record]:
     """The records of one file (--per-file), each checked against the first pass's (id, bp)."""
     idx = -1
@@ -428,6 +466,33 @@ def _check_streams_once(streams: Sequence[str | Path]) -> None:
             what = "stdin '-'" if key == "-" else f"{p} (a pipe)"
             raise ConfigError(f"{what} is given more than once, and it can be read only once; give it once")
         seen.add(key)
+def _check_resumed_input(writer: EmbeddingWriter, attrs: dict, listed, selected, unit: str) -> None:
+    """Before a resume: the rows the interrupted run wrote must be this input's (names and lengths from the
+    first pass), and the input must be the one it read (INPUT_KEYS); InputError naming the first difference
+    otherwise. Their bases are compared as the records stream past (records(), files()), against /checksum."""
+    old = writer.file_attrs
+    if writer.done_column("checksum") is None:
+        console.warn(f"{writer.partial} was written by an older mrl-dna without per-record checksums: resuming it "
+                     f"checks only the names and lengths of the {writer.n_done:,} {unit} it holds, not their bases")
+    if listed is None:  # stdin: records() compares each one as it arrives
+        return
+    first = selected.start
+    done_bp = writer.done_column("lengths")
+    for k, rid in enumerate(writer.done_ids):
+        now = listed[first + k] if first + k < len(listed) else None
+        if now != (rid, int(done_bp[k])):
+            have = f"{now[0]!r} ({now[1]:,} bp)" if now is not None else "no such record"
+            _input_changed(writer, f"{unit[:-1]} {k + 1} is {have} where it holds {rid!r} ({int(done_bp[k]):,} bp)")
+    if all(k in old for k in INPUT_KEYS) and any(not same_attr(old[k], attrs.get(k)) for k in INPUT_KEYS):
+        _input_changed(writer, f"it was {int(old['input_records']):,} {unit}, {int(old['input_bp']):,} bp, and is "
+                               f"{int(attrs['input_records']):,} {unit}, {int(attrs['input_bp']):,} bp now; the "
+                               f"{writer.n_done:,} {unit} already embedded are unchanged, others are not")
+
+
+def _input_changed(writer: EmbeddingWriter, what: str) -> None:
+    """The input is not the one the interrupted run read: refuse to resume (its vectors would be stale)."""
+    raise InputError(f"the input changed since {writer.partial} was written ({what}): resuming would keep vectors "
+                     "of the old input; rerun with --restart to start over, or restore the input to resume")
 
 
 def _check_file_names(inputs: Sequence[str | Path], names: Sequence[str]) -> None:

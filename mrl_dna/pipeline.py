@@ -237,6 +237,7 @@ class Pending:
 
     def __init__(self, rec: Record, cfg: WindowConfig, order: int, key: object = None) -> None:
         self.id, self.length, self.order, self.key = rec.id, len(rec.tokens), order, key
+        self.checksum = dna.checksum(rec.tokens)  # stored per row: resume tells an edited record from this one
         self.since = time.perf_counter()  # when it started to wait
         self.tokens: np.ndarray | None = rec.tokens  # dropped once every window is in a batch
         w = split_windows(rec.tokens, cfg)

@@ -129,7 +129,9 @@ def via_search(report: ew.WindowReport, methods, genomes, fr, work: Path, *, dev
         if m.name not in report.stores:
             continue
         refs, queries = report.stores[m.name], work / f"queries_{len(notes)}.h5"
-        embed_fasta([qfa], model=m.embed.model, output=queries, device=m.embed.device, overwrite=True)
+        # with the DB's window, as `search` embeds FASTA queries: a query file of another window is refused
+        embed_fasta([qfa], model=m.embed.model, output=queries, window=report.config.window, device=m.embed.device,
+                    overwrite=True)
         with EmbeddingStore.open(refs) as st, EmbeddingStore.open(queries) as qs:
             W, Q = st.windows().read(normalize=False), qs.read(normalize=False)
         same = []

@@ -285,6 +285,106 @@ def test_export_npy_to_a_real_full_disk_end_to_end(tmp_path, small_disk):
     assert code == 1, err
     one_error(err, f"no space left on device on the disk that holds {small_disk / 'x.npy'} ({small_disk}, ")
     assert list(small_disk.iterdir()) == []
+# A writer that fills a disk: records of D = 512 with 3 saved windows each (a flush of 20 records starts a 1 MiB
+# chunk row of /embeddings and one of /windows/embeddings), appended until the disk is full, then the process
+# ends as the CLI does after a DiskFullError (os._exit, no close).
+_FILL = """
+import os, sys
+import numpy as np
+from mrl_dna.errors import DiskFullError
+from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
+D = 512
+attrs = dict(model_name="t", model_hash="a" * 64, matryoshka_dims=[D], window=100, stride=100, pooling="mean")
+def records(first, n):
+    rng = np.random.default_rng(first)
+    for i in range(first, first + n):
+        v = rng.standard_normal(D).astype(np.float32)
+        yield EmbeddedRecord(f"record_{i}", 300, 3, 0, "ok", v / np.linalg.norm(v),
+                             window_spans=np.array([[0, 100], [100, 200], [200, 300]]),
+                             window_vectors=rng.standard_normal((3, D)).astype(np.float32), order=i)
+w = EmbeddingWriter(sys.argv[1], attrs=attrs, dim=D, save_windows=True, resume=True)
+try:
+    while w.n_done < int(sys.argv[2]):
+        w.append(list(records(w.n_done, 20)))
+    w.finish()
+except DiskFullError as e:
+    print(w.n_done, e)
+    sys.stdout.flush()
+    os._exit(1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["1200k", "1536k", "2m", "2560k", "3m", "4m"])
+def test_full_disk_mid_append_leaves_every_committed_row_resumable(tmp_path, small_disk, size):
+    """A write that failed for want of space inside an HDF5 flush left object headers and B-trees pointing past
+    the end of the file: `embed --save-windows` on 5 of these 6 disk sizes ended in "cannot resume (addr
+    overflow); starting over" although the message had promised a resume. Now the space of each append is reserved
+    before anything is written: the error comes first, the file keeps every committed row, the rerun resumes."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(small_disk)], check=True)
+    out = small_disk / "out.h5"
+    r = subprocess.run([sys.executable, "-c", _FILL, str(out), "1000"], capture_output=True, text=True, env=_env(),
+                       timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    n_saved, message = r.stdout.split(" ", 1)
+    then = (f", which resumes from the {int(n_saved):,} records saved in out.h5.partial" if int(n_saved) else
+            " (nothing was saved yet: it starts over)")
+    assert message.strip().endswith(f"then rerun the same command{then}"), message
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    r = subprocess.run([sys.executable, "-c", _FILL, str(out), "1000"], capture_output=True, text=True, env=_env(),
+                       timeout=120)
+    assert r.returncode == 0 and "cannot resume" not in r.stderr and "starting over" not in r.stderr, r.stderr
+    ref = tmp_path / "ref.h5"
+    r = subprocess.run([sys.executable, "-c", _FILL, str(ref), "1000"], capture_output=True, env=_env(), timeout=120)
+    assert r.returncode == 0
+    assert _same_datasets(ref, out, DATASETS + ("windows/record", "windows/start", "windows/end", "windows/embeddings"))
+
+
+@pytest.mark.parametrize("fallocate", [True, False])
+def test_a_full_disk_is_found_before_the_append_writes_anything_and_the_rerun_resumes(tmp_path, tiny_model_dir,
+                                                                                     capsys, monkeypatch, fallocate):
+    """The same without root: a disk of a given size (fallocate refuses past it, as a full one does; or, where
+    fallocate is not supported, the free space says so) stops the run with the promise of a resume from the
+    rows saved so far, and the rerun on a larger disk keeps it."""
+    import errno
+    import types
+
+    import mrl_dna.store.writer as writer_mod
+
+    fa = _fasta(tmp_path / "many.fa", 1200, 400, seed=5)
+    ref = _reference(fa, tiny_model_dir, tmp_path / "ref.h5", window=100, save_windows=True)
+    real = writer_mod._fallocate_keep_size
+    room = {"bytes": ref.stat().st_size * 2 // 3}  # the disk fills two thirds of the way
+    capsys.readouterr()  # the reference run's progress line
+
+    def small_disk_fallocate(fd, offset, length):
+        return errno.ENOSPC if offset + length > room["bytes"] else real(fd, offset, length)
+
+    out = tmp_path / "out.h5"
+
+    def small_disk_usage(path):  # what is left of the room beside the file being written
+        used = partial_path(out).stat().st_size if partial_path(out).exists() else 0
+        return types.SimpleNamespace(total=room["bytes"], used=used, free=max(0, room["bytes"] - used))
+
+    if fallocate:
+        monkeypatch.setattr(writer_mod, "_fallocate_keep_size", small_disk_fallocate)
+    else:
+        monkeypatch.setattr(writer_mod, "_fallocate_keep_size", lambda fd, offset, length: errno.EOPNOTSUPP)
+        monkeypatch.setattr(writer_mod.shutil, "disk_usage", small_disk_usage)
+        monkeypatch.setattr(writer_mod, "MIN_FREE_BYTES", 0)  # this disk is smaller than the start's minimum
+    monkeypatch.setenv("MRL_DNA_FLUSH_RECORDS", "40")
+    args = ["embed", fa, "-o", out, "-m", tiny_model_dir, "-w", "100", "--save-windows", "--threads", "1", "-q"]
+    code, _, err = run_cli(args, capsys)
+    line = one_error(err, "no space left on device on the disk that holds", "the next write needs")
+    with EmbeddingStore.open(partial_path(out), allow_incomplete=True) as s:
+        n_saved = s.n
+        assert 0 < n_saved < 1200 and s.windows() is not None
+    assert code == 1 and line.endswith(f"then rerun the same command, which resumes from the {n_saved:,} records "
+                                       "saved in out.h5.partial"), line
+    room["bytes"] = 2**40
+    code, _, err = run_cli(args, capsys)
+    assert code == 0 and err == "", err
+    assert _same_datasets(ref, out, DATASETS + ("windows/record", "windows/start", "windows/end", "windows/embeddings"))
 
 
 # ------------------------------------------------------------------------------------- 5. a stale .fai

@@ -192,3 +192,16 @@ def test_dist_and_cluster_do_not_import_torch(db):
             "assert 'torch' not in sys.modules; print('light', file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.stderr.strip().endswith("light"), r.stderr[-2000:]
+
+
+def test_dist_of_one_file_given_as_both_arguments_warns_that_pairs_repeat(db, tmp_path, cli):
+    """dist A A (also through a link) is the full A x A table, self pairs and both orders: allowed (two roles, as
+    asked), with a warning pointing to `dist A`, which prints each pair once."""
+    path, x, ids = db
+    link = tmp_path / "link.h5"
+    link.symlink_to(path)
+    code, out, err = cli("dist", path, link, "--dim", "8")
+    assert code == 0 and f"{path} and {link} are one file: every pair is printed twice" in err
+    assert out.count("\n") == 1 + 39 * 39
+    code, _, err = cli("dist", path, "--dim", "8")
+    assert code == 0 and "printed twice" not in err

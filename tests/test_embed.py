@@ -108,6 +108,129 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
     assert np.array_equal(a.read(normalize=False), b.read(normalize=False))
 
 
+def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
+    """Run `run()` with one record per flush, dying (as a kill between flushes) after n_appends flushes."""
+    import mrl_dna.embed as embed_mod
+    import mrl_dna.store as store_mod
+
+    real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
+
+    def flaky_append(self, recs):
+        calls["n"] += 1
+        if calls["n"] <= n_appends:
+            return real_append(self, recs)
+        raise _Boom()
+
+    with monkeypatch.context() as m:
+        m.setattr(embed_mod, "_FLUSH_RECORDS", 1)
+        m.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
+        with pytest.raises(_Boom):
+            run()
+
+
+def _edit(path, rid: str, new_seq) -> None:
+    """Replace record rid's sequence in a one-line-per-sequence FASTA."""
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(f">{rid}"))
+    lines[i + 1] = new_seq(lines[i + 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda s: ("A" if s[10] != "A" else "C").join((s[:10], s[11:])), "record 1 'a' (1,000 bp) has other bases"),
+    (lambda s: s[:900], "record 1 is 'a' (900 bp) where it holds 'a' (1,000 bp)"),
+])
+def test_resume_refuses_an_input_whose_embedded_record_changed(tmp_path, tiny_model, small_fasta, monkeypatch,
+                                                                  cli, tiny_model_dir, change, what):
+    """Interrupt after the first flush, edit a record already embedded (same length, or shorter), rerun: the old
+    vector and length stayed. Now the rerun refuses in one line (the .partial kept with its rows), --restart
+    starts over and gives the file a fresh run of the new input gives."""
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    def saved():
+        with EmbeddingStore.open(tmp_path / "out.h5.partial", allow_incomplete=True) as s:
+            return s.ids, s.read(normalize=False)
+
+    before = saved()
+    _edit(fa, "a", change)
+    args = ("embed", fa, "-o", out, "-m", tiny_model_dir)
+    code, _, err = cli(*args)
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"mrl-dna: error: the input changed since {out}.partial was written ({what} than the one it holds): resuming "
+        "would keep vectors of the old input; rerun with --restart to start over, or restore the input to resume"
+        if "bases" in what else
+        f"mrl-dna: error: the input changed since {out}.partial was written ({what}): resuming would keep vectors of "
+        "the old input; rerun with --restart to start over, or restore the input to resume"), err
+    after = saved()  # what the interrupted run committed is still there: the original input resumes
+    assert not out.exists() and after[0] == before[0] == ["a", "b"] and np.array_equal(after[1], before[1])
+    assert cli(*args, "--restart", "-q")[0] == 0
+    fresh = tmp_path / "fresh.h5"
+    embed_fasta([fa], model=tiny_model, output=fresh, device="cpu")
+    from conftest import assert_same_datasets
+
+    assert_same_datasets(fresh, out)
+
+
+def test_resume_refuses_an_input_changed_after_the_records_already_embedded(tmp_path, tiny_model, small_fasta,
+                                                                              monkeypatch):
+    """A change in a record not yet embedded would give right vectors but a file that names the old input
+    (its input_* attributes, which merge compares): refused too, saying the embedded ones are unchanged."""
+    from mrl_dna.errors import InputError
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _edit(fa, "d", lambda s: s + "ACGT")
+    with pytest.raises(InputError, match=r"it was 5 records, 3,513 bp, and is 5 records, 3,517 bp now; the 1 records "
+                                         "already embedded are unchanged"):
+        embed_fasta([fa], model=tiny_model, output=out, device="cpu")
+
+
+def test_a_partial_without_rows_is_started_over_and_records_this_runs_input(tmp_path, tiny_model, small_fasta,
+                                                                            monkeypatch):
+    """A run killed before its first flush leaves a .partial with no row: the rerun has nothing to keep, so it
+    starts over (even with other options or input) and the file names the input it was made from."""
+    fa = tmp_path / "in.fa"
+    fa.write_text(small_fasta.read_text())
+    out = tmp_path / "out.h5"
+    _interrupt_after(0, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _edit(fa, "d", lambda s: s + "ACGT")
+    s = embed_fasta([fa], model=tiny_model, output=out, device="cpu", window=128)
+    assert (s.resumed, s.records) == (0, 5)
+    with EmbeddingStore.open(out) as st:
+        assert (st.attrs["input_bp"], st.attrs["window"]) == (3517, 128)
+
+
+def test_resume_per_file_refuses_a_file_whose_bases_changed(tmp_path, tiny_model, genome_files, monkeypatch):
+    from mrl_dna.errors import InputError
+
+    kw = dict(model=tiny_model, device="cpu", per_file=True)
+    gb = genome_files[1]
+    out = tmp_path / "g.h5"
+    files = [gb, genome_files[2]]
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta(files, output=out, **kw))
+    _edit(gb, "contig_1", lambda s: s[::-1])  # same name, same length, other bases
+    with pytest.raises(InputError, match="file 1 'gB' has other records or bases than the one it holds"):
+        embed_fasta(files, output=out, **kw)
+
+
+def test_resume_of_a_partial_without_checksums_warns_that_bases_are_not_checked(tmp_path, tiny_model, small_fasta,
+                                                                                monkeypatch, capsys):
+    """A .partial written before /checksum existed still resumes (ids and lengths checked), with a warning."""
+    import h5py
+
+    out = tmp_path / "out.h5"
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu"))
+    with h5py.File(tmp_path / "out.h5.partial", "r+") as f:
+        del f["checksum"]
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    assert s.resumed == 2 and "without per-record checksums: resuming it checks only the names and lengths of the 2 " \
+        "records" in capsys.readouterr().err
+
+
 def test_shards_partition_records_by_bases():
     lengths = [100, 5000, 10, 10, 3000, 2000, 1, 900]
     parts = [shard_records(lengths, (i, 3)) for i in (1, 2, 3)]
@@ -133,6 +256,42 @@ def test_shards_merge_to_the_single_run(tmp_path, tiny_model, small_fasta):
     a, b = EmbeddingStore.open(single), EmbeddingStore.open(merged)
     assert list(a.ids) == list(b.ids)
     np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
+
+
+def test_merge_refuses_shards_of_different_inputs(tmp_path, tiny_model_dir, small_fasta, cli):
+    """embed r3.fa --shard 1/2, embed sample.fa --shard 2/2, merge: exit 0 with records of two FASTA files and
+    one index missing; foreign shards whose record indexes collide were reported as "inputs overlap". Now
+    shards record their input (records, bases, a digest of the id/length listing) and merge names both."""
+    part = tmp_path / "part.fa"  # the first three records of small.fa: another input
+    part.write_text("".join(">" + r for r in small_fasta.read_text().split(">")[1:4]))
+    args = ["-m", tiny_model_dir, "-q"]
+    for fa, shard, out in [(part, "1/2", "a1"), (part, "2/2", "a2"), (small_fasta, "1/2", "b1"), (small_fasta, "2/2", "b2")]:
+        assert cli("embed", fa, "-o", tmp_path / f"{out}.h5", "--shard", shard, *args)[0] == 0
+    with EmbeddingStore.open(tmp_path / "b1.h5") as s:
+        assert (s.attrs["input_records"], s.attrs["input_bp"]) == (5, 3513) and len(s.attrs["input_digest"]) == 64
+    for a, b in [("a1", "b2"), ("b1", "a2")]:
+        code, out, err = cli("merge", tmp_path / f"{a}.h5", tmp_path / f"{b}.h5", "-o", tmp_path / "m.h5")
+        want = (f"{tmp_path / (a + '.h5')} and {tmp_path / (b + '.h5')} are not parts of one run: they were embedded "
+                "from two different inputs")
+        assert code == 1 and err.count("\n") == 1 and want in err and "overlap" not in err, err
+        assert f"{part}: 3 records, 1,800 bp" in err and f"{small_fasta}: 5 records, 3,513 bp" in err
+    assert not (tmp_path / "m.h5").exists()
+    code, _, err = cli("merge", tmp_path / "b2.h5", tmp_path / "b1.h5", "-o", tmp_path / "m.h5", "-q")
+    assert code == 0 and err == ""
+    with EmbeddingStore.open(tmp_path / "m.h5") as m:  # the merged file says what one run's file says
+        assert m.n == 5 and m.attrs["input_records"] == 5 and m.attrs["shard"] == ""
+
+
+def test_merge_refuses_shards_of_a_file_that_changed_between_the_runs(tmp_path, tiny_model_dir, small_fasta, cli):
+    fa = tmp_path / "x.fa"
+    fa.write_text(small_fasta.read_text())
+    args = ["-m", tiny_model_dir, "-q"]
+    assert cli("embed", fa, "-o", tmp_path / "s1.h5", "--shard", "1/2", *args)[0] == 0
+    fa.write_text(small_fasta.read_text().replace(">c test", ">c_renamed test"))
+    assert cli("embed", fa, "-o", tmp_path / "s2.h5", "--shard", "2/2", *args)[0] == 0
+    code, _, err = cli("merge", tmp_path / "s1.h5", tmp_path / "s2.h5", "-o", tmp_path / "m.h5")
+    assert code == 1 and f"({fa}: 5 records, 3,513 bp in both, but other record names or lengths: the input " \
+        "changed between the two runs)" in err
 
 
 # ------------------------------------------------------------------------------------------ --per-file

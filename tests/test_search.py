@@ -332,9 +332,91 @@ def test_cli_model_mismatch_between_query_file_and_db(dbs, tmp_path, capsys):
     a, *_ = dbs
     other = write_db(tmp_path / "o.h5", normalize(np.ones((2, D))), model_hash="b" * 64)
     code, _, err = run_cli(["search", str(other), str(a)], capsys)
-    assert code == 1 and "bbbbbbbbbbbb but the DB with aaaaaaaaaaaa" in error_line(err)
-    code, _, err = run_cli(["search", str(other), str(a), str(other)], capsys)  # two DBs of two models
-    assert code == 1 and "search files of one model at a time" in error_line(err)
+    assert code == 1 and f"DB {a} and query file {other} were embedded with two models (aaaaaaaaaaaa test vs " \
+        "bbbbbbbbbbbb test)" in error_line(err)
+    code, _, err = run_cli(["search", str(a), str(a), str(other)], capsys)  # two DBs of two models
+    assert code == 1 and f"{a} and {other} were embedded with two models" in error_line(err)
+
+
+def _set_attrs(path: Path, **attrs) -> Path:
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    return path
+
+
+@pytest.mark.parametrize("attr, value, what", [("window", 32, "different windows (window 512 vs 32)"),
+                                               ("stride", 256, "different strides (stride 512 vs 256)"),
+                                               ("pooling", "attention", "different poolings (pooling mean vs attention)")])
+def test_search_refuses_db_files_and_query_files_of_another_window_stride_or_pooling(dbs, capsys, attr, value, what):
+    """search q.fa s.h5 w32.h5 ranked vectors of 2,048 bp and 32 bp windows together (the order of the DB files
+    changed the hits, the query took the first file's window) and dist ran: one line naming both files."""
+    a, b, qf, *_ = dbs
+    _set_attrs(b, **{attr: value})
+    for args, expect in [(["search", qf, a, b], f"{a} and {b} were embedded with {what}"),
+                         (["search", qf, b, a], f"{b} and {a} were embedded with different"),
+                         (["search", b, a], f"DB {a} and query file {b} were embedded with {what}"),
+                         (["dist", a, b], f"{a} and {b} were embedded with {what}")]:
+        code, out, err = run_cli(args, capsys)
+        assert code == 1 and out == "" and "their vectors are not comparable" in error_line(err), err
+        assert expect in error_line(err), err
+
+
+def test_search_level_windows_compares_windows_of_files_of_other_strides(tmp_path, capsys):
+    """Saved windows are vectors of their bases alone: the stride (and --max-n) choose which windows exist, so
+    --level windows searches files that differ in them, while record vectors (pooled over those windows) do not
+    mix; the window length must agree at both levels."""
+    rng = np.random.default_rng(11)
+    spans = np.stack([np.arange(6) * 100, np.arange(6) * 100 + 512], axis=1).astype(np.int64)
+    dbs = []
+    for name, stride in (("a", 512), ("b", 100)):
+        wv = clustered(6, rng)
+        db = write_db(tmp_path / f"{name}.h5", normalize(wv.mean(0, keepdims=True)), ids=[name], windows=[(spans, wv)])
+        dbs.append(_set_attrs(db, stride=stride))
+    q = write_db(tmp_path / "q.h5", clustered(2, rng), ids=["q0", "q1"])
+    code, out, err = run_cli(["search", q, *dbs, "--level", "windows", "-k", "3", "-q"], capsys)
+    assert code == 0 and len(parse_tsv(out)[1]) == 6, err
+    code, _, err = run_cli(["search", q, *dbs], capsys)
+    assert code == 1 and "different strides (stride 512 vs 100)" in error_line(err)
+    _set_attrs(dbs[1], window=256)
+    code, _, err = run_cli(["search", q, *dbs, "--level", "windows"], capsys)
+    assert code == 1 and "different windows (window 512 vs 256)" in error_line(err)
+
+
+def test_search_refuses_the_same_db_file_twice_even_through_a_link(dbs, tmp_path, capsys):
+    """search q db.h5 db.h5 doubled every hit (also through a symlink or a hard link): refused, as merge does."""
+    import os
+
+    a, b, qf, *_ = dbs
+    soft, hard = tmp_path / "soft.h5", tmp_path / "hard.h5"
+    soft.symlink_to(a)
+    os.link(a, hard)
+    for dbs_, expect in [([a, b, a], f"{a} is given twice; give each DB file once"),
+                         ([a, soft], f"{a} is given twice (as {a} and as {soft}: the same file)"),
+                         ([hard, b, a], f"{hard} is given twice (as {hard} and as {a}: the same file)")]:
+        code, out, err = run_cli(["search", qf, *dbs_], capsys)
+        assert code == 1 and out == "" and expect in error_line(err), err
+    code, out, err = run_cli(["search", a, a, "-q"], capsys)  # a query file may be a DB file: all against all
+    assert code == 0, err
+
+
+def test_fasta_queries_are_embedded_with_the_dbs_max_n_fraction(tmp_path, tiny_model_dir, capsys):
+    """A DB embedded with --max-n 0.9 got queries embedded with the default 0.5: a record with N runs did not
+    find itself with cosine 1."""
+    rng = np.random.default_rng(3)
+    seqs = {"clean": "".join(rng.choice(list("ACGT"), 1024)),
+            "gappy": "".join(rng.choice(list("ACGT"), 256)) + "N" * 180 + "".join(rng.choice(list("ACGT"), 588))}
+    fa = tmp_path / "x.fa"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    db = tmp_path / "db.h5"
+    assert run_cli(["embed", fa, "-o", db, "-m", tiny_model_dir, "--max-n", "0.9", "-q"], capsys)[0] == 0
+    code, out, err = run_cli(["search", fa, db, "-m", tiny_model_dir, "-k", "1", "-q"], capsys)
+    assert code == 0, err
+    _, rows = parse_tsv(out)
+    assert [r[:2] for r in rows] == [["clean", "clean"], ["gappy", "gappy"]]
+    assert all(float(r[3]) >= 0.999999 for r in rows), rows
 
 
 def tiny_model(path: Path, seed: int = 0):

@@ -244,6 +244,44 @@ def test_resume_with_other_options_is_refused(tmp_path, recs, key, value):
             EmbeddingWriter(out, attrs=ATTRS, dim=D, resume=True, **{"save_windows": True, **kw})
 
 
+@pytest.mark.parametrize("dtype, windows, per_file, id_len", [("float32", True, False, 8), ("float16", False, False, 300),
+                                                              ("float32", True, True, 40)])
+def test_space_reserved_for_an_append_bounds_what_it_adds(tmp_path, monkeypatch, dtype, windows, per_file, id_len):
+    """The writer reserves disk blocks for an append before writing it (a full disk must be found before HDF5
+    writes anything, see EmbeddingWriter._reserve): the reservation must cover what the append adds to the file,
+    whatever the batch (1 row, a chunk row crossed, several chunk rows), the dtype, windows, contigs, long ids."""
+    import mrl_dna.store.writer as writer_mod
+
+    seen = []
+    real = writer_mod.EmbeddingWriter._reserve
+
+    def spy(self, nbytes, f):
+        seen.append((nbytes, int(f.id.get_filesize())))
+        return real(self, nbytes, f)
+
+    monkeypatch.setattr(writer_mod.EmbeddingWriter, "_reserve", spy)
+    rng = np.random.default_rng(4)
+    n = 0
+    with EmbeddingWriter(tmp_path / "x.h5", attrs=ATTRS, dim=D, dtype=dtype, save_windows=windows,
+                         per_file=per_file) as w:
+        for batch in (1, 37, 600, 3, 1100, 2):
+            recs = []
+            for i in range(n, n + batch):
+                k = int(rng.integers(1, 5))
+                recs.append(EmbeddedRecord(
+                    id=f"{i:0{id_len}d}", length=100 * k, n_windows=k, n_skipped=0, status="ok",
+                    vector=normalize_rows(rng.standard_normal((1, D)))[0], window_spans=np.array([[j * 100, j * 100 + 100] for j in range(k)]),
+                    window_vectors=rng.standard_normal((k, D)).astype(np.float32), order=i,
+                    contigs=tuple((f"contig_{i}_{j}" * 3, 100) for j in range(k)) if per_file else (),
+                    window_contigs=np.arange(k) if per_file else None))
+            w.append(recs)
+            n += batch
+            reserved, before = seen[-1]
+            grew = int(w._f.id.get_filesize()) - before
+            assert 0 <= grew <= reserved, (batch, grew, reserved)
+        w.finish()
+
+
 def test_existing_output_needs_overwrite(tmp_path, h5, recs):
     with pytest.raises(StoreError, match=r"x.h5 already exists \(complete, 23 records, model tiny.*--force"):
         EmbeddingWriter(h5, attrs=ATTRS, dim=D)
@@ -292,14 +330,81 @@ def test_open_refuses_bad_files(tmp_path, h5):
         EmbeddingStore.open(tmp_path)
 
 
+def _damage(src: Path, dst: Path, how) -> Path:
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        how(f)
+    return dst
+
+
+def test_a_nan_row_is_refused_by_every_reader_in_one_line(tmp_path, h5, capsys):
+    """A row of NaN made search -k 2 return one hit per query and dist print similarity 0.000000. Now every
+    command that reads the vectors names the file and the row; plain info (no vector read) still describes
+    the file, info --check finds it."""
+    bad = _damage(h5, tmp_path / "nan.h5", lambda f: f["embeddings"].__setitem__(1, np.nan))
+    line = f"{bad} is damaged: row 1 of /embeddings holds NaN"
+    for args in (["search", h5, bad, "-k", "2"], ["search", bad, h5], ["dist", h5, bad], ["dist", bad],
+                 ["export", bad], ["export", bad, "--format", "npy", "-o", tmp_path / "x.npy"],
+                 ["merge", "--concat", bad, "-o", tmp_path / "m.h5"], ["cluster", bad, "--min-sim", "0.9"],
+                 ["search", h5, bad, "--funnel", "8:20,64:2", "-k", "2"],
+                 ["info", bad, "--check"]):
+        code, out, err = run_cli(args, capsys)
+        errors = [x for x in err.splitlines() if "error" in x]  # (search warns of the queries without a vector)
+        assert code == 1 and out == "" and errors == [f"mrl-dna: error: {line}, inf or values far outside a unit "
+                                                      "vector; re-embed it (or restore it from a copy)"], (args, err)
+    assert not (tmp_path / "m.h5").exists() and not list(tmp_path.glob("x.npy*"))
+    assert run_cli(["info", bad], capsys)[0] == 0
+    win = _damage(h5, tmp_path / "wnan.h5", lambda f: f["windows/embeddings"].__setitem__(3, np.inf))
+    code, _, err = run_cli(["search", h5, win, "--level", "windows"], capsys)
+    assert code == 1 and f"{win} is damaged: row 3 of /windows/embeddings holds NaN, inf" in err
+
+
+@pytest.mark.parametrize("how, what", [
+    (lambda f: f.__delitem__("ids"), "/ids is missing"),
+    (lambda f: f["ids"].resize((5,)), "/ids has 5 rows where the number of records is 23"),
+    (lambda f: f["lengths"].resize((30,)), "/lengths has 30 rows where the number of records is 23"),
+    (lambda f: f["embeddings"].resize((20, D)), "/embeddings has 20 rows where rows_committed is 23"),
+    (lambda f: f["status"].__setitem__(2, 9), "row 2 has status 9, not one of [0, 1, 2]"),
+    (lambda f: f["windows/start"].resize((1,)), "/windows/start has 1 rows where windows_committed is 24"),
+])
+def test_a_file_with_ids_missing_or_shorter_than_the_embeddings_is_refused_by_info_search_and_export(
+        tmp_path, h5, capsys, how, what):
+    """/ids missing or shorter than /embeddings passed info and crashed search and export (KeyError,
+    IndexError: exit 3). Now the structure is checked on every open: one line, exit 1, info included."""
+    bad = _damage(h5, tmp_path / "bad.h5", how)
+    for args in (["info", bad], ["search", h5, bad], ["export", bad], ["dist", bad], ["merge", bad, "-o", tmp_path / "m.h5"]):
+        code, out, err = run_cli(args, capsys)
+        assert code == 1 and out == "" and err.strip().splitlines() == [
+            f"mrl-dna: error: {bad} is damaged: {what}; re-embed it (or restore it from a copy)"], (args, err)
+
+
+def test_info_check_finds_a_row_of_the_wrong_norm_and_windows_out_of_order(tmp_path, h5, capsys):
+    code, out, _ = run_cli(["info", h5, "--check"], capsys)
+    assert code == 0 and "integrity:     ok (23 rows and " in out
+    half = _damage(h5, tmp_path / "half.h5", lambda f: f["embeddings"].__setitem__(0, f["embeddings"][0] / 2))
+    code, _, err = run_cli(["info", half, "--check"], capsys)
+    assert code == 1 and f"{half} is damaged: row 0 ('rec0') of /embeddings has norm 0.5, not 1" in err
+    assert run_cli(["info", half], capsys)[0] == 0  # the structure is fine: only --check reads the vectors
+    order = _damage(h5, tmp_path / "order.h5", lambda f: f["windows/record"].__setitem__(0, 22))
+    code, _, err = run_cli(["info", order, "--check"], capsys)
+    assert code == 1 and "/windows/record does not list rows 0..22 in order" in err
+
+
 # ------------------------------------------------------------------------------------------ merge
 
 
-def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True) -> list[Path]:
+def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True, name: str = "part",
+                 identity: bool = True) -> list[Path]:
+    """Shard files of `recs` as `embed --shard` writes them: with the input's identity (embed.input_identity of
+    the records' (id, bp) listing) unless identity=False (files written before issue 22)."""
+    from mrl_dna.embed import input_identity
+
+    ident = input_identity([(r.id, r.length) for r in recs]) if identity else {}
     paths = []
     for i, rows in enumerate(parts, start=1):
         sub = [recs[r] if keep_order else _without_order(recs[r]) for r in rows]
-        paths.append(write(tmp_path / f"part{i}.h5", sub, attrs={**ATTRS, "shard": f"{i}/{len(parts)}"}))
+        attrs = {**ATTRS, "shard": f"{i}/{len(parts)}", "inputs": "x.fa", **ident}
+        paths.append(write(tmp_path / f"{name}{i}.h5", sub, attrs=attrs))
     return paths
 
 
@@ -355,6 +460,31 @@ def test_merge_refuses_mismatches(tmp_path, recs):
     merge_stores([d], tmp_path / "m.h5", force=True)
 
 
+def test_merge_refuses_shards_of_one_input_that_miss_a_record(tmp_path, recs, capsys):
+    """Shards of one input whose rows do not hold every record index of it (a shard file made from a subset)."""
+    parts = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(13, 23))])
+    code, _, err = run_cli(["merge", *parts, "-o", tmp_path / "m.h5"], capsys)
+    assert code == 1 and "the inputs hold 22 of their input's 23 records (record index 12 is in none of them): they " \
+        "are not all the parts of one run" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_merge_of_shards_written_before_they_recorded_their_input_warns_and_checks_record_indexes(tmp_path, recs,
+                                                                                                 capsys):
+    """Files without INPUT_KEYS (older mrl-dna) cannot prove they are one run: merge says so and still checks
+    that the rows hold each record index once, which catches the foreign shard of issue 22 (indexes 0, 1 of
+    one input with 3..7 of another)."""
+    old = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(12, 23))], name="old", identity=False)
+    code, _, err = run_cli(["merge", *old, "-o", tmp_path / "m.h5"], capsys)
+    assert code == 0 and "do not record the input they were embedded from (written by an older mrl-dna" in err
+    foreign = write_shards(tmp_path, recs, [list(range(0, 2)), list(range(3, 8))], name="foreign", identity=False)
+    code, _, err = run_cli(["merge", *foreign, "-o", tmp_path / "f.h5"], capsys)
+    assert code == 1 and "record index 2 is in none of the inputs (they hold 7 records, indexes up to 7)" in err
+    new = write_shards(tmp_path, recs, [list(range(0, 12)), list(range(12, 23))], name="new")
+    code, _, err = run_cli(["merge", old[0], new[1], "-o", tmp_path / "x.h5"], capsys)
+    assert code == 0 and f"{old[0]} does not record the input it was embedded from" in err
+
+
 def test_merge_concat_appends_databases_of_one_model_in_argument_order(tmp_path, recs, capsys):
     a = write(tmp_path / "a.h5", recs[:10])
     b = write(tmp_path / "b.h5", [dataclasses.replace(r, id=f"other{i}") for i, r in enumerate(recs[:6])],
@@ -390,6 +520,24 @@ def test_merge_concat_refuses_two_models_or_duplicate_ids_in_one_line(tmp_path, 
     assert not (tmp_path / "x.h5").exists()
     code, _, err = run_cli(["merge", a, dup, "-o", tmp_path / "x.h5"], capsys)  # plain merge: points to --concat
     assert code == 1 and "--concat" in err
+
+
+def test_merge_concat_refuses_files_of_another_window_or_layout_with_the_same_line_as_search(tmp_path, recs, capsys):
+    """merge --concat, search and dist share one check (store.compat): the same mix gives the same line."""
+    a = write(tmp_path / "a.h5", recs[:5])
+    w = write(tmp_path / "w.h5", [dataclasses.replace(r, id=f"w{i}") for i, r in enumerate(recs[:5])],
+              attrs={**ATTRS, "window": 32, "stride": 32})
+    line = f"{a} and {w} were embedded with different windows (window 256 vs 32): their vectors are not comparable"
+    for args in (["merge", "--concat", a, w, "-o", tmp_path / "x.h5"], ["dist", a, w]):
+        code, out, err = run_cli(args, capsys)
+        assert code == 1 and out == "" and line in err.strip() and len(err.strip().splitlines()) == 1, err
+    f = write(tmp_path / "f.h5", [dataclasses.replace(r, id=f"f{i}", contigs=((f"c{i}", r.length),),
+                                                     window_contigs=np.zeros(r.n_windows, np.int64))
+                                  for i, r in enumerate(recs[:5])], per_file=True)
+    code, _, err = run_cli(["merge", "--concat", a, f, "-o", tmp_path / "x.h5"], capsys)
+    assert code == 1 and f"{a} holds rows of records and {f} rows of files (embed --per-file)" in err
+    code, _, err = run_cli(["dist", a, f, "-q"], capsys)  # rows of files compare with rows of records
+    assert code == 0, err
 
 
 # ------------------------------------------------------------------------------------------ export

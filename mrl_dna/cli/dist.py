@@ -30,7 +30,7 @@ from mrl_dna.compare import DistFormat, dist, set_blas_threads
 
 def command(
     a: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="A.h5", help="An embedding file (mrl-dna embed, merge)."),
-    b: Path | None = typer.Argument(None, callback=existing(what="embedding file"), metavar="[B.h5]", help="A second file of the same model: every row of A with every row of B. Without it: every pair of rows of A, once."),
+    b: Path | None = typer.Argument(None, callback=existing(what="embedding file"), metavar="[B.h5]", help="A second file of the same model and embed options (window, stride, --max-n): every row of A with every row of B. Without it: every pair of rows of A, once."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
     fmt: DistFormat = typer.Option(DistFormat.long, "--format", help="long: one line per pair (query, target, similarity, distance); matrix: square TSV of similarities; phylip: distance matrix of one file for tree tools (neighbor, FastME, rapidnj)."),
     min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),

@@ -23,14 +23,20 @@ def command(
     # A plain str, not typer's exists=True: EmbeddingStore.open says more (e.g. that a .partial exists).
     path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed` or `merge`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the human summary."),
+    check: bool = typer.Option(False, "--check", help="Also read every stored vector and check it (finite; unit length where the status is ok, zero elsewhere; windows in order): as long as reading the whole file. Without it, info checks only the structure (datasets and their lengths)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Accepted for symmetry with the other commands (info writes only data)."),
 ) -> None:
     """Print what an embedding file holds: records, dims, dtype, model, window/stride, pooling, completeness.
 
-    Example:  mrl-dna info sample.h5 --json
+    A damaged file (a dataset missing or shorter than the others) is one error line; --check also reads every
+    vector (NaN rows, wrong norms), which every command reading the vectors checks as it goes.
+
+    Example:  mrl-dna info sample.h5 --check
     """
-    with EmbeddingStore.open(path, allow_incomplete=True) as store:
+    with EmbeddingStore.open(path, allow_incomplete=True) as store:  # the structure is checked on opening
         s = store.summary()
+        if check:
+            s["checked"] = store.check()
     if as_json:
         typer.echo(json.dumps(s, indent=2))
         return
@@ -60,5 +66,9 @@ def render(s: dict) -> str:
     ]
     if "merged_from" in s:
         rows.append(("merged from", ", ".join(s["merged_from"])))
+    if "checked" in s:
+        c = s["checked"]
+        rows.append(("integrity", f"ok ({c['rows']:,} rows" + (f" and {c['windows']:,} windows" if c["windows"] else "")
+                                  + " read: finite, unit length where ok, zero elsewhere)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)

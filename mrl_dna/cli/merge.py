@@ -20,13 +20,15 @@ from mrl_dna.store import merge_stores
 def command(
     inputs: list[str] = typer.Argument(..., metavar="FILE.h5...", help="Embedding files to combine (shards in any order; --concat: in output order)."),
     output: str = typer.Option(..., "-o", "--output", metavar="OUT.h5", callback=hdf5_output, help="The merged file to write (HDF5, so not .gz)."),
-    concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, pooling) with distinct ids, rows in argument order; windows are kept when every input has them."),
+    concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, --max-n, pooling, per-file or not) with distinct ids, rows in argument order; windows are kept when every input has them."),
     force: bool = typer.Option(False, "-f", "--force", help="Overwrite OUT.h5 if it already exists."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress talk on stderr."),
 ) -> None:
     """Merge embedding files from one model and options (typically all shards of one run) into one file.
 
-    Model, window, stride, dims, dtype and pooling must agree; a complete set of shards gives the same rows,
+    Model, window, stride, dims, dtype and pooling must agree, and the shards must be cut from one input (the
+    records, lengths and order each shard file records; together they hold each of its records once); a
+    complete set of shards gives the same rows,
     in the same order, with bitwise-equal vectors as an unsharded run. With --concat, databases embedded
     separately (other genomes, another day) are appended one after the other; their ids must be distinct.
 

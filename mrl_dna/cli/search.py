@@ -38,9 +38,9 @@ def command(
     query: Path = typer.Argument(
         ..., callback=existing(what="query file"),
         help="Queries: FASTA/GenBank/EMBL ('-' for stdin), embedded with the DB's model (see --model), or an HDF5 "
-        "embedding file of the same model.",
+        "embedding file of the same model and embed options.",
     ),
-    db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files (same model)."),
+    db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files, each once, of comparable vectors (one model, window, stride, --max-n)."),
     k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
     dim: int | None = typer.Option(None, "--dim", min=1, help="Exact search at this prefix width."),
     funnel: str | None = typer.Option(

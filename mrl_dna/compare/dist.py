@@ -34,8 +34,9 @@ import numpy as np
 
 from mrl_dna.compare import text
 from mrl_dna.console import count
-from mrl_dna.compare.matrix import Products, Vectors, block_rows, check_same_model, compute_device, load_vectors
+from mrl_dna.compare.matrix import Products, Vectors, block_rows, compute_device, load_vectors
 from mrl_dna.errors import ConfigError
+from mrl_dna.store import check_comparable, same_file
 from mrl_dna.store.textout import check_text_output, text_output
 from mrl_dna.vectors import check_cosine
 
@@ -100,7 +101,10 @@ def dist(
     dev = compute_device(device)
     qa = load_vectors(a, dim, warn=warn)
     qb = qa if b is None else load_vectors(b, dim, warn=warn)
-    check_same_model(qa, qb)
+    check_comparable([(str(qa.path), qa.attrs), (str(qb.path), qb.attrs)])  # one model, window, stride, ...
+    if b is not None and fmt is DistFormat.long and same_file(a, b):
+        warn(f"{a} and {b} are one file: every pair is printed twice (i, j and j, i) and each row with itself; "
+             f"`mrl-dna dist {a}` prints each pair once")
     skipped = qa.n_skipped + (0 if b is None else qb.n_skipped)
     if skipped:
         warn(f"{count(skipped, 'row')} {'has' if skipped == 1 else 'have'} no vector (empty or all-N records) and "

@@ -10,7 +10,7 @@ import glob
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ class Vectors:
     model_name: str
     matryoshka_dims: tuple[int, ...]
     dim: int  # the file's full width D
+    attrs: dict = field(default_factory=dict)  # the file's attributes (what store.check_comparable compares)
 
 
 def load_vectors(path: str | Path, dim: int | None, *, warn: Callable[[str], None] = lambda m: None) -> Vectors:
@@ -51,14 +52,7 @@ def load_vectors(path: str | Path, dim: int | None, *, warn: Callable[[str], Non
         x = st.read(k)[ok] if st.n else np.zeros((0, k), np.float32)
         ids = [i for i, good in zip(st.ids, ok) if good]
         return Vectors(Path(path), ids, np.ascontiguousarray(x, np.float32), st.lengths[ok], int((~ok).sum()),
-                       st.model_hash, str(st.attrs.get("model_name", "")), st.matryoshka_dims, st.dim)
-
-
-def check_same_model(a: Vectors, b: Vectors) -> None:
-    if a.model_hash != b.model_hash or a.matryoshka_dims != b.matryoshka_dims:
-        raise StoreError(f"{a.path} and {b.path} were embedded with two models ({a.model_hash[:12]} {a.model_name} vs "
-                         f"{b.model_hash[:12]} {b.model_name}); vectors of two models are not comparable: embed both "
-                         "with one --model")
+                       st.model_hash, str(st.attrs.get("model_name", "")), st.matryoshka_dims, st.dim, dict(st.attrs))
 
 
 def compute_device(device: str) -> str:

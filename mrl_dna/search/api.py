@@ -32,7 +32,7 @@ from mrl_dna.search.funnel import (
     parse_funnel,
 )
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
-from mrl_dna.store import EmbeddingStore
+from mrl_dna.store import EmbeddingStore, check_comparable
 from mrl_dna.vectors import check_cosine, truncate_normalize
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -58,8 +58,9 @@ def is_hdf5(path: str | Path) -> bool:
 
 def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None, device: str,
                  warn: Callable[[str], None] = lambda m: None) -> Queries:
-    """Query vectors from an HDF5 of the DB's model, or from FASTA embedded with the DB's model (a query
-    shorter than embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
+    """Query vectors from an HDF5 file comparable with the DB (store.check_comparable), or from FASTA embedded
+    with the DB's model and options (window, stride, max N fraction; a query shorter than
+    embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
     if is_hdf5(path):
         return _queries_from_store(path, db)
     return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device, warn=warn)
@@ -67,11 +68,8 @@ def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None
 
 def _queries_from_store(path, db: Database) -> Queries:
     st = EmbeddingStore.open(path)
-    if st.model_hash != db.model_hash:
-        raise StoreError(
-            f"query file {path} was embedded with model {st.model_hash[:12]} but the DB with "
-            f"{db.model_hash[:12]}; embed the queries with the DB's model (mrl-dna embed --model DIR)"
-        )
+    check_comparable([(f"DB {db.names[0]}", db.attrs), (f"query file {path}", st.attrs)],  # model, window, ...
+                     windows=db.level is Level.windows)
     ok = np.asarray(st.status) == STATUS_OK
     vecs = st.read(None, normalize=False) if st.n else np.zeros((0, db.dim), np.float32)
     ids = [str(x) for x, good in zip(st.ids, ok) if good]
@@ -119,6 +117,8 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Cal
         model=model,
         window=_attr_int(db.attrs, "window"),
         stride=_attr_int(db.attrs, "stride"),
+        # every DB file has these options (Database.open checked them), so the queries compare with all of them
+        **({"max_n_fraction": float(db.attrs["max_n_fraction"])} if "max_n_fraction" in db.attrs else {}),
         device=device,
     )
     for r in recs:

@@ -16,7 +16,7 @@ import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.search.exact import SCORE_BUDGET_BYTES
-from mrl_dna.store import STATUS_CODES, EmbeddingStore, WindowTable
+from mrl_dna.store import STATUS_CODES, EmbeddingStore, WindowTable, check_comparable, check_distinct
 from mrl_dna.vectors import normalize_rows
 
 STATUS_OK = STATUS_CODES["ok"]
@@ -127,24 +127,21 @@ class Database:
 
     @classmethod
     def open(cls, paths: Sequence[str | Path], level: Level = Level.records) -> "Database":
-        """Open embedding files of one model (same model_hash and dims, else StoreError naming both); rows are
-        their records, or with level=windows their saved windows (ids: the record each window belongs to)."""
+        """Open embedding files of comparable vectors (store.check_comparable: one model, window, stride, ...; else
+        a StoreError naming two files and what differs), each file once (store.check_distinct); rows are their
+        records, or with level=windows their saved windows (ids: the record each window belongs to)."""
         level = Level(level)
+        check_distinct(paths, what="DB file")
         parts, names, ids, valid = [], [], [], []
         for path in paths:
             st = EmbeddingStore.open(path)
             if parts:
-                ref = parts[0]
-                if st.model_hash != ref.model_hash:
-                    raise StoreError(
-                        f"{path} was embedded with model {st.model_hash[:12]} but {names[0]} with "
-                        f"{ref.model_hash[:12]}; search files of one model at a time"
-                    )
-                if tuple(st.matryoshka_dims) != tuple(ref.matryoshka_dims):
-                    raise StoreError(
-                        f"{path} has matryoshka dims {list(st.matryoshka_dims)} but {names[0]} has "
-                        f"{list(ref.matryoshka_dims)}; search files of one model at a time"
-                    )
+                try:
+                    check_comparable([(names[0], parts[0].attrs), (str(path), st.attrs)],
+                                     windows=level is Level.windows)
+                except StoreError:
+                    st.close()
+                    raise
             names.append(str(path))
             ok = np.asarray(st.status) == STATUS_OK
             if level is Level.windows:

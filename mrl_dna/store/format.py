@@ -48,9 +48,19 @@ MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims
               "save_windows", "per_file", "numerics")
 
 
-# What `merge --concat` requires of separate databases: one model and the options that shape a vector. dtype
-# may differ (float16 rows are widened to float32) and so may save_windows (windows are kept when all have them).
-CONCAT_KEYS = ("model_hash", "dim", "matryoshka_dims", "window", "stride", "pooling", "max_n_fraction", "per_file")
+# What makes the vectors of two files comparable (search, dist, merge --concat, query files): one model and the
+# options that shape a vector; dtype, save_windows, shard and per_file may differ (store/compat.py says why).
+COMPARABLE_KEYS = ("model_hash", "window", "stride", "max_n_fraction", "pooling", "dim", "matryoshka_dims")
+
+
+# What embed records of its whole (unsharded) input: units (records, or files with per_file), their bases and a
+# sha256 of their (id, bp) listing (embed.input_identity). Shards of one run agree on all three (merge checks it);
+# files written before issue 22 and runs reading stdin have none.
+INPUT_KEYS = ("input_records", "input_bp", "input_digest")
+
+
+# Per-record datasets that files written by older versions may lack (readers then assume defaults).
+OPTIONAL_COLUMNS = ("n_skipped", "order", "checksum")
 
 
 # Attributes the writer owns; a merge does not copy them from its inputs.
@@ -75,6 +85,7 @@ class EmbeddedRecord:
     # (k,) int64 says which of them each window lies in (window_spans are then coordinates on that contig)
     contigs: tuple[tuple[str, int], ...] = ()
     window_contigs: np.ndarray | None = None
+    checksum: int = 0  # dna.checksum of the record's tokens (a file's: embed.file_checksum); 0 = unknown
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,9 +15,11 @@ import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.shards import parse_shard
-from mrl_dna.store.format import CONCAT_KEYS, HOUSEKEEPING, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
-from mrl_dna.store.reader import EmbeddingStore, take_rows
-from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input, same_file
+from mrl_dna.store.compat import check_comparable, check_distinct
+from mrl_dna.console import warn
+from mrl_dna.store.format import HOUSEKEEPING, INPUT_KEYS, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
+from mrl_dna.store.reader import EmbeddingStore, check_finite, take_rows
+from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,14 @@ def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: boo
                  block_rows: int = 65536) -> MergeSummary:
     """Combine embedding files into one.
 
-    Default (shards): typically the shards of one `embed --shard I/N` run. All inputs must be complete and
-    agree on MERGE_KEYS. Rows are ordered by /order (each record's index in the full input) when every input
+    Default (shards): typically the shards of one `embed --shard I/N` run. All inputs must be complete, agree
+    on MERGE_KEYS and record one input (INPUT_KEYS: the same records, lengths and order; files without them get
+    a warning), and their rows must hold each record index of that input once. Rows are ordered by /order (each record's index in the full input) when every input
     has it, else by shard index when all inputs are shards, else by argument order; a complete set of shards
     merges into the file an unsharded run writes (same rows, same order, bitwise-equal vectors).
 
-    concat=True (`merge --concat`): separate databases of one model (CONCAT_KEYS agree) with distinct ids,
+    concat=True (`merge --concat`): separate databases of comparable vectors (compat.check_comparable) and one
+    per_file value, with distinct ids,
     rows in argument order, file after file; vectors are copied (float16 widened to float32 unless every
     input is float16); saved windows (and a per-file file's contigs) are kept when every input has them.
     Memory: one block of rows at a time."""
@@ -46,9 +50,7 @@ def merge_stores(inputs: Sequence[str | Path], output: str | Path, *, force: boo
     output = Path(output)
     if len(paths) < 1:
         raise ConfigError("merge needs at least one input file")
-    for i, p in enumerate(paths):
-        if any(same_file(p, q) or p.resolve() == q.resolve() for q in paths[:i]):
-            raise StoreError(f"{p} is given twice; give each {'file' if concat else 'shard file'} once")
+    check_distinct(paths, what="file" if concat else "shard file")
     check_output_not_input(output, paths)
     stores = [EmbeddingStore.open(p) for p in paths]
     try:
@@ -67,6 +69,7 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
             if not same_attr(first.attrs.get(key), s.attrs.get(key)):
                 raise StoreError(f"{first.path} and {s.path} differ in {key} ({show_attr(first.attrs.get(key))} vs "
                                  f"{show_attr(s.attrs.get(key))}); merge only files from the same model and options")
+    total = _check_one_input(stores)  # the input's record count, or None when the files do not record it
     shards = [str(s.attrs.get("shard", "")) for s in stores]
     ordered_by = "arguments"
     if any(shards):
@@ -81,8 +84,10 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
         if np.any(counts > 1):
             dup = int(uniq[counts > 1][0])
             holders = sorted({str(stores[i].path) for i in src_file[orders == dup]})
-            raise StoreError(f"record index {dup} appears more than once (in {', '.join(holders)}); the inputs "
-                             "overlap: merge each shard once, or pass --concat to combine separate databases")
+            raise StoreError(f"record index {dup} appears more than once (in {', '.join(holders)}): these files "
+                             "hold the same records (a shard given twice, or whole files of one input); merge each "
+                             "shard once, or pass --concat to combine separate databases")
+        _check_covered(uniq, total)
         perm = np.argsort(orders, kind="stable")
         src_file, src_row = src_file[perm], src_row[perm]
         ordered_by = "order"
@@ -96,17 +101,12 @@ def _merge(stores: list[EmbeddingStore], output: Path, *, force: bool, block_row
 
 def _concat(stores: list[EmbeddingStore], output: Path, *, force: bool, block_rows: int) -> MergeSummary:
     first = stores[0]
+    check_comparable([(str(s.path), s.attrs) for s in stores])
     for s in stores[1:]:
-        if first.model_hash != s.model_hash:
-            raise StoreError(f"{first.path} and {s.path} were embedded with two models ({first.model_hash[:12]} "
-                             f"{show_attr(first.attrs.get('model_name'))} vs {s.model_hash[:12]} "
-                             f"{show_attr(s.attrs.get('model_name'))}); merge --concat combines databases of one "
-                             "model: re-embed one of them with the other's --model")
-        for key in CONCAT_KEYS:
-            if not same_attr(first.attrs.get(key), s.attrs.get(key)):
-                raise StoreError(f"{first.path} and {s.path} differ in {key} ({show_attr(first.attrs.get(key))} vs "
-                                 f"{show_attr(s.attrs.get(key))}); merge --concat combines databases of one model "
-                                 "and the same embed options")
+        if not same_attr(first.attrs.get("per_file"), s.attrs.get("per_file")):
+            kind = {True: "rows of files (embed --per-file)", False: "rows of records"}
+            raise StoreError(f"{first.path} holds {kind[first.per_file]} and {s.path} {kind[s.per_file]}; merge "
+                             "--concat writes one layout: embed both with or both without --per-file")
     seen: dict[str, EmbeddingStore] = {}
     for s in stores:
         for rid in s.ids:
@@ -117,7 +117,7 @@ def _concat(stores: list[EmbeddingStore], output: Path, *, force: bool, block_ro
     no_windows = tuple(str(s.path) for s in stores if s.windows() is None)
     src_file = np.concatenate([np.full(s.n, i, np.int64) for i, s in enumerate(stores)])  # (n,)
     src_row = np.concatenate([np.arange(s.n, dtype=np.int64) for s in stores])  # (n,)
-    drop = HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file", "inputs")
+    drop = HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file", "inputs") + INPUT_KEYS  # several inputs
     attrs = {k: v for k, v in first.attrs.items() if k not in drop}
     attrs.update(shard="", command=" ".join(sys.argv), merged_from=[str(s.path) for s in stores],
                  inputs=" ".join(str(s.attrs.get("inputs", "")) for s in stores),
@@ -146,7 +146,7 @@ def _copy_rows(stores: list[EmbeddingStore], src_file: np.ndarray, src_row: np.n
             fi, ri = src_file[a : a + block_rows], src_row[a : a + block_rows]  # (b,)
             b = len(fi)
             cols: dict[str, Any] = {}
-            for name in ("lengths", "n_windows", "n_skipped", "status", "order"):
+            for name in ("lengths", "n_windows", "n_skipped", "status", "order", "checksum"):
                 col = np.empty(b, dtype=getattr(first, name).dtype)
                 for i, s in enumerate(stores):
                     m = fi == i
@@ -162,6 +162,7 @@ def _copy_rows(stores: list[EmbeddingStore], src_file: np.ndarray, src_row: np.n
                 if m.any():
                     ids[m] = [s.ids[r] for r in ri[m]]
                     vectors[m] = take_rows(s._f["embeddings"], ri[m])
+                    check_finite(vectors[m], s._f["embeddings"], ri[m])  # never copy a damaged row
             rows_out = w.n_done + np.arange(b)  # (b,) output rows of this block
             crows, cfirst = None, None
             if per_file:
@@ -204,6 +205,7 @@ def _gather_windows(tables, woffs, coffs, fi, ri, rows_out, cfirst, *, dim, dtyp
         if m.any():
             start[m], end[m] = t.start[src[m]], t.end[src[m]]
             vec[m] = take_rows(t._dataset, src[m])
+            check_finite(vec[m], t._dataset, src[m])
             if contig is not None:  # contig index relative to its row's first contig, then the output's
                 first_src = np.asarray(coffs[i])[ri[pos[m]]]
                 contig[m] = cfirst[pos[m]] + t.contig[src[m]] - first_src
@@ -235,6 +237,50 @@ def _sort_shards(stores: list[EmbeddingStore], shards: list[str]) -> list[Embedd
         raise StoreError(f"incomplete set of shards: missing {', '.join(missing) or '?'} (have "
                          f"{', '.join(f'{i}/{n}' for i in have)}); merge all {n} shards")
     return [s for _, s in sorted(zip([i for i, _ in parsed], stores), key=lambda t: t[0])]
+
+
+def _check_covered(uniq: np.ndarray, total: int | None) -> None:
+    """The rows' record indexes (unique, sorted) must be 0..total-1 (0..max when the input's size is unknown)."""
+    n, top = len(uniq), int(uniq[-1])
+    if n == (total if total is not None else top + 1) and top == n - 1:
+        return
+    if total is not None and top >= total:
+        what = f"record index {top} is beyond their input's {total:,} records"
+    else:
+        gap = int(np.flatnonzero(uniq != np.arange(n))[0]) if top >= n else n  # the first index not held
+        what = (f"the inputs hold {n:,} of their input's {total:,} records (record index {gap} is in none of them)"
+                if total is not None else f"record index {gap} is in none of the inputs (they hold {n:,} records, "
+                                          f"indexes up to {top})")
+    raise StoreError(f"{what}: they are not all the parts of one run; merge every shard of one `embed --shard` run")
+
+
+def _check_one_input(stores: list[EmbeddingStore]) -> int | None:
+    """The number of records (files, with --per-file) of the one input all the files were embedded from, after
+    checking that they record the same one (INPUT_KEYS: count, bases and the digest of its listing); a
+    StoreError naming two files and their inputs when they differ. Files written before embed recorded its
+    input (or from stdin) cannot prove it: a warning says so and None is returned (the caller then checks only
+    that the rows hold record indexes 0..n-1 once each)."""
+    unknown = [str(s.path) for s in stores if not all(k in s.attrs for k in INPUT_KEYS)]
+    if unknown:
+        warn(f"{', '.join(unknown)} {'does' if len(unknown) == 1 else 'do'} not record the input {'it was' if len(unknown) == 1 else 'they were'} "
+             "embedded from (written by an older mrl-dna, or from stdin): merge checks only that the rows hold each "
+             "record index once, not that every shard comes from one input")
+        return None
+    first = stores[0]
+    for s in stores[1:]:
+        if any(not same_attr(first.attrs[k], s.attrs[k]) for k in INPUT_KEYS):
+            a, b = _input_of(first), _input_of(s)
+            what = (f"{a} vs {b}" if a != b else
+                    f"{a} in both, but other record names or lengths: the input changed between the two runs")
+            raise StoreError(f"{first.path} and {s.path} are not parts of one run: they were embedded from two different "
+                             f"inputs ({what}); merge the shards of one run, or pass --concat to combine separate "
+                             "databases")
+    return int(first.attrs["input_records"])
+
+
+def _input_of(s: EmbeddingStore) -> str:
+    unit = "files" if s.per_file else "records"
+    return f"{show_attr(s.attrs.get('inputs'))}: {int(s.attrs['input_records']):,} {unit}, {int(s.attrs['input_bp']):,} bp"
 
 
 def _check_unique_ids(stores: list[EmbeddingStore]) -> None:

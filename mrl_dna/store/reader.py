@@ -16,9 +16,16 @@ import numpy as np
 from mrl_dna.version import __version__
 from mrl_dna.console import count
 from mrl_dna.errors import ConfigError, StoreError
-from mrl_dna.store.format import FORMAT, FORMAT_VERSION, ROWS_PER_CHUNK, STATUS_CODES, STATUS_NAMES, attr_to_py
+from mrl_dna.store.format import (FORMAT, FORMAT_VERSION, OPTIONAL_COLUMNS, ROWS_PER_CHUNK, STATUS_CODES, STATUS_NAMES,
+                                  attr_to_py)
 from mrl_dna.store.writer import partial_path
 from mrl_dna.vectors import normalize_rows
+
+# What every "is damaged" message ends with.
+REPAIR = "re-embed it (or restore it from a copy)"
+
+# A stored value beyond this is damage (rows are unit vectors); check_finite names the row.
+BAD_VALUE = 1e6
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,14 +102,81 @@ class EmbeddingStore:
                              "upgrade mrl-dna to read it")
         try:
             store = cls(f, path)
-        except (OSError, KeyError, ValueError) as e:
+            store._check_structure()
+        except StoreError:
             f.close()
-            raise StoreError(f"{path} is damaged ({e}); rewrite it with `mrl-dna embed`") from None
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            f.close()
+            raise StoreError(f"{path} is damaged ({e}); {REPAIR}") from None
         if not store.complete and not allow_incomplete:
             store.close()
             raise StoreError(f"{path} is incomplete ({count(store.n, 'record')} written by an interrupted run); rerun "
                              "the same `mrl-dna embed` command to resume it")
         return store
+
+    def _check_structure(self) -> None:
+        """StoreError (one line) unless the datasets are there with the shapes the attributes promise: cheap
+        (shapes and the status column only), so every open does it. A complete file has exactly rows_committed
+        rows in every per-record dataset; a .partial at least that many (a kill may leave uncommitted rows).
+        Values (NaN rows, unit norms) are checked as they are read (read, take_rows) and by check()."""
+        f, complete = self._f, self.complete
+
+        def fail(what: str) -> None:
+            raise StoreError(f"{self.path} is damaged: {what}; {REPAIR}")
+
+        def rows(name: str, want: int, label: str) -> None:
+            if name not in f:
+                fail(f"/{name} is missing")
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != (2 if name.endswith("embeddings") else 1):
+                fail(f"/{name} is not a {2 if name.endswith('embeddings') else 1}-D dataset")
+            if ds.shape[0] < want or (complete and ds.shape[0] != want):
+                fail(f"/{name} has {ds.shape[0]:,} rows where {label} is {want:,}")
+            if ds.ndim == 2 and ds.shape[1] != self.dim:
+                fail(f"/{name} is {ds.shape[1]} wide where the file's dim is {self.dim}")
+
+        committed = int(self.attrs.get("rows_committed", f["embeddings"].shape[0]))
+        rows("embeddings", committed, "rows_committed")
+        for name in ("ids", "lengths", "n_windows", "status", *(n for n in OPTIONAL_COLUMNS if n in f)):
+            rows(name, self.n, "the number of records")
+        bad = np.flatnonzero(~np.isin(self.status, list(STATUS_NAMES)))
+        if len(bad):
+            fail(f"row {bad[0]} has status {self.status[bad[0]]}, not one of {sorted(STATUS_NAMES)}")
+        if "windows" in f:
+            m = int(self.attrs.get("windows_committed", 0))
+            for name in ("record", "start", "end", "embeddings", *(("contig",) if self.per_file else ())):
+                rows(f"windows/{name}", m, "windows_committed")
+        if self.per_file:
+            c = int(self.attrs.get("contigs_committed", 0))
+            for name in ("name", "record", "length"):
+                rows(f"contigs/{name}", c, "contigs_committed")
+
+    def check(self, block_rows: int = 65536) -> dict[str, int]:
+        """The full check (`mrl-dna info --check`): every stored vector read once and found finite, rows with
+        status ok unit-length at full width and the others zero, every saved window pointing at a row in order.
+        StoreError (one line) at the first fault; else what was scanned: {'rows': n, 'windows': m}.
+        Reads the whole file (a 2 GB file takes as long as reading 2 GB), which is why plain `info` does not."""
+        ok = self.status == STATUS_CODES["ok"]
+        tol = 1e-2 if self.dtype == "float16" else 1e-4
+        for start, block in _blocks(self._f["embeddings"], self.n, block_rows):  # (b, D)
+            norms = np.linalg.norm(block.astype(np.float64), axis=1)
+            want = ok[start : start + len(block)]
+            bad = np.flatnonzero(np.where(want, np.abs(norms - 1) > tol, norms != 0))
+            if len(bad):
+                r = start + int(bad[0])
+                what = f"norm {norms[bad[0]]:.6g}, not 1" if want[bad[0]] else "a vector, but its status is not ok"
+                raise StoreError(f"{self.path} is damaged: row {r} ({self.ids[r]!r}) of /embeddings has {what}; "
+                                 f"{REPAIR}")
+        table = self.windows()
+        if table is not None:
+            if len(table.record) and (table.record.min() < 0 or table.record.max() >= self.n
+                                      or np.any(np.diff(table.record) < 0)):
+                raise StoreError(f"{self.path} is damaged: /windows/record does not list rows 0..{self.n - 1} in "
+                                 f"order; {REPAIR}")
+            for _ in _blocks(table._dataset, len(table), block_rows):
+                pass
+        return {"rows": self.n, "windows": 0 if table is None else len(table)}
 
     # --- per-record columns
 
@@ -129,6 +203,10 @@ class EmbeddingStore:
     @cached_property
     def order(self) -> np.ndarray:  # (n,) int64, -1 where unknown
         return self._f["order"][: self.n] if "order" in self._f else np.full(self.n, -1, np.int64)
+
+    @cached_property
+    def checksum(self) -> np.ndarray:  # (n,) uint64 dna.checksum of each row's sequence; 0 where unknown
+        return self._f["checksum"][: self.n] if "checksum" in self._f else np.zeros(self.n, np.uint64)
 
     @property
     def dtype(self) -> str:
@@ -235,18 +313,48 @@ def _read_prefix(ds, n: int, dim: int | None, rows, normalize: bool) -> np.ndarr
     if isinstance(rows, slice):
         start, stop, step = rows.indices(n)
         if step != 1:
-            out = take_rows(ds, np.arange(start, stop, step), k)
+            rows = np.arange(start, stop, step)
+            out = take_rows(ds, rows, k)
         else:
+            rows = slice(start, max(start, stop))
             out = ds[start:stop, :k] if stop > start else np.zeros((0, k), ds.dtype)
     else:
         idx = np.asarray(rows, dtype=np.int64)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise ConfigError(f"row index out of range 0..{n - 1}")
-        out = take_rows(ds, idx % n if n else idx, k)
+        rows = idx % n if n else idx
+        out = take_rows(ds, rows, k)
     out = np.asarray(out)
+    check_finite(out, ds, rows)
     if normalize and not (k == D and out.dtype == np.float32):  # stored float32 rows are unit at full D
         return normalize_rows(out)
     return out.astype(np.float32, copy=False)
+
+
+def check_finite(block: np.ndarray, ds, rows: slice | np.ndarray) -> None:
+    """StoreError naming the file and the first bad row unless every value of `block` (read from dataset `ds`:
+    rows `rows`, a slice with step 1 or an index array) is finite and within a unit vector's range.
+
+    Why on every read: a NaN row of a damaged file made search return fewer hits than -k and dist print
+    similarity 0, silently. Cost: one float32 sum over values just read (a NaN or inf anywhere makes it
+    non-finite; stored rows are unit vectors, so it cannot overflow), small beside the read and the products
+    that follow. Only a block that fails is searched for its row."""
+    if block.size == 0 or np.isfinite(block.sum(dtype=np.float32)):
+        return
+    flat = block.reshape(len(block), -1)
+    bad = np.flatnonzero(~(np.abs(flat.astype(np.float32)) <= BAD_VALUE).all(1))  # NaN compares False
+    i = int(bad[0]) if len(bad) else 0
+    row = rows.start + i if isinstance(rows, slice) else int(np.asarray(rows)[i])
+    raise StoreError(f"{ds.file.filename} is damaged: row {row} of {ds.name} holds NaN, inf or values far outside "
+                     f"a unit vector; {REPAIR}")
+
+
+def _blocks(ds, n: int, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, (b, D) raw block) over the first n rows of a 2-D dataset, each checked finite."""
+    for start in range(0, n, block_rows):
+        block = np.asarray(ds[start : min(n, start + block_rows)])
+        check_finite(block.astype(np.float32, copy=False), ds, slice(start, start + len(block)))
+        yield start, block
 
 
 def _dims_of(ds) -> tuple[int, ...]:

@@ -5,7 +5,10 @@ disk as one DiskFullError, and the checks that an output never overwrites an inp
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as _dt
+import errno
+import functools
 import os
 import shutil
 import socket
@@ -20,11 +23,12 @@ import numpy as np
 
 from mrl_dna.version import __version__
 from mrl_dna.console import count, warn
-from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where
+from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where, human_size
 from mrl_dna.shards import format_shard
+from mrl_dna.store.compat import same_file
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
-                                  ContigRows, EmbeddedRecord, WindowRows, attr_value, chunk_columns, same_attr,
-                                  show_attr)
+                                  ContigRows, EmbeddedRecord, WindowRows, attr_to_py, attr_value, chunk_columns,
+                                  same_attr, show_attr)
 
 
 # A writer refuses to start (or resume) with less free space than this beside its output: on a full disk the
@@ -33,19 +37,26 @@ from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, R
 MIN_FREE_BYTES = 2**20
 
 
+# Bytes reserved beyond an estimate of what an append adds (B-tree nodes of the chunk indexes, object header
+# continuations, a global heap collection, the metadata aggregator's 2 KiB blocks): tests/test_store.py
+# (test_space_reserved_for_an_append_bounds_what_it_adds) measures the growth against the estimate.
+RESERVE_MARGIN = 256 * 2**10
+
+
 class EmbeddingWriter:
     """Append records to PATH.partial; finish() marks it complete and renames it to PATH.
 
     attrs: model and run attributes (model_name, model_hash, model_kind, matryoshka_dims, window, stride,
     pooling, shard, command, ...). resume=True continues an existing PATH.partial written with the same
-    RESUME_KEYS (n_done tells how many records it already holds); overwrite=True replaces an existing
-    complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
+    RESUME_KEYS (n_done tells how many records it already holds; one that holds none is started over);
+    overwrite=True replaces an existing complete PATH (the CLI's --force). Use as a context manager: leaving the block without finish() (an
     exception, a kill) leaves a resumable PATH.partial, never a PATH.
 
     One writer per output at a time: the writer holds an exclusive lock (PATH.lock, see OutputLock) from
     before it looks at PATH or PATH.partial until it finishes or closes, so a second run on the same output
     stops with a StoreError instead of truncating the first run's PATH.partial. A full disk is a DiskFullError
-    that names the disk and says that rerunning resumes; the rows flushed before it stay resumable.
+    that names the disk and says what rerunning does; each append reserves its space first (_reserve), so the
+    rows flushed before it stay resumable.
     """
 
     def __init__(self, path: str | Path, *, attrs: dict[str, Any], dim: int, dtype: str = "float32",
@@ -72,6 +83,7 @@ class EmbeddingWriter:
         }
         self._finished = False
         self._disk_full = False  # a write failed for want of space (see _close)
+        self._reserved = 0  # bytes reserved past the file's end (see _reserve, _release_reserve)
         self.resume = resume
         self.n_done = self.windows_done = self.contigs_done = 0
         self._f: h5py.File | None = None
@@ -122,6 +134,7 @@ class EmbeddingWriter:
         f.create_dataset("n_skipped", (0,), np.int32, maxshape=(None,), chunks=rows)
         f.create_dataset("status", (0,), np.int8, maxshape=(None,), chunks=rows)
         f.create_dataset("order", (0,), np.int64, maxshape=(None,), chunks=rows)
+        f.create_dataset("checksum", (0,), np.uint64, maxshape=(None,), chunks=rows)
         if self.save_windows:
             g = f.create_group("windows")
             for name in ("record", "start", "end"):
@@ -145,6 +158,9 @@ class EmbeddingWriter:
             old = {k: f.attrs[k] for k in f.attrs.keys()}
             if old.get("format") != FORMAT or "rows_committed" not in old or "embeddings" not in f:
                 raise OSError("not a partial mrl-dna embedding file")
+            if int(old["rows_committed"]) == 0:  # nothing to keep: start over, with this run's attributes (input)
+                f.close()
+                return None
             for key in RESUME_KEYS:
                 if not same_attr(old.get(key), self.attrs.get(key)):
                     f.close()
@@ -156,8 +172,12 @@ class EmbeddingWriter:
             for name in ("ids", "contigs/name"):  # a resume stopped inside _rebuild_strings: finish its move
                 if name not in f and name + "_rebuilt" in f:
                     f.move(name + "_rebuilt", name)
-            for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order"):
+            for name in ("embeddings", "ids", "lengths", "n_windows", "n_skipped", "status", "order",
+                         *(("checksum",) if "checksum" in f else ())):  # (older files have no /checksum)
                 f[name].resize(n, axis=0)  # drop rows written after the last committed flush
+            # the rebuilds below write new datasets: their space is reserved first (see _reserve)
+            self._reserve(_strings_bytes(f, "ids", n) + (_strings_bytes(f, "contigs/name", int(old["contigs_committed"]))
+                                                        if self.per_file else 0), f)
             _rebuild_strings(f, "ids", n)
             if self.save_windows:
                 for name in ("record", "start", "end", "embeddings", *(("contig",) if self.per_file else ())):
@@ -173,12 +193,16 @@ class EmbeddingWriter:
             f.attrs["complete"] = False
             f.flush()
             return f
+        except DiskFullError:  # _reserve: nothing was written, the file is as the interrupted run left it
+            with contextlib.suppress(Exception):
+                f.close()
+            raise
         except StoreError:
             raise
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             if disk_full_reason(e):  # never start over (truncate) for want of space: the rows are still there
                 self._f, self._disk_full = f, True  # left open, see _close
-                raise DiskFullError(self._disk_full_message(disk_full_reason(e))) from None
+                raise DiskFullError(self._disk_full_message(disk_full_reason(e), clean=False)) from None
             warn(f"cannot resume from {self.partial} ({e}); starting over")
             if f is not None:
                 try:
@@ -193,6 +217,16 @@ class EmbeddingWriter:
     def done_ids(self) -> list[str]:
         """Ids of the n_done records already in the file (so the caller can check it resumes the same input)."""
         return list(self._f["ids"].asstr()[: self.n_done]) if self.n_done else []
+
+    def done_column(self, name: str) -> np.ndarray | None:
+        """The first n_done values of a per-record dataset (lengths, checksum, ...) of the file being resumed,
+        or None when the file has no such dataset (written by an older mrl-dna)."""
+        return self._f[name][: self.n_done] if name in self._f else None
+
+    @property
+    def file_attrs(self) -> dict[str, Any]:
+        """The attributes of the file being written: on resume, those the interrupted run wrote."""
+        return {k: attr_to_py(v) for k, v in self._f.attrs.items()}
 
     def append(self, recs: Sequence[EmbeddedRecord]) -> None:
         """Write a batch of records (rows n_done..n_done+len-1) and flush. Non-ok records get zero rows."""
@@ -248,22 +282,25 @@ class EmbeddingWriter:
             n_skipped=np.array([r.n_skipped for r in recs], dtype=np.int32),
             status=status,
             order=np.array([r.order for r in recs], dtype=np.int64),
+            checksum=np.array([r.checksum for r in recs], dtype=np.uint64),
             vectors=vectors,
             windows=windows,
             contigs=contigs,
         )
 
     def _append_arrays(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors,
-                       windows: WindowRows | None, contigs: ContigRows | None = None) -> None:
+                       windows: WindowRows | None, contigs: ContigRows | None = None, checksum=None) -> None:
         """Append rows given as arrays (vectors (r, D) in any float dtype; windows and contigs with their
-        record already as rows of this file and window contigs as /contigs indices, or None), then commit."""
+        record already as rows of this file and window contigs as /contigs indices, or None; checksum (r,)
+        uint64 or None = unknown, 0), then commit."""
         if self._finished:
             raise ValueError("append() after finish()")
         if self.per_file and contigs is None:
             raise ValueError("a per-file embedding file needs the contigs of its rows")
         with self._disk_errors():
             self._write_rows(ids=ids, lengths=lengths, n_windows=n_windows, n_skipped=n_skipped, status=status,
-                             order=order, vectors=vectors, windows=windows, contigs=contigs)
+                             order=order, vectors=vectors, windows=windows, contigs=contigs,
+                             checksum=np.zeros(len(ids), np.uint64) if checksum is None else checksum)
 
     def _dataset(self, name: str):
         """The dataset `name`, opened once and held until the file closes. Why held: a Dataset object that is
@@ -274,10 +311,16 @@ class EmbeddingWriter:
             self._datasets[name] = self._f[name]
         return self._datasets[name]
 
-    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs) -> None:
+    def _write_rows(self, *, ids, lengths, n_windows, n_skipped, status, order, vectors, windows, contigs,
+                    checksum) -> None:
         f, n, r = self._f, self.n_done, len(ids)
+        self._reserve(self._append_bytes(r, 0 if windows is None else len(windows.record),
+                                         0 if contigs is None else len(contigs.record),
+                                         [*ids, *(contigs.name if contigs is not None else ())]), f)
         for name, data in (("embeddings", vectors), ("ids", ids), ("lengths", lengths), ("n_windows", n_windows),
-                           ("n_skipped", n_skipped), ("status", status), ("order", order)):
+                           ("n_skipped", n_skipped), ("status", status), ("order", order), ("checksum", checksum)):
+            if name == "checksum" and name not in f:  # a resumed file of an older mrl-dna
+                continue
             _extend(self._dataset(name), n, data)
         m = self.windows_done
         if self.save_windows and windows is not None:
@@ -303,10 +346,12 @@ class EmbeddingWriter:
         """Mark complete, flush, close and atomically rename PATH.partial -> PATH. Returns PATH."""
         if self._finished:
             return self.path
+        self._reserve(0, self._f)
         with self._disk_errors():
             self._f.attrs["complete"] = True
             self._f.flush()
             self._f.close()
+        self._release_reserve()
         os.replace(self.partial, self.path)
         self._finished = True
         self._lock.release()
@@ -340,6 +385,7 @@ class EmbeddingWriter:
                 else:
                     with self._disk_errors():
                         self._f.close()
+                self._release_reserve()
         finally:
             self._lock.release()
 
@@ -361,7 +407,78 @@ class EmbeddingWriter:
             if why is None:
                 raise
             self._disk_full = True
-            raise DiskFullError(self._disk_full_message(why)) from None
+            raise DiskFullError(self._disk_full_message(why, clean=False)) from None
+
+    def _append_bytes(self, r: int, m: int, c: int, strings: Sequence[str]) -> int:
+        """An upper bound of the bytes HDF5 adds to the file to append r rows, m windows, c contigs and the
+        strings among them: every chunk the new rows start (chunks are allocated whole, ROWS_PER_CHUNK rows of
+        each dataset), the strings in the global heap, plus RESERVE_MARGIN for metadata."""
+        def chunks(done: int, add: int, row_bytes: int) -> int:
+            return (-(-(done + add) // ROWS_PER_CHUNK) - -(-done // ROWS_PER_CHUNK)) * ROWS_PER_CHUNK * row_bytes
+
+        vec = self.dim * np.dtype(self.dtype).itemsize
+        # per row: the vector, a 16-byte string reference (ids), lengths 8, n_windows 4, n_skipped 4, status 1,
+        # order 8, checksum 8; per window: the vector, record/start/end (and contig) 8 each; per contig: name 16,
+        # record 8, length 8
+        total = chunks(self.n_done, r, vec + 16 + 8 + 4 + 4 + 1 + 8 + 8)
+        if self.save_windows:
+            total += chunks(self.windows_done, m, vec + 8 * (4 if self.per_file else 3))
+        if self.per_file:
+            total += chunks(self.contigs_done, c, 16 + 8 + 8)
+        return total + _heap_bytes(strings) + RESERVE_MARGIN
+
+    def _reserve(self, nbytes: int, f: h5py.File) -> None:
+        """Give the file disk blocks for its next nbytes (past what HDF5 has already allocated) BEFORE anything
+        is written, or raise DiskFullError with the file untouched.
+
+        Why: a write that fails for want of space inside an HDF5 flush leaves the file inconsistent (the flush
+        goes on after a failed chunk write and rewrites object headers and B-trees in place, pointing at
+        chunks past the end of the file), so the committed rows can no longer be read: 3 of 5 disk sizes tried
+        ended in "cannot resume (addr overflow); starting over". Reserved blocks (fallocate with
+        FALLOC_FL_KEEP_SIZE: the file's size does not change, HDF5 sees nothing) cannot run out, so when this
+        succeeds the flush cannot fail for want of space, and when it fails nothing was written and the rerun
+        resumes from every committed row. Blocks left unused are given back at close (_release_reserve).
+        Where fallocate is not supported (not Linux, some network file systems)
+        the free space is compared with nbytes instead: the same promise unless another process fills the disk
+        in between (then the write fails and the message says the file may not resume)."""
+        try:
+            fd = os.open(self.partial, os.O_WRONLY)
+        except OSError:
+            return  # HDF5's own open of it worked; its writes will say what is wrong
+        try:
+            start = os.fstat(fd).st_size
+            end = max(start, int(f.id.get_filesize())) + nbytes
+            err = _fallocate_keep_size(fd, start, end - start)
+        finally:
+            os.close(fd)
+        if err is None:
+            self._reserved = max(self._reserved, end - start)
+            return
+        if err not in _NO_SPACE_ERRNOS:  # not supported here: compare with the free space instead
+            try:
+                if shutil.disk_usage(self.partial.parent).free >= end - start:
+                    return
+            except OSError:
+                return
+        why = "disk quota exceeded" if err == errno.EDQUOT else "no space left on device"
+        raise DiskFullError(self._disk_full_message(why, need=end - start))
+
+    def _release_reserve(self) -> None:
+        """Give back the reserved blocks past the end of the closed file (HDF5 truncates it only when its end
+        moved): ftruncate to its own size frees them on ext4 and XFS, a punched hole on tmpfs."""
+        if not self._reserved:
+            return
+        with contextlib.suppress(OSError):
+            fd = os.open(self.partial, os.O_WRONLY)
+            try:
+                size = os.fstat(fd).st_size
+                os.ftruncate(fd, size)
+                fn = _libc_fallocate()
+                if fn is not None:
+                    fn(fd, 3, size, self._reserved)  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            finally:
+                os.close(fd)
+        self._reserved = 0
 
     def _check_free_space(self) -> None:
         try:
@@ -371,12 +488,65 @@ class EmbeddingWriter:
         if free < MIN_FREE_BYTES:
             raise DiskFullError(self._disk_full_message("no space left on device"))
 
-    def _disk_full_message(self, why: str) -> str:
-        kept = ""
-        if self.resume and self.partial.exists():
-            kept = f", which resumes from the last records saved in {self.partial.name}"
-        return (f"{why} on the disk that holds {self.partial} ({disk_where(self.path.parent)}); free some space or "
-                f"choose -o on another disk, then rerun the same command{kept}")
+    def _disk_full_message(self, why: str, *, clean: bool = True, need: int | None = None) -> str:
+        """clean: nothing was written (a reservation or the free-space check failed), so the promise of a
+        resume from the committed rows holds; else a write failed inside HDF5 and the file may not resume."""
+        where = disk_where(self.path.parent)
+        if need is not None:
+            where += f", the next write needs {human_size(need)}"
+        saved = (f"the {self.n_done:,} records saved in {self.partial.name}" if self._f is not None and self.n_done
+                 else f"the last records saved in {self.partial.name}")
+        if not clean:
+            then = (f"; the failed write may have left {self.partial.name} unreadable: the rerun resumes from {saved} "
+                    "if it can read them, else says so and starts over")
+        elif (self._f is not None and self.n_done) or (self._f is None and self.resume and self.partial.exists()):
+            then = f", which resumes from {saved}"
+        else:
+            then = " (nothing was saved yet: it starts over)" if self._f is not None else ""
+        return (f"{why} on the disk that holds {self.partial} ({where}); free some space or "
+                f"choose -o on another disk, then rerun the same command{then}")
+
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _fallocate_keep_size(fd: int, offset: int, length: int) -> int | None:
+    """Linux fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length): disk blocks for that range without changing
+    the file's size. None on success, else the errno (EOPNOTSUPP, ENOSYS ... where it is not supported)."""
+    if length <= 0:
+        return None
+    fn = _libc_fallocate()
+    if fn is None:
+        return errno.ENOSYS
+    if fn(fd, 1, offset, length) == 0:  # 1 = FALLOC_FL_KEEP_SIZE
+        return None
+    return ctypes.get_errno() or errno.EIO
+
+
+@functools.cache
+def _libc_fallocate():
+    """libc's fallocate (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate64
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _heap_bytes(strings: Sequence[str]) -> int:
+    """An upper bound of the global heap bytes of these variable-length strings: each object's 16-byte header
+    and its UTF-8 bytes rounded up to 8, plus a new 4 KiB collection."""
+    return sum(16 + (len(s.encode("utf-8")) + 7) // 8 * 8 for s in strings) + 4096
+
+
+def _strings_bytes(f: h5py.File, name: str, n: int) -> int:
+    """What _rebuild_strings(f, name, n) adds: a new dataset of n references and its strings."""
+    chunks = -(-n // ROWS_PER_CHUNK) * ROWS_PER_CHUNK * 16
+    return chunks + (_heap_bytes(list(f[name].asstr()[:n])) if n else 0) + RESERVE_MARGIN
 
 
 def _extend(ds, start: int, data) -> None:
@@ -469,14 +639,6 @@ class OutputLock:
             os.unlink(self.path)  # while still holding the lock (see the inode check above)
         os.close(self._fd)
         self._fd = None
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file (the same inode: also through symlinks and hard links)."""
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
 
 
 def check_output_not_input(output: str | Path, inputs: Sequence[str | Path], *, what: str = "input") -> None:
