@@ -31,7 +31,7 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.cli.options import cosine_cutoff, device_option, existing, quiet_option, set_threads, threads_option
-from mrl_dna.search import Level, Mode, search, tsv_lines
+from mrl_dna.search import Level, search, tsv_lines
 
 
 def command(
@@ -98,14 +98,6 @@ def command(
         out.write(line + "\n")
         n_hits += not line.startswith("#")
     out.flush()
-    if res.mode == Mode.exact:
-        how = f"exact at dim {res.stages[0].dim}"
-    elif len(res.stages) == 1:
-        how = f"exact at dim {res.stages[0].dim} (a small DB: the funnel is a full scan)"
-    else:
-        how = "funnel " + ",".join(str(s) for s in res.stages)
-        if res.index:
-            how += f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})"
     macs = res.hits.macs_per_query
     ratio = res.exact_macs_per_query / macs if macs else 1.0
     if round(ratio, 1) > 1:
@@ -117,6 +109,6 @@ def command(
     rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
     console.footer(
         f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
-        f"{how}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
+        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
         timer,
     )
