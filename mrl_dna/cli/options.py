@@ -53,6 +53,41 @@ def device_option(help: str = "auto | cpu | cuda | cuda:N (auto: a GPU when torc
     return typer.Option("auto", "--device", callback=_checked_device, help=help)
 
 
+def model_option(help: str):
+    """-m/--model DIR: the model a command embeds with (embed, search's FASTA queries, eval)."""
+    return typer.Option(None, "-m", "--model", help=help)
+
+
+def batch_tokens_option(help: str = "Bases per model batch [default: embed's]."):
+    return typer.Option(None, "--batch-tokens", min=1, help=help)
+
+
+def dim_option(help: str = "Matryoshka prefix width compared (re-normalised). Default: the full width.", default: int | None = None):
+    """--dim K: the Matryoshka prefix a command reads (dist, cluster, export, search, index)."""
+    return typer.Option(default, "--dim", min=1, help=help)
+
+
+def min_sim_option(help: str):
+    """--min-sim S: a cosine cut-off (dist, cluster), -1..1, checked while the options are parsed (cosine_cutoff)."""
+    return typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help=help)
+
+
+def text_output_option(help: str = "Write here instead of stdout (gzip when the name ends in .gz; written as NAME.partial "
+                       "until complete)."):
+    """-o/--output of a text result (dist, cluster, eval's report), written through store.textout."""
+    return typer.Option(None, "-o", "--output", help=help)
+
+
+def no_header_option(header: str, where: str = ""):
+    """--no-header of a command whose TSV starts with a '#...' header line (`header`, e.g. '#query...')."""
+    return typer.Option(False, "--no-header", help=f"Omit the '{header}' header line{where}.")
+
+
+def embedding_file_argument(metavar: str, default=..., help: str = "An embedding file (mrl-dna embed, merge)."):
+    """An embedding file read as a whole (dist, cluster): it must exist (exit 1 with one line otherwise)."""
+    return typer.Argument(default, callback=existing(what="embedding file"), metavar=metavar, help=help)
+
+
 def blas_threads_option():
     """--threads of the commands that compute with numpy (dist, cluster)."""
     return threads_option("BLAS threads for the products (0 = all cores; on a machine shared with other jobs give 1 "

@@ -30,7 +30,8 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import cosine_cutoff, device_option, existing, quiet_option, set_threads, threads_option
+from mrl_dna.cli.options import (cosine_cutoff, device_option, dim_option, existing, model_option, no_header_option,
+                                 quiet_option, set_threads, threads_option)
 from mrl_dna.search import Level, search, tsv_lines
 
 
@@ -42,7 +43,7 @@ def command(
     ),
     db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files, each once, of comparable vectors (one model, window, stride, --max-n)."),
     k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
-    dim: int | None = typer.Option(None, "--dim", min=1, help="Exact search at this prefix width."),
+    dim: int | None = dim_option("Exact search at this prefix width."),
     funnel: str | None = typer.Option(
         None,
         "--funnel",
@@ -55,9 +56,8 @@ def command(
         "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
     ),
     min_score: float | None = typer.Option(None, "--min-score", callback=cosine_cutoff("--min-score"), help="Drop hits with a cosine below this."),
-    model: Path | None = typer.Option(
-        None, "--model", "-m",
-        help="Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
+    model: Path | None = model_option(
+        "Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
         "bundled model, or the directory the DB's `model_dir` attribute names) when its weights still match; "
         "else an error asks for --model.",
     ),
@@ -67,7 +67,7 @@ def command(
     threads: int = threads_option(),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
-    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#query...' header line."),
+    no_header: bool = no_header_option("#query..."),
 ) -> None:
     """Search embedding files for the nearest sequences of each query; TSV hits on stdout.
 
