@@ -5,22 +5,22 @@ complete.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import gzip
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrl_dna.config import warn_untrained_dim
-from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_error, disk_full_reason
+from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
-from mrl_dna.store.writer import check_output_not_input, is_special_file
+from mrl_dna.store.textout import replace_when_done
+from mrl_dna.store.writer import check_output_not_input
 
 
 class ExportFormat(str, enum.Enum):
@@ -81,41 +81,18 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         if to_stdout:
             _write_tsv(store, k, ids, sys.stdout, block_rows)
             return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=("-",))
-        try:
-            with _replace_when_done(targets) as tmps:
-                if fmt is ExportFormat.tsv:
-                    opener = gzip.open if targets[0].name.endswith(".gz") else open
-                    with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
-                        _write_tsv(store, k, ids, fh, block_rows)
-                elif fmt is ExportFormat.parquet:
-                    _write_parquet(store, k, ids, tmps[0], block_rows)
-                else:
-                    _write_npy(store, k, tmps[0], block_rows)
-                    with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
-                        fh.writelines(f"{i}\n" for i in ids)
-        except (OSError, RuntimeError) as e:  # the partial files are gone; a full disk is one line
-            why = disk_full_reason(e)
-            if why is None:
-                raise
-            raise disk_full_error(targets[0], why) from None
+        with replace_when_done(targets) as tmps:  # a full disk is one line, once the partial files are gone
+            if fmt is ExportFormat.tsv:
+                opener = gzip.open if targets[0].name.endswith(".gz") else open
+                with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
+                    _write_tsv(store, k, ids, fh, block_rows)
+            elif fmt is ExportFormat.parquet:
+                _write_parquet(store, k, ids, tmps[0], block_rows)
+            else:
+                _write_npy(store, k, tmps[0], block_rows)
+                with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
+                    fh.writelines(f"{i}\n" for i in ids)
     return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=tuple(map(str, targets)))
-
-
-@contextlib.contextmanager
-def _replace_when_done(targets: Sequence[Path]) -> Iterator[list[Path]]:
-    """Temporary names NAME.partial for the targets, renamed onto them when the block ends without error and
-    removed when it fails, so that a reader never sees a half-written export under its final name."""
-    tmps = [t if is_special_file(t) else t.with_name(t.name + ".partial") for t in targets]  # /dev/null: in place
-    try:
-        yield tmps
-        for tmp, t in zip(tmps, targets):
-            if tmp != t:
-                os.replace(tmp, t)
-    finally:
-        for tmp, t in zip(tmps, targets):
-            if tmp != t:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
 
 
 def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: int) -> None:
