@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.config import warn_untrained_dim
-from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_reason
+from mrl_dna.errors import ConfigError, OptionError, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
-from mrl_dna.store.textout import replace_when_done
-from mrl_dna.store.writer import check_output_not_input
+from mrl_dna.store.textout import check_text_output, replace_when_done
 
 
 class ExportFormat(str, enum.Enum):
@@ -66,13 +65,8 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         targets = (Path(output),)
     else:
         targets = () if to_stdout else (Path(output),)
-    for t in targets:
-        _check_export_dir(t)
-        if t.is_dir():
-            raise StoreError(f"{t} is a directory; give a file name for -o")
-        check_output_not_input(t, [path])
-        if t.exists() and not force:
-            raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
+    for t in targets:  # the checks of every file a command writes whole (a device such as /dev/null: in place)
+        check_text_output(t, inputs=[path], force=force, example=f"embeddings.{fmt.value}")
     with EmbeddingStore.open(path) as store:
         k = check_dim(dim, store.dim, store.matryoshka_dims)
         warn_untrained_dim(k, store.matryoshka_dims, warn)
@@ -148,11 +142,3 @@ def _write_parquet(store: EmbeddingStore, k: int, ids: list[str], path: Path, bl
             emb = pa.FixedSizeListArray.from_arrays(flat, k)
             writer.write_table(pa.table({"id": pa.array(ids[start : start + len(block)], pa.string()), "embedding": emb},
                                         schema=schema))
-
-
-def _check_export_dir(out: Path) -> None:
-    d = out.parent if str(out.parent) else Path(".")
-    if not d.is_dir():
-        raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
-    if not os.access(d, os.W_OK | os.X_OK):
-        raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")
