@@ -36,7 +36,7 @@ from mrl_dna.config import ModelConfig
 from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
 from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
-from mrl_dna.train.config import TrainConfig, ValidationConfig
+from mrl_dna.train.config import Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
@@ -76,6 +76,7 @@ def train(
     stop_at: int | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    recipe: Recipe | None = None,
 ) -> TrainSummary:
     """Train (or continue training) a model and write it to `output`. See the module docstring."""
     was_quiet = console.is_quiet()
@@ -86,7 +87,7 @@ def train(
             genomes=genomes, out=Path(output), model_config=model_config, init=init, init_head=init_head,
             sc=sampler_config, tc=train_config or TrainConfig(), groups=groups, labels=labels, pairs=pairs,
             val_genomes=val_genomes, vc=validation or ValidationConfig(), dist=dist, resume=resume, overwrite=overwrite,
-            stop_at=stop_at, workers=default_workers(dist.world) if workers is None else workers,
+            stop_at=stop_at, workers=default_workers(dist.world) if workers is None else workers, recipe=recipe,
         )
     finally:
         distributed.cleanup(dist)
@@ -94,7 +95,7 @@ def train(
 
 
 def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
-           overwrite, stop_at, workers) -> TrainSummary:
+           overwrite, stop_at, workers, recipe) -> TrainSummary:
     timer = console.Timer()
     ckpt_dir = out / "checkpoints"
     ckpt = _check_output(out, ckpt_dir, resume, overwrite=overwrite, main=dist.is_main)
@@ -190,7 +191,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
         card = model_card(
             model=model, sources=data.sources, val_sources=data.val_sources, tc=tc, sc=sc, dims=losses.dims, dist=dist,
-            wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init,
+            wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init, recipe=recipe,
         )
         model.cpu().eval().save_pretrained(out, model_card=card)
     dist.barrier()
