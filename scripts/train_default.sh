@@ -36,9 +36,22 @@ WHAT=("$@")
 RECIPES=${RECIPES:-recipes/v2.1}
 
 die() { echo "train_default.sh: $*" >&2; exit 1; }
+for old in KMER BATCH_SIZE STAGE1_STEPS STAGE1_LR STEPS LR WARMUP POOL_FEATURES EVAL_EVERY CKPT_EVERY SEED; do
+    [[ -z "${!old:-}" ]] || die "$old is no longer read: the recipe files hold it (recipes/README.md); RECIPES=recipes/v2" \
+        "runs v2's recipes (KMER=4 BATCH_SIZE=96), the default v2.1's (KMER=6 BATCH_SIZE=768); override an option" \
+        "with OPTS, e.g. OPTS=\"--steps 20\""
+done
 [[ -f "$CORPUS/train.fa" && -d "$CORPUS/val" ]] \
     || die "$CORPUS holds no corpus (train.fa, val/); build it with scripts/get_training_data.sh"
 [[ -d "$RECIPES" ]] || die "no recipe folder $RECIPES; run from the repository root, or set RECIPES"
+for what in "${WHAT[@]}"; do  # every step and its recipe files, before anything runs
+    case $what in
+        twin) files=(twin-stage1 twin) ;;
+        stage1|model|encoder|encoder-frozen) files=("$what") ;;
+        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen" ;;
+    esac
+    for f in "${files[@]}"; do [[ -f "$RECIPES/$f.toml" ]] || die "no recipe $RECIPES/$f.toml for step '$what'"; done
+done
 
 mkdir -p "$OUT/val40"
 mapfile -t VAL < <(ls "$CORPUS/val" | sort | head -n 40)
@@ -58,7 +71,6 @@ read -r -a EXTRA <<< "${OPTS:-}"
 recipe() {  # recipe STEP [OPTIONS...]: train OUT/STEP from RECIPES/STEP.toml; resume a stopped run, skip a done one
     local step=$1; shift
     local dir=$OUT/$step file=$RECIPES/$step.toml
-    [[ -f "$file" ]] || die "no recipe $file for step '$step'"
     if [[ -f "$dir/model.safetensors" ]]; then echo "train_default.sh: $dir is done" >&2; return; fi
     local resume=()
     compgen -G "$dir/checkpoints/step-*.pt" >/dev/null && resume=(--resume)
@@ -74,7 +86,6 @@ for what in "${WHAT[@]}"; do
         twin) recipe twin-stage1; recipe twin --head-from "$OUT/twin-stage1" ;;
         encoder) recipe encoder --head-from "$OUT/stage1" ;;
         encoder-frozen) recipe encoder-frozen --head-from "$OUT/stage1" ;;
-        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen" ;;
     esac
 done
 echo "train_default.sh: done. To ship: cp $OUT/model/{config.json,model.safetensors} mrl_dna/default_model/ and" \

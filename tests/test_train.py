@@ -455,7 +455,7 @@ def test_recipes_in_the_tree_are_train_options_and_train_default_sh_runs_only_th
         _, values = read_config(path, typer.Context(train))
         assert values["name"] and values["seed"] == 0 and "output" not in values, path
     script = (ROOT / "scripts" / "train_default.sh").read_text()
-    steps = set(re.findall(r"\brecipe ([a-z0-9-]+)", script[script.index("case $what in"):script.index("esac")]))
+    steps = set(re.findall(r"\brecipe ([a-z0-9-]+)", script[script.rindex("case $what in"):script.rindex("esac")]))
     assert steps >= {"stage1", "model", "twin-stage1", "twin"}
     for folder in ("v2.1", "v2"):
         missing = {s for s in steps if not (ROOT / "recipes" / folder / f"{s}.toml").is_file()}
