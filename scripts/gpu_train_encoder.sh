@@ -9,14 +9,15 @@
 #    gpu-corpus/ is added to .git/info/exclude, so it travels only when carried.
 # 2. On the GPU (device tool: carry ["gpu-corpus"], timeout_s 600):
 #      STEPS=1500 bash scripts/gpu_train_encoder.sh train gpu-corpus "$OUT"
-#    trains, with v2.1's recipe (KMER=6 BATCH_SIZE=768) on cuda, scripts/train_default.sh's stage1 and model
-#    (the k-mer-only ablation) and encoder-frozen (the Caduceus-style encoder on top of stage 1's head, k-mer
-#    columns frozen), on the subset; $OUT/model/ and $OUT/encoder-frozen/ get config.json + model.safetensors,
+#    trains, with v2.1's recipes on cuda (recipes/v2.1: stage1.toml, model.toml, encoder-frozen.toml, through
+#    scripts/train_default.sh), stage1 and model (the k-mer-only ablation) and encoder-frozen (the Caduceus-style
+#    encoder on top of stage 1's head, k-mer columns frozen), on the subset; $OUT/model/ and $OUT/encoder-frozen/ get config.json + model.safetensors,
 #    $OUT/log.txt the log (7 files: the device tool returns at most 8).
 # 3. Back here: the three held-out benchmarks, each with --model ablation=OUT/model --model encoder=OUT/encoder-frozen
 #    (scripts/bench_cluster.py, bench_retrieval.py --set all, bench_windows.py): the encoder earns its cost only if
 #    it beats the ablation there (issue 11: +5 ARI, +10 locus top-1 at 20-30%).
-# Environment: STAGE1_STEPS [1000] STEPS [1500] WORKERS [8] and the rest of train_default.sh's variables.
+# Environment: STAGE1_STEPS [1000] STEPS [1500] EVAL_EVERY [500] CKPT_EVERY [500] WORKERS [8] THREADS [1]
+# DEVICE [cuda] (passed to train_default.sh as overrides of the recipes).
 # Timing is a guess (no GPU has run it): on the 2-core CPU an encoder step at 768 windows takes ~60 s, a k-mer
 # step 0.27 s (mostly sampling, which WORKERS spreads). If the first call nears the 600 s limit, halve STEPS.
 set -euo pipefail
@@ -68,12 +69,15 @@ train)
     work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; mkdir -p "$work/corpus/val" "$out"
     gzip -dc "$sub/train.fa.gz" > "$work/corpus/train.fa"
     cp "$sub"/val/* "$work/corpus/val/"
-    export KMER=${KMER:-6} BATCH_SIZE=${BATCH_SIZE:-768} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-8}
-    export STAGE1_STEPS=${STAGE1_STEPS:-1000} STEPS=${STEPS:-1500} EVAL_EVERY=${EVAL_EVERY:-500} CKPT_EVERY=${CKPT_EVERY:-500}
+    export DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-8} THREADS=${THREADS:-1}
+    every="--eval-every ${EVAL_EVERY:-500} --checkpoint-every ${CKPT_EVERY:-500}"
     { nvidia-smi -L || true; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } > "$out/log.txt" 2>&1
     start=$SECONDS
-    PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
-        bash scripts/train_default.sh "$work/corpus" "$work/runs" stage1 model encoder-frozen 2>&1 | tee -a "$out/log.txt"
+    export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+    OPTS="--steps ${STAGE1_STEPS:-1000} $every" bash scripts/train_default.sh "$work/corpus" "$work/runs" stage1 2>&1 \
+        | tee -a "$out/log.txt"
+    OPTS="--steps ${STEPS:-1500} $every" bash scripts/train_default.sh "$work/corpus" "$work/runs" model encoder-frozen \
+        2>&1 | tee -a "$out/log.txt"
     echo "gpu_train_encoder.sh: trained in $((SECONDS - start)) s" | tee -a "$out/log.txt"
     for run in model encoder-frozen; do
         mkdir -p "$out/$run"; cp "$work/runs/$run/config.json" "$work/runs/$run/model.safetensors" "$out/$run/"

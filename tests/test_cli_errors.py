@@ -376,7 +376,8 @@ def test_cosine_cutoffs_outside_minus_one_to_one_are_refused(tmp_path, capsys):
 
 
 def test_messages_name_the_right_file_width_and_dim(tmp_path, tiny_model_dir, good_fa, capsys):
-    """Issue 22.18: `dist -o DIR` suggested DIR/embeddings.h5 for a TSV; `encode(dim=1024)` spoke of "this
+    """Issue 22.18: `dist -o DIR` suggested DIR/embeddings.h5 for a TSV (issue 23: export's own copy of the output
+    checks said it in other words; it now runs store.textout's); `encode(dim=1024)` spoke of "this
     file's width" (it is the model's); `export --dim 7` gave no "not a trained Matryoshka dim" warning, which
     search and dist give (now all from config.warn_untrained_dim)."""
     import mrl_dna
@@ -387,7 +388,8 @@ def test_messages_name_the_right_file_width_and_dim(tmp_path, tiny_model_dir, go
     d = tmp_path / "outdir"
     d.mkdir()
     for args, name in ((["dist", db], "dist.tsv"), (["dist", db, "--format", "phylip"], "dist.phy"),
-                       (["cluster", db, "--min-sim", "0.9"], "clusters.tsv"), (embed_args([good_fa], d, tiny_model_dir), "embeddings.h5")):
+                       (["cluster", db, "--min-sim", "0.9"], "clusters.tsv"), (embed_args([good_fa], d, tiny_model_dir), "embeddings.h5"),
+                       (["export", db], "embeddings.tsv"), (["export", db, "--format", "parquet"], "embeddings.parquet")):
         code, _, err = run_cli([*args, "-o", d], capsys)
         assert code == 1
         one_error(err, f"output {d} is a directory; give a file name such as {d / name}")

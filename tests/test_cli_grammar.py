@@ -100,6 +100,22 @@ def test_short_options_mean_the_same_everywhere(commands):
         assert {"-q", "--quiet"} <= names(cmd), f"{name}: -q/--quiet"
 
 
+# options that several commands share, declared once in cli/options.py (sourmash's add_ksize_arg habit)
+SHARED_OPTIONS = ("--dim", "--no-header", "--min-sim", "--model", "--batch-tokens", "--force", "--quiet", "--threads",
+                  "--device")
+
+
+def test_shared_options_are_declared_once_in_cli_options():
+    """Issue 23: dist and cluster declared --dim, -o and --no-header each in their own words; every command now takes
+    them from cli/options.py, so one spelling and one check serve all."""
+    for path in sorted((REPO / "mrl_dna" / "cli").glob("*.py")):
+        if path.name == "options.py":
+            continue
+        text = path.read_text()
+        for opt in SHARED_OPTIONS:
+            assert f'"{opt}"' not in text, f"{path.name} declares {opt} itself; use its helper in cli/options.py"
+
+
 def test_help_lists_commands_with_their_docstrings_and_examples(commands):
     for name, cmd in commands.items():
         first = (cmd.help or "").strip().splitlines()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch.nn.functional as F
 from mrl_dna import dna
 from mrl_dna.config import ModelConfig, Pooling
 from mrl_dna.errors import ModelError
-from mrl_dna.model import MrlDnaModel, load_model
+from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model
+from mrl_dna.model.caduceus_mrl import CaduceusMrlConfig
 from mrl_dna.model.encoder import revcomp_tokens
 from mrl_dna.model.pooling import WindowPooling
 
@@ -88,21 +90,51 @@ def test_hash_changes_with_weights(tiny_model):
     assert other.weights_hash() != tiny_model.weights_hash()
 
 
+def tiny_caduceus_mrl() -> CaduceusMrlModel:
+    """A caduceus-mrl model with random weights: a 1-layer, 8-wide Caduceus-PS backbone (no checkpoint needed)."""
+    cad = {"model_type": "caduceus", "d_model": 8, "n_layer": 1, "vocab_size": 16, "rcps": True, "bidirectional": True,
+           "bidirectional_strategy": "add", "bidirectional_weight_tie": True, "fused_add_norm": True, "rms_norm": True,
+           "ssm_cfg": {"d_state": 4, "expand": 2, "d_conv": 4}, "pad_vocab_size_multiple": 8,
+           "complement_map": {str(i): c for i, c in enumerate([0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7, 11, 12, 13, 14, 15])}}
+    return CaduceusMrlModel(CaduceusMrlConfig(caduceus=cad, matryoshka_dims=(4, 8), head_hidden=0, window=64,
+                                              window_stride=64))
+
+
+def other_weights(d: Path) -> None:
+    """model.safetensors of another model class: tensors that are not the config's."""
+    from safetensors.torch import save_file
+    save_file({"head.weight": torch.zeros(3, 3)}, str(d / "model.safetensors"))
+
+
+@pytest.mark.parametrize("kind", ["mrl-dna", "caduceus-mrl"])
 @pytest.mark.parametrize(
     "damage,fragment",
     [
         (lambda d: (d / "model.safetensors").unlink(), "has no model.safetensors"),
         (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 20), "corrupt or truncated"),
+        (other_weights, "does not match its config.json"),
         (lambda d: (d / "config.json").write_text("{not json"), "is not valid JSON"),
+        (lambda d: (d / "config.json").write_text("[1, 2]"), "holds a JSON list, not an object"),
         (lambda d: (d / "config.json").unlink(), "has no config.json"),
-        (lambda d: (d / "config.json").write_text('{"model_type": "mrl-dna", "bogus": 1}'), "does not know"),
+        (lambda d: (d / "config.json").write_text(
+            (d / "config.json").read_text().replace('"name"', '"bogus": 1, "name"')), "does not know"),
     ],
 )
-def test_damaged_model_dirs_raise_model_error(tmp_path, tiny_model, damage, fragment):
-    tiny_model.save_pretrained(tmp_path)
+def test_damaged_model_dirs_raise_model_error(tmp_path, tiny_model, kind, damage, fragment):
+    """Issue 23: caduceus-mrl directories were read by a second copy of from_pretrained that skipped these
+    checks (a damaged file was one vague line, a JSON list an internal error); both classes share one now."""
+    (tiny_model if kind == "mrl-dna" else tiny_caduceus_mrl()).save_pretrained(tmp_path)
     damage(tmp_path)
     with pytest.raises(ModelError, match=fragment):
         load_model(tmp_path)
+
+
+def test_caduceus_mrl_round_trip_keeps_weights_and_identity(tmp_path):
+    model = tiny_caduceus_mrl()
+    model.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, CaduceusMrlModel) and loaded.info == model.info
+    assert loaded.info.kind == "caduceus-mrl" and loaded.info.matryoshka_dims == (4, 8)
 
 
 def test_missing_model_dir(tmp_path):

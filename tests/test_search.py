@@ -19,6 +19,8 @@ import mrl_dna.search.exact as exact_mod
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
+    IndexInfo,
+    Mode,
     Stage,
     calibrate_funnel,
     check_funnel,
@@ -26,6 +28,7 @@ from mrl_dna.search import (
     exact_search,
     funnel_search,
     parse_funnel,
+    plan_stages,
     rerank,
 )
 from mrl_dna.vectors import normalize_rows as normalize
@@ -174,6 +177,46 @@ def test_default_search_on_a_small_db_ignores_an_approximate_full_width_index(db
     for extra in ([], ["--funnel", "auto"], ["--funnel", "calibrate"]):
         code, out, err = run_cli(["search", qf, a, *extra], capsys)
         assert code == 0 and out == exact and "FAISS" not in err
+
+
+def _index(kind: str, dim: int) -> IndexInfo:
+    return IndexInfo(path="x.faiss", kind=kind, dim=dim, n_rows=0, n_indexed=0, nlist=0, nprobe=0, model_hash=HASH,
+                     db_created="")
+
+
+def test_plan_stages_chooses_exact_funnel_and_index_as_search_documents():
+    """Every branch of funnel.plan_stages on one DB, large (small_db_macs=0) or small (the default): which stages,
+    which index shortlists the first stage, and the footer's words."""
+    db = Database.from_arrays(clustered(300, np.random.default_rng(3)), matryoshka_dims=DIMS)
+    big = dict(k=5, small_db_macs=0)
+    warned: list[str] = []
+    plan = plan_stages(db, k=5, dim=16)  # --dim: exact there, whatever the index
+    assert (plan.mode, plan.stages, plan.index, plan.why) == (Mode.exact, (Stage(16, 5),), None, "exact at dim 16")
+    assert plan_stages(db, **big).stages == (Stage(D, 5),)  # neither and no index: exact at full width
+    flat8, hnsw16 = _index("flat", 8), _index("hnsw", 16)
+    plan = plan_stages(db, index=flat8, **big)  # the default funnel over the index's dim
+    assert plan.mode is Mode.funnel and plan.index is flat8
+    assert plan.stages == tuple(Stage(s.dim, min(s.keep, 300)) for s in default_funnel(300, DIMS, 5, 8, small_db_macs=0))
+    assert plan.why == "funnel " + ",".join(map(str, plan.stages)) + " (first stage: FAISS flat index over dim 8)"
+    plan = plan_stages(db, index=hnsw16, **big)  # a graph: HNSW_KEEP_PER_HIT * k rows, then the full width
+    assert plan.stages == (Stage(16, 300), Stage(D, 5)) and plan.index is hnsw16
+    assert plan_stages(db, index=_index("flat", D), **big).stages == (Stage(D, 5),)  # a full-width index: one stage
+    plan = plan_stages(db, k=5, index=flat8)  # a small DB: the exact full-width scan, no index
+    assert (plan.stages, plan.index, plan.why) == ((Stage(D, 5),), None, f"exact at dim {D} (a small DB: the funnel is a full scan)")
+    plan = plan_stages(db, funnel="16:100,64", index=flat8, warn=warned.append, **big)  # another dim: a scan
+    assert plan.stages == (Stage(16, 100), Stage(64, 5)) and plan.index is None
+    assert warned == ["FAISS index is over dim 8 but --funnel starts at 16; scanning instead"]
+    assert plan_stages(db, funnel="8:100,64", index=flat8, **big).index is flat8
+    assert plan_stages(db, k=5, funnel="8:100,64", index=flat8).index is flat8  # asked for: also on a small DB
+    assert plan_stages(db, funnel="8:1000,64:5", **big).stages == (Stage(8, 300), Stage(64, 5))  # keeps <= rows
+    cal = calibrate_funnel(db, k=5, small_db_macs=0).stages  # what plan_stages measures (seeded)
+    assert len(cal) > 1
+    for index, kept in ((None, False), (_index("flat", cal[0].dim), True), (_index("hnsw", cal[0].dim), False),
+                        (_index("flat", D), False)):
+        plan = plan_stages(db, funnel="calibrate", index=index, **big)  # only a flat index of the first dim
+        assert plan.stages == cal and plan.index is (index if kept else None)
+    with pytest.raises(ConfigError, match="must strictly increase"):
+        plan_stages(db, funnel="32:100,16", **big)
 
 
 def test_parse_and_check_funnel_errors():

@@ -376,3 +376,87 @@ def test_a_checkpoint_exports_as_a_model_that_embeds_as_the_finished_run(tmp_pat
     assert export_checkpoint(tmp_path / "a" / "checkpoints" / "step-0000002.pt", tmp_path / "x") == 2
     assert (tmp_path / "x" / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
     assert "Step 2 of a training run" in (tmp_path / "x" / "README.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ --config (recipes)
+KMER_TINY = ["--kmer-only", "--kmer-features", "2", "--dims", "8,16", "--head-hidden", "0", "--window", "256",
+             "--batch-size", "8", "--warmup", "1", "--steps", "3", "--device", "cpu", "-q"]
+KMER_TINY_TOML = """# the options of KMER_TINY
+kmer-only = true
+kmer-features = 2
+dims = [8, 16]
+head-hidden = 0
+window = 256
+batch-size = 8
+warmup = 1
+steps = 3
+device = "cpu"
+"""
+
+
+def test_train_config_file_is_the_options_and_the_command_line_overrides_it(tmp_path, capsys):
+    """Issue 23: a recipe file (train --config) gives the same bits as its options on the command line; an option on
+    the command line overrides the file's; the model card names the file and quotes it."""
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(KMER_TINY_TOML)
+    assert run_train([str(SAMPLE), "-o", str(tmp_path / "cli"), *KMER_TINY], capsys)[0] == 0
+    # --stop-at 3 (the recipe's steps): a run that ignored the file would stop there without a model, not run 2000 steps
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "file"), "--config", str(recipe), "--stop-at", "3", "-q"],
+                          capsys)
+    assert code == 0, err
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("cli", "file")]
+    assert weights[0] == weights[1]
+    card = (tmp_path / "file" / "README.md").read_text()
+    assert f"- recipe: `{recipe}`" in card and "```toml\n# the options of KMER_TINY\nkmer-only = true\n" in card
+    assert "- recipe:" not in (tmp_path / "cli" / "README.md").read_text()
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "two"), "--config", str(recipe), "--steps", "2", "-q"],
+                          capsys)
+    assert code == 0, err
+    steps = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert [x["step"] for x in steps] == [1, 2]
+
+
+@pytest.mark.parametrize("text,line", [
+    ("batch_size = 8", "unknown key 'batch_size'; write it as on the command line: batch-size"),
+    ("genomes = ['a.fa']", "unknown key 'genomes'; keys are the command's long options without their dashes"),
+    ("batch-size = 'many'", 'batch-size = "many": Input should be a valid integer'),
+    ("batch-size = 1", "batch-size = 1: Input should be greater than or equal to 2"),
+    ("steps = 1.5", "steps = 1.5: Input should be a valid integer"),
+    ("kmer-only = 'yes'", 'kmer-only = "yes": give true or false'),
+    ("lr = true", "lr = true: true/false is for options without a value"),
+    ("pooling = 'max'", "pooling = \"max\": Value error, 'max' is not one of 'mean', 'attention'"),
+    ("dims = [[8]]", "dims = [[8]]: the option takes one value"),
+    ("[dims]\nx = 1", 'dims = {"x": 1}: a table; give the option\'s value'),
+    ("steps = ", "is not valid TOML"),
+])
+def test_train_config_refuses_unknown_keys_and_bad_values_in_one_line(tmp_path, capsys, text, line):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(text + "\n")
+    code, err = run_train([str(SAMPLE), "-o", str(tmp_path / "m"), "--config", str(recipe)], capsys)
+    assert code == 2 and err.splitlines() == [err.splitlines()[0]] and err.startswith(f"mrl-dna: error: --config {recipe}")
+    assert line in err and not (tmp_path / "m").exists()
+
+
+def test_recipes_in_the_tree_are_train_options_and_train_default_sh_runs_only_those(tmp_path):
+    """Every recipe under recipes/ reads as train's options (so it cannot rot unnoticed), and
+    scripts/train_default.sh names recipe files that exist."""
+    import re
+
+    import typer
+
+    from mrl_dna.cli import load_commands
+    from mrl_dna.cli.options import read_config
+
+    train = load_commands()["train"]
+    recipes = sorted((ROOT / "recipes").rglob("*.toml"))
+    assert {p.relative_to(ROOT / "recipes").as_posix() for p in recipes} >= {
+        "v2.1/stage1.toml", "v2.1/model.toml", "v2.1/twin-stage1.toml", "v2.1/twin.toml", "v2/stage1.toml", "v2/model.toml"}
+    for path in recipes:
+        _, values = read_config(path, typer.Context(train))
+        assert values["name"] and values["seed"] == 0 and "output" not in values, path
+    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    steps = set(re.findall(r"\brecipe ([a-z0-9-]+)", script[script.rindex("case $what in"):script.rindex("esac")]))
+    assert steps >= {"stage1", "model", "twin-stage1", "twin"}
+    for folder in ("v2.1", "v2"):
+        missing = {s for s in steps if not (ROOT / "recipes" / folder / f"{s}.toml").is_file()}
+        assert not missing, f"train_default.sh runs steps without a recipe in recipes/{folder}: {sorted(missing)}"

@@ -32,22 +32,23 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import blas_threads_option, cosine_cutoff, existing, force_option, products_device_option, quiet_option
+from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
+                                 no_header_option, products_device_option, quiet_option, text_output_option)
 from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
 from mrl_dna.store.textout import text_output
 
 
 def command(
-    db: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="DB.h5", help="An embedding file (mrl-dna embed, merge)."),
+    db: Path = embedding_file_argument("DB.h5"),
     method: ClusterMethod | None = typer.Option(None, "--method", help="leader: dereplication at --min-sim; kmeans: binning into --n-clusters. Default: leader with --min-sim, kmeans with --n-clusters."),
-    min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="leader: the cosine a member has with its representative at least (e.g. 0.95)."),
+    min_sim: float | None = min_sim_option("leader: the cosine a member has with its representative at least (e.g. 0.95)."),
     n_clusters: int | None = typer.Option(None, "--n-clusters", min=1, help="kmeans: the number of clusters K."),
-    dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
+    dim: int | None = dim_option(),
     seed: int = typer.Option(KMeansConfig.seed, "--seed", help="kmeans: seed of the k-means++ starts."),
     n_init: int = typer.Option(KMeansConfig.n_init, "--n-init", min=1, help="kmeans: runs from different starts; the best (smallest sum of 1 - cosine to the centroids) is kept."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the TSV here instead of stdout (gzip when the name ends in .gz)."),
+    output: Path | None = text_output_option(),
     force: bool = force_option("an existing OUTPUT"),
-    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#id...' header line."),
+    no_header: bool = no_header_option("#id..."),
     threads: int = blas_threads_option(),
     device: str = products_device_option(),
     quiet: bool = quiet_option("No cluster sizes or summary on stderr (warnings and errors still print)."),

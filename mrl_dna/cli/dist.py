@@ -24,19 +24,20 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import blas_threads_option, cosine_cutoff, existing, force_option, products_device_option, quiet_option
+from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
+                                 no_header_option, products_device_option, quiet_option, text_output_option)
 from mrl_dna.compare import DistFormat, dist, set_blas_threads
 
 
 def command(
-    a: Path = typer.Argument(..., callback=existing(what="embedding file"), metavar="A.h5", help="An embedding file (mrl-dna embed, merge)."),
-    b: Path | None = typer.Argument(None, callback=existing(what="embedding file"), metavar="[B.h5]", help="A second file of the same model and embed options (window, stride, --max-n): every row of A with every row of B. Without it: every pair of rows of A, once."),
-    dim: int | None = typer.Option(None, "--dim", min=1, help="Matryoshka prefix width compared (re-normalised). Default: the full width."),
+    a: Path = embedding_file_argument("A.h5"),
+    b: Path | None = embedding_file_argument("[B.h5]", None, help="A second file of the same model and embed options (window, stride, --max-n): every row of A with every row of B. Without it: every pair of rows of A, once."),
+    dim: int | None = dim_option(),
     fmt: DistFormat = typer.Option(DistFormat.long, "--format", help="long: one line per pair (query, target, similarity, distance); matrix: square TSV of similarities; phylip: distance matrix of one file for tree tools (neighbor, FastME, rapidnj)."),
-    min_sim: float | None = typer.Option(None, "--min-sim", callback=cosine_cutoff("--min-sim"), help="long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write here instead of stdout (gzip when the name ends in .gz; written as NAME.partial until complete)."),
+    min_sim: float | None = min_sim_option("long format: print only pairs with a similarity >= this (e.g. 0.95); every pair is still scored."),
+    output: Path | None = text_output_option(),
     force: bool = force_option("an existing OUTPUT"),
-    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#...' header line (long and matrix formats)."),
+    no_header: bool = no_header_option("#...", " (long and matrix formats)"),
     threads: int = blas_threads_option(),
     device: str = products_device_option(),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),

@@ -13,8 +13,8 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console, distributed
-from mrl_dna.cli.options import (device_option, existing, force_option, hdf5_output, parsed_by, quiet_option, set_threads,
-                                 threads_option)
+from mrl_dna.cli.options import (batch_tokens_option, device_option, existing, force_option, hdf5_output, model_option,
+                                 parsed_by, quiet_option, set_threads, threads_option)
 from mrl_dna.embed import embed_fasta
 from mrl_dna.embed_distributed import embed_distributed
 from mrl_dna.model import load_model
@@ -31,10 +31,10 @@ class Dtype(str, enum.Enum):
 def command(
     inputs: list[str] = typer.Argument(..., help="FASTA, GenBank or EMBL files (plain, gzip or bgzip; the format is read from the content); '-' reads stdin.", metavar="FILE...", callback=existing()),
     output: Path = typer.Option(..., "-o", "--output", callback=hdf5_output, help="HDF5 file to write (written as OUTPUT.partial until complete; not .gz: HDF5 is read in place)."),
-    model: Path = typer.Option(None, "-m", "--model", help="Model directory (mrl-dna or Caduceus). Default: the bundled model."),
+    model: Path = model_option("Model directory (mrl-dna or Caduceus). Default: the bundled model."),
     window: int = typer.Option(None, "-w", "--window", min=1, help="Window length in bp. Default: the model's (2048 for the bundled model)."),
     stride: int = typer.Option(None, "-s", "--stride", min=1, help="Window stride in bp (<= window). Default: = window."),
-    batch_tokens: int = typer.Option(None, "--batch-tokens", min=1, help="Bases per batch (memory knob). Default: 65,536 on a CPU, 1,048,576 on a GPU; vectors are bit for bit the same for one value."),
+    batch_tokens: int = batch_tokens_option("Bases per batch (memory knob). Default: 65,536 on a CPU, 1,048,576 on a GPU; vectors are bit for bit the same for one value."),
     device: str = device_option(),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
     save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),

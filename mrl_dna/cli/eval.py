@@ -9,8 +9,8 @@ import typer
 from mrl_dna import console
 from mrl_dna import evaluate as ev
 from mrl_dna import evaluate_report as er
-from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
-                                 threads_option)
+from mrl_dna.cli.options import (batch_tokens_option, device_option, existing, force_option, model_option, number_list,
+                                 quiet_option, set_threads, text_output_option, threads_option)
 from mrl_dna.errors import ConfigError
 from mrl_dna.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
@@ -29,7 +29,7 @@ def command(
     genomes: list[Path] = typer.Argument(
         ..., callback=existing(what="genome"), help="Genome FASTA files, one genome per file (the database)."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="Model directory [default: the bundled default model]."),
+    model: str = model_option("Model directory [default: the bundled default model]."),
     no_model: bool = typer.Option(False, "--no-model", help="Score only the k-mer baselines (no model needed)."),
     baseline: str = typer.Option(
         None, "--baseline", help="A second model directory scored beside it (e.g. a --no-matryoshka model)."
@@ -47,11 +47,11 @@ def command(
         help="TSV genome<TAB>species [default: MANIFEST.tsv next to the files, else the file name up to '_'].",
     ),
     recall_k: str = typer.Option("5", "--recall-k", help="k for genome recall@k, comma-separated."),
-    output: Path = typer.Option(None, "-o", "--output", help="Also write the markdown report here (gzip when the name ends in .gz)."),
+    output: Path = text_output_option("Also write the markdown report here (gzip when the name ends in .gz; written as NAME.partial until complete)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of accuracy vs dims and vs search cost (needs matplotlib)."),
     device: str = device_option(),
     threads: int = threads_option(),
-    batch_tokens: int = typer.Option(None, "--batch-tokens", min=1, help="Bases per model batch [default: embed's]."),
+    batch_tokens: int = batch_tokens_option(),
     force: bool = force_option("existing -o and --plot files"),
     quiet: bool = quiet_option(),
 ) -> None:

@@ -13,13 +13,13 @@ import sys
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import force_option, quiet_option
+from mrl_dna.cli.options import dim_option, force_option, quiet_option
 from mrl_dna.store import ExportFormat, export_store
 
 
 def command(
     path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed`."),
-    dim: int = typer.Option(None, "--dim", min=1, help="Matryoshka prefix to export, re-normalised [default: all D]."),
+    dim: int = dim_option("Matryoshka prefix to export, re-normalised [default: all D]."),
     fmt: ExportFormat = typer.Option(
         ExportFormat.tsv, "--format",
         help="tsv: id then k floats per line; npy: (n, k) float32 .npy plus NAME.ids.txt; parquet: a table with "

@@ -19,13 +19,13 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import existing, force_option, quiet_option, set_threads, threads_option
+from mrl_dna.cli.options import dim_option, existing, force_option, quiet_option, set_threads, threads_option
 from mrl_dna.search import IndexKind, Level, build_index
 
 
 def command(
     db: Path = typer.Argument(..., callback=existing(what="DB"), help="Embedding file (HDF5) to index; the index is written beside it, as DB.h5.faiss (+ .json), where search finds it."),
-    dim: int = typer.Option(16, "--dim", min=1, help="Prefix width indexed (a small Matryoshka dim)."),
+    dim: int = dim_option("Prefix width indexed (a small Matryoshka dim).", default=16),
     kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/RESULTS.md)."),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists, at most the rows indexed (default ~4*sqrt(rows), at most rows/39)."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),

@@ -16,6 +16,7 @@ import json
 
 import typer
 
+from mrl_dna.cli.options import quiet_option
 from mrl_dna.store import EmbeddingStore
 
 
@@ -24,7 +25,7 @@ def command(
     path: str = typer.Argument(..., metavar="FILE.h5", help="An embedding file written by `mrl-dna embed` or `merge`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the human summary."),
     check: bool = typer.Option(False, "--check", help="Also read every stored vector and check it (finite; unit length where the status is ok, zero elsewhere; windows in order): as long as reading the whole file. Without it, info checks only the structure (datasets and their lengths)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Accepted for symmetry with the other commands (info writes only data)."),
+    quiet: bool = quiet_option("Accepted for symmetry with the other commands (info writes only data)."),
 ) -> None:
     """Print what an embedding file holds: records, dims, dtype, model, window/stride, pooling, completeness.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import hdf5_output
+from mrl_dna.cli.options import force_option, hdf5_output, quiet_option
 from mrl_dna.store import merge_stores
 
 
@@ -21,8 +21,8 @@ def command(
     inputs: list[str] = typer.Argument(..., metavar="FILE.h5...", help="Embedding files to combine (shards in any order; --concat: in output order)."),
     output: str = typer.Option(..., "-o", "--output", metavar="OUT.h5", callback=hdf5_output, help="The merged file to write (HDF5, so not .gz)."),
     concat: bool = typer.Option(False, "--concat", help="Combine separate databases of one model (same model, dims, window, stride, --max-n, pooling, per-file or not) with distinct ids, rows in argument order; windows are kept when every input has them."),
-    force: bool = typer.Option(False, "-f", "--force", help="Overwrite OUT.h5 if it already exists."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress talk on stderr."),
+    force: bool = force_option("OUT.h5 if it already exists"),
+    quiet: bool = quiet_option("No progress talk on stderr."),
 ) -> None:
     """Merge embedding files from one model and options (typically all shards of one run) into one file.
 

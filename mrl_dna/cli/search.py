@@ -30,8 +30,9 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import cosine_cutoff, device_option, existing, quiet_option, set_threads, threads_option
-from mrl_dna.search import Level, Mode, search, tsv_lines
+from mrl_dna.cli.options import (cosine_cutoff, device_option, dim_option, existing, model_option, no_header_option,
+                                 quiet_option, set_threads, threads_option)
+from mrl_dna.search import Level, search, tsv_lines
 
 
 def command(
@@ -42,7 +43,7 @@ def command(
     ),
     db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files, each once, of comparable vectors (one model, window, stride, --max-n)."),
     k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
-    dim: int | None = typer.Option(None, "--dim", min=1, help="Exact search at this prefix width."),
+    dim: int | None = dim_option("Exact search at this prefix width."),
     funnel: str | None = typer.Option(
         None,
         "--funnel",
@@ -55,9 +56,8 @@ def command(
         "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
     ),
     min_score: float | None = typer.Option(None, "--min-score", callback=cosine_cutoff("--min-score"), help="Drop hits with a cosine below this."),
-    model: Path | None = typer.Option(
-        None, "--model", "-m",
-        help="Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
+    model: Path | None = model_option(
+        "Model directory for FASTA queries. Default: the DB's model, found where `embed` loaded it from (the "
         "bundled model, or the directory the DB's `model_dir` attribute names) when its weights still match; "
         "else an error asks for --model.",
     ),
@@ -67,7 +67,7 @@ def command(
     threads: int = threads_option(),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
-    no_header: bool = typer.Option(False, "--no-header", help="Omit the '#query...' header line."),
+    no_header: bool = no_header_option("#query..."),
 ) -> None:
     """Search embedding files for the nearest sequences of each query; TSV hits on stdout.
 
@@ -98,14 +98,6 @@ def command(
         out.write(line + "\n")
         n_hits += not line.startswith("#")
     out.flush()
-    if res.mode == Mode.exact:
-        how = f"exact at dim {res.stages[0].dim}"
-    elif len(res.stages) == 1:
-        how = f"exact at dim {res.stages[0].dim} (a small DB: the funnel is a full scan)"
-    else:
-        how = "funnel " + ",".join(str(s) for s in res.stages)
-        if res.index:
-            how += f" (first stage: FAISS {res.index.kind} index over dim {res.index.dim})"
     macs = res.hits.macs_per_query
     ratio = res.exact_macs_per_query / macs if macs else 1.0
     if round(ratio, 1) > 1:
@@ -117,6 +109,6 @@ def command(
     rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
     console.footer(
         f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
-        f"{how}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
+        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
         timer,
     )

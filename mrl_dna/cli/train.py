@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
-                                 threads_option)
+from mrl_dna.cli.options import (config_file, config_option, device_option, existing, force_option, number_list,
+                                 quiet_option, set_threads, threads_option)
 from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
 from mrl_dna.errors import ConfigError
-from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
+from mrl_dna.train.config import HeadInit, Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.plan import ModelOptions, plan_training
 from mrl_dna.train.sampler import SamplerConfig
 from mrl_dna.train.trainer import train
@@ -25,8 +25,10 @@ _DIMS = ",".join(map(str, ModelConfig().matryoshka_dims))
 
 
 def command(
+    ctx: typer.Context,
     genomes: list[str] = typer.Argument(None, help="Genome FASTA files (.fa/.fna/.fasta, gzip ok), directories (searched recursively) or quoted globs. One genome per file."),
     output: Path = typer.Option(..., "-o", "--output", help="Model directory to write (config.json, model.safetensors, README.md, metrics.jsonl, checkpoints/)."),
+    config: Path = config_option("A recipe: a TOML file of these options, keyed by their long names as written here without the dashes (batch-size = 768, kmer-only = true, dims = [8, 16, 32]); options on the command line override it. The model card quotes it. The shipped models' recipes are in recipes/."),
     val_genomes: list[str] = typer.Option(None, "--val-genomes", help="Held-out genomes (files, dirs or globs; repeatable): fragment->genome top-1 per dim every --eval-every steps.", rich_help_panel=_D),
     groups: Path = typer.Option(None, "--groups", callback=existing(what="--groups"), help="TSV file-or-record-id -> species/group (e.g. MANIFEST.tsv): same-group genomes are not negatives; validation reports species top-1.", rich_help_panel=_D),
     labels: Path = typer.Option(None, "--labels", callback=existing(what="--labels"), help="TSV record id -> group: train on your labelled FASTA records (same group = positives) instead of one class per file.", rich_help_panel=_D),
@@ -99,6 +101,10 @@ def command(
       mrl-dna embed genome.fa --model my_model -o genome.h5
 
     \b
+    From a recipe file (recipes/v2.1/stage1.toml: the shipped model's first stage):
+      mrl-dna train data/corpus/v2/train.fa --config recipes/v2.1/stage1.toml -o stage1
+
+    \b
     Writes my_model/: config.json, model.safetensors, README.md (model card with the
     validation table), metrics.jsonl (one line per step), checkpoints/step-NNNNNNN.pt.
     Stopped runs continue exactly with the same command plus --resume.
@@ -135,5 +141,5 @@ def command(
         genomes=genomes or [], output=output, model_config=plan.model_config, init=plan.init, init_head=plan.init_head,
         sampler_config=plan.sampler_config, train_config=plan.train_config, groups=groups, labels=labels, pairs=pairs,
         val_genomes=val_genomes or [], validation=ValidationConfig(), device=device, resume=resume, overwrite=force,
-        stop_at=stop_at, workers=workers, quiet=quiet,
+        stop_at=stop_at, workers=workers, quiet=quiet, recipe=Recipe(*recipe) if (recipe := config_file(ctx)) else None,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
@@ -79,22 +80,61 @@ def read_config(directory: Path) -> dict:
     if not path.is_file():
         raise ModelError(f"model directory {directory} has no config.json; it is not a saved model")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{path} is not valid JSON ({e}); re-save the model") from e
+    if not isinstance(config, dict):
+        raise ModelError(f"{path} holds a JSON {type(config).__name__}, not an object of model settings; re-save the model")
+    return config
 
 
 class SavedWeights:
-    """Weights hash and the model-directory files (config.json + model.safetensors + README.md), shared by
-    every trainable model class (mix in before nn.Module; the class has `config` with `to_dict()`)."""
+    """Identity (info, weights hash) and the model-directory files (config.json + model.safetensors + README.md),
+    shared by every trainable model class (mix in before nn.Module; the class has `model_type` and `config`, an
+    instance of `config_class` with name, dim, matryoshka_dims, window, window_stride, pooling, to_dict())."""
 
     _hash: str | None = None
+    model_type: str  # config.json's model_type (model/loader.py maps it to the class)
     config_class: type  # the config dataclass, with from_dict(dict) and to_dict()
 
     @classmethod
     def from_config(cls, config: dict):
         """A model with fresh weights from a config.json dict (a training checkpoint's model_config)."""
         return cls(cls.config_class.from_dict(config))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path):
+        """The model a directory holds, in eval mode; ModelError naming the problem and the fix when config.json
+        (read_config's checks, then config_class.from_dict's) or model.safetensors (missing, damaged, or not the
+        tensors of that config) does not hold one."""
+        directory = Path(directory)
+        config = cls.config_class.from_dict(read_config(directory))
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelError(f"model directory {directory} has no model.safetensors; re-save or re-download the model")
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+            raise ModelError(f"{weights} is corrupt or truncated ({e}); re-save or re-download the model") from e
+        model = cls(config)
+        missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+        if missing or unexpected:
+            raise ModelError(
+                f"{weights} does not match its config.json (missing {sorted(missing)[:3]}, unexpected "
+                f"{sorted(unexpected)[:3]}); the two files come from different models"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ModelError(f"{weights} does not match its config.json (tensor shapes differ): re-save the model") from e
+        return model.eval()
+
+    @property
+    def info(self) -> ModelInfo:
+        c = self.config
+        return ModelInfo(name=c.name, kind=self.model_type, weights_hash=self.weights_hash(), dim=c.dim,
+                         matryoshka_dims=c.matryoshka_dims, window=c.window, window_stride=c.window_stride,
+                         pooling=c.pooling.value)
 
     def weights_hash(self) -> str:
         """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""

@@ -29,7 +29,6 @@ the swap, so it is reproduced here (`_swap_halves`); norm_f does not swap in eit
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from torch import Tensor, nn
 
 from mrl_dna import dna
 from mrl_dna.errors import ModelError
-from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo
+from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo, read_config
 from mrl_dna.model.pooling import weighted_segment_mean
 from mrl_dna.model.selective_scan import selective_scan
 
@@ -421,16 +420,10 @@ class CaduceusEmbedder(nn.Module):
     def from_pretrained(cls, path: str | Path, *, scan_impl: str = "auto") -> "CaduceusEmbedder":
         """Load a local Caduceus directory (config.json + model.safetensors). ModelError when it does not fit."""
         directory = Path(path)
-        cfg_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        if not cfg_path.is_file() or not weights_path.is_file():
+        cfg = CaduceusConfig.from_dict(read_config(directory))
+        weights_path = directory / WEIGHTS_FILE
+        if not weights_path.is_file():
             raise ModelError(f"{directory} is not a Caduceus model directory: it needs {CONFIG_FILE} and {WEIGHTS_FILE}")
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ModelError(f"{cfg_path} is not valid JSON ({e}); re-download the checkpoint") from e
-        if not isinstance(raw, dict):
-            raise ModelError(f"{cfg_path} must hold a JSON object")
-        cfg = CaduceusConfig.from_dict(raw)
         data = weights_path.read_bytes()
         try:
             from safetensors.torch import load as load_safetensors

@@ -22,20 +22,17 @@ On disk: config.json with model_type "caduceus-mrl" (the official Caduceus confi
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from mrl_dna.config import Pooling, check_matryoshka_dims
 from mrl_dna.errors import ModelError
-from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo, SavedWeights
+from mrl_dna.model.base import SavedWeights, read_config
 from mrl_dna.model.caduceus import DEFAULT_WINDOW, CaduceusConfig, CaduceusEmbedder
-from mrl_dna.model.head import HeadThenPool, matryoshka_head
-from mrl_dna.model.pooling import WindowPooling
+from mrl_dna.model.head import HeadThenPool
 
 MODEL_TYPE = "caduceus-mrl"
 
@@ -84,9 +81,7 @@ class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
         super().__init__()
         self.config = config
         self.embedder = CaduceusEmbedder(CaduceusConfig.from_dict(config.caduceus))
-        d, D = self.embedder.cfg.d_model, config.dim
-        self.pooling = WindowPooling(config.pooling, d)
-        self.head = matryoshka_head(d, config.head_hidden, D)
+        self.add_head(self.embedder.cfg.d_model)
 
     @classmethod
     def from_caduceus(cls, directory: str | Path, *, dims, pooling: Pooling | None = None, head_hidden: int | None = None,
@@ -96,7 +91,7 @@ class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
         pooling = CaduceusMrlConfig.pooling if pooling is None else pooling
         head_hidden = CaduceusMrlConfig.head_hidden if head_hidden is None else head_hidden
         directory = Path(directory)
-        raw = json.loads((directory / CONFIG_FILE).read_text())
+        raw = read_config(directory)
         official = CaduceusEmbedder.from_pretrained(directory)
         cad = official.cfg
         cfg = CaduceusMrlConfig(
@@ -118,29 +113,6 @@ class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):
         """(n, L) ids right-padded with PAD, (n,) lengths -> (n, d) RC-invariant window vectors."""
         return self.embedder.window_vectors(tokens, lengths).float()
 
-    # ---- identity and files -------------------------------------------------------------------------------
-    @property
-    def info(self) -> ModelInfo:
-        c = self.config
-        return ModelInfo(
-            name=c.name, kind=MODEL_TYPE, weights_hash=self.weights_hash(), dim=c.dim,
-            matryoshka_dims=c.matryoshka_dims, window=c.window, window_stride=c.window_stride, pooling=c.pooling.value,
-        )
-
+    # ---- files -------------------------------------------------------------------------------------------
     def _default_card(self) -> str:
         return f"# {self.config.name}\n\nCaduceus backbone + mrl-dna Matryoshka head.\n"
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "CaduceusMrlModel":
-        directory = Path(directory)
-        try:
-            raw = json.loads((directory / CONFIG_FILE).read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"{directory}/config.json cannot be read ({e}); re-save the model") from e
-        model = cls(CaduceusMrlConfig.from_dict(raw))
-        try:
-            state = load_file(str(directory / WEIGHTS_FILE))
-            model.load_state_dict(state)
-        except Exception as e:
-            raise ModelError(f"{directory}/model.safetensors does not fit its config.json ({e}); re-save the model") from e
-        return model.eval()

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mrl_dna.model.pooling import WindowPooling
+
 
 def matryoshka_head(d: int, hidden: int, D: int) -> nn.Module:
     """d -> D projection: one linear layer (hidden = 0) or Linear -> GELU -> Linear (hidden units)."""
@@ -36,6 +38,12 @@ class HeadThenPool:
 
     head: nn.Module
     pooling: nn.Module
+
+    def add_head(self, d: int) -> None:
+        """The pooling and the d -> D Matryoshka head that `self.config` (pooling, head_hidden, dim) asks for; called
+        after the backbone is made, so their initial weights follow the backbone's in the seeded random stream."""
+        self.pooling = WindowPooling(self.config.pooling, d)
+        self.head = matryoshka_head(d, self.config.head_hidden, self.config.dim)
 
     def record_vectors(self, win: Tensor, lengths: Tensor, segment: Tensor, n_records: int) -> Tensor:
         """(n, d) window vectors of r records -> (r, D), L2-normalised at full D: the weighted centroid of the

@@ -1,7 +1,8 @@
 """Search Matryoshka embeddings, one module per job:
 
     exact.py     exact blocked top-k over normalised prefixes; rerank of candidate rows
-    funnel.py    funnel stages: parse, check, the default and the calibrated funnel, funnel_search
+    funnel.py    funnel stages: parse, check, the default and the calibrated funnel, plan_stages (which
+                 stages a search runs, and why), funnel_search
     database.py  embedding files of one model as one (n, D) matrix: their records, or every saved window
     index.py     the optional FAISS shortlist index (`mrl-dna index`)
     api.py       `search()` (what `mrl-dna search` does) and the TSV of hits
@@ -23,12 +24,13 @@ Multiply-adds ("macs") count the dot products of scoring only, as the paper does
 width k costs n*k per query, a rerank of m candidates at width k costs m*k.
 """
 
-from mrl_dna.search.api import Mode, Queries, SearchResult, WindowHits, load_queries, search, tsv_lines
+from mrl_dna.search.api import Queries, SearchResult, WindowHits, load_queries, search, tsv_lines
 from mrl_dna.search.database import ArrayPart, Database, Level, WindowPart, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search, rerank
-from mrl_dna.search.funnel import Calibration, Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search, parse_funnel
+from mrl_dna.search.funnel import (Calibration, Mode, Plan, Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search,
+                                   parse_funnel, plan_stages)
 from mrl_dna.search.index import IndexInfo, IndexKind, build_index, find_index
 
-__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Queries",
+__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Plan", "Queries",
            "SearchResult", "Stage", "WindowHits", "WindowPart", "block_rows_for", "build_index", "calibrate_funnel", "check_dim", "check_funnel", "default_funnel",
-           "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "rerank", "search", "tsv_lines"]
+           "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "plan_stages", "rerank", "search", "tsv_lines"]

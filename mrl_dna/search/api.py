@@ -6,7 +6,6 @@ Axis letters: q queries, n DB rows, t hits per query, w windows of one target re
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,8 @@ from mrl_dna.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
-from mrl_dna.search.funnel import (
-    Stage,
-    calibrate_funnel,
-    check_funnel,
-    default_funnel,
-    funnel_search,
-    is_small_db,
-    parse_funnel,
-)
-from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
+from mrl_dna.search.funnel import Mode, Plan, funnel_search, plan_stages
+from mrl_dna.search.index import find_index
 from mrl_dna.store import EmbeddingStore, check_comparable
 from mrl_dna.vectors import check_cosine, truncate_normalize
 
@@ -195,24 +186,17 @@ def best_windows(queries: np.ndarray, hits: Hits, db: Database) -> WindowHits:
     return out
 
 
-class Mode(str, enum.Enum):
-    exact = "exact"
-    funnel = "funnel"
-
-
 @dataclass(frozen=True)
 class SearchResult:
     query_ids: list[str]
     target_ids: list[str]  # (n,) all DB ids, indexed by hits.rows
     hits: Hits
     windows: WindowHits | None  # where each hit lies (level windows), or its best window (--windows)
-    mode: Mode
-    stages: tuple[Stage, ...]  # the funnel used (one stage (dim, k) for exact)
+    plan: Plan  # exact or funnel, its stages, the FAISS index used (funnel.plan_stages)
     n_db: int
     n_db_files: int
     n_skipped_queries: int
     exact_macs_per_query: int  # what exact search at the full width would cost, for the summary
-    index: IndexInfo | None
     level: Level = Level.records
 
 
@@ -239,15 +223,15 @@ def search(
     FAISS index (`mrl-dna index --level windows`) work the same at both levels. windows=True (records only)
     reports the best window inside each record hit instead.
 
-    Mode: `dim` -> exact at that prefix; `funnel` "16:2000,64:200,128:10" -> those stages, "auto" -> the
-    default funnel for the DB size (default_funnel), "calibrate" -> calibrate_funnel; on a small DB
-    (funnel.is_small_db) auto, calibrate and the default are the exact full-width scan, never an index. Neither: the default funnel over the FAISS index when
-    every DB file has a valid one (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width),
-    else exact at full width. Why not a scan funnel by default: on the bundled model's real window
-    embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
-    multiply-adds (the dim-8 scan alone is 1/16 of exact), and on a CPU the full-width scan is one BLAS
-    product, faster in wall time; an HNSW index over dim 64 does keep it (99.9% of queries at 13.6x
-    fewer multiply-adds at 100k rows); see bench/RESULTS.md.
+    Mode (funnel.plan_stages chooses the stages): `dim` -> exact at that prefix; `funnel`
+    "16:2000,64:200,128:10" -> those stages, "auto" -> the default funnel for the DB size, "calibrate" -> the
+    cheapest funnel measured on the DB; on a small DB auto, calibrate and the default are the exact full-width
+    scan, never an index. Neither: the default funnel over the FAISS index when every DB file has a valid one
+    (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width), else exact at full width. Why not
+    a scan funnel by default: on the bundled model's real window embeddings no funnel that scans a prefix
+    keeps the exact top-10 for 99% of queries at 10x fewer multiply-adds (the dim-8 scan alone is 1/16 of
+    exact), and on a CPU the full-width scan is one BLAS product, faster in wall time; an HNSW index over dim
+    64 does keep it (99.9% of queries at 13.6x fewer multiply-adds at 100k rows); see bench/RESULTS.md.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")
@@ -276,57 +260,26 @@ def search(
         n = queries.n_skipped
         warn(f"{count(n, 'query record')} {'has' if n == 1 else 'have'} no embedding (empty or all N) and "
              f"{'is' if n == 1 else 'are'} skipped")
-    index = None
-    found = find_index(db, warn) if use_index and dim is None else None
-    if dim is None and funnel is None and found is None:
-        dim = db.dim  # no index: an exact blocked scan at full width (DESIGN.md), see `search` docstring
-    if dim is not None:
-        mode, stages = Mode.exact, (Stage(dim, k),)
-        hits = exact_search(
-            truncate_normalize(queries.vectors, dim),
-            db.blocks(dim, block_rows_for(len(queries.ids), dim)),
-            k=k,
-            min_score=min_score,
-            valid=db.valid,
-            device=device,
-        )
+    found = find_index(db, warn) if use_index and dim is None else None  # (shortlister, IndexInfo) or None
+    plan = plan_stages(db, k=k, dim=dim, funnel=funnel, index=found[1] if found else None, device=device, warn=warn)
+    if plan.mode is Mode.exact:
+        d = plan.stages[0].dim
+        hits = exact_search(truncate_normalize(queries.vectors, d), db.blocks(d, block_rows_for(len(queries.ids), d)),
+                            k=k, min_score=min_score, valid=db.valid, device=device)
     else:
-        mode = Mode.funnel
-        if funnel == "calibrate":
-            cal = calibrate_funnel(db, k=k, device=device)
-            stages = cal.stages
-            if found and (found[1].dim != stages[0].dim or found[1].kind != IndexKind.flat.value):
-                found = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
-        elif funnel is not None and funnel != "auto":
-            stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k, source=src)
-            if found and found[1].dim != stages[0].dim:
-                warn(f"FAISS index is over dim {found[1].dim} but --funnel starts at {stages[0].dim}; scanning instead")
-                found = None
-        else:
-            stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=found[1].dim if found else None)
-            if found and found[1].kind == IndexKind.hnsw.value and len(stages) > 1:
-                # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
-                stages = (Stage(found[1].dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
-        if funnel in (None, "auto", "calibrate") and found and (
-            is_small_db(db.n, db.dim) or (len(stages) == 1 and stages[0].dim != found[1].dim)
-        ):
-            found = None  # a small DB: auto and calibrate promise the exact full-width scan, not an index's shortlist
-        stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
-        shortlister, index = found if found else (None, None)
-        hits = funnel_search(queries.vectors, db, stages, min_score=min_score, device=device, shortlist=shortlister)
+        hits = funnel_search(queries.vectors, db, plan.stages, min_score=min_score, device=device,
+                             shortlist=found[0] if plan.index is not None else None)
     win = best_windows(queries.vectors, hits, db) if windows else hit_windows(hits, db) if level is Level.windows else None
     return SearchResult(
         query_ids=queries.ids,
         target_ids=db.ids,
         hits=hits,
         windows=win,
-        mode=mode,
-        stages=stages,
+        plan=plan,
         n_db=db.n,
         n_db_files=len(db.names),
         n_skipped_queries=queries.n_skipped,
         exact_macs_per_query=db.n * db.dim,
-        index=index,
         level=level,
     )
 

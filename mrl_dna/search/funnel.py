@@ -10,10 +10,11 @@ Axis letters: q queries, n DB rows, k prefix width, m candidates kept per query,
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from mrl_dna.errors import ConfigError
 from mrl_dna.search.database import Database, check_dim
 from mrl_dna.search.exact import SCORE_BUDGET_BYTES, Hits, Shortlister, _finish, block_rows_for, exact_search, rerank
+from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind
 from mrl_dna.vectors import truncate_normalize
 
 
@@ -240,3 +242,73 @@ def calibrate_funnel(
             if cost < best[0]:
                 best = (cost, (*(Stage(d, m) for d, m in zip(chain, keeps)), Stage(D, k)))
     return Calibration(best[1], int(best[0]), needed, len(pick), time.perf_counter() - t0)
+
+
+class Mode(str, enum.Enum):
+    exact = "exact"
+    funnel = "funnel"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a search scores the DB: exact at one prefix, or funnel stages whose first may be a FAISS index's
+    shortlist."""
+
+    mode: Mode
+    stages: tuple[Stage, ...]  # exact: one stage (dim, k); funnel: keeps capped at the DB's rows
+    index: IndexInfo | None  # the FAISS index whose shortlist is stages[0]; None: stages[0] scans the DB
+    why: str  # what the run's footer says, e.g. "funnel 16:2000,128:10 (first stage: FAISS hnsw index over dim 16)"
+
+
+def plan_stages(
+    db: "Database",
+    *,
+    k: int,
+    dim: int | None = None,
+    funnel: str | None = None,
+    index: IndexInfo | None = None,
+    device: str = "cpu",
+    warn: Callable[[str], None] = lambda m: None,
+    small_db_macs: int = SMALL_DB_MACS,
+) -> Plan:
+    """The stages of a search (`search.api.search`, whose docstring says why the default is what it is).
+
+    dim: exact at that prefix. funnel: "DIM:KEEP,..." -> those stages (checked against the DB); "calibrate" ->
+    calibrate_funnel; "auto" -> default_funnel. Neither: default_funnel when `index` (a valid FAISS index over
+    every DB file, search.index.find_index) is given, else exact at the full width. The index shortlists the
+    first stage only where it gives what the plan assumes: its dim is the first stage's (an explicit funnel
+    over another dim scans, with a warning); a calibrated funnel takes only a flat index (its keeps were
+    measured for a scan); an HNSW index under the default funnel keeps HNSW_KEEP_PER_HIT * k rows, then
+    the full width; auto and calibrate on a small DB (is_small_db) are the exact full-width scan, no index.
+    """
+    if dim is None and funnel is None and index is None:
+        dim = db.dim  # no index: an exact blocked scan at full width (DESIGN.md)
+    if dim is not None:
+        return Plan(Mode.exact, (Stage(dim, k),), None, f"exact at dim {dim}")
+    if funnel == "calibrate":
+        stages = calibrate_funnel(db, k=k, device=device, small_db_macs=small_db_macs).stages
+        if index is not None and (index.dim != stages[0].dim or index.kind != IndexKind.flat.value):
+            index = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
+    elif funnel is not None and funnel != "auto":
+        stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k,
+                              source=", ".join(db.names))
+        if index is not None and index.dim != stages[0].dim:
+            warn(f"FAISS index is over dim {index.dim} but --funnel starts at {stages[0].dim}; scanning instead")
+            index = None
+    else:
+        stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=index.dim if index else None,
+                                small_db_macs=small_db_macs)
+        if index is not None and index.kind == IndexKind.hnsw.value and len(stages) > 1:
+            # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
+            stages = (Stage(index.dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
+    small = funnel in (None, "auto", "calibrate") and is_small_db(db.n, db.dim, small_db_macs)
+    if small or (index is not None and len(stages) == 1 and stages[0].dim != index.dim):
+        index = None  # a small DB: auto and calibrate promise the exact full-width scan, not an index's shortlist
+    stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
+    if len(stages) == 1 and index is None:
+        why = f"exact at dim {stages[0].dim}" + (" (a small DB: the funnel is a full scan)" if small else "")
+    else:
+        why = "funnel " + ",".join(str(s) for s in stages)
+        if index is not None:
+            why += f" (first stage: FAISS {index.kind} index over dim {index.dim})"
+    return Plan(Mode.funnel, stages, index, why)

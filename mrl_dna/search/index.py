@@ -11,7 +11,6 @@ import dataclasses
 import enum
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.errors import MrlDnaError, OptionError, StoreError, disk_full_error, disk_full_reason
+from mrl_dna.errors import MrlDnaError, OptionError, StoreError
 from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Shortlister
+from mrl_dna.store.textout import replace_when_done
 
 
 class IndexKind(str, enum.Enum):
@@ -158,23 +158,11 @@ def build_index(
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
         level=level.value,
     )
-    tmp, jtmp = (p.with_name(p.name + ".partial") for p in (fpath, jpath))
-    full = None
-    try:  # both under .partial names, renamed when both are complete; removed on any failure (Ctrl-C too)
+    # both under .partial names, renamed when both are complete; removed on any failure (Ctrl-C too)
+    with replace_when_done([fpath, jpath], "free some space on it (the index lies beside its DB), then rerun the same "
+                           "command") as (tmp, jtmp):
         faiss.write_index(index, str(tmp))
         jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
-        os.replace(tmp, fpath)
-        os.replace(jtmp, jpath)
-    except (OSError, RuntimeError) as e:
-        full = disk_full_reason(e)
-        if full is None:
-            raise
-    finally:
-        for p in (tmp, jtmp):
-            p.unlink(missing_ok=True)
-    if full:  # said once the partial files are gone, so the free space it names is what the disk has
-        raise disk_full_error(fpath, full, "free some space on it (the index lies beside its DB), then rerun the "
-                                           "same command")
     return info
 
 

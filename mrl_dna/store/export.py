@@ -5,22 +5,21 @@ complete.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import gzip
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrl_dna.config import warn_untrained_dim
-from mrl_dna.errors import ConfigError, OptionError, StoreError, disk_full_error, disk_full_reason
+from mrl_dna.errors import ConfigError, OptionError, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
-from mrl_dna.store.writer import check_output_not_input, is_special_file
+from mrl_dna.store.textout import check_text_output, replace_when_done
 
 
 class ExportFormat(str, enum.Enum):
@@ -66,13 +65,8 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         targets = (Path(output),)
     else:
         targets = () if to_stdout else (Path(output),)
-    for t in targets:
-        _check_export_dir(t)
-        if t.is_dir():
-            raise StoreError(f"{t} is a directory; give a file name for -o")
-        check_output_not_input(t, [path])
-        if t.exists() and not force:
-            raise StoreError(f"{t} already exists; pass --force to overwrite it or choose another -o")
+    for t in targets:  # the checks of every file a command writes whole (a device such as /dev/null: in place)
+        check_text_output(t, inputs=[path], force=force, example=f"embeddings.{fmt.value}")
     with EmbeddingStore.open(path) as store:
         k = check_dim(dim, store.dim, store.matryoshka_dims)
         warn_untrained_dim(k, store.matryoshka_dims, warn)
@@ -81,41 +75,18 @@ def export_store(path: str | Path, *, dim: int | None, fmt: str | ExportFormat, 
         if to_stdout:
             _write_tsv(store, k, ids, sys.stdout, block_rows)
             return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=("-",))
-        try:
-            with _replace_when_done(targets) as tmps:
-                if fmt is ExportFormat.tsv:
-                    opener = gzip.open if targets[0].name.endswith(".gz") else open
-                    with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
-                        _write_tsv(store, k, ids, fh, block_rows)
-                elif fmt is ExportFormat.parquet:
-                    _write_parquet(store, k, ids, tmps[0], block_rows)
-                else:
-                    _write_npy(store, k, tmps[0], block_rows)
-                    with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
-                        fh.writelines(f"{i}\n" for i in ids)
-        except (OSError, RuntimeError) as e:  # the partial files are gone; a full disk is one line
-            why = disk_full_reason(e)
-            if why is None:
-                raise
-            raise disk_full_error(targets[0], why) from None
+        with replace_when_done(targets) as tmps:  # a full disk is one line, once the partial files are gone
+            if fmt is ExportFormat.tsv:
+                opener = gzip.open if targets[0].name.endswith(".gz") else open
+                with opener(tmps[0], "wt", encoding="utf-8", newline="\n") as fh:
+                    _write_tsv(store, k, ids, fh, block_rows)
+            elif fmt is ExportFormat.parquet:
+                _write_parquet(store, k, ids, tmps[0], block_rows)
+            else:
+                _write_npy(store, k, tmps[0], block_rows)
+                with open(tmps[1], "w", encoding="utf-8", newline="\n") as fh:
+                    fh.writelines(f"{i}\n" for i in ids)
     return ExportSummary(n_records=len(ids), dim=k, n_zero=n_zero, outputs=tuple(map(str, targets)))
-
-
-@contextlib.contextmanager
-def _replace_when_done(targets: Sequence[Path]) -> Iterator[list[Path]]:
-    """Temporary names NAME.partial for the targets, renamed onto them when the block ends without error and
-    removed when it fails, so that a reader never sees a half-written export under its final name."""
-    tmps = [t if is_special_file(t) else t.with_name(t.name + ".partial") for t in targets]  # /dev/null: in place
-    try:
-        yield tmps
-        for tmp, t in zip(tmps, targets):
-            if tmp != t:
-                os.replace(tmp, t)
-    finally:
-        for tmp, t in zip(tmps, targets):
-            if tmp != t:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
 
 
 def _write_tsv(store: EmbeddingStore, k: int, ids: list[str], fh, block_rows: int) -> None:
@@ -171,11 +142,3 @@ def _write_parquet(store: EmbeddingStore, k: int, ids: list[str], path: Path, bl
             emb = pa.FixedSizeListArray.from_arrays(flat, k)
             writer.write_table(pa.table({"id": pa.array(ids[start : start + len(block)], pa.string()), "embedding": emb},
                                         schema=schema))
-
-
-def _check_export_dir(out: Path) -> None:
-    d = out.parent if str(out.parent) else Path(".")
-    if not d.is_dir():
-        raise StoreError(f"output directory {d} does not exist; create it (mkdir -p {d}) or choose another -o")
-    if not os.access(d, os.W_OK | os.X_OK):
-        raise StoreError(f"output directory {d} is not writable; choose a writable directory for -o")

@@ -3,6 +3,9 @@
 NAME.partial renamed onto NAME only when complete, gzip-compressed when NAME ends in .gz. A device or a pipe
 (-o /dev/null) is written in place: a rename onto /dev/null replaced the device with a file (found by
 scripts/bench_dist.py; tests/test_dist.py keeps it from coming back).
+
+`replace_when_done` is that NAME.partial -> NAME step for any file written whole (text results, export, the
+FAISS index and its .json, training checkpoints).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from mrl_dna.errors import StoreError
+from mrl_dna.errors import StoreError, disk_full_error, disk_full_reason
 from mrl_dna.store.writer import _check_output_dir, check_output_not_input, is_special_file
 
 
@@ -50,13 +53,36 @@ def text_output(output: str | Path | None, *, inputs: Sequence[str | Path], forc
         with open(out, "wb") as fh:
             yield fh
         return
-    tmp = out.with_name(out.name + ".partial")
-    try:
+    with replace_when_done([out]) as (tmp,):
         # gzip level 6 (gzip's own default): level 9 costs ~3x the time for a few % on these tables
         fh = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
         with fh:
             yield fh
-        os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def replace_when_done(targets: Sequence[str | Path], fix: str | None = None) -> Iterator[list[Path]]:
+    """Temporary names NAME.partial for the targets (a device or a pipe, e.g. /dev/null, is written in place),
+    renamed onto them when the block ends without an error and removed when it fails (Ctrl-C too), so a reader
+    never sees a half-written output under its final name. A write that failed for want of space becomes one
+    DiskFullError naming the first target's disk and `fix` (disk_full_error's when None), raised once the
+    partial files are gone, so the free space it names is what the disk has."""
+    targets = [Path(t) for t in targets]
+    tmps = [t if is_special_file(t) else t.with_name(t.name + ".partial") for t in targets]
+    full = None
+    try:
+        yield tmps
+        for tmp, t in zip(tmps, targets):
+            if tmp != t:
+                os.replace(tmp, t)
+    except (OSError, RuntimeError) as e:
+        full = disk_full_reason(e)
+        if full is None:
+            raise
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        for tmp, t in zip(tmps, targets):
+            if tmp != t:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    if full:
+        raise disk_full_error(targets[0], full, *([fix] if fix else []))

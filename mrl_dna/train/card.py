@@ -33,7 +33,8 @@ def _names(sources, first: int = 12) -> str:
     return ", ".join(names[:first]) + (f" and {len(names) - first:,} more" if len(names) > first else "")
 
 
-def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, validation, metrics_path, init) -> str:
+def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, validation, metrics_path, init, recipe=None) -> str:
+    """README.md of a trained model; `recipe` (train.config.Recipe, from --config) is named and quoted whole."""
     c = model.config
     n_params = sum(p.numel() for p in model.parameters())
     if dist.device.type == "cuda":
@@ -54,6 +55,7 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         "",
         "## Training",
         f"- command: `mrl-dna {' '.join(sys.argv[1:])}`",
+        *([f"- recipe: `{recipe.path}` (quoted below; options on the command line override it)"] if recipe else []),
         f"- mrl-dna {__version__}; torch {torch.__version__}; started from {init or 'random init'}"
         + ("; head started at the whitened k-mer profile of the training genomes (--head-init whiten, shrinkage "
            f"{tc.whiten_shrinkage})" if tc.head_init == "whiten" else "")
@@ -86,4 +88,6 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         for name in ("genome_top1", "species_top1", "locus_top1"):
             if name in validation:
                 lines.append(f"| {name} | " + " | ".join(f"{validation[name][k]:.3f}" for k in dims_v) + " |")
+    if recipe:
+        lines += ["", f"## Recipe (`{recipe.path}`)", "", "```toml", recipe.text.rstrip("\n"), "```"]
     return "\n".join(ln for ln in lines) + "\n"

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from mrl_dna import console
-from mrl_dna.errors import ConfigError, ModelError, disk_full_error, disk_full_reason
+from mrl_dna.errors import ConfigError, ModelError
+from mrl_dna.store.textout import replace_when_done
 from mrl_dna.train.config import TrainConfig
 from mrl_dna.train.sampler import SamplerConfig
 from mrl_dna.version import __version__
@@ -53,24 +53,14 @@ def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train
         "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = ckpt_dir / f"step-{step:07d}.pt"
-    tmp = path.with_suffix(".pt.partial")
     before = latest_checkpoint(ckpt_dir)
-    full = None
-    try:
+    then = (f"then rerun the same command with --resume (it continues from {before.name})" if before else
+            "or choose -o on another disk, then rerun the same command")
+    # a crash never leaves a half-written checkpoint under the real name, a failed save nothing at all
+    with replace_when_done([path], f"free some space, {then}") as (tmp,):
         # through our own file: torch.save to a path reports a full disk as "unexpected pos", without errno
         with open(tmp, "wb") as fh:
             torch.save(state, fh)
-        os.replace(tmp, path)  # a crash never leaves a half-written checkpoint under the real name
-    except (OSError, RuntimeError) as e:
-        full = disk_full_reason(e)
-        if full is None:
-            raise
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed or interrupted save leaves nothing behind
-    if full:
-        then = (f"then rerun the same command with --resume (it continues from {before.name})" if before else
-                "or choose -o on another disk, then rerun the same command")
-        raise disk_full_error(path, full, f"free some space, {then}")
     return path
 
 

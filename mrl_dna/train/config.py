@@ -21,6 +21,15 @@ class HeadInit(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """The file of options a run was given (`train --config FILE`): its path as given and its text, which the
+    model card quotes, so a model says how it was made."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and loss settings (the model's own settings live in ModelConfig)."""
 

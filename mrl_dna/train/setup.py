@@ -1,8 +1,9 @@
-"""Everything a training run sets up before its first step: the data, the model (new, --init, or a checkpoint's),
-the losses, the whitened head start, the optimizer and its schedule.
+"""Everything a training run sets up before its first step: the data, the model (new, --init, or a checkpoint's;
+its frozen parts; `build_model`), the losses, the whitened head start (`start_model`), the optimizer and its
+schedule.
 
 Order matters for exactness: the model is built right after torch.manual_seed(seed), so a run's initial
-weights depend on the seed alone (train/trainer.py keeps that order).
+weights depend on the seed alone (build_model keeps that order).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 import torch
 
 from mrl_dna import console
-from mrl_dna.config import KmerTransform, Pooling
+from mrl_dna.config import KmerTransform, ModelConfig, Pooling
 from mrl_dna.errors import ConfigError
 from mrl_dna.genomes import expand_inputs, read_groups
-from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_type
+from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_from_config, model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder
+from mrl_dna.train.checkpoints import check_checkpoint
 from mrl_dna.train.config import HeadInit, TrainConfig, lr_factor
 from mrl_dna.train.losses import MatryoshkaLoss
 from mrl_dna.train.sampler import PairData, SamplerConfig, load_pairs
@@ -77,6 +79,41 @@ class HeadSpec:
     window: int | None = None
     kmer_transform: KmerTransform | None = None
     name: str | None = None
+
+
+def build_model(checkpoint: Path | None, *, model_config: ModelConfig | None, init: str | Path | None,
+                init_head: HeadSpec | None, tc: TrainConfig, sc: SamplerConfig | None) -> tuple[torch.nn.Module, dict | None]:
+    """The model a run trains, on the CPU, and the checkpoint's dict (None for a new run) that `restore` then
+    reads: a checkpoint's model (--resume), the --init model (`init_model`), or a new one (`head_from_kmer_model`
+    with --head-from); then what stays frozen (--freeze-backbone, --freeze-kmer-head). Built right after
+    torch.manual_seed(seed), so a new model's initial weights depend on the seed alone."""
+    torch.manual_seed(tc.seed)
+    state = None
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        check_checkpoint(state, checkpoint, tc, sc)
+        model = model_from_config(state["model_config"])
+        model.load_state_dict(state["model"])
+    elif init is not None:
+        model = init_model(Path(init), head=init_head)
+    else:
+        model = MrlDnaModel(model_config or ModelConfig())
+        if tc.head_from is not None:
+            head_from_kmer_model(model, tc.head_from)
+    if tc.freeze_backbone:
+        for p in model.backbone_module.parameters():
+            p.requires_grad_(False)
+    if tc.freeze_kmer_head:
+        freeze_kmer_columns(model)
+    return model, state
+
+
+def start_model(model, sources: list[Source], tc: TrainConfig, device: torch.device, *, new_run: bool, say: bool) -> None:
+    """The model on `device`, in training mode; a new run with --head-init whiten starts its head whitened."""
+    model.to(device)
+    if new_run and tc.head_init == HeadInit.whiten:
+        whiten_start(model, sources, tc, device, say=say)
+    model.train()
 
 
 def init_model(path: Path, head: HeadSpec | None = None):
@@ -210,5 +247,5 @@ def make_optimizer(model, tc: TrainConfig):
     return opt, sched
 
 
-__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "freeze_kmer_columns", "head_from_kmer_model", "init_model", "load_data", "make_losses",
-           "make_optimizer", "sampler_for", "whiten_start"]
+__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "build_model", "freeze_kmer_columns", "head_from_kmer_model", "init_model",
+           "load_data", "make_losses", "make_optimizer", "sampler_for", "start_model", "whiten_start"]

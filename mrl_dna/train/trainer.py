@@ -34,16 +34,14 @@ import torch
 from mrl_dna import console, distributed
 from mrl_dna.config import ModelConfig
 from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
-from mrl_dna.model import MrlDnaModel, model_from_config
 from mrl_dna.train.card import model_card
-from mrl_dna.train.checkpoints import check_checkpoint, checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
-from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
+from mrl_dna.train.checkpoints import checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
+from mrl_dna.train.config import Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
 from mrl_dna.train.objective import micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig
-from mrl_dna.train.setup import (HeadSpec, freeze_kmer_columns, head_from_kmer_model, init_model, load_data, make_losses, make_optimizer,
-                                 sampler_for, whiten_start)
+from mrl_dna.train.setup import HeadSpec, build_model, load_data, make_losses, make_optimizer, sampler_for, start_model
 from mrl_dna.train.validation import Validator, val_line
 
 LOG_EVERY = 50  # steps between progress lines when stderr is not a terminal
@@ -78,6 +76,7 @@ def train(
     stop_at: int | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    recipe: Recipe | None = None,
 ) -> TrainSummary:
     """Train (or continue training) a model and write it to `output`. See the module docstring."""
     was_quiet = console.is_quiet()
@@ -88,7 +87,7 @@ def train(
             genomes=genomes, out=Path(output), model_config=model_config, init=init, init_head=init_head,
             sc=sampler_config, tc=train_config or TrainConfig(), groups=groups, labels=labels, pairs=pairs,
             val_genomes=val_genomes, vc=validation or ValidationConfig(), dist=dist, resume=resume, overwrite=overwrite,
-            stop_at=stop_at, workers=default_workers(dist.world) if workers is None else workers,
+            stop_at=stop_at, workers=default_workers(dist.world) if workers is None else workers, recipe=recipe,
         )
     finally:
         distributed.cleanup(dist)
@@ -96,41 +95,21 @@ def train(
 
 
 def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
-           overwrite, stop_at, workers) -> TrainSummary:
+           overwrite, stop_at, workers, recipe) -> TrainSummary:
     timer = console.Timer()
     ckpt_dir = out / "checkpoints"
     ckpt = _check_output(out, ckpt_dir, resume, overwrite=overwrite, main=dist.is_main)
     data = load_data(genomes=genomes, val_genomes=val_genomes, groups=groups, labels=labels, pairs=pairs,
                      warn=dist.is_main)
 
-    # ---- model: built right after seeding, so the initial weights depend on the seed alone
-    torch.manual_seed(tc.seed)
-    state = None
-    if ckpt is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        check_checkpoint(state, ckpt, tc, sc)
-        model = model_from_config(state["model_config"])
-        model.load_state_dict(state["model"])
-    elif init is not None:
-        model = init_model(Path(init), head=init_head)
-    else:
-        model = MrlDnaModel(model_config or ModelConfig())
-        if tc.head_from is not None:
-            head_from_kmer_model(model, tc.head_from)
+    # ---- model, losses, optimizer (train/setup.py)
+    model, state = build_model(ckpt, model_config=model_config, init=init, init_head=init_head, tc=tc, sc=sc)
     mcfg = model.config
     sc = sampler_for(sc, mcfg.window, tc)
     losses = make_losses(tc, mcfg.dim, mcfg.matryoshka_dims, sc)
-    if tc.freeze_backbone:
-        for p in model.backbone_module.parameters():
-            p.requires_grad_(False)
-    if tc.freeze_kmer_head:
-        freeze_kmer_columns(model)
     if dist.is_main:
-        _check_room(out, model)
-    model.to(dist.device)
-    if ckpt is None and tc.head_init == HeadInit.whiten:
-        whiten_start(model, data.sources, tc, dist.device, say=dist.is_main)
-    model.train()
+        _check_room(out, model)  # before the whitened start, which reads the genomes
+    start_model(model, data.sources, tc, dist.device, new_run=ckpt is None, say=dist.is_main)
     opt, sched = make_optimizer(model, tc)
     start = restore(state, opt, sched, dist.device, dist.world) if state is not None else 0
     del state
@@ -212,7 +191,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             last_val = validator.evaluate(model, dist.device, dims=mcfg.matryoshka_dims, bf16=use_bf16)
         card = model_card(
             model=model, sources=data.sources, val_sources=data.val_sources, tc=tc, sc=sc, dims=losses.dims, dist=dist,
-            wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init,
+            wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init, recipe=recipe,
         )
         model.cpu().eval().save_pretrained(out, model_card=card)
     dist.barrier()
