@@ -33,14 +33,6 @@ def check_matryoshka_dims(dims) -> tuple[int, ...]:
     return dims
 
 
-def warn_untrained_dim(k: int, matryoshka_dims, warn, option: str = "--dim") -> None:
-    """The one warning for a prefix width that is not a trained Matryoshka dim (search, dist, cluster, export):
-    such a prefix is usable but was never trained to stand alone."""
-    dims = [int(d) for d in matryoshka_dims]
-    if int(k) not in dims:
-        warn(f"{option} {k} is not one of the model's trained Matryoshka dims {dims}")
-
-
 class Pooling(str, enum.Enum):
     """How window vectors merge into one vector per record."""
 

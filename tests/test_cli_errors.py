@@ -378,7 +378,7 @@ def test_cosine_cutoffs_outside_minus_one_to_one_are_refused(tmp_path, capsys):
 def test_messages_name_the_right_file_width_and_dim(tmp_path, tiny_model_dir, good_fa, capsys):
     """Issue 22.18: `dist -o DIR` suggested DIR/embeddings.h5 for a TSV; `encode(dim=1024)` spoke of "this
     file's width" (it is the model's); `export --dim 7` gave no "not a trained Matryoshka dim" warning, which
-    search and dist give (now all from config.warn_untrained_dim)."""
+    search and dist give (now all from vectors.warn_untrained_dim)."""
     import mrl_dna
     from mrl_dna.errors import ConfigError
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.config import warn_untrained_dim
 from mrl_dna.console import count
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import ShortRecords, embed_sequences
@@ -33,7 +32,7 @@ from mrl_dna.search.funnel import (
 )
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind, find_index
 from mrl_dna.store import EmbeddingStore, check_comparable
-from mrl_dna.vectors import check_cosine, truncate_normalize
+from mrl_dna.vectors import check_cosine, truncate_normalize, warn_untrained_dim
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
