@@ -27,7 +27,7 @@ import numpy as np
 from mrl_dna import console, dna
 from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import Record
+from mrl_dna.inputs.fasta import Record
 from mrl_dna.model import ModelInfo
 from mrl_dna.model import load_model as _load_module
 from mrl_dna.store import EmbeddingStore

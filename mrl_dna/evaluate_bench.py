@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import console
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.errors import ConfigError
 from mrl_dna.kmer import KmerEmbedder, ProjectedKmerEmbedder, TnfEmbedder
 from mrl_dna.model import load_model

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from mrl_dna import evaluate_bench as eb
-from mrl_dna import evaluate_cluster as ec
-from mrl_dna import evaluate_heldout as eh
+from mrl_dna.evaluate import cluster as ec
+from mrl_dna.evaluate import heldout as eh
 
 QUICK_PER_SPECIES = 20  # quick mode: one draw of 380 fragments instead of three of 950
 

@@ -28,9 +28,9 @@ def one(args: dict) -> dict:
     import torch
 
     from mrl_dna import dna
-    from mrl_dna.config import EncoderConfig, Mixer, ModelConfig
+    from mrl_dna.model.config import EncoderConfig, Mixer, ModelConfig
     from mrl_dna.embed import embed_fasta, embed_sequences
-    from mrl_dna.fasta import Record
+    from mrl_dna.inputs.fasta import Record
     from mrl_dna.model import MrlDnaModel, load_model
 
     if args["threads"]:

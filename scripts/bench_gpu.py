@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mrl_dna import console  # noqa: E402
-from mrl_dna.config import EncoderConfig, ModelConfig, Patch  # noqa: E402
+from mrl_dna.model.config import EncoderConfig, ModelConfig, Patch  # noqa: E402
 from mrl_dna.embed import embed_fasta  # noqa: E402
 from mrl_dna.model import MrlDnaModel, load_model  # noqa: E402
-from mrl_dna.pipeline import window_embeddings  # noqa: E402
+from mrl_dna.embed.pipeline import window_embeddings  # noqa: E402
 
 
 def v2_shape_model() -> MrlDnaModel:
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"model": name, "input": "genomes", "variant": vname, **r})
                 emit("whole pipeline (embed_fasta, FASTA -> HDF5)", rows, cols, show=False)
             if dev.type == "cuda":  # a sync per batch: what the asynchronous engine saves
-                import mrl_dna.pipeline as pl
+                import mrl_dna.embed.pipeline as pl
 
                 depth = pl.GPU_DEPTH
                 pl.GPU_DEPTH = 0

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from mrl_dna import console
-from mrl_dna.config import Pooling
+from mrl_dna.model.config import Pooling
 from mrl_dna.embed import embed_fasta
 from mrl_dna.model import load_model
 from mrl_dna.model.base import ModelInfo

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_report as er
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import report as er
 from mrl_dna import evaluate_bench as eb
-from mrl_dna import evaluate_heldout as eh
+from mrl_dna.evaluate import heldout as eh
 from mrl_dna.dna import decode
 
 REPO = Path(__file__).resolve().parents[1]

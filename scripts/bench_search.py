@@ -95,7 +95,7 @@ def kmer_pca_windows(paths: list[str], dims: tuple[int, ...], k: int = 5, block:
     """(n, D) vectors of REAL genome windows (block*blocks_per_window bp, stride `block`): Hellinger-transformed
     canonical k-mer profiles projected on their top-D principal axes, axes ordered by variance, so every
     prefix is the best linear prefix of that width (nested by construction, like Matryoshka dims)."""
-    from mrl_dna.fasta import read_fasta
+    from mrl_dna.inputs.fasta import read_fasta
     from mrl_dna.kmer import canonical_index, n_canonical
 
     bits_of = np.full(256, 4, dtype=np.int64)

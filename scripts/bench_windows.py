@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna import evaluate_bench as eb
-from mrl_dna import evaluate_heldout as eh
-from mrl_dna import evaluate_windows as ew
+from mrl_dna.evaluate import heldout as eh
+from mrl_dna.evaluate import windows as ew
 from mrl_dna.embed import embed_fasta
 from mrl_dna.search import search
 from mrl_dna.store import EmbeddingStore

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, ModelConfig
+from mrl_dna.model.config import EncoderConfig, ModelConfig
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 

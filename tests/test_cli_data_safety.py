@@ -487,7 +487,7 @@ def test_outputs_named_gz_are_gzip_or_refused(tmp_path, tiny_model_dir, good_fa,
 
 def test_eval_report_and_plot_over_existing_files_need_force_before_any_work(tmp_path, good_fa, capsys, monkeypatch):
     """`eval -o` replaced an existing file; --plot and --device were checked only after minutes of work."""
-    import mrl_dna.evaluate as ev
+    import mrl_dna.evaluate.retrieval as ev
 
     def no_work(*a, **k):
         raise AssertionError("the benchmark started before the options were checked")

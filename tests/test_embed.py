@@ -11,9 +11,9 @@ import pytest
 
 from mrl_dna import dna
 from mrl_dna.embed import embed_fasta, embed_sequences
-from mrl_dna.shards import parse_shard, shard_records
+from mrl_dna.store.shards import parse_shard, shard_records
 from mrl_dna.errors import ConfigError, StoreError
-from mrl_dna.fasta import Record, read_fasta
+from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores, partial_path
 
 from conftest import assert_same_datasets, named_pipe, random_dna
@@ -93,7 +93,7 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
         raise _Boom()
 
     monkeypatch.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
 
     monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 1)
     with pytest.raises(_Boom):
@@ -110,7 +110,7 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
 
 def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
     """Run `run()` with one record per flush, dying (as a kill between flushes) after n_appends flushes."""
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
@@ -361,7 +361,7 @@ def test_per_file_shards_merge_and_resume_equal_one_run_bitwise(tmp_path, tiny_m
     assert [EmbeddingStore.open(p).n for p in parts] == [1, 2]  # by bases: gA (1,400 bp) | gB, gN
     merge_stores(parts[::-1], tmp_path / "merged.h5")
     assert_same_file(single, tmp_path / "merged.h5")
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}

@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 
 from mrl_dna import dna, runtime
-from mrl_dna.embed import bucket_length, embed_fasta, embed_sequences
-from mrl_dna.pipeline import _HOLD_BATCHES
-from mrl_dna.fasta import Record, read_fasta
+from mrl_dna.embed import embed_fasta, embed_sequences
+from mrl_dna.embed.pipeline import bucket_length
+from mrl_dna.embed.pipeline import _HOLD_BATCHES
+from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores
 
 from conftest import SAMPLE_FA, random_dna
@@ -68,7 +69,7 @@ def _embed_all_ways(out: Path) -> None:
     """Run as `python tests/test_embed_bitwise.py OUT`: every layout at torch.set_num_threads(2)."""
     import torch
 
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
     from conftest import tiny_config
     from mrl_dna.model import MrlDnaModel
@@ -124,7 +125,7 @@ def _default_model_at_each_thread_count(out: Path) -> None:
     import torch
 
     import mrl_dna
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     runtime.available_cpus = lambda: max(THREADS)  # 3 threads are 3 batch workers even on a 2-core machine

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mrl_dna.embed_distributed import embed_distributed, shard_output
+from mrl_dna.embed.distributed import embed_distributed, shard_output
 from mrl_dna.embed import embed_fasta
 from mrl_dna.errors import ConfigError, StoreError
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna import evaluate_bench as eb
 from mrl_dna.errors import ConfigError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mrl_dna import evaluate_heldout as eh
+from mrl_dna.evaluate import heldout as eh
 from mrl_dna.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

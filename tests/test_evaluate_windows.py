@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_windows as ew
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import windows as ew
 from mrl_dna.dna import BASES, N
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.windows import WindowConfig, split_windows

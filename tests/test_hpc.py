@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna.embed_distributed import shard_output
+from mrl_dna.embed.distributed import shard_output
 from mrl_dna.embed import embed_fasta
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.model import load_model

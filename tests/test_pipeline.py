@@ -13,8 +13,8 @@ import torch
 from mrl_dna import dna
 from mrl_dna.embed import embed_fasta, embed_sequences
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import Record, read_fasta
-from mrl_dna.pipeline import StageTimes, embedded_windows, prefetched
+from mrl_dna.inputs.fasta import Record, read_fasta
+from mrl_dna.embed.pipeline import StageTimes, embedded_windows, prefetched
 from mrl_dna.windows import WindowConfig
 
 from conftest import REPO, random_dna

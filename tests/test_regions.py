@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrl_dna.regions import read_bed
+from mrl_dna.inputs.regions import read_bed
 from mrl_dna.errors import InputError
 
 from conftest import random_dna

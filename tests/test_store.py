@@ -397,7 +397,7 @@ def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bo
                  identity: bool = True) -> list[Path]:
     """Shard files of `recs` as `embed --shard` writes them: with the input's identity (embed.input_identity of
     the records' (id, bp) listing) unless identity=False (files written before issue 22)."""
-    from mrl_dna.embed import input_identity
+    from mrl_dna.embed.run import input_identity
 
     ident = input_identity([(r.id, r.length) for r in recs]) if identity else {}
     paths = []

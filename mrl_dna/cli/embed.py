@@ -16,10 +16,10 @@ from mrl_dna import console, distributed
 from mrl_dna.cli.options import (device_option, existing, force_option, hdf5_output, parsed_by, quiet_option, set_threads,
                                  threads_option)
 from mrl_dna.embed import embed_fasta
-from mrl_dna.embed_distributed import embed_distributed
+from mrl_dna.embed.distributed import embed_distributed
 from mrl_dna.model import load_model
 from mrl_dna.runtime import thread_note
-from mrl_dna.shards import parse_shard
+from mrl_dna.store.shards import parse_shard
 from mrl_dna.windows import WindowConfig
 
 

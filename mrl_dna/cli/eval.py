@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_report as er
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import report as er
 from mrl_dna.cli.options import (device_option, existing, force_option, number_list, quiet_option, set_threads,
                                  threads_option)
 from mrl_dna.errors import ConfigError
-from mrl_dna.genomes import read_groups
+from mrl_dna.inputs.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.model import load_model
 from mrl_dna.store.textout import text_output

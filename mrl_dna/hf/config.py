@@ -14,7 +14,7 @@ from typing import Any
 from transformers import PretrainedConfig
 from transformers import __version__ as transformers_version
 
-from mrl_dna.config import ModelConfig
+from mrl_dna.model.config import ModelConfig
 from mrl_dna.version import __version__
 
 _DEFAULTS = ModelConfig().to_dict()

@@ -30,7 +30,7 @@ from typing import Any
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mrl_dna.config import Pooling, check_matryoshka_dims
+from mrl_dna.model.config import Pooling, check_matryoshka_dims
 from mrl_dna.errors import ModelError
 from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo, SavedWeights
 from mrl_dna.model.caduceus import DEFAULT_WINDOW, CaduceusConfig, CaduceusEmbedder

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, Mixer, Patch
+from mrl_dna.model.config import EncoderConfig, Mixer, Patch
 from mrl_dna.kmer import canonical_index
 from mrl_dna.model.scan import ssd_scan
 from mrl_dna.model.selective_scan import selective_scan

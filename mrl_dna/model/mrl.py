@@ -11,7 +11,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mrl_dna.config import ModelConfig
+from mrl_dna.model.config import ModelConfig
 from mrl_dna.errors import ModelError
 from mrl_dna.model.base import WEIGHTS_FILE, ModelInfo, SavedWeights, read_config
 from mrl_dna.model.encoder import Encoder

@@ -17,7 +17,7 @@ from mrl_dna.console import count
 from mrl_dna.device import resolve_device
 from mrl_dna.embed import ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
-from mrl_dna.fasta import is_stream, read_fasta
+from mrl_dna.inputs.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search

@@ -24,7 +24,7 @@ import numpy as np
 from mrl_dna.version import __version__
 from mrl_dna.console import count, warn
 from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where, human_size
-from mrl_dna.shards import format_shard
+from mrl_dna.store.shards import format_shard
 from mrl_dna.store.compat import same_file
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_to_py, attr_value, chunk_columns,

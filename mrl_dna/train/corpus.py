@@ -47,7 +47,7 @@ import numpy as np
 
 from mrl_dna import dna
 from mrl_dna.errors import InputError, MrlDnaError
-from mrl_dna.fasta import read_fasta
+from mrl_dna.inputs.fasta import read_fasta
 
 FORMAT = "mrl-dna-corpus"
 FORMAT_VERSION = 1

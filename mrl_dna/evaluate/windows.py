@@ -38,11 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import console
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.dna import decode
 from mrl_dna.embed import embed_fasta, embed_sequences
 from mrl_dna.errors import ConfigError
-from mrl_dna.fasta import Record
+from mrl_dna.inputs.fasta import Record
 from mrl_dna.store import EmbeddingStore
 from mrl_dna.vectors import truncate_normalize
 from mrl_dna.windows import WindowConfig, split_windows

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mrl_dna import console, distributed
-from mrl_dna.embed import EmbedSummary, embed_fasta
+from mrl_dna.embed.run import EmbedSummary, embed_fasta
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
-from mrl_dna.fasta import is_stream, stream_name
-from mrl_dna.pipeline import numerics
+from mrl_dna.inputs.fasta import is_stream, stream_name
+from mrl_dna.embed.pipeline import numerics
 from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
 from mrl_dna.windows import WindowConfig
 

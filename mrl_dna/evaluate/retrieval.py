@@ -32,8 +32,8 @@ from mrl_dna.dna import N, revcomp
 from mrl_dna.embed import embed_sequences
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.evolve import mutate  # one simulated-evolution function for training and evaluation
-from mrl_dna.fasta import Record, read_fasta
-from mrl_dna.genomes import genome_name, group_of, manifest_group
+from mrl_dna.inputs.fasta import Record, read_fasta
+from mrl_dna.inputs.genomes import genome_name, group_of, manifest_group
 from mrl_dna.vectors import truncate_normalize
 
 Embedder = Callable[[Sequence[np.ndarray]], np.ndarray]  # list of q uint8 token arrays -> (q, D) float

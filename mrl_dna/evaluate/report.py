@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.errors import ConfigError
-from mrl_dna.evaluate import Report
+from mrl_dna.evaluate.retrieval import Report
 from mrl_dna.store import check_output_not_input
 
 

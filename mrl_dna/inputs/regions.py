@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mrl_dna import dna
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import Record, checked_fai, record_lengths
+from mrl_dna.inputs.fasta import Record, checked_fai, record_lengths
 
 _SKIP = ("#", "track", "browser")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mrl_dna import console
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.dna import N, revcomp
 from mrl_dna.errors import ConfigError
 from mrl_dna.vectors import truncate_normalize

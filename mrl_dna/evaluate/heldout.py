@@ -36,9 +36,9 @@ import os
 from enum import Enum
 from pathlib import Path
 
-from mrl_dna import evaluate as ev
+from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.errors import InputError
-from mrl_dna.genomes import genome_name
+from mrl_dna.inputs.genomes import genome_name
 
 # file (relative to the data dir, as in MANIFEST.tsv) -> species; MANIFEST order
 SPECIES: dict[str, str] = {

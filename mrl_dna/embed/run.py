@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from mrl_dna import console, dna
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths, stream_name
-from mrl_dna.regions import RegionSource
-from mrl_dna.genomes import genome_name
-from mrl_dna.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
+from mrl_dna.inputs.fasta import Record, is_stream, read_fasta, record_lengths, stream_name
+from mrl_dna.inputs.regions import RegionSource
+from mrl_dna.inputs.genomes import genome_name
+from mrl_dna.embed.pipeline import (DEFAULT_BATCH_TOKENS, Pending, StageTimes, bucket_length, default_batch_tokens,
                               embedded_windows, numerics)
-from mrl_dna.shards import shard_records
+from mrl_dna.store.shards import shard_records
 from mrl_dna.store import INPUT_KEYS, EmbeddedRecord, EmbeddingWriter, check_output_not_input
 from mrl_dna.store.format import same_attr
 from mrl_dna.windows import WindowConfig

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from mrl_dna import dna, runtime
-from mrl_dna.fasta import Record
+from mrl_dna.inputs.fasta import Record
 from mrl_dna.windows import WindowConfig, split_windows
 
 # Bases per batch on a CPU: ~32 windows of 2 kb; big enough to fill the cores, small in memory.
