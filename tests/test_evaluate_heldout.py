@@ -18,7 +18,7 @@ if not SHARED.is_dir() and os.environ.get("MRL_DNA_SHARED"):
 
 
 def test_species_labels_are_default_groups_except_the_documented_changes():
-    with open(REPO / "scripts" / "default_groups.tsv", newline="") as fh:
+    with open(REPO / "scripts" / "data" / "default_groups.tsv", newline="") as fh:
         rows = [r for r in csv.reader(fh, delimiter="\t") if r and not r[0].startswith("#")]
     groups = {r[0]: r[1] for r in rows[1:]}
     for f, sp in eh.SPECIES.items():

@@ -15,8 +15,7 @@ LAYERS = {
     2: ["mrl_dna.model"],
     3: ["mrl_dna.store"],
     4: ["mrl_dna.embed"],
-    5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.evaluate_bench", "mrl_dna.train", "mrl_dna.api", "mrl_dna.hf",
-        "mrl_dna.compare"],
+    5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.train", "mrl_dna.compare", "mrl_dna.api", "mrl_dna.hf"],
     6: ["mrl_dna.cli", "mrl_dna.__main__"],
     7: ["mrl_dna"],  # the package itself: the Python API's names, loaded on first use (only this exact name)
 }
@@ -46,7 +45,7 @@ def layer_of(mod: str) -> int:
 
 def family_of(mod: str) -> str | None:
     for name, prefix in FAMILIES.items():
-        if mod == prefix or mod.startswith(prefix + ".") or mod.startswith(prefix + "_"):
+        if mod == prefix or mod.startswith(prefix + "."):
             return name
     return None
 

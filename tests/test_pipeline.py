@@ -1,9 +1,8 @@
 """The embedding engine (mrl_dna/pipeline.py): the prefetch thread, batches in flight, the head inside the
-fixed-shape batch, stage times, and the scripts that measure it (bench_pipeline.py, bench_gpu.py on a CPU)."""
+fixed-shape batch, stage times, and the scripts that measure it (scripts/bench/pipeline.py, scripts/gpu/bench.py on a CPU)."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 
 import numpy as np
@@ -17,7 +16,7 @@ from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.embed.pipeline import StageTimes, embedded_windows, prefetched
 from mrl_dna.windows import WindowConfig
 
-from conftest import REPO, random_dna
+from conftest import REPO, random_dna, script_module
 
 
 def _records(n: int = 40, seed: int = 3) -> list[Record]:
@@ -173,13 +172,11 @@ def test_embed_profile_prints_the_stage_table(tmp_path, cli, tiny_model_dir, sma
 
 
 def test_bench_pipeline_null_model_runs(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_pipeline", REPO / "scripts" / "bench_pipeline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = script_module("scripts/bench/pipeline.py")
     import sys
 
     argv = sys.argv
-    sys.argv = ["bench_pipeline.py", str(REPO / "data" / "sample.fa"), "--model", "null", "--threads", "1"]
+    sys.argv = ["scripts/bench/pipeline.py", str(REPO / "data" / "sample.fa"), "--model", "null", "--threads", "1"]
     try:
         mod.main()
     finally:
@@ -189,9 +186,7 @@ def test_bench_pipeline_null_model_runs(tmp_path, capsys):
 
 
 def test_bench_gpu_script_smoke_on_cpu(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "scripts" / "bench_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = script_module("scripts/gpu/bench.py")
     mod.main(["--device", "cpu", "--quick", "--no-compile", "--no-torchrun", "--models", "default",
               "--out", str(tmp_path)])
     md = (tmp_path / "bench_gpu.md").read_text()

@@ -59,7 +59,7 @@ from mrl_dna.windows import WindowConfig, split_windows
 # Bases per batch on a CPU: ~32 windows of 2 kb; big enough to fill the cores, small in memory.
 DEFAULT_BATCH_TOKENS = 65536
 # On a GPU: 1 Mbp (512 windows of 2 kb): a CPU-sized batch leaves an H100 mostly idle between kernel
-# launches; scripts/bench_gpu.py sweeps 2^19..2^22 (bench/RESULTS.md).
+# launches; scripts/gpu/bench.py sweeps 2^19..2^22 (bench/RESULTS.md).
 GPU_BATCH_TOKENS = 1 << 20
 # Batches in flight on a GPU before the host waits for the oldest one's results.
 GPU_DEPTH = 3

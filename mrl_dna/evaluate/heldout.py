@@ -6,7 +6,7 @@ all of them: the bacterial and archaeal genomes (genomes/, and the three 500 kb 
 phages, viruses, plasmids and mtDNA (not bacterial or archaeal genomes, and 10-230 kb: too short for 50
 fragments of 10 kb), and the TARA marine MAG (a bin of 459 contigs, mean 4.8 kb, named by no species).
 
-Species labels are scripts/default_groups.tsv (MANIFEST.tsv's `group`, with the Blochmannia genus split into
+Species labels are scripts/data/default_groups.tsv (MANIFEST.tsv's `group`, with the Blochmannia genus split into
 species), checked against whole-genome alignments and changed in two places (`LABEL_CHANGES`). The check:
 `minimap2 -x asm20 -c --secondary=no A.fa B.fa`, identity = 1 - the `de:f` tag (gap-compressed divergence)
 averaged over primary alignments weighted by aligned query length, coverage = aligned fraction of B
@@ -71,7 +71,7 @@ SPECIES: dict[str, str] = {
     "small/Akkermansia_first500k.fa.gz": "Akkermansia muciniphila",
 }
 
-# where SPECIES differs from scripts/default_groups.tsv, and why (the module docstring has the alignments)
+# where SPECIES differs from scripts/data/default_groups.tsv, and why (the module docstring has the alignments)
 LABEL_CHANGES: dict[str, str] = {
     "genomes/Methanobacterium_AL-21.fa.gz": "default_groups.tsv: 'Methanobacterium' (a genus); aligns to MB1 "
                                             "over 0.5% of its length: MANIFEST's organism name",
@@ -159,7 +159,7 @@ def describe_set(genomes: list[ev.Genome]) -> str:
     names = {g.name for g in genomes}
     left = [f"{genome_name(f)} (twin of {why})" for f, why in NEAR_DUPLICATES.items()]
     changed = [f"{genome_name(f)} -> {SPECIES[f]}" for f in LABEL_CHANGES if genome_name(f) in names]
-    text = (f"{len(genomes)} held-out genomes, {len(by_sp)} species (labels: scripts/default_groups.tsv checked by "
+    text = (f"{len(genomes)} held-out genomes, {len(by_sp)} species (labels: scripts/data/default_groups.tsv checked by "
             "whole-genome alignment; mrl_dna/evaluate_heldout.py): "
             + "; ".join(f"{sp} ({', '.join(n)})" for sp, n in by_sp.items()) + ". "
             f"Near-duplicates left out: {', '.join(left)}.")

@@ -1,4 +1,4 @@
-"""The fragment-retrieval report of `mrl-dna eval` and scripts/bench_retrieval.py: the markdown tables, the
+"""The fragment-retrieval report of `mrl-dna eval` and scripts/bench/retrieval.py: the markdown tables, the
 plot, and the checks that -o and --plot can be written before a benchmark starts.
 """
 

@@ -8,7 +8,7 @@
 
 Anything that maps a list of token arrays to vectors (n, D) is an *embedder*, so the same code scores the
 mrl-dna model at every Matryoshka dim, k-mer profiles (mrl_dna.kmer), or a second model. Tools that do not
-produce vectors (sourmash, mash: scripts/bench_retrieval.py) hand a score matrix to `retrieval_metrics`,
+produce vectors (sourmash, mash: scripts/bench/retrieval.py) hand a score matrix to `retrieval_metrics`,
 so every method is measured by the same function on the same fragments.
 
 Ties are scored pessimistically for everyone: a query whose best score is shared by genomes of another

@@ -20,7 +20,7 @@ window vectors through `model.window_outputs`), and each query as one sequence (
 window of 2048: its record vector is its window's output). k-mer embedders see the same window spans. With
 `store_dir`, a model's references go through `embed_fasta` into an HDF5 file there instead (the file
 `mrl-dna embed --save-windows` writes; record names g<genome>_r<record>, see `target_name`), whose windows are
-scored here and which `scripts/bench_windows.py --via-search` also searches with `mrl-dna search --level windows`.
+scored here and which `scripts/bench/windows.py --via-search` also searches with `mrl-dna search --level windows`.
 
 Axis glossary: q queries, w windows of the database, D method width, k a prefix dim.
 """

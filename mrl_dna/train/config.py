@@ -52,7 +52,7 @@ class TrainConfig:
     head_init: HeadInit = HeadInit.random
     # A --kmer-only model directory (same dims, k-mer features and scaling): the new model's linear head starts
     # with that model's head on its k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that
-    # model does and all the encoder adds is measured against it (scripts/train_default.sh: `model` and `encoder`
+    # model does and all the encoder adds is measured against it (scripts/train/train_default.sh: `model` and `encoder`
     # both start from stage 1).
     head_from: str | None = None
     # With head_from: the head's k-mer columns and bias stay at that model's values for the whole run; only the

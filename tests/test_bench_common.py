@@ -1,4 +1,4 @@
-"""Benchmark plumbing (mrl_dna/evaluate_bench.py): model specs, baselines, methods at every dim, JSON."""
+"""Benchmark plumbing (scripts/bench/common.py): model specs, baselines, methods at every dim, JSON."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from mrl_dna.evaluate import retrieval as ev
-from mrl_dna import evaluate_bench as eb
 from mrl_dna.errors import ConfigError
+
+from conftest import script_module
+
+eb = script_module("scripts/bench/common.py")
 
 
 # ---- methods ---------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 # Train the bundled default model (v2) with `mrl-dna train` on the MetaPhlAn2 marker-gene corpus, and the models
 # its claims are measured against.
 #
-# usage: scripts/train_default.sh [CORPUS_DIR] [OUT_DIR] [what...]
-#   CORPUS_DIR  a corpus built by scripts/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
+# usage: scripts/train/train_default.sh [CORPUS_DIR] [OUT_DIR] [what...]
+#   CORPUS_DIR  a corpus built by scripts/data/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
 #   OUT_DIR     where the runs go                                                   [default runs/v2]
 #   what        any of: stage1 model twin encoder encoder-frozen (in that order)   [default stage1 model twin]
 #     stage1    a linear head on the canonical k-mer profile (--kmer-only), trained with the v2 objective at a
@@ -47,7 +47,7 @@ WHAT=("$@")
 
 die() { echo "train_default.sh: $*" >&2; exit 1; }
 [[ -f "$CORPUS/train.fa" && -d "$CORPUS/val" ]] \
-    || die "$CORPUS holds no corpus (train.fa, val/); build it with scripts/get_training_data.sh"
+    || die "$CORPUS holds no corpus (train.fa, val/); build it with scripts/data/get_training_data.sh"
 
 mkdir -p "$OUT/val40"
 mapfile -t VAL < <(ls "$CORPUS/val" | sort | head -n 40)

@@ -1,4 +1,4 @@
-"""What the benchmark scripts (scripts/bench_{cluster,retrieval,windows}.py) score, and how a run is recorded.
+"""What the benchmark scripts (scripts/bench/{cluster,retrieval,windows}.py) score, and how a run is recorded.
 
 Methods: every model given as `--model NAME=DIR` at each of its Matryoshka dims (and its full width), then the
 baselines: canonical 4-mer and 6-mer profiles (mrl_dna.kmer), the raw 256-d TNF as DNABERT-S computes it
@@ -30,7 +30,7 @@ from mrl_dna.errors import ConfigError
 from mrl_dna.kmer import KmerEmbedder, ProjectedKmerEmbedder, TnfEmbedder
 from mrl_dna.model import load_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 V1_DIR = REPO / "bench" / "models" / "v1"  # a source checkout's frozen copy of the first default model
 
 

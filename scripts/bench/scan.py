@@ -1,7 +1,7 @@
 """Throughput of the Mamba-1 selective scan implementations (tokens/s), printed as a markdown table.
 
-    python scripts/bench_scan.py                       # d_inner 256, d_state 16, batch 8, L 2048, 2 threads
-    python scripts/bench_scan.py --length 512 --impls chunked sequential --repeats 5
+    python scripts/bench/scan.py                       # d_inner 256, d_state 16, batch 8, L 2048, 2 threads
+    python scripts/bench/scan.py --length 512 --impls chunked sequential --repeats 5
 
 Inputs follow the standard Mamba init (A = -exp(log(1..16)), softplus(dt bias) in [0.001, 0.1]). A token is
 one position of one sequence (batch x length per call). Each figure is the best of --repeats runs.

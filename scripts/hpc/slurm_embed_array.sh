@@ -3,9 +3,9 @@
 # An example to copy and adapt (partition, account, GPUs, modules); it is not run by the test suite.
 #
 # usage, on the login node:
-#   scripts/slurm_embed_array.sh N OUT.h5 FASTA... [-- extra `mrl-dna embed` options]
+#   scripts/hpc/slurm_embed_array.sh N OUT.h5 FASTA... [-- extra `mrl-dna embed` options]
 # e.g.
-#   scripts/slurm_embed_array.sh 100 genomes.h5 genomes/*.fa.gz -- --model ./my_model --dtype float16
+#   scripts/hpc/slurm_embed_array.sh 100 genomes.h5 genomes/*.fa.gz -- --model ./my_model --dtype float16
 #
 # What it submits:
 #   1. an array job of N tasks: task I (SLURM_ARRAY_TASK_ID = 1..N) runs
@@ -21,8 +21,8 @@
 # Failures and time limits: each task writes its shard as shard-I-of-N.h5.partial and renames it only when
 # complete. A task that is killed, preempted or hits --time leaves the .partial; rerunning the same task
 # continues from its last flushed record (`#SBATCH --requeue` does this for preemption; for a failed task:
-#   sbatch --array=I scripts/slurm_embed_array.sh __task N OUT.h5 FASTA... [-- options]
-# then submit the merge again:  sbatch --dependency=afterok:JOBID scripts/slurm_embed_array.sh __merge N OUT.h5).
+#   sbatch --array=I scripts/hpc/slurm_embed_array.sh __task N OUT.h5 FASTA... [-- options]
+# then submit the merge again:  sbatch --dependency=afterok:JOBID scripts/hpc/slurm_embed_array.sh __merge N OUT.h5).
 # The merge refuses an incomplete set of shards with a line naming the missing ones, so it never writes a
 # file that looks complete but is not.
 #

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """GPU embedding throughput in one run (issue 16): the whole check for a lent GPU machine, ~6-8 minutes.
 
-    bash scripts/bench_gpu.sh OUT_DIR                       # on the GPU machine, from the repository root
-    python scripts/bench_gpu.py --out OUT_DIR               # the same without the wrapper
-    python scripts/bench_gpu.py --device cpu --quick --out /tmp/g   # a smoke test of every path on a CPU
+    bash scripts/gpu/bench.sh OUT_DIR                       # on the GPU machine, from the repository root
+    python scripts/gpu/bench.py --out OUT_DIR               # the same without the wrapper
+    python scripts/gpu/bench.py --device cpu --quick --out /tmp/g   # a smoke test of every path on a CPU
 
 What it measures, for the bundled default model and for a randomly initialised model of the v2 shape
 (pool_features 1024, patch mean, pool_norm, Matryoshka dims up to 512):
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from mrl_dna import console  # noqa: E402

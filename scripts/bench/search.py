@@ -36,9 +36,9 @@ Recall: recall@10 = mean |top10 ∩ exact top10| / 10; same-top10 = share of que
 the exact one, or whose 10 cosines equal the exact ones to 1e-5 (ties between identical windows).
 Cost: multiply-adds of scoring per query (dot products), exact@D = n * D.
 
-    python scripts/bench_search.py --synthetic --sizes 10000,100000,1000000 --queries 500
+    python scripts/bench/search.py --synthetic --sizes 10000,100000,1000000 --queries 500
     mrl-dna embed GENOMES.fa.gz... --window 512 --stride 512 --save-windows -o win512.h5
-    python scripts/bench_search.py --vectors win512.h5 --sizes 10000,100000,1000000 --queries 1000 --threads 1
+    python scripts/bench/search.py --vectors win512.h5 --sizes 10000,100000,1000000 --queries 1000 --threads 1
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Fetch the v2 training corpus: Debian's metaphlan2-data (MetaPhlAn2 marker genes, expat licence), grouped into
 # genomes, genomes like the held-out ones removed by sequence, validation genomes split off.
 #
-# usage: scripts/get_training_data.sh [OUT_DIR] [HELDOUT_DATA_DIR]
+# usage: scripts/data/get_training_data.sh [OUT_DIR] [HELDOUT_DATA_DIR]
 #   OUT_DIR           where the corpus goes                                  [default data/corpus]
 #   HELDOUT_DATA_DIR  genomes that must stay out of training: every FASTA under it (the benchmarks' genomes)
 #                                                                            [default ../shared/data]

@@ -2,10 +2,10 @@
 """Embedding throughput and peak memory: bp/s by window length and mixer, linearity in sequence length,
 and flat memory as the input grows. Each measurement runs in a fresh subprocess so its peak RSS is its own.
 
-    python scripts/bench_embed.py --suite windows   # window 1k..16k x mixer (ssd, mamba1), random-init default-size model
-    python scripts/bench_embed.py --suite length    # 0.25 .. 4 Mbp single record: time must grow linearly
-    python scripts/bench_embed.py --suite memory --sizes 10e6,100e6   # peak RSS flat while input grows 10x
-    python scripts/bench_embed.py --suite default   # the bundled default model on 1 Mbp
+    python scripts/bench/embed.py --suite windows   # window 1k..16k x mixer (ssd, mamba1), random-init default-size model
+    python scripts/bench/embed.py --suite length    # 0.25 .. 4 Mbp single record: time must grow linearly
+    python scripts/bench/embed.py --suite memory --sizes 10e6,100e6   # peak RSS flat while input grows 10x
+    python scripts/bench/embed.py --suite default   # the bundled default model on 1 Mbp
 
 Prints a markdown table (paste into bench/RESULTS.md with the machine it ran on). --device cuda for a GPU.
 """

@@ -9,10 +9,10 @@ names embedded with `embed --per-file --save-windows`, then `dist --dim 64` and 
 tab-separated fields whose ids are two of the genomes, or a genome and a cluster number, and the cluster
 sizes line) must be the line the command prints now.
 
-    python scripts/readme_example.py            # print the Getting Started block
-    python scripts/readme_example.py --write    # put the outputs into README.md and the --help texts
-    python scripts/readme_example.py --check    # exit 1 when any differs (tests/test_readme.py runs this)
-    python scripts/readme_example.py --check --part collections    # one part only
+    python scripts/docs/readme_example.py            # print the Getting Started block
+    python scripts/docs/readme_example.py --write    # put the outputs into README.md and the --help texts
+    python scripts/docs/readme_example.py --check    # exit 1 when any differs (tests/test_readme.py runs this)
+    python scripts/docs/readme_example.py --check --part collections    # one part only
 
 Whenever the bundled default model (mrl_dna/default_model) changes, rerun it with --write: the numbers in the
 README and the --help texts come from here, never by hand, and the test suite fails until they match.
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 BEGIN, END = "<!-- readme_example.py: begin -->", "<!-- readme_example.py: end -->"
 LAMBDA, SARS, SARS2 = "gi|9626243|ref|NC_001416.1|", "NC_045512.2", "OR649331.1"
@@ -138,7 +138,7 @@ def main() -> int:
             README.write_text(text[:start] + "\n" + new + text[end:])
         elif args.check:
             if readme_section(text) != new:
-                sys.stderr.write("README.md's example output is stale; run: python scripts/readme_example.py --write\n"
+                sys.stderr.write("README.md's example output is stale; run: python scripts/docs/readme_example.py --write\n"
                                  f"--- README\n{readme_section(text)}--- now\n{new}")
                 stale += 1
         else:
@@ -159,7 +159,7 @@ def main() -> int:
                 else:
                     diff = [f"  {a.strip()}\n  -> {b.strip()}" for a, b in zip(text.split("\n"), now.split("\n")) if a != b]
                     sys.stderr.write(f"{path.relative_to(REPO)}: stale example lines; run: python "
-                                     "scripts/readme_example.py --write\n" + "\n".join(diff) + "\n")
+                                     "scripts/docs/readme_example.py --write\n" + "\n".join(diff) + "\n")
                     stale += 1
     return 1 if stale else 0
 

@@ -1,7 +1,7 @@
 """Export a training checkpoint as a model directory, to benchmark or ship a run before it ends.
 
-usage: python scripts/checkpoint_to_model.py RUN_DIR/checkpoints/step-0001000.pt OUT_DIR
-       python scripts/checkpoint_to_model.py RUN_DIR OUT_DIR        (the run's latest checkpoint)
+usage: python scripts/train/checkpoint_to_model.py RUN_DIR/checkpoints/step-0001000.pt OUT_DIR
+       python scripts/train/checkpoint_to_model.py RUN_DIR OUT_DIR        (the run's latest checkpoint)
 """
 
 from __future__ import annotations

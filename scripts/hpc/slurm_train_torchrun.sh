@@ -3,9 +3,9 @@
 # An example to copy and adapt (partition, account, GPU count, modules); it is not run by the test suite.
 #
 # usage:
-#   sbatch scripts/slurm_train_torchrun.sh OUT_DIR GENOMES... [extra `mrl-dna train` options]
+#   sbatch scripts/hpc/slurm_train_torchrun.sh OUT_DIR GENOMES... [extra `mrl-dna train` options]
 # e.g.
-#   sbatch scripts/slurm_train_torchrun.sh runs/big genomes/ --groups genomes/MANIFEST.tsv \
+#   sbatch scripts/hpc/slurm_train_torchrun.sh runs/big genomes/ --groups genomes/MANIFEST.tsv \
 #       --val-genomes heldout/ --steps 20000 --batch-size 64 --dims 8,16,32,64,128,256
 #
 # What happens: torchrun starts one `mrl-dna train` process per GPU of this node (WORLD_SIZE = GPUs,

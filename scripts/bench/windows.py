@@ -27,9 +27,9 @@
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per species too).
 
 Example (the baselines and v1 with the aligners, ~10 min on 1 CPU thread):
-    python scripts/bench_windows.py --no-model --json /tmp/windows.json > /tmp/windows.md
+    python scripts/bench/windows.py --no-model --json /tmp/windows.json > /tmp/windows.md
 A new model, quick check (Methanobacterium, Blochmannia, Shewanella only; 10 queries per cell; ~2 min):
-    python scripts/bench_windows.py --model v2=runs/v2/model --baselines 6mer --quick
+    python scripts/bench/windows.py --model v2=runs/v2/model --baselines 6mer --quick
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.evaluate import retrieval as ev
-from mrl_dna import evaluate_bench as eb
 from mrl_dna.evaluate import heldout as eh
 from mrl_dna.evaluate import windows as ew
 from mrl_dna.embed import embed_fasta
 from mrl_dna.search import search
 from mrl_dna.store import EmbeddingStore
 from mrl_dna.vectors import truncate_normalize
+
+import common as eb  # scripts/bench/common.py: what the bench scripts share
 
 QUICK_PER_GENOME = 10
 

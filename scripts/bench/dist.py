@@ -12,7 +12,7 @@
 Markdown table on stdout, progress on stderr; --json OUT keeps every number.
 
 Example (~5 min on 1 thread for the sizes, +~5 min for --big 100000):
-    python scripts/bench_dist.py markers100k.h5 --sizes 2500,5000,10000 --big 100000 --min-sim 0.95 --threads 1
+    python scripts/bench/dist.py markers100k.h5 --sizes 2500,5000,10000 --big 100000 --min-sim 0.95 --threads 1
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 """Where embed's time goes: the pipeline's ceiling (a null model: zero vectors through the same reading,
 tokenising, windows, batches, pooling and HDF5 writing) and the split per stage for a real model.
 
-    python scripts/bench_pipeline.py genomes.fa --model null      # the ceiling: everything but the model
-    python scripts/bench_pipeline.py genomes.fa --model default --threads 2
-    python scripts/bench_pipeline.py genomes.fa --model default --threads 2 --torch-profile   # + top ops
+    python scripts/bench/pipeline.py genomes.fa --model null      # the ceiling: everything but the model
+    python scripts/bench/pipeline.py genomes.fa --model default --threads 2
+    python scripts/bench/pipeline.py genomes.fa --model default --threads 2 --torch-profile   # + top ops
 
 Runs mrl_dna.embed.embed_fasta (what `mrl-dna embed --profile` runs) into a temporary HDF5 file and prints a
 markdown table: seconds per stage (read = FASTA parsing and tokenising, windows, batch = gathering windows

@@ -22,11 +22,11 @@ Genome sets (--set):
     small   --quick's subset of `all`: the 15 genomes <= 2.6 Mbp (13 species), 10 fragments per genome
 
 Example (issue 11, v1 model + baselines, ~3 min on 1 CPU thread):
-    python scripts/bench_retrieval.py --set all --json /tmp/retrieval.json > /tmp/retrieval.md
+    python scripts/bench/retrieval.py --set all --json /tmp/retrieval.json > /tmp/retrieval.md
 A new model, quick check (~1 min):
-    python scripts/bench_retrieval.py --set all --quick --model v2=runs/v2/model
+    python scripts/bench/retrieval.py --set all --quick --model v2=runs/v2/model
 Issue 3's benchmark with the default model and its --no-matryoshka twin:
-    python scripts/bench_retrieval.py --model default --no-matryoshka-model bench/models/no-matryoshka
+    python scripts/bench/retrieval.py --model default --no-matryoshka-model bench/models/no-matryoshka
 """
 
 from __future__ import annotations
@@ -45,15 +45,16 @@ import numpy as np
 
 from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.evaluate import report as er
-from mrl_dna import evaluate_bench as eb
 from mrl_dna.evaluate import heldout as eh
 from mrl_dna.dna import decode
 
-REPO = Path(__file__).resolve().parents[1]
+import common as eb  # scripts/bench/common.py: what the bench scripts share
+
+REPO = Path(__file__).resolve().parents[2]
 # Species held out by default: the groups of ../shared/data with >= 2 genomes that are not E. coli /
 # Salmonella / Blochmannia (the bulk of the training data), plus a sister species to make genus-level
 # confusion possible. 9 genomes, 5 species.
-DEFAULT_HELDOUT = (  # = scripts/train_default.sh's hold-out (its two held-out Blochmannia are left out
+DEFAULT_HELDOUT = (  # = scripts/train/train_default.sh's hold-out (its two held-out Blochmannia are left out
     "Pectobacterium atrosepticum",  # here: MANIFEST's group for them is the whole genus, which trains)
     "Aquifex aeolicus",
     "Corynebacterium pseudotuberculosis",

@@ -13,9 +13,9 @@
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per seed, per species).
 
 Example (the baselines, v1 among them, ~1.5 min on 1 CPU thread):
-    python scripts/bench_cluster.py --no-model --json /tmp/cluster.json > /tmp/cluster.md
+    python scripts/bench/cluster.py --no-model --json /tmp/cluster.json > /tmp/cluster.md
 A new model against all of them, quick check (~20 s):
-    python scripts/bench_cluster.py --model v2=runs/v2/model --quick
+    python scripts/bench/cluster.py --model v2=runs/v2/model --quick
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from mrl_dna import evaluate_bench as eb
 from mrl_dna.evaluate import cluster as ec
 from mrl_dna.evaluate import heldout as eh
+
+import common as eb  # scripts/bench/common.py: what the bench scripts share
 
 QUICK_PER_SPECIES = 20  # quick mode: one draw of 380 fragments instead of three of 950
 

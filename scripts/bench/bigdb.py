@@ -2,7 +2,7 @@
 """Search a database larger than RAM: `mrl-dna search` streams column prefixes from the HDF5 file (chunked by
 Matryoshka dims) instead of loading it, so its memory stays at a block while the file is many times larger.
 
-    python scripts/bench_bigdb.py --vectors markers.h5 --rows 13e6 --out big.h5 --queries q.fa \\
+    python scripts/bench/bigdb.py --vectors markers.h5 --rows 13e6 --out big.h5 --queries q.fa \\
         --run "--dim 64" --run "--funnel 64:20000,512:10" --run ""
 
 1. Build (skipped when OUT exists and holds --rows rows): OUT = the rows of --vectors (an embedding file of
@@ -51,7 +51,7 @@ def build(src_path: Path, out: Path, rows: int, jitter: float, seed: int, block:
     std = np.sqrt(std / n).astype(np.float32)
     # the source's model and run attributes, as merge copies them (the writer sets the rest)
     attrs = {k: v for k, v in src.attrs.items() if k not in HOUSEKEEPING + ("dim", "dtype", "save_windows", "per_file")}
-    attrs["command"] = "scripts/bench_bigdb.py " + " ".join(sys.argv[1:])
+    attrs["command"] = "scripts/bench/bigdb.py " + " ".join(sys.argv[1:])
     rng = np.random.default_rng(seed)
     with EmbeddingWriter(out, attrs=attrs, dim=D, overwrite=True) as w:
         done, copy = 0, 0
@@ -93,7 +93,7 @@ def run_search(queries: str, db: Path, opts: str, drop: bool) -> tuple[float, fl
         so.seek(0), se.seek(0)
         out, err = so.read(), se.read()
     if p.returncode:
-        sys.exit(f"bench_bigdb.py: search {opts!r} failed: {err.strip()}")
+        sys.exit(f"scripts/bench/bigdb.py: search {opts!r} failed: {err.strip()}")
     hits: dict[str, list[str]] = {}
     for line in out.splitlines():
         if line.startswith("#"):
