@@ -18,7 +18,7 @@ from mrl_dna.model.encoder import Encoder
 from mrl_dna.model.head import HeadThenPool, matryoshka_head
 from mrl_dna.model.pooling import WindowPooling
 
-MODEL_TYPE = "mrl-dna"
+MODEL_TYPE = ModelConfig.model_type
 
 
 class MrlDnaModel(SavedWeights, HeadThenPool, nn.Module):
