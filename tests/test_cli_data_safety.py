@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from mrl_dna import console
-from mrl_dna.embed import embed_fasta
+from mrl_dna.embed import EmbedOptions, embed_fasta
 from mrl_dna.errors import OptionError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
@@ -54,7 +54,7 @@ def _reference(fa: Path, model_dir: Path, out: Path, **kw) -> Path:
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        embed_fasta([fa], model=load_model(model_dir), output=out, device="cpu", **kw)
+        embed_fasta([fa], model=load_model(model_dir), output=out, options=EmbedOptions(device="cpu", **kw))
     finally:
         torch.set_num_threads(prev)
     return out

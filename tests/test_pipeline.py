@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mrl_dna import dna
-from mrl_dna.embed import embed_fasta, embed_sequences
+from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
 from mrl_dna.errors import InputError
 from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.embed.pipeline import StageTimes, embedded_windows, prefetched
@@ -29,8 +29,8 @@ def _records(n: int = 40, seed: int = 3) -> list[Record]:
 
 
 def _rows(model, recs, **kw):
-    return [(r.id, r.status, r.vector, r.window_vectors) for r in embed_sequences(recs, model=model, batch_tokens=1024,
-                                                                                 save_windows=True, **kw)]
+    options = EmbedOptions(batch_tokens=1024, save_windows=True, device="cpu", **kw)
+    return [(r.id, r.status, r.vector, r.window_vectors) for r in embed_sequences(recs, model=model, options=options)]
 
 
 def _same(a, b) -> None:
@@ -73,7 +73,8 @@ def test_head_runs_in_the_batch_not_per_record(tiny_model):
     head over the windows cut by hand (to rounding), and its vector is the length-weighted centroid."""
     rng = np.random.default_rng(0)
     rec = Record("x", "", dna.encode(random_dna(rng, 1000)), "t")
-    (er,) = embed_sequences([rec], model=tiny_model, batch_tokens=1024, save_windows=True)
+    (er,) = embed_sequences([rec], model=tiny_model,
+                            options=EmbedOptions(batch_tokens=1024, save_windows=True, device="cpu"))
     pieces = [rec.tokens[s:e] for s, e in er.window_spans]
     from mrl_dna.windows import pad_windows
 
@@ -90,7 +91,7 @@ def test_prefetch_raises_the_readers_error_in_the_caller(tmp_path, tiny_model):
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nACGT\n>b\nAC1T\n")
     with pytest.raises(InputError, match="position 3"):
-        list(embed_sequences(read_fasta([bad]), model=tiny_model, prefetch=True))
+        list(embed_sequences(read_fasta([bad]), model=tiny_model, options=EmbedOptions(prefetch=True, device="cpu")))
     assert not [t for t in threading.enumerate() if t.name == "mrl-dna-prefetch"]
 
 
@@ -155,7 +156,7 @@ def test_prefetched_stops_its_worker_when_closed():
 
 
 def test_stage_times_of_embed_fasta(tmp_path, tiny_model, small_fasta):
-    s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", device="cpu")
+    s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", options=EmbedOptions(device="cpu"))
     st = s.stages
     assert isinstance(st, StageTimes) and st.seconds["model"] > 0 and st.seconds["scan"] > 0
     lines = st.report(s.bp, s.seconds)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mrl_dna import console, distributed
-from mrl_dna.embed.run import EmbedSummary, embed_fasta
+from mrl_dna.device import resolve_device
+from mrl_dna.embed.options import EmbedOptions
+from mrl_dna.embed.run import EmbedSummary, embed_fasta, run_attrs
 from mrl_dna.errors import ConfigError, MrlDnaError, StoreError
 from mrl_dna.inputs.fasta import is_stream, stream_name
-from mrl_dna.embed.pipeline import numerics
-from mrl_dna.store import EmbeddingStore, check_existing_output, merge_stores
-from mrl_dna.windows import WindowConfig
+from mrl_dna.store import RESUME_KEYS, EmbeddingStore, check_existing_output, file_attributes, merge_stores
+from mrl_dna.store.format import same_attr, show_attr
 
 
 def shard_output(output: str | Path, rank_: int, world: int) -> Path:
@@ -26,27 +28,8 @@ def shard_output(output: str | Path, rank_: int, world: int) -> Path:
     return output.with_name(f"{output.name}.rank{rank_}of{world}")
 
 
-
-
-def embed_distributed(
-    inputs: Sequence[str | Path],
-    *,
-    model,
-    output: Path,
-    window: int | None = None,
-    stride: int | None = None,
-    batch_tokens: int | None = None,
-    device: str = "auto",
-    dtype: str = "float32",
-    save_windows: bool = False,
-    shard: tuple[int, int] | None = None,
-    resume: bool = True,
-    overwrite: bool = False,
-    max_n_fraction: float = WindowConfig.max_n_fraction,
-    per_file: bool = False,
-    regions: str | Path | None = None,
-    compile: bool = False,
-) -> EmbedSummary:
+def embed_distributed(inputs: Sequence[str | Path], *, model, output: Path,
+                      options: EmbedOptions = EmbedOptions()) -> EmbedSummary:
     """`embed_fasta` (same arguments) over the ranks of a torchrun job; returns an EmbedSummary with the whole
     job's counts (on every rank).
 
@@ -56,32 +39,21 @@ def embed_distributed(
     if streams:
         raise ConfigError(f"torchrun splits the input by records, which needs files: {stream_name(streams[0])} cannot "
                           "be split; save it to a file first, or run one process")
-    if shard:
+    if options.shard:
         raise ConfigError("--shard and torchrun both split the input; use one of them (torchrun gives rank r "
                           "shard r+1 of WORLD_SIZE)")
     output = Path(output)
     t0 = time.perf_counter()
-    with distributed.session(device) as ctx:
-        shard = (ctx.rank + 1, ctx.world)
+    with distributed.session(options.device) as ctx:
+        options = replace(options, device=str(ctx.device), shard=(ctx.rank + 1, ctx.world))
         part = shard_output(output, ctx.rank, ctx.world)
         summary, error = None, None
         try:
-            if output.exists() and not overwrite:  # fail before any work, not after hours at the merge
+            if output.exists() and not options.overwrite:  # fail before any work, not after hours at the merge
                 check_existing_output(output, overwrite=False)
-            info = model.info  # what embed_fasta writes into the file's attributes:
-            win, st = window or info.window, stride or (window or info.window_stride)
-            want = {"model_hash": info.weights_hash, "shard": f"{shard[0]}/{shard[1]}",
-                    "inputs": " ".join(map(str, inputs)), "window": win, "dtype": dtype,
-                    "save_windows": bool(save_windows), "max_n_fraction": max_n_fraction,
-                    "numerics": numerics(ctx.device, batch_tokens, win, compile),
-                    "per_file": True if per_file else None}  # absent unless --per-file
-            summary = None if overwrite else _reuse_complete(part, want, stride=st)
+            summary = None if options.overwrite else _reuse_complete(part, _shard_attrs(model, options, inputs))
             if summary is None:
-                summary = embed_fasta(inputs, model=model, output=part, window=window, stride=stride,
-                                      batch_tokens=batch_tokens, device=str(ctx.device), dtype=dtype,
-                                      save_windows=save_windows, shard=shard, resume=resume, overwrite=overwrite,
-                                      max_n_fraction=max_n_fraction, per_file=per_file, regions=regions,
-                                      compile=compile)
+                summary = embed_fasta(inputs, model=model, output=part, options=options)
         except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
             error = e
         failed = ctx.all_sum([error is not None])[0]
@@ -96,7 +68,7 @@ def embed_distributed(
         if ctx.is_main:
             try:
                 parts = [shard_output(output, r, ctx.world) for r in range(ctx.world)]
-                merge_stores(parts, output, force=overwrite)
+                merge_stores(parts, output, force=options.overwrite)
                 for p in parts:
                     p.unlink()
             except Exception as e:  # noqa: BLE001 - re-raised after the barrier so ranks > 0 do not hang
@@ -112,10 +84,17 @@ def embed_distributed(
                             contigs=contigs)
 
 
-def _reuse_complete(part: Path, want: dict, *, stride: int):
+def _shard_attrs(model, options: EmbedOptions, inputs: Sequence[str | Path]) -> dict:
+    """The attributes embed_fasta would give this rank's shard file (the input's identity aside)."""
+    return file_attributes(run_attrs(model, options, options.window_config(model.info), resolve_device(options.device), inputs),
+                           dim=model.info.dim, dtype=options.dtype, save_windows=options.save_windows,
+                           per_file=options.per_file)
+
+
+def _reuse_complete(part: Path, want: dict):
     """An EmbedSummary of `part` when it is a complete shard file of this very run (a job killed after this
-    rank finished, before the merge: its attributes are `want` and `stride`), else None (embed it, or resume
-    its .partial)."""
+    rank finished, before the merge: the inputs and RESUME_KEYS of its attributes are `want`'s), else None
+    (embed it, or resume its .partial)."""
     if not part.exists():
         return None
     try:
@@ -123,17 +102,13 @@ def _reuse_complete(part: Path, want: dict, *, stride: int):
     except StoreError:
         return None  # not ours: embed_fasta then says why (exists, not an mrl-dna file, ...)
     with store:
-        got = {k: store.attrs.get(k) for k in want}
-        if got != want or store.attrs.get("stride") != stride:
-            raise StoreError(f"{part} is a finished shard of another run ({_diff(got, want)}); delete it or pass "
-                             "--force")
+        differ = [k for k in ("inputs", *RESUME_KEYS) if not same_attr(store.attrs.get(k), want.get(k))]
+        if differ:
+            what = ", ".join(f"{k} {show_attr(store.attrs.get(k))} vs {show_attr(want.get(k))}" for k in differ)
+            raise StoreError(f"{part} is a finished shard of another run ({what}); delete it or pass --force")
         console.info(f"{part} is already complete ({console.count(store.n, 'record')}): reusing it")
         st = store.status_counts()
         return EmbedSummary(records=store.n, bp=int(store.lengths.sum()), empty=st["empty"], all_n=st["all_n"],
                             windows=int(store.n_windows.sum()), skipped_windows=int(store.n_skipped.sum()),
                             seconds=0.0, device="", output=part,
                             contigs=len(store.contigs()) if store.per_file else 0)
-
-
-def _diff(got: dict, want: dict) -> str:
-    return ", ".join(f"{k} {got[k]!r} vs {want[k]!r}" for k in want if got[k] != want[k]) or "stride"

@@ -29,7 +29,7 @@ import numpy as np
 
 from mrl_dna import console
 from mrl_dna.dna import N, revcomp
-from mrl_dna.embed import embed_sequences
+from mrl_dna.embed import EmbedOptions, embed_sequences
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.evolve import mutate  # one simulated-evolution function for training and evaluation
 from mrl_dna.inputs.fasta import Record, read_fasta
@@ -374,10 +374,10 @@ class ModelEmbedder:
     def __call__(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
         recs = [Record(id=f"s{i}", description="", tokens=np.asarray(s, dtype=np.uint8), source="eval")
                 for i, s in enumerate(seqs)]
-        extra = {"batch_tokens": self.batch_tokens} if self.batch_tokens else {}
+        options = EmbedOptions(device=self.device, batch_tokens=self.batch_tokens)
         out = np.zeros((len(recs), self.dim), dtype=np.float32)  # (q, D)
         with console.progress(f"embedding {len(recs)} sequences ({self.label})", sum(r.tokens.size for r in recs)) as bar:
-            for i, er in enumerate(embed_sequences(recs, model=self.model, device=self.device, progress=bar, **extra)):
+            for i, er in enumerate(embed_sequences(recs, model=self.model, options=options, progress=bar)):
                 if er.status == "ok":
                     out[i] = er.vector
         return out

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import numpy as np
 from mrl_dna import console
 from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.dna import decode
-from mrl_dna.embed import embed_fasta, embed_sequences
+from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
 from mrl_dna.errors import ConfigError
 from mrl_dna.inputs.fasta import Record
 from mrl_dna.store import EmbeddingStore
@@ -101,12 +101,10 @@ def embed_windows(method: ev.Method, genomes: Sequence[ev.Genome], windows: Span
     emb = method.embed
     recs = [Record(id=f"g{gi}_r{ri}", description="", tokens=r, source="bench")
             for gi, g in enumerate(genomes) for ri, r in enumerate(g.records)]
-    extra = {"batch_tokens": emb.batch_tokens} if emb.batch_tokens else {}
     parts, spans = [], []
     total = sum(r.tokens.size for r in recs)
     with console.progress(f"embedding windows of {len(genomes)} references ({method.name})", total) as bar:
-        for er in embed_sequences(recs, model=emb.model, window=cfg.window, stride=cfg.stride, device=emb.device,
-                                  save_windows=True, max_n_fraction=cfg.max_n_fraction, progress=bar, **extra):
+        for er in embed_sequences(recs, model=emb.model, options=_window_options(emb, cfg), progress=bar):
             if er.status == "ok":
                 parts.append(er.window_vectors)
                 spans.append(er.window_spans)
@@ -117,6 +115,13 @@ def embed_windows(method: ev.Method, genomes: Sequence[ev.Genome], windows: Span
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, emb.dim), np.float32)
 
 
+def _window_options(emb: ev.ModelEmbedder, cfg: WindowBenchConfig) -> EmbedOptions:
+    """embed's options for the database windows: the benchmark's window, stride and max N, the embedder's
+    device and batch size, saved windows."""
+    return EmbedOptions(window=cfg.window, stride=cfg.stride, max_n_fraction=cfg.max_n_fraction, device=emb.device,
+                        batch_tokens=emb.batch_tokens, save_windows=True)
+
+
 def embed_windows_to_store(method: ev.Method, genomes: Sequence[ev.Genome], windows: Spans, cfg: WindowBenchConfig,
                            path: Path) -> np.ndarray:
     """(w, D) vectors of the database windows of a model, through `embed_fasta(save_windows=True)` into `path`
@@ -125,9 +130,7 @@ def embed_windows_to_store(method: ev.Method, genomes: Sequence[ev.Genome], wind
     refs = write_fasta(Path(path).with_suffix(".fa"), [target_name(gi, ri) for gi, g in enumerate(genomes)
                                                         for ri in range(len(g.records))],
                        [r for g in genomes for r in g.records])
-    extra = {"batch_tokens": emb.batch_tokens} if emb.batch_tokens else {}
-    embed_fasta([refs], model=emb.model, output=Path(path), window=cfg.window, stride=cfg.stride, device=emb.device,
-                save_windows=True, max_n_fraction=cfg.max_n_fraction, overwrite=True, **extra)
+    embed_fasta([refs], model=emb.model, output=Path(path), options=replace(_window_options(emb, cfg), overwrite=True))
     with EmbeddingStore.open(path) as st:
         t = st.windows()
         got = np.stack([t.start, t.end], axis=1)

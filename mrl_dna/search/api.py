@@ -15,7 +15,7 @@ import numpy as np
 
 from mrl_dna.console import count
 from mrl_dna.device import resolve_device
-from mrl_dna.embed import ShortRecords, embed_sequences
+from mrl_dna.embed import EmbedOptions, ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
 from mrl_dna.inputs.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
@@ -111,15 +111,10 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Cal
     model = db_model(db, model_dir)
     ids, vecs, skipped = [], [], 0
     short = ShortRecords("query", "queries", "searched anyway", warn=warn)
-    recs = embed_sequences(
-        read_fasta([path]),
-        model=model,
-        window=_attr_int(db.attrs, "window"),
-        stride=_attr_int(db.attrs, "stride"),
-        # every DB file has these options (Database.open checked them), so the queries compare with all of them
-        **({"max_n_fraction": float(db.attrs["max_n_fraction"])} if "max_n_fraction" in db.attrs else {}),
-        device=device,
-    )
+    # every DB file has these options (Database.open checked them), so the queries compare with all of them
+    options = EmbedOptions(window=_attr_int(db.attrs, "window"), stride=_attr_int(db.attrs, "stride"), device=device,
+                           max_n_fraction=float(db.attrs.get("max_n_fraction", EmbedOptions.max_n_fraction)))
+    recs = embed_sequences(read_fasta([path]), model=model, options=options)
     for r in recs:
         if r.status != "ok":
             skipped += 1

@@ -65,9 +65,9 @@ from mrl_dna.store.format import (COMPARABLE_KEYS, DTYPES, FORMAT, FORMAT_VERSIO
 from mrl_dna.store.merge import MergeSummary, merge_stores
 from mrl_dna.store.reader import ContigTable, EmbeddingStore, WindowTable
 from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_hdf5_name, check_output_not_input,
-                                  partial_path)
+                                  file_attributes, partial_path)
 
 __all__ = ["COMPARABLE_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "INPUT_KEYS", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
            "STATUS_CODES", "STATUS_NAMES", "ContigRows", "ContigTable", "EmbeddedRecord", "EmbeddingStore", "WindowRows", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
            "OutputLock", "WindowTable", "check_comparable", "check_distinct", "chunk_columns", "check_existing_output", "check_hdf5_name", "check_output_not_input",
-           "export_store", "merge_stores", "partial_path", "same_file"]
+           "export_store", "file_attributes", "merge_stores", "partial_path", "same_file"]

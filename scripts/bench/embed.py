@@ -29,7 +29,7 @@ def one(args: dict) -> dict:
 
     from mrl_dna import dna
     from mrl_dna.model.config import EncoderConfig, Mixer, ModelConfig
-    from mrl_dna.embed import embed_fasta, embed_sequences
+    from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
     from mrl_dna.inputs.fasta import Record
     from mrl_dna.model import MrlDnaModel, load_model
 
@@ -56,18 +56,20 @@ def one(args: dict) -> dict:
             from mrl_dna import console
 
             console.set_quiet(True)
-            embed_fasta([fa], model=model, output=Path(tmp) / "out.h5", window=args["window"], device=dev)
+            embed_fasta([fa], model=model, output=Path(tmp) / "out.h5",
+                        options=EmbedOptions(window=args["window"], device=dev))
             secs = time.perf_counter() - t0
     else:
         seq = rng.choice(np.array(dna.BASES, np.uint8), size=bp)
         rec = Record("x", "", seq, "synthetic")
         warm = Record("w", "", seq[: min(bp, 4 * args["window"])], "synthetic")
-        list(embed_sequences([warm], model=model, window=args["window"], device=dev))
+        list(embed_sequences([warm], model=model, options=EmbedOptions(window=args["window"], device=dev)))
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        list(embed_sequences([rec], model=model, window=args["window"], device=dev, batch_tokens=args["batch_tokens"]))
+        list(embed_sequences([rec], model=model,
+                             options=EmbedOptions(window=args["window"], device=dev, batch_tokens=args["batch_tokens"])))
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
         secs = time.perf_counter() - t0

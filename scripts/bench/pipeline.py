@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from mrl_dna import console
 from mrl_dna.model.config import Pooling
-from mrl_dna.embed import embed_fasta
+from mrl_dna.embed import EmbedOptions, embed_fasta
 from mrl_dna.model import load_model
 from mrl_dna.model.base import ModelInfo
 from mrl_dna.model.head import HeadThenPool
@@ -87,8 +87,9 @@ def main() -> None:
             prof = profile(activities=[ProfilerActivity.CPU])
             prof.__enter__()
         t0 = time.perf_counter()
-        s = embed_fasta(a.inputs, model=model, output=Path(tmp) / "out.h5", batch_tokens=a.batch_tokens,
-                        device=a.device, save_windows=a.save_windows, per_file=a.per_file, prefetch=prefetch)
+        options = EmbedOptions(batch_tokens=a.batch_tokens, device=a.device, save_windows=a.save_windows,
+                               per_file=a.per_file, prefetch=prefetch)
+        s = embed_fasta(a.inputs, model=model, output=Path(tmp) / "out.h5", options=options)
         wall = time.perf_counter() - t0
         if prof is not None:
             prof.__exit__(None, None, None)

@@ -45,7 +45,7 @@ import numpy as np
 from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.evaluate import heldout as eh
 from mrl_dna.evaluate import windows as ew
-from mrl_dna.embed import embed_fasta
+from mrl_dna.embed import EmbedOptions, embed_fasta
 from mrl_dna.search import search
 from mrl_dna.store import EmbeddingStore
 from mrl_dna.vectors import truncate_normalize
@@ -131,8 +131,8 @@ def via_search(report: ew.WindowReport, methods, genomes, fr, work: Path, *, dev
             continue
         refs, queries = report.stores[m.name], work / f"queries_{len(notes)}.h5"
         # with the DB's window, as `search` embeds FASTA queries: a query file of another window is refused
-        embed_fasta([qfa], model=m.embed.model, output=queries, window=report.config.window, device=m.embed.device,
-                    overwrite=True)
+        embed_fasta([qfa], model=m.embed.model, output=queries,
+                    options=EmbedOptions(window=report.config.window, device=m.embed.device, overwrite=True))
         with EmbeddingStore.open(refs) as st, EmbeddingStore.open(queries) as qs:
             W, Q = st.windows().read(normalize=False), qs.read(normalize=False)
         same = []

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from mrl_dna import console  # noqa: E402
 from mrl_dna.model.config import EncoderConfig, ModelConfig, Patch  # noqa: E402
-from mrl_dna.embed import embed_fasta  # noqa: E402
+from mrl_dna.embed import EmbedOptions, embed_fasta  # noqa: E402
 from mrl_dna.model import MrlDnaModel, load_model  # noqa: E402
 from mrl_dna.embed.pipeline import window_embeddings  # noqa: E402
 
@@ -120,7 +120,8 @@ def pipeline_run(model, fasta: Path, out: Path, dev: torch.device, **kw) -> dict
     out.unlink(missing_ok=True)
     sync(dev)
     t0 = time.perf_counter()
-    s = embed_fasta([fasta], model=model, output=out, device=str(dev), overwrite=True, resume=False, **kw)
+    options = EmbedOptions(device=str(dev), overwrite=True, resume=False, **kw)
+    s = embed_fasta([fasta], model=model, output=out, options=options)
     sync(dev)
     wall = time.perf_counter() - t0
     st = s.stages
