@@ -19,12 +19,6 @@ from mrl_dna.store.textout import text_output
 
 FC = ev.FragmentConfig  # defaults shown by --help come from the dataclass
 
-EXAMPLE = (
-    "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
-    "-o report.md --plot report.png"
-)
-
-
 def command(
     genomes: list[Path] = typer.Argument(
         ..., callback=existing(what="genome"), help="Genome FASTA files, one genome per file (the database)."

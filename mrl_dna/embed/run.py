@@ -59,10 +59,6 @@ class EmbedSummary:
     contigs: int = 0  # --per-file: records read from the files embedded in this run (records then counts files)
     stages: StageTimes | None = None  # seconds per pipeline stage (embed --profile)
 
-    @property
-    def bp_per_s(self) -> float:
-        return self.bp / self.seconds if self.seconds > 0 else float("inf")
-
 
 def embed_fasta(inputs: Sequence[str | Path], *, model, output: Path,
                 options: EmbedOptions = EmbedOptions()) -> EmbedSummary:

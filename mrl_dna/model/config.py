@@ -300,10 +300,6 @@ class CaduceusConfig(_MambaShape):
     def rank(self) -> int:
         return self.dt_rank or self.auto_dt_rank
 
-    @property
-    def hidden_width(self) -> int:
-        return 2 * self.d_model if self.rcps else self.d_model
-
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> "CaduceusConfig":
         """Validate a parsed config.json; ModelError names the offending field and the fix."""
