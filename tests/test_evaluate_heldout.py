@@ -54,3 +54,9 @@ def test_load_set_from_shared_data():
 def test_load_set_names_a_missing_manifest(tmp_path):
     with pytest.raises(InputError, match=r"MANIFEST.tsv not found; pass --data DIR"):
         eh.load_set("all", tmp_path)
+
+
+def test_shared_data_dir_is_beside_the_checkout(monkeypatch):
+    """After evaluate_heldout.py moved into mrl_dna/evaluate/, its default data folder pointed inside the checkout."""
+    monkeypatch.delenv("MRL_DNA_SHARED", raising=False)
+    assert eh.shared_data_dir() == REPO.parent / "shared" / "data"

@@ -110,7 +110,7 @@ def shared_data_dir() -> Path:
     if env:
         p = Path(env)
         return p / "data" if (p / "data" / "MANIFEST.tsv").is_file() else p
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"  # mrl_dna/evaluate/heldout.py -> ../shared/data
 
 
 def set_files(which: GenomeSet, manifest_bp: dict[str, int] | None = None) -> list[str]:

@@ -20,10 +20,8 @@ A new model against all of them, quick check (~20 s):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 from mrl_dna.evaluate import cluster as ec
 from mrl_dna.evaluate import heldout as eh
@@ -34,21 +32,12 @@ QUICK_PER_SPECIES = 20  # quick mode: one draw of 380 fragments instead of three
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
-    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
-    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
-    ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
+    ap = eb.bench_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help=f"one draw of {QUICK_PER_SPECIES} fragments per species")
     ap.add_argument("--per-species", type=int, help="fragments per species [50; quick %d]" % QUICK_PER_SPECIES)
     ap.add_argument("--fragment-length", type=int, default=10_000, help="[%(default)s]")
-    ap.add_argument("--seed", type=int, default=0, help="first fragment seed [%(default)s]")
     ap.add_argument("--draws", type=int, help="fragment draws (seeds seed, seed+1, ...) [3; quick 1]")
     ap.add_argument("--kmeans-seeds", default="0,1,2,3,4", help="K-means random_state values [%(default)s]")
-    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads [%(default)s]")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--json", type=Path, help="write every number here")
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -58,8 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                            draws=a.draws or (1 if a.quick else 3),
                            kmeans_seeds=tuple(int(s) for s in a.kmeans_seeds.split(",") if s.strip()))
     genomes = eh.load_set(eh.GenomeSet.ALL, a.data)
-    specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]
-    ms = eb.build_methods(specs, eb.parse_baselines(a.baselines), device=a.device)
+    _, ms = eb.methods_of(a)
     for n in ms.notes:
         print(f"bench_cluster: {n}", file=sys.stderr)
     report = ec.run_cluster_benchmark(genomes, ms.methods, cfg)

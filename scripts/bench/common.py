@@ -10,6 +10,7 @@ run. A run's metadata (machine, versions, commit, command, wall time) goes with 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import json
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna import console
+from mrl_dna.evaluate import heldout as eh
 from mrl_dna.evaluate import retrieval as ev
 from mrl_dna.errors import ConfigError
 from mrl_dna.kmer import KmerEmbedder, ProjectedKmerEmbedder, TnfEmbedder
@@ -120,6 +122,29 @@ def build_methods(models: Sequence[ModelSpec], baselines: Sequence[Baseline], *,
     if not methods:
         raise ConfigError("nothing to score: give --model NAME=DIR or keep some --baselines")
     return MethodSet(methods, ident, notes)
+
+
+def bench_parser(doc: str, *, threads: str = "torch and BLAS threads") -> argparse.ArgumentParser:
+    """The options the held-out benchmarks share (cluster.py, retrieval.py, windows.py): what to score
+    (--model, --no-model, --baselines), where the genomes are (--data), --seed, --threads, --device, --json.
+    Each script adds its own."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
+    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
+    ap.add_argument("--baselines", default=ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
+    ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
+    ap.add_argument("--seed", type=int, default=0, help="first fragment seed [%(default)s]")
+    ap.add_argument("--threads", type=int, default=1, help=f"{threads} [%(default)s]")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    return ap
+
+
+def methods_of(a: argparse.Namespace) -> tuple[list[ModelSpec], MethodSet]:
+    """bench_parser's --model/--no-model/--baselines -> (the model specs, every method to score)."""
+    specs = [] if a.no_model else [parse_model_spec(s) for s in (a.model or ["default"])]
+    return specs, build_methods(specs, parse_baselines(a.baselines), device=a.device)
 
 
 def limit_threads(n: int) -> None:

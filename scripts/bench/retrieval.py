@@ -31,9 +31,7 @@ Issue 3's benchmark with the default model and its --no-matryoshka twin:
 
 from __future__ import annotations
 
-import argparse
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -50,7 +48,6 @@ from mrl_dna.dna import decode
 
 import common as eb  # scripts/bench/common.py: what the bench scripts share
 
-REPO = Path(__file__).resolve().parents[2]
 # Species held out by default: the groups of ../shared/data with >= 2 genomes that are not E. coli /
 # Salmonella / Blochmannia (the bulk of the training data), plus a sister species to make genus-level
 # confusion possible. 9 genomes, 5 species.
@@ -62,11 +59,6 @@ DEFAULT_HELDOUT = (  # = scripts/train/train_default.sh's hold-out (its two held
     "Shewanella baltica",
     "Akkermansia muciniphila",
 )
-
-
-def shared_data() -> Path:
-    env = os.environ.get("MRL_DNA_SHARED")
-    return Path(env) if env else REPO.parent / "shared" / "data"
 
 
 def heldout_files(data: Path, species: list[str]) -> list[Path]:
@@ -133,20 +125,15 @@ QUICK_PER_GENOME = 10
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = eb.bench_parser(__doc__)
     ap.add_argument("--set", choices=("issue3", "all", "small"), default="issue3",
                     help="which held-out genomes (see above) [%(default)s]")
     ap.add_argument("--quick", action="store_true",
                     help=f"--set all becomes small; {QUICK_PER_GENOME} fragments per genome; no sourmash/mash")
-    ap.add_argument("--data", type=Path, default=shared_data(), help="shared data dir with MANIFEST.tsv")
     ap.add_argument("--species", default=";".join(DEFAULT_HELDOUT),
                     help="--set issue3: held-out MANIFEST groups, ';'-separated [%(default)s]")
     ap.add_argument("--genomes", nargs="+", type=Path, help="explicit genome files instead of --set")
-    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
     ap.add_argument("--no-matryoshka-model", help="a model trained with --no-matryoshka, shown at the first model's dims")
-    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
-    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
     ap.add_argument("--no-sourmash", action="store_true")
     ap.add_argument("--no-mash", action="store_true")
     ap.add_argument("--sketch-k", type=int, default=21, help="k for sourmash and mash [%(default)s]")
@@ -155,11 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fragments", default="2000")
     ap.add_argument("--divergence", help="comma list [issue3: 0,0.05,0.1,0.2; all/small: 0,0.05,0.1,0.2,0.3]")
     ap.add_argument("--per-genome", type=int, help=f"fragments per genome, length and divergence [50; quick {QUICK_PER_GENOME}]")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads [%(default)s]")
     ap.add_argument("-o", "--output", type=Path, help="also write the markdown here")
-    ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--plot", type=Path, help="PNG of accuracy vs dims / search cost")
     a = ap.parse_args(argv)
 
@@ -180,8 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"bench_retrieval: {len(genomes)} genomes: " + ", ".join(f"{g.name} ({g.species})" for g in genomes),
           file=sys.stderr)
 
-    specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]
-    ms = eb.build_methods(specs, eb.parse_baselines(a.baselines), device=a.device)
+    specs, ms = eb.methods_of(a)
     methods = list(ms.methods)
     if a.no_matryoshka_model:
         from mrl_dna.model import load_model

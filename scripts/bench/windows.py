@@ -56,16 +56,11 @@ QUICK_PER_GENOME = 10
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                    help="a model to score at every Matryoshka dim; repeatable; 'default' = the bundled model [default]")
-    ap.add_argument("--no-model", action="store_true", help="no --model rows, baselines only (v1 is a baseline)")
-    ap.add_argument("--baselines", default=eb.ALL_BASELINES, help="comma list of baselines, or none [all: %(default)s]")
+    ap = eb.bench_parser(__doc__, threads="torch, BLAS and aligner threads")
     ap.add_argument("--aligners", default=",".join(a.value for a in ew.Aligner),
                     help="comma list of minimap2,dc-megablast,blastn or none [%(default)s]")
     ap.add_argument("--genome-vectors", action=argparse.BooleanOptionalAction, default=None,
                     help="also score fragment -> genome vector [full: on, quick: off]")
-    ap.add_argument("--data", type=Path, default=eh.shared_data_dir(), help="shared data dir with MANIFEST.tsv [%(default)s]")
     ap.add_argument("--quick", action="store_true",
                     help=f"references Methanobacterium, Blochmannia, Shewanella only; {QUICK_PER_GENOME} queries per cell")
     ap.add_argument("--per-genome", type=int, help=f"queries per reference and divergence [50; quick {QUICK_PER_GENOME}]")
@@ -73,12 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fragment-length", type=int, default=2000, help="[%(default)s]")
     ap.add_argument("--window", type=int, default=2048, help="database window [%(default)s]")
     ap.add_argument("--stride", type=int, default=1000, help="database window stride [%(default)s]")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="torch, BLAS and aligner threads [%(default)s]")
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--via-search", action="store_true",
                     help="also score each model through `mrl-dna search --level windows` on its embedded HDF5 files")
-    ap.add_argument("--json", type=Path, help="write every number here")
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -87,8 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         lengths=(a.fragment_length,), divergences=tuple(float(x) for x in a.divergence.split(",")),
         per_genome=a.per_genome or (QUICK_PER_GENOME if a.quick else 50), seed=a.seed))
     genomes = eh.load_set(eh.GenomeSet.SMALL_RELATIVES if a.quick else eh.GenomeSet.RELATIVES, a.data)
-    specs = [] if a.no_model else [eb.parse_model_spec(s) for s in (a.model or ["default"])]
-    ms = eb.build_methods(specs, eb.parse_baselines(a.baselines), device=a.device)
+    _, ms = eb.methods_of(a)
     notes = list(ms.notes)
     aligners = []
     for name in (x.strip() for x in a.aligners.split(",") if x.strip() and x.strip() != "none"):
