@@ -53,3 +53,14 @@ def test_json_of_dataclasses_numpy_and_nan(tmp_path):
     d = json.loads(path.read_text())
     assert d["scores"][0]["genome_top1"] is None and d["scores"][0]["recall"] == [[5, 1.0]]
     assert d["a"] == [0, 1] and d["x"] == 0.5 and d["cfg"]["divergences"] == [0.0, 0.05, 0.1, 0.2]
+
+
+def test_run_records_name_no_machine_path(tiny_model_dir):
+    """bench/heldout/*.json named absolute paths of the machine that ran them (its work and temp folders)."""
+    assert eb.portable(eb.REPO / "bench" / "models" / "v1") == "bench/models/v1"
+    assert eb.portable("/scratch/v21/model") == ".../v21/model" and eb.portable("runs/v21/model") == "runs/v21/model"
+    cmd = [str(eb.REPO / "scripts" / "bench" / "cluster.py"), "--model", "v2=/scratch/v21/model", "--json",
+           "/scratch/full/c.json", "--threads", "1"]
+    assert eb.portable_command(cmd) == "scripts/bench/cluster.py --model v2=.../v21/model --json .../full/c.json --threads 1"
+    ms = eb.build_methods([], (eb.Baseline.V1,), v1_dir=tiny_model_dir)
+    assert not ms.models["v1"]["path"].startswith("/")

@@ -13,7 +13,7 @@
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per seed, per species).
 
 Example (the baselines, v1 among them, ~1.5 min on 1 CPU thread):
-    python scripts/bench/cluster.py --no-model --json /tmp/cluster.json > /tmp/cluster.md
+    python scripts/bench/cluster.py --no-model --json cluster.json > cluster.md
 A new model against all of them, quick check (~20 s):
     python scripts/bench/cluster.py --model v2=runs/v2/model --quick
 """

@@ -5,7 +5,9 @@ baselines: canonical 4-mer and 6-mer profiles (mrl_dna.kmer), the raw 256-d TNF 
 (mrl_dna.kmer.TnfEmbedder), and the v1 default model (bench/models/v1). A baseline model whose weights equal a
 given model's is scored once, under the given name. Threads: one torch and one BLAS/OpenMP thread by default, so
 a number does not depend on what else runs on the machine's cores, and K-means gives the same clusters on every
-run. A run's metadata (machine, versions, commit, command, wall time) goes with its numbers into --json.
+run. A run's metadata (machine, versions, commit, command, wall time) goes with its numbers into --json. Paths in
+it name no machine (`portable`): relative to the repository inside it, else only their last two parts, so a
+JSON kept in bench/heldout/ reads the same on any checkout.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def build_methods(models: Sequence[ModelSpec], baselines: Sequence[Baseline], *,
         if spec.name in ident:
             raise ConfigError(f"two methods are named {spec.name!r}; give each --model a distinct NAME=")
         methods.append(ev.model_method(model, spec.name, device=device, batch_tokens=batch_tokens))
-        ident[spec.name] = {"path": spec.path or "default (bundled)", "model_name": info.name,
+        ident[spec.name] = {"path": portable(spec.path) if spec.path else "default (bundled)", "model_name": info.name,
                             "weights_hash": info.weights_hash, "dim": info.dim,
                             "matryoshka_dims": list(info.matryoshka_dims), "window": info.window,
                             "pooling": info.pooling}
@@ -179,10 +181,33 @@ def run_metadata(*, threads: int, seconds: float | None = None) -> dict:
         "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
         "scikit_learn": skl, "threads": threads, "commit": commit + ("+local changes" if dirty else ""),
-        "command": " ".join([Path(sys.argv[0]).name if sys.argv[0].endswith(".py") else sys.argv[0], *sys.argv[1:]]),
+        "command": portable_command(sys.argv),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "seconds": None if seconds is None else round(seconds, 1),
     }
+
+
+def portable(path: str | Path) -> str:
+    """A path as a run's record keeps it: relative to the repository when inside it, as given when relative,
+    else '.../' and its last two parts (a run directory or an output elsewhere on the machine that ran it)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    try:
+        return p.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return "/".join(("...", *p.parts[-2:]))
+
+
+def portable_command(argv: Sequence[str]) -> str:
+    """A run's command line with `portable` paths: the script's, every absolute argument's, also after NAME=."""
+    def arg(a: str) -> str:
+        name, sep, value = a.partition("=")
+        if sep and Path(value).is_absolute():
+            return f"{name}={portable(value)}"
+        return portable(a) if Path(a).is_absolute() else a
+
+    return " ".join([portable(Path(argv[0]).resolve()) if argv[0].endswith(".py") else argv[0], *map(arg, argv[1:])])
 
 
 def footer_markdown(meta: dict, timings: dict[str, float], notes: Sequence[str] = ()) -> str:
@@ -213,7 +238,7 @@ def to_jsonable(x):
     if isinstance(x, Enum):
         return x.value
     if isinstance(x, Path):
-        return str(x)
+        return portable(x)
     if isinstance(x, float) and x != x:
         return None
     return x

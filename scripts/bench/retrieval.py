@@ -22,7 +22,7 @@ Genome sets (--set):
     small   --quick's subset of `all`: the 15 genomes <= 2.6 Mbp (13 species), 10 fragments per genome
 
 Example (issue 11, v1 model + baselines, ~3 min on 1 CPU thread):
-    python scripts/bench/retrieval.py --set all --json /tmp/retrieval.json > /tmp/retrieval.md
+    python scripts/bench/retrieval.py --set all --json retrieval.json > retrieval.md
 A new model, quick check (~1 min):
     python scripts/bench/retrieval.py --set all --quick --model v2=runs/v2/model
 Issue 3's benchmark with the default model and its --no-matryoshka twin:

@@ -27,7 +27,7 @@
 Markdown table on stdout, progress on stderr; --json OUT keeps every number (per species too).
 
 Example (the baselines and v1 with the aligners, ~10 min on 1 CPU thread):
-    python scripts/bench/windows.py --no-model --json /tmp/windows.json > /tmp/windows.md
+    python scripts/bench/windows.py --no-model --json windows.json > windows.md
 A new model, quick check (Methanobacterium, Blochmannia, Shewanella only; 10 queries per cell; ~2 min):
     python scripts/bench/windows.py --model v2=runs/v2/model --baselines 6mer --quick
 """

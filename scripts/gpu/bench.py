@@ -3,7 +3,7 @@
 
     bash scripts/gpu/bench.sh OUT_DIR                       # on the GPU machine, from the repository root
     python scripts/gpu/bench.py --out OUT_DIR               # the same without the wrapper
-    python scripts/gpu/bench.py --device cpu --quick --out /tmp/g   # a smoke test of every path on a CPU
+    python scripts/gpu/bench.py --device cpu --quick --out g       # a smoke test of every path on a CPU
 
 What it measures, for the bundled default model and for a randomly initialised model of the v2 shape
 (pool_features 1024, patch mean, pool_norm, Matryoshka dims up to 512):
