@@ -23,7 +23,7 @@ construction on every CPU. So `--threads` can follow the machine's load, and a r
 rank at another count writes the same bits. What still moves them (`numerics`: the device, the batch shape,
 --compile) is an attribute of the file embed writes, and resume and merge refuse a mix.
 
-Throughput (issue 16, bench/RESULTS.md):
+Throughput (issue 16, bench/HISTORY.md):
 - a record's windows enter a batch as one gather (a fancy index into a sliding-window view of its tokens),
   not one Python call per window, and come back as one slice copy per record and batch;
 - on a CPU the main thread cuts, gathers and pools while the workers run the model (`depth` batches in flight);
@@ -59,7 +59,7 @@ from mrl_dna.windows import WindowConfig, split_windows
 # Bases per batch on a CPU: ~32 windows of 2 kb; big enough to fill the cores, small in memory.
 DEFAULT_BATCH_TOKENS = 65536
 # On a GPU: 1 Mbp (512 windows of 2 kb): a CPU-sized batch leaves an H100 mostly idle between kernel
-# launches; scripts/gpu/bench.py sweeps 2^19..2^22 (bench/RESULTS.md).
+# launches; scripts/gpu/bench.py sweeps 2^19..2^22 (bench/HISTORY.md).
 GPU_BATCH_TOKENS = 1 << 20
 # Batches in flight on a GPU before the host waits for the oldest one's results.
 GPU_DEPTH = 3

@@ -241,7 +241,7 @@ def search(
     embeddings no funnel that scans a prefix keeps the exact top-10 for 99% of queries at 10x fewer
     multiply-adds (the dim-8 scan alone is 1/16 of exact), and on a CPU the full-width scan is one BLAS
     product, faster in wall time; an HNSW index over dim 64 does keep it (99.9% of queries at 13.6x
-    fewer multiply-adds at 100k rows); see bench/RESULTS.md.
+    fewer multiply-adds at 100k rows); see bench/HISTORY.md.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")

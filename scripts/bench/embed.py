@@ -7,7 +7,7 @@ and flat memory as the input grows. Each measurement runs in a fresh subprocess 
     python scripts/bench/embed.py --suite memory --sizes 10e6,100e6   # peak RSS flat while input grows 10x
     python scripts/bench/embed.py --suite default   # the bundled default model on 1 Mbp
 
-Prints a markdown table (paste into bench/RESULTS.md with the machine it ran on). --device cuda for a GPU.
+Prints a markdown table (paste into bench/HISTORY.md with the machine it ran on; the current figure into bench/RESULTS.md). --device cuda for a GPU.
 """
 
 from __future__ import annotations

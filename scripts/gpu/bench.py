@@ -17,7 +17,7 @@ What it measures, for the bundled default model and for a randomly initialised m
   3. `torchrun --standalone --nproc_per_node N -m mrl_dna embed` on 1 GPU and on all GPUs (when > 1), wall
      time including start-up.
 Writes OUT_DIR/bench_gpu.md (the tables) and OUT_DIR/bench_gpu.json; prints the tables as it goes.
-The issue's bar: >= 100 Mbp/s for the default model on one H100/H200-class GPU (bench/RESULTS.md).
+The issue's bar: >= 100 Mbp/s for the default model on one H100/H200-class GPU (bench/HISTORY.md).
 """
 
 from __future__ import annotations

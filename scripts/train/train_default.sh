@@ -12,7 +12,7 @@
 #               KMER=6 BATCH_SIZE=768 THREADS=2 the shipped v2.1; with the defaults below the previous v2).
 #     twin      stage 1 and the model again with --no-matryoshka (every loss at the full width only): the
 #               Matryoshka baseline, into OUT_DIR/twin-stage1 and OUT_DIR/twin (shipped in bench/models/no-matryoshka).
-#     encoder   the Caduceus-style candidate that did NOT earn its cost (bench/RESULTS.md, issue 11): stage 1's head
+#     encoder   the Caduceus-style candidate that did NOT earn its cost (bench/HISTORY.md, issue 11): stage 1's head
 #               on the k-mer columns, 0 on the columns of a new encoder (--head-from; mean-patch stem, 1024 pooled
 #               features batch-normalised), so step 0 embeds exactly as stage 1; encoder and head then train
 #               together. Everything it gains over `model` would be what the encoder earns.
@@ -28,7 +28,7 @@
 # Validation: 40 held-out corpus genomes (the first 40 of CORPUS_DIR/val by name), genome and locus top-1.
 #
 # Sizes and schedule come from the environment (defaults in brackets: v2's recipe, rebuilt bit for bit by them;
-# the shipped v2.1 = KMER=6 BATCH_SIZE=768 THREADS=2, bench/RESULTS.md "Default model v2.1"):
+# the shipped v2.1 = KMER=6 BATCH_SIZE=768 THREADS=2, bench/HISTORY.md "Default model v2.1"):
 #   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
 #   KMER [4: k of the canonical k-mer profile every run reads] BATCH_SIZE [96: windows per batch, 8 per genome]
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
