@@ -598,7 +598,7 @@ def test_many_short_records_give_a_few_warnings_and_a_count(tmp_path, tiny_model
 
 def test_a_query_shorter_than_16_bp_is_searched_with_embeds_warning(tmp_path, tiny_model_dir, good_fa, capsys):
     """Issue 22.16: a 1 bp query got a hit with no word, while embed warns below 16 bp. Now search warns the same
-    way (embed.ShortRecords: the first five named, then a count) and still searches them."""
+    way (embed.records.ShortRecords: the first five named, then a count) and still searches them."""
     db = tmp_path / "db.h5"
     assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
     q = tmp_path / "q.fa"

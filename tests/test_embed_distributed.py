@@ -1,4 +1,4 @@
-"""mrl_dna/embed_distributed.py: shard file names, refusals, reuse of a finished shard of this run only."""
+"""mrl_dna/embed/distributed.py: shard file names, refusals, reuse of a finished shard of this run only."""
 
 from __future__ import annotations
 

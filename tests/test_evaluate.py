@@ -1,4 +1,4 @@
-"""Fragment-retrieval benchmark (mrl_dna/evaluate.py) and the `mrl-dna eval` command (mrl_dna/cli/eval.py)."""
+"""Fragment-retrieval benchmark (mrl_dna/evaluate/retrieval.py, report.py) and the `mrl-dna eval` command (mrl_dna/cli/eval.py)."""
 
 from __future__ import annotations
 

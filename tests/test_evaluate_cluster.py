@@ -1,4 +1,4 @@
-"""Species clustering benchmark (mrl_dna/evaluate_cluster.py): fragments, K-means ARI, leave-one-out 1-NN."""
+"""Species clustering benchmark (mrl_dna/evaluate/cluster.py): fragments, K-means ARI, leave-one-out 1-NN."""
 
 from __future__ import annotations
 

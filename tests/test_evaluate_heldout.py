@@ -1,4 +1,4 @@
-"""The held-out genome set of issue 11's benchmarks (mrl_dna/evaluate_heldout.py): labels, sets, loading."""
+"""The held-out genome set of issue 11's benchmarks (mrl_dna/evaluate/heldout.py): labels, sets, loading."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fragment -> window retrieval (mrl_dna/evaluate_windows.py): windows, hit judging, aligner output parsing."""
+"""Fragment -> window retrieval (mrl_dna/evaluate/windows.py): windows, hit judging, aligner output parsing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""mrl_dna/genomes.py: genome names, discovery of genome files, the one group TSV reader and its lookups."""
+"""mrl_dna/inputs/genomes.py: genome names, discovery of genome files, the one group TSV reader and its lookups."""
 
 import pytest
 

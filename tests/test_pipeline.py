@@ -1,4 +1,4 @@
-"""The embedding engine (mrl_dna/pipeline.py): the prefetch thread, batches in flight, the head inside the
+"""The embedding engine (mrl_dna/embed/pipeline.py): the prefetch thread, batches in flight, the head inside the
 fixed-shape batch, stage times, and the scripts that measure it (scripts/bench/pipeline.py, scripts/gpu/bench.py on a CPU)."""
 
 from __future__ import annotations

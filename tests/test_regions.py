@@ -1,4 +1,4 @@
-"""embed --regions BED (mrl_dna/regions.py): each interval of an indexed FASTA is a record, bit for bit the
+"""embed --regions BED (mrl_dna/inputs/regions.py): each interval of an indexed FASTA is a record, bit for bit the
 same as the interval cut by hand; the index is built and never trusted stale; bad intervals are one line."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The engine under `embed`: records -> windows -> fixed-shape batches -> model -> each record's window
-embeddings, in input order. embed.py turns a record's (or a file's) window embeddings into its stored row.
+embeddings, in input order. records.py turns a record's (or a file's) window embeddings into its stored row.
 
 Bit for bit, not only up to rounding: a window's embedding must not depend on which other windows share its
 batch, or a sharded, a torchrun or a resumed run (whose batches hold other neighbours) would differ from one

@@ -67,7 +67,7 @@ def embed_fasta(inputs: Sequence[str | Path], *, model, output: Path,
     when complete.
 
     options.per_file: one row per input FASTA instead of one per record (`embed --per-file`, see embed_files):
-    named after the file (genomes.genome_name), record ids may repeat across files; shards, resume and merge
+    named after the file (inputs.genomes.genome_name), record ids may repeat across files; shards, resume and merge
     then count files. options.regions: a BED file; each interval of the one input FASTA (plain or bgzip, read
     through its index) is a record, named by the BED name column, else chrom:start-end (inputs/regions.py).
     The summary's `stages` holds the seconds of each pipeline stage."""

@@ -160,7 +160,7 @@ def describe_set(genomes: list[ev.Genome]) -> str:
     left = [f"{genome_name(f)} (twin of {why})" for f, why in NEAR_DUPLICATES.items()]
     changed = [f"{genome_name(f)} -> {SPECIES[f]}" for f in LABEL_CHANGES if genome_name(f) in names]
     text = (f"{len(genomes)} held-out genomes, {len(by_sp)} species (labels: scripts/data/default_groups.tsv checked by "
-            "whole-genome alignment; mrl_dna/evaluate_heldout.py): "
+            "whole-genome alignment; mrl_dna/evaluate/heldout.py): "
             + "; ".join(f"{sp} ({', '.join(n)})" for sp, n in by_sp.items()) + ". "
             f"Near-duplicates left out: {', '.join(left)}.")
     if changed:

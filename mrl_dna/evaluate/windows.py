@@ -3,7 +3,7 @@ of reference genomes that include its close relatives?
 
     database = every window of every reference (size 2048, stride 1000 -- `mrl-dna embed --save-windows
                --window 2048 --stride 1000`; windows more than half N are skipped, as embed skips them)
-    queries  = 2 kb fragments cut from the references at 0-30% divergence (mrl_dna.evaluate.make_fragments:
+    queries  = 2 kb fragments cut from the references at 0-30% divergence (evaluate.retrieval.make_fragments:
                substitutions + small indels by mrl_dna.evolve.mutate, half reverse-complemented)
     vectors  = cosine of the query vector and each window vector at every prefix dim; the best window is the hit
     aligners = minimap2 -x asm20 (chaining score) / blastn (bitscore) against the same reference sequences;
@@ -12,7 +12,7 @@ of reference genomes that include its close relatives?
     locus top-1   = the hit lies in the query's source genome and record and overlaps [start, start + length)
                of the fragment's origin by >= 1 bp
 
-Ties count against the method, as in mrl_dna.evaluate: every window (alignment) that scores as high as the
+Ties count against the method, as in evaluate.retrieval: every window (alignment) that scores as high as the
 best must be a hit, so a zero vector (all windows tie) is a miss.
 
 A model embeds the references exactly as `mrl-dna embed --save-windows` does (mrl_dna.embed.embed_sequences,

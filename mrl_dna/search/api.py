@@ -59,7 +59,7 @@ def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None
                  warn: Callable[[str], None] = lambda m: None) -> Queries:
     """Query vectors from an HDF5 file comparable with the DB (store.check_comparable), or from FASTA embedded
     with the DB's model and options (window, stride, max N fraction; a query shorter than
-    embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
+    embed.records.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
     if is_hdf5(path):
         return _queries_from_store(path, db)
     return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device, warn=warn)

@@ -12,7 +12,7 @@ Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, 
     /n_skipped           (n,)   int32            mostly-N windows skipped per record
     /status              (n,)   int8             0 ok, 1 empty, 2 all-N  (STATUS_CODES)
     /order               (n,)   int64            index of the record in the full (unsharded) input; -1 unknown
-    /checksum            (n,)   uint64           dna.checksum of the record's tokens (per-file: embed.file_checksum);
+    /checksum            (n,)   uint64           dna.checksum of the record's tokens (per-file: embed.records.file_checksum);
                                                  0 unknown; resume compares it (absent in files before issue 22)
     /windows/record      (m,)   int64            row in /embeddings of the record the window belongs to
     /windows/start, end  (m,)   int64            [start, end) in bp, 0-based          (only with save_windows)

@@ -1,6 +1,6 @@
 """Typed, frozen settings of a training run: the optimisation and the loss (TrainConfig), the held-out
 validation (ValidationConfig), and the learning-rate schedule they imply. The model's own settings live in
-mrl_dna/config.py, the sampler's in train/sampler.py. A checkpoint stores TrainConfig as a dict of these
+mrl_dna/model/config.py, the sampler's in train/sampler.py. A checkpoint stores TrainConfig as a dict of these
 fields (train/checkpoints.py): adding or renaming a field breaks --resume of older checkpoints.
 """
 

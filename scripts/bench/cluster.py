@@ -4,7 +4,7 @@
     fragments = 50 non-overlapping 10 kb pieces per species (--per-species), spread over its genomes, half
                 reverse-complemented; 3 independent draws (--draws), every number averaged over them (quick: one
                 draw of 20 per species); genomes = the held-out bacterial/archaeal genomes of ../shared/data
-                (24 genomes, 19 species: mrl_dna/evaluate_heldout.py)
+                (24 genomes, 19 species: mrl_dna/evaluate/heldout.py)
     methods   = each --model NAME=DIR at every Matryoshka dim, then the baselines: canonical 4-mer and 6-mer
                 profiles, DNABERT-S's raw 256-d TNF, the v1 default model (bench/models/v1)
     metrics   = K-means ARI (K = number of species, init random, n_init 3, max_iter 1000, averaged over

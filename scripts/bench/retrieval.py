@@ -4,21 +4,21 @@
     database = one vector per held-out genome (all its records)
     queries  = fragments of those genomes (default 2 kb) at several divergences (substitutions + small
                indels, via mrl_dna.evolve.mutate), half reverse-complemented; the SAME fragments for
-               every method (mrl_dna.evaluate.make_fragments, seeded)
+               every method (mrl_dna.evaluate.retrieval.make_fragments, seeded)
     methods  = each --model NAME=DIR at each Matryoshka dim ('default' = the bundled model), a
                --no-matryoshka model at the same dims (--no-matryoshka-model), then --baselines: canonical 4-mer
                and 6-mer profiles (cosine), DNABERT-S's raw 256-d TNF, the v1 default model (bench/models/v1);
                sourmash (k=21, scaled, containment of the fragment in the genome) and mash (`mash dist`, k=21,
                sketch size -s) when installed (bench-only tools, never runtime dependencies: `pip install
                sourmash`, `apt-get install mash`)
-    metrics  = species top-1 and genome top-1 (mrl_dna.evaluate.retrieval_metrics): ties and no-hit
+    metrics  = species top-1 and genome top-1 (mrl_dna.evaluate.retrieval.retrieval_metrics): ties and no-hit
                (empty sketch, no shared hash) count as misses for every method
 
 Genome sets (--set):
     issue3  the 8 genomes (6 species) that the v1 default model was not trained on; species = MANIFEST.tsv's
             `group`; divergences 0/5/10/20% (issue 3's benchmark, unchanged)
     all     issue 11: every held-out bacterial/archaeal genome of ../shared/data (24 genomes, 19 species;
-            near-duplicates left out, labels checked: mrl_dna/evaluate_heldout.py); divergences 0/5/10/20/30%
+            near-duplicates left out, labels checked: mrl_dna/evaluate/heldout.py); divergences 0/5/10/20/30%
     small   --quick's subset of `all`: the 15 genomes <= 2.6 Mbp (13 species), 10 fragments per genome
 
 Example (issue 11, v1 model + baselines, ~3 min on 1 CPU thread):

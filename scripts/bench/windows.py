@@ -3,7 +3,7 @@
 
     references = the held-out genomes that have same-genus relatives (E. coli x3 + Salmonella, Caulobacter,
                  the Corynebacterium trio, two Methanobacterium, 8 Blochmannia, two Shewanella: 20 genomes,
-                 15 species; near-duplicates left out: mrl_dna/evaluate_heldout.py)
+                 15 species; near-duplicates left out: mrl_dna/evaluate/heldout.py)
     database   = their 2048 bp windows at stride 1000 (`mrl-dna embed --save-windows --window 2048 --stride 1000`)
     queries    = 2 kb fragments of the references at 0/5/10/20/30% divergence (mrl_dna.evolve.mutate:
                  substitutions + 10% small indels), half reverse-complemented, 50 per reference and divergence
