@@ -67,9 +67,9 @@ def embed_fasta(inputs: Sequence[str | Path], *, model, output: Path,
     when complete.
 
     options.per_file: one row per input FASTA instead of one per record (`embed --per-file`, see embed_files):
-    named after the file (inputs.genomes.genome_name), record ids may repeat across files; shards, resume and merge
-    then count files. options.regions: a BED file; each interval of the one input FASTA (plain or bgzip, read
-    through its index) is a record, named by the BED name column, else chrom:start-end (inputs/regions.py).
+    named after the file (inputs.genomes.genome_name), record ids may repeat across files; shards, resume and
+    merge then count files. options.regions: a BED file; each interval of the one input FASTA (plain or bgzip,
+    read through its index) is a record, named by the BED name column, else chrom:start-end (inputs/regions.py).
     The summary's `stages` holds the seconds of each pipeline stage."""
     t0 = time.perf_counter()
     times = StageTimes()
@@ -81,8 +81,8 @@ def embed_fasta(inputs: Sequence[str | Path], *, model, output: Path,
         first = FirstPass.of(inputs, options, streams)
     attrs = {**run_attrs(model, options, cfg, dev, inputs), "command": " ".join(sys.argv), **first.identity()}
     writer = _open_writer(output, attrs, model.info.dim, options, first)
-    kept = _Kept.of(writer)
     with writer, console.progress("embedding", first.total_bp) as bar:
+        kept = _Kept.of(writer)
         try:
             bar.advance(first.bases_of(kept.n))
             if options.per_file:
