@@ -19,15 +19,15 @@ Axis letters: n sequences, D the model's width, k a Matryoshka prefix width.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from mrl_dna import console, dna
-from mrl_dna.embed import embed_sequences
+from mrl_dna.embed import EmbedOptions, embed_sequences
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import Record
+from mrl_dna.inputs.fasta import Record
 from mrl_dna.model import ModelInfo
 from mrl_dna.model import load_model as _load_module
 from mrl_dna.store import EmbeddingStore
@@ -76,17 +76,14 @@ class Model:
                                   ("window", window, "bp"), ("stride", stride, "bp")):
             _check_whole(name, value, what)  # the rules of embed's options (--window 0 is refused, not the default)
         k = check_dim(dim, D, self.info.matryoshka_dims, width="the model's width")
-        size = window or self.info.window
-        batch_tokens = None  # embed's default for the device
-        if batch_size is not None:
-            batch_tokens = batch_size * size
+        options = EmbedOptions(window=window, stride=stride, max_n_fraction=max_n_fraction, device=device)
+        if batch_size is not None:  # else embed's default for the device
+            options = replace(options, batch_tokens=batch_size * options.window_config(self.info).size)
         records = list(_records(sequences))
         out = np.zeros((len(records), D), np.float32)  # (n, D)
         total = sum(len(r) for r in records)
         with (console.progress("encoding", total) if show_progress else _no_progress()) as bar:
-            for i, er in enumerate(embed_sequences(records, model=self.module, window=window, stride=stride,
-                                                   batch_tokens=batch_tokens, device=device,
-                                                   max_n_fraction=max_n_fraction, progress=bar)):
+            for i, er in enumerate(embed_sequences(records, model=self.module, options=options, progress=bar)):
                 out[i] = er.vector
         return out if k == D else truncate_normalize(out, k)
 

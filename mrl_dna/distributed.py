@@ -5,7 +5,7 @@ torchrun starts N copies of the same command and tells each which one it is thro
 (DESIGN.md "Scale"): it only reads that environment, opens torch's process group (gloo on CPU, nccl on CUDA,
 device cuda:LOCAL_RANK) and offers what the commands need: the collectives (barrier, a sum of counters, "did
 every rank succeed?") and, for training, DDP wrapping and gradient-sync control. One context for embed
-(`embed_distributed.py`) and train (`train/trainer.py`).
+(`embed/distributed.py`) and train (`train/trainer.py`).
 
     with distributed.session("auto") as ctx:      # ctx.world == 1 outside torchrun: every call is a no-op
         ...ctx.rank, ctx.device...

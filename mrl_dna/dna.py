@@ -14,7 +14,6 @@ import hashlib
 import numpy as np
 
 PAD, A, C, G, T, N = 4, 7, 8, 9, 10, 11
-VOCAB_SIZE = 12
 INVALID = 255
 BASES = (A, C, G, T)
 

@@ -3,7 +3,7 @@ free), how embedding spends it (`batch_threads`: whole batches in worker threads
 that no vector depends on the count) and glibc's allocator (kept from handing big blocks back to the OS
 between batches).
 
-Both were measured on the project's 2-core VM (bench/RESULTS.md, issue 16):
+Both were measured on the project's 2-core VM (bench/HISTORY.md, issue 16):
 - OpenMP threads beyond the free cores run several times slower than fewer threads (2 threads on a machine
   whose other core was busy embedded at 40 kbp/s, 1 thread at 231 kbp/s), so auto counts the cores that
   are idle over a short sample of /proc/stat before the work starts, within the process's CPU affinity and
@@ -167,7 +167,7 @@ def batch_threads() -> Iterator[int]:
     at 1 for n = 5..11 rows (a batch of 9 windows: `--batch-tokens 18432`, `encode(batch_size=9)`), up to 3e-8
     in a stored vector; the k-mer profile (integer counts), the pooling and the normalisation were the same at
     1, 2 and 3 threads. With one thread per op a vector cannot depend on the count, on any CPU; with torch's
-    ops releasing the GIL, batches in parallel kept the speed of 2 threads (bench/RESULTS.md, issue 22)."""
+    ops releasing the GIL, batches in parallel kept the speed of 2 threads (bench/HISTORY.md, issue 22)."""
     import torch
 
     before = torch.get_num_threads()

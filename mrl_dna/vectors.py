@@ -2,7 +2,8 @@
 `train.losses.truncate_normalize`, the same map on tensors).
 
 A prefix of width k is used as normalize(v[:k]) (DESIGN.md). Rows that are all zero (records without an
-embedding: empty or all N) stay zero, never NaN.
+embedding: empty or all N) stay zero, never NaN. Also the two checks of a prefix's use that every command
+shares: a cosine cut-off (`check_cosine`) and a width that is not a trained Matryoshka dim (`warn_untrained_dim`).
 """
 
 from __future__ import annotations
@@ -30,3 +31,11 @@ def check_cosine(value: float | None, option: str) -> float | None:
     if value is not None and not -1.0 <= value <= 1.0:
         raise OptionError(f"{option} {value:g} is not a cosine; give a value in -1..1 (e.g. 0.95)")
     return value
+
+
+def warn_untrained_dim(k: int, matryoshka_dims, warn, option: str = "--dim") -> None:
+    """The one warning for a prefix width that is not a trained Matryoshka dim (search, dist, cluster, export):
+    such a prefix is usable but was never trained to stand alone."""
+    dims = [int(d) for d in matryoshka_dims]
+    if int(k) not in dims:
+        warn(f"{option} {k} is not one of the model's trained Matryoshka dims {dims}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -13,12 +15,26 @@ import pytest
 import torch
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, ModelConfig
+from mrl_dna.model.config import EncoderConfig, ModelConfig
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.store import EmbeddedRecord, EmbeddingWriter
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_FA = REPO / "data" / "sample.fa"
+
+
+def script_module(relpath: str):
+    """A script of the checkout as a module, e.g. script_module("scripts/bench/cluster.py"); its folder goes on
+    sys.path first, as when it runs (the bench scripts import their shared `common` from there)."""
+    path = REPO / relpath
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    name = f"{path.parent.name}_{path.stem}"  # e.g. bench_cluster: never a top-level name of its own
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up there
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def shared_dir() -> Path:

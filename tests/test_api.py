@@ -12,7 +12,7 @@ import pytest
 import mrl_dna
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.fasta import read_fasta
+from mrl_dna.inputs.fasta import read_fasta
 from mrl_dna.vectors import truncate_normalize
 
 from conftest import REPO, random_dna

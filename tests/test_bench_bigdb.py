@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench_bigdb.py (the larger-than-RAM search benchmark) at toy size: the DB it builds is
+"""Smoke test of scripts/bench/bigdb.py (the larger-than-RAM search benchmark) at toy size: the DB it builds is
 a valid embedding file of the source's rows plus jittered copies, and its table scores each run against exact."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_bench_bigdb_builds_real_rows_then_copies_and_scores_runs(tiny_model_dir
     src, big = tmp_path / "src.h5", tmp_path / "big.h5"
     subprocess.run([sys.executable, "-m", "mrl_dna", "embed", str(small_fasta), "-o", str(src), "-q",
                     "--model", str(tiny_model_dir)], check=True)
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_bigdb.py"), "--vectors", str(src),
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench" / "bigdb.py"), "--vectors", str(src),
                         "--rows", "12", "--out", str(big), "--queries", str(small_fasta), "--run", ""],
                        capture_output=True, text=True, check=True)
     with EmbeddingStore.open(src) as s, EmbeddingStore.open(big) as b:

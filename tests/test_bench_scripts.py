@@ -1,14 +1,15 @@
-"""Smoke tests of the held-out benchmark scripts (scripts/bench_{cluster,retrieval,windows}.py) on the shared
+"""Smoke tests of the held-out benchmark scripts (scripts/bench/{cluster,retrieval,windows}.py) on the shared
 genomes: a few fragments, cheap methods only (the tiny random model, the 4-mer profile), markdown and JSON out."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
+
+from conftest import script_module
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -21,16 +22,13 @@ pytestmark = pytest.mark.shared_data
 def _script(name: str):
     if not (SHARED / "MANIFEST.tsv").is_file():
         pytest.skip(f"shared data not found at {SHARED} (set MRL_DNA_SHARED)")
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return script_module(f"scripts/bench/{name}.py")
 
 
 def test_bench_cluster_model_rows_at_every_dim_and_json(tiny_model_dir, tmp_path, capsys):
     pytest.importorskip("sklearn")
     out = tmp_path / "c.json"
-    _script("bench_cluster").main(["--model", f"tiny={tiny_model_dir}", "--baselines", "4mer", "--quick",
+    _script("cluster").main(["--model", f"tiny={tiny_model_dir}", "--baselines", "4mer", "--quick",
                                    "--per-species", "3", "--kmeans-seeds", "0", "--data", str(SHARED),
                                    "--json", str(out)])
     md = capsys.readouterr().out
@@ -44,7 +42,7 @@ def test_bench_cluster_model_rows_at_every_dim_and_json(tiny_model_dir, tmp_path
 
 def test_bench_retrieval_issue11_set(tmp_path, capsys):
     out = tmp_path / "r.json"
-    _script("bench_retrieval").main(["--set", "all", "--quick", "--no-model", "--baselines", "4mer",
+    _script("retrieval").main(["--set", "all", "--quick", "--no-model", "--baselines", "4mer",
                                      "--per-genome", "1", "--data", str(SHARED), "--json", str(out)])
     md = capsys.readouterr().out
     assert "genome set 'small'" in md and "species top-1 @30%" in md and "| 4-mer profile | 136 |" in md
@@ -52,14 +50,14 @@ def test_bench_retrieval_issue11_set(tmp_path, capsys):
 
 
 def test_bench_windows_quick_without_aligners(capsys):
-    _script("bench_windows").main(["--quick", "--no-model", "--baselines", "4mer", "--aligners", "none",
+    _script("windows").main(["--quick", "--no-model", "--baselines", "4mer", "--aligners", "none",
                                    "--per-genome", "1", "--divergence", "0", "--data", str(SHARED)])
     md = capsys.readouterr().out
     assert "12 references (10 species)" in md and "| 4-mer profile | 136 | 100.0 |" in md
 
 
 def test_bench_dist_times_each_run_on_the_first_rows(tmp_path, capsys):
-    """scripts/bench_dist.py on a 30-row file: each run's wall time, peak RSS and lines (no shared data needed)."""
+    """scripts/bench/dist.py on a 30-row file: each run's wall time, peak RSS and lines (no shared data needed)."""
     import shutil
 
     import numpy as np
@@ -71,9 +69,7 @@ def test_bench_dist_times_each_run_on_the_first_rows(tmp_path, capsys):
         pytest.skip("/usr/bin/time not installed (GNU time)")
     x = normalize_rows(np.random.default_rng(0).standard_normal((30, 16)))
     db = write_store(tmp_path / "db.h5", x, dims=(8, 16))
-    spec = importlib.util.spec_from_file_location("bench_dist", REPO / "scripts" / "bench_dist.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = script_module("scripts/bench/dist.py")
     mod.main([str(db), "--sizes", "20", "--big", "30", "--dim", "8", "--min-sim", "0.2", "--json", str(tmp_path / "d.json")])
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and r[2].isdigit()]
     assert len(rows) == 5 and "| 20 | A A, --dim 8 -> /dev/null | 400 | 400 |" in rows[0]

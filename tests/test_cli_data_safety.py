@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from mrl_dna import console
-from mrl_dna.embed import embed_fasta
+from mrl_dna.embed import EmbedOptions, embed_fasta
 from mrl_dna.errors import OptionError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, EmbeddingWriter, partial_path
@@ -54,7 +54,7 @@ def _reference(fa: Path, model_dir: Path, out: Path, **kw) -> Path:
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        embed_fasta([fa], model=load_model(model_dir), output=out, device="cpu", **kw)
+        embed_fasta([fa], model=load_model(model_dir), output=out, options=EmbedOptions(device="cpu", **kw))
     finally:
         torch.set_num_threads(prev)
     return out
@@ -487,7 +487,7 @@ def test_outputs_named_gz_are_gzip_or_refused(tmp_path, tiny_model_dir, good_fa,
 
 def test_eval_report_and_plot_over_existing_files_need_force_before_any_work(tmp_path, good_fa, capsys, monkeypatch):
     """`eval -o` replaced an existing file; --plot and --device were checked only after minutes of work."""
-    import mrl_dna.evaluate as ev
+    import mrl_dna.evaluate.retrieval as ev
 
     def no_work(*a, **k):
         raise AssertionError("the benchmark started before the options were checked")
@@ -598,7 +598,7 @@ def test_many_short_records_give_a_few_warnings_and_a_count(tmp_path, tiny_model
 
 def test_a_query_shorter_than_16_bp_is_searched_with_embeds_warning(tmp_path, tiny_model_dir, good_fa, capsys):
     """Issue 22.16: a 1 bp query got a hit with no word, while embed warns below 16 bp. Now search warns the same
-    way (embed.ShortRecords: the first five named, then a count) and still searches them."""
+    way (embed.records.ShortRecords: the first five named, then a count) and still searches them."""
     db = tmp_path / "db.h5"
     assert run_cli(embed_args([good_fa], db, tiny_model_dir), capsys)[0] == 0
     q = tmp_path / "q.fa"

@@ -379,7 +379,7 @@ def test_messages_name_the_right_file_width_and_dim(tmp_path, tiny_model_dir, go
     """Issue 22.18: `dist -o DIR` suggested DIR/embeddings.h5 for a TSV (issue 23: export's own copy of the output
     checks said it in other words; it now runs store.textout's); `encode(dim=1024)` spoke of "this
     file's width" (it is the model's); `export --dim 7` gave no "not a trained Matryoshka dim" warning, which
-    search and dist give (now all from config.warn_untrained_dim)."""
+    search and dist give (now all from vectors.warn_untrained_dim)."""
     import mrl_dna
     from mrl_dna.errors import ConfigError
 

@@ -39,7 +39,7 @@ def _markers(tmp_path, rng, *, heldout_seq=None):
 
 
 def _read(path):
-    from mrl_dna.fasta import read_fasta
+    from mrl_dna.inputs.fasta import read_fasta
 
     return {r.id: dna.decode(r.tokens) for r in read_fasta([path])}
 

@@ -6,14 +6,16 @@ import os
 import threading
 
 import h5py
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mrl_dna import dna
-from mrl_dna.embed import embed_fasta, embed_sequences
-from mrl_dna.shards import parse_shard, shard_records
+from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
+from mrl_dna.store.shards import parse_shard, shard_records
 from mrl_dna.errors import ConfigError, StoreError
-from mrl_dna.fasta import Record, read_fasta
+from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores, partial_path
 
 from conftest import assert_same_datasets, named_pipe, random_dna
@@ -25,8 +27,9 @@ def _rec(rid, seq):
 
 def test_file_round_trip_equals_in_memory_vectors(tmp_path, tiny_model, small_fasta):
     out = tmp_path / "e.h5"
-    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu", batch_tokens=600)
-    mem = list(embed_sequences(read_fasta([small_fasta]), model=tiny_model, device="cpu", batch_tokens=100000))
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, options=EmbedOptions(device="cpu", batch_tokens=600))
+    mem = list(embed_sequences(read_fasta([small_fasta]), model=tiny_model,
+                               options=EmbedOptions(device="cpu", batch_tokens=100000)))
     store = EmbeddingStore.open(out)
     assert list(store.ids) == [r.id for r in mem] == ["a", "b", "c", "d", "e"]
     assert s.records == 5 and s.bp == sum(r.length for r in mem)
@@ -38,23 +41,27 @@ def test_file_round_trip_equals_in_memory_vectors(tmp_path, tiny_model, small_fa
 
 
 def test_same_vector_alone_or_with_others(tiny_model, small_fasta):
-    together = {r.id: r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model, batch_tokens=2000)}
+    together = {r.id: r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model,
+                                                        options=EmbedOptions(batch_tokens=2000, device="cpu"))}
     for rec in read_fasta([small_fasta]):
-        alone = next(embed_sequences([rec], model=tiny_model, batch_tokens=256))
+        alone = next(embed_sequences([rec], model=tiny_model, options=EmbedOptions(batch_tokens=256, device="cpu")))
         np.testing.assert_allclose(alone.vector, together[rec.id], rtol=1e-5, atol=1e-6)
 
 
 def test_record_vector_is_rc_invariant(tiny_model):
     rng = np.random.default_rng(7)
     seq = random_dna(rng, 1500) + "NNNN" + random_dna(rng, 77)
-    fwd, rc = embed_sequences([_rec("x", seq), Record("y", "", dna.revcomp(dna.encode(seq)), "t")], model=tiny_model)
+    fwd, rc = embed_sequences([_rec("x", seq), Record("y", "", dna.revcomp(dna.encode(seq)), "t")], model=tiny_model,
+                              options=EmbedOptions(device="cpu"))
     cos = float(fwd.vector @ rc.vector)
     assert cos >= 0.99999
 
 
 def test_deterministic_identical_runs(tmp_path, tiny_model, small_fasta):
-    a = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model)]
-    b = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model)]
+    a = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model,
+                                           options=EmbedOptions(device="cpu"))]
+    b = [r.vector for r in embed_sequences(read_fasta([small_fasta]), model=tiny_model,
+                                           options=EmbedOptions(device="cpu"))]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
@@ -62,7 +69,7 @@ def test_empty_and_all_n_records_are_recorded_not_dropped(tmp_path, tiny_model, 
     fa = tmp_path / "x.fa"
     fa.write_text(">good\n" + "ACGT" * 100 + "\n>empty\n>alln\n" + "N" * 500 + "\n>mostlyN\nACGTACGTAC" + "N" * 900 + "\n")
     out = tmp_path / "x.h5"
-    s = embed_fasta([fa], model=tiny_model, output=out, device="cpu")
+    s = embed_fasta([fa], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
     assert (s.empty, s.all_n) == (1, 2)
     store = EmbeddingStore.open(out)
     assert list(store.ids) == ["good", "empty", "alln", "mostlyN"]
@@ -79,7 +86,7 @@ class _Boom(Exception):
 
 def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_fasta, monkeypatch):
     ref = tmp_path / "ref.h5"
-    embed_fasta([small_fasta], model=tiny_model, output=ref, device="cpu")
+    embed_fasta([small_fasta], model=tiny_model, output=ref, options=EmbedOptions(device="cpu"))
     out = tmp_path / "out.h5"
     import mrl_dna.store as store_mod
 
@@ -93,15 +100,15 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
         raise _Boom()
 
     monkeypatch.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
 
     monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 1)
     with pytest.raises(_Boom):
-        embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+        embed_fasta([small_fasta], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
     assert not out.exists() and (tmp_path / "out.h5.partial").exists()
     assert EmbeddingStore.open(tmp_path / "out.h5.partial", allow_incomplete=True).n == 2
     monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
-    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
     assert s.records == 5
     a, b = EmbeddingStore.open(ref), EmbeddingStore.open(out)
     assert list(a.ids) == list(b.ids)
@@ -110,7 +117,7 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
 
 def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
     """Run `run()` with one record per flush, dying (as a kill between flushes) after n_appends flushes."""
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
@@ -148,7 +155,8 @@ def test_resume_refuses_an_input_whose_embedded_record_changed(tmp_path, tiny_mo
     fa = tmp_path / "in.fa"
     fa.write_text(small_fasta.read_text())
     out = tmp_path / "out.h5"
-    _interrupt_after(2, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out,
+                                                         options=EmbedOptions(device="cpu")))
     def saved():
         with EmbeddingStore.open(tmp_path / "out.h5.partial", allow_incomplete=True) as s:
             return s.ids, s.read(normalize=False)
@@ -167,7 +175,7 @@ def test_resume_refuses_an_input_whose_embedded_record_changed(tmp_path, tiny_mo
     assert not out.exists() and after[0] == before[0] == ["a", "b"] and np.array_equal(after[1], before[1])
     assert cli(*args, "--restart", "-q")[0] == 0
     fresh = tmp_path / "fresh.h5"
-    embed_fasta([fa], model=tiny_model, output=fresh, device="cpu")
+    embed_fasta([fa], model=tiny_model, output=fresh, options=EmbedOptions(device="cpu"))
     from conftest import assert_same_datasets
 
     assert_same_datasets(fresh, out)
@@ -182,11 +190,12 @@ def test_resume_refuses_an_input_changed_after_the_records_already_embedded(tmp_
     fa = tmp_path / "in.fa"
     fa.write_text(small_fasta.read_text())
     out = tmp_path / "out.h5"
-    _interrupt_after(1, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out,
+                                                         options=EmbedOptions(device="cpu")))
     _edit(fa, "d", lambda s: s + "ACGT")
     with pytest.raises(InputError, match=r"it was 5 records, 3,513 bp, and is 5 records, 3,517 bp now; the 1 records "
                                          "already embedded are unchanged"):
-        embed_fasta([fa], model=tiny_model, output=out, device="cpu")
+        embed_fasta([fa], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
 
 
 def test_a_partial_without_rows_is_started_over_and_records_this_runs_input(tmp_path, tiny_model, small_fasta,
@@ -196,9 +205,10 @@ def test_a_partial_without_rows_is_started_over_and_records_this_runs_input(tmp_
     fa = tmp_path / "in.fa"
     fa.write_text(small_fasta.read_text())
     out = tmp_path / "out.h5"
-    _interrupt_after(0, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out, device="cpu"))
+    _interrupt_after(0, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out,
+                                                         options=EmbedOptions(device="cpu")))
     _edit(fa, "d", lambda s: s + "ACGT")
-    s = embed_fasta([fa], model=tiny_model, output=out, device="cpu", window=128)
+    s = embed_fasta([fa], model=tiny_model, output=out, options=EmbedOptions(device="cpu", window=128))
     assert (s.resumed, s.records) == (0, 5)
     with EmbeddingStore.open(out) as st:
         assert (st.attrs["input_bp"], st.attrs["window"]) == (3517, 128)
@@ -207,14 +217,14 @@ def test_a_partial_without_rows_is_started_over_and_records_this_runs_input(tmp_
 def test_resume_per_file_refuses_a_file_whose_bases_changed(tmp_path, tiny_model, genome_files, monkeypatch):
     from mrl_dna.errors import InputError
 
-    kw = dict(model=tiny_model, device="cpu", per_file=True)
+    opts = EmbedOptions(device="cpu", per_file=True)
     gb = genome_files[1]
     out = tmp_path / "g.h5"
     files = [gb, genome_files[2]]
-    _interrupt_after(1, monkeypatch, lambda: embed_fasta(files, output=out, **kw))
+    _interrupt_after(1, monkeypatch, lambda: embed_fasta(files, model=tiny_model, output=out, options=opts))
     _edit(gb, "contig_1", lambda s: s[::-1])  # same name, same length, other bases
     with pytest.raises(InputError, match="file 1 'gB' has other records or bases than the one it holds"):
-        embed_fasta(files, output=out, **kw)
+        embed_fasta(files, model=tiny_model, output=out, options=opts)
 
 
 def test_resume_of_a_partial_without_checksums_warns_that_bases_are_not_checked(tmp_path, tiny_model, small_fasta,
@@ -223,10 +233,11 @@ def test_resume_of_a_partial_without_checksums_warns_that_bases_are_not_checked(
     import h5py
 
     out = tmp_path / "out.h5"
-    _interrupt_after(2, monkeypatch, lambda: embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu"))
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([small_fasta], model=tiny_model, output=out,
+                                                         options=EmbedOptions(device="cpu")))
     with h5py.File(tmp_path / "out.h5.partial", "r+") as f:
         del f["checksum"]
-    s = embed_fasta([small_fasta], model=tiny_model, output=out, device="cpu")
+    s = embed_fasta([small_fasta], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
     assert s.resumed == 2 and "without per-record checksums: resuming it checks only the names and lengths of the 2 " \
         "records" in capsys.readouterr().err
 
@@ -245,11 +256,11 @@ def test_shards_merge_to_the_single_run(tmp_path, tiny_model, small_fasta):
     from mrl_dna.store import merge_stores
 
     single = tmp_path / "all.h5"
-    embed_fasta([small_fasta], model=tiny_model, output=single, device="cpu")
+    embed_fasta([small_fasta], model=tiny_model, output=single, options=EmbedOptions(device="cpu"))
     shards = []
     for i in (2, 1, 3):
         p = tmp_path / f"s{i}.h5"
-        embed_fasta([small_fasta], model=tiny_model, output=p, device="cpu", shard=(i, 3))
+        embed_fasta([small_fasta], model=tiny_model, output=p, options=EmbedOptions(device="cpu", shard=(i, 3)))
         shards.append(p)
     merged = tmp_path / "merged.h5"
     merge_stores(shards, merged)
@@ -312,7 +323,8 @@ def test_per_file_row_is_the_centroid_of_all_the_files_windows(tmp_path, tiny_mo
     import torch
 
     out = tmp_path / "pf.h5"
-    s = embed_fasta(genome_files, model=tiny_model, output=out, device="cpu", save_windows=True, per_file=True)
+    s = embed_fasta(genome_files, model=tiny_model, output=out,
+                    options=EmbedOptions(device="cpu", save_windows=True, per_file=True))
     assert (s.records, s.contigs, s.all_n) == (3, 5, 1)
     st = EmbeddingStore.open(out)
     assert st.per_file and st.ids == ["gA", "gB", "gN"] and list(st.lengths) == [1400, 700, 600]
@@ -322,7 +334,7 @@ def test_per_file_row_is_the_centroid_of_all_the_files_windows(tmp_path, tiny_mo
     assert list(c.length) == [1100, 300, 0, 700, 600]
     # the file's windows are its records' windows, on their contigs, with the vectors of a record-level run
     ref = tmp_path / "ref.h5"
-    embed_fasta([genome_files[0]], model=tiny_model, output=ref, device="cpu", save_windows=True)
+    embed_fasta([genome_files[0]], model=tiny_model, output=ref, options=EmbedOptions(device="cpu", save_windows=True))
     rw = EmbeddingStore.open(ref).windows()
     gA = w.record == 0
     assert np.array_equal(w.start[gA], rw.start) and np.array_equal(w.end[gA], rw.end)
@@ -343,7 +355,7 @@ def test_per_file_row_is_the_centroid_of_all_the_files_windows(tmp_path, tiny_mo
     np.testing.assert_allclose(st.read()[0], want / np.linalg.norm(want), atol=2e-6)
     # a file of one record: exactly that record's vector (head then pool over the same windows)
     one = tmp_path / "one.h5"
-    embed_fasta([genome_files[1]], model=tiny_model, output=one, device="cpu")
+    embed_fasta([genome_files[1]], model=tiny_model, output=one, options=EmbedOptions(device="cpu"))
     assert np.array_equal(st.read(normalize=False)[1], EmbeddingStore.open(one).read(normalize=False)[0])
 
 
@@ -352,16 +364,16 @@ def test_per_file_shards_merge_and_resume_equal_one_run_bitwise(tmp_path, tiny_m
 
     from conftest import assert_same_file
 
-    kw = dict(model=tiny_model, device="cpu", save_windows=True, per_file=True)
+    opts = EmbedOptions(device="cpu", save_windows=True, per_file=True)
     single = tmp_path / "single.h5"
-    embed_fasta(genome_files, output=single, **kw)
+    embed_fasta(genome_files, model=tiny_model, output=single, options=opts)
     parts = [tmp_path / f"s{i}.h5" for i in (1, 2)]
     for i, p in enumerate(parts, 1):
-        embed_fasta(genome_files, output=p, shard=(i, 2), **kw)
+        embed_fasta(genome_files, model=tiny_model, output=p, options=replace(opts, shard=(i, 2)))
     assert [EmbeddingStore.open(p).n for p in parts] == [1, 2]  # by bases: gA (1,400 bp) | gB, gN
     merge_stores(parts[::-1], tmp_path / "merged.h5")
     assert_same_file(single, tmp_path / "merged.h5")
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
@@ -376,9 +388,9 @@ def test_per_file_shards_merge_and_resume_equal_one_run_bitwise(tmp_path, tiny_m
     monkeypatch.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
     out = tmp_path / "resumed.h5"
     with pytest.raises(_Boom):
-        embed_fasta(genome_files, output=out, **kw)
+        embed_fasta(genome_files, model=tiny_model, output=out, options=opts)
     monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
-    s = embed_fasta(genome_files, output=out, **kw)
+    s = embed_fasta(genome_files, model=tiny_model, output=out, options=opts)
     assert (s.resumed, s.records) == (1, 3)
     assert_same_file(single, out)
 
@@ -479,7 +491,7 @@ def test_resume_refuses_a_partial_of_another_batch_shape_or_device(tmp_path, cli
 def test_merge_refuses_shards_of_two_devices(tmp_path, tiny_model, small_fasta):
     parts = [tmp_path / f"p{i}.h5" for i in (1, 2)]
     for i, part in enumerate(parts, 1):
-        embed_fasta([small_fasta], model=tiny_model, output=part, device="cpu", shard=(i, 2))
+        embed_fasta([small_fasta], model=tiny_model, output=part, options=EmbedOptions(device="cpu", shard=(i, 2)))
     with h5py.File(parts[1], "r+") as f:  # as a GPU node of the same array job would have written it
         f.attrs["numerics"] = "cuda (NVIDIA H100 80GB HBM3, bf16 autocast); 1,048,576 bases per batch"
     with pytest.raises(StoreError, match=r"differ in numerics \(cpu; 65,536 bases per batch vs cuda \(NVIDIA H100"):

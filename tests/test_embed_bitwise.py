@@ -20,13 +20,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mrl_dna import dna, runtime
-from mrl_dna.embed import bucket_length, embed_fasta, embed_sequences
-from mrl_dna.pipeline import _HOLD_BATCHES
-from mrl_dna.fasta import Record, read_fasta
+from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
+from mrl_dna.embed.pipeline import bucket_length
+from mrl_dna.embed.pipeline import _HOLD_BATCHES
+from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores
 
 from conftest import SAMPLE_FA, random_dna
@@ -68,7 +71,7 @@ def _embed_all_ways(out: Path) -> None:
     """Run as `python tests/test_embed_bitwise.py OUT`: every layout at torch.set_num_threads(2)."""
     import torch
 
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
     from conftest import tiny_config
     from mrl_dna.model import MrlDnaModel
@@ -82,20 +85,23 @@ def _embed_all_ways(out: Path) -> None:
     for layout, batches in (("together", [recs]), ("alone", [[r] for r in recs]), ("reversed", [recs[::-1]]),
                             ("shuffled", [[recs[i] for i in np.random.default_rng(0).permutation(len(recs))]])):
         for batch in batches:
-            for r in embed_sequences(batch, model=model, batch_tokens=BATCH):
+            for r in embed_sequences(batch, model=model, options=EmbedOptions(batch_tokens=BATCH, device="cpu")):
                 vectors[f"{layout}/{r.id}"] = r.vector
     torch.set_num_threads(1)  # --threads auto picks 1 or 2 on a 2-core machine: the same bits (issue 16)
-    for r in embed_sequences(recs, model=model, batch_tokens=BATCH, save_windows=True):
+    for r in embed_sequences(recs, model=model,
+                             options=EmbedOptions(batch_tokens=BATCH, save_windows=True, device="cpu")):
         vectors[f"one_thread/{r.id}"] = r.vector
     torch.set_num_threads(2)
     np.savez(out / "vectors.npz", **vectors)
 
     for src in (fa, tail_fasta(out / "tail.fa")):
-        embed_fasta([src], model=model, output=out / f"{src.stem}.h5", device="cpu", batch_tokens=BATCH)
+        embed_fasta([src], model=model, output=out / f"{src.stem}.h5",
+                    options=EmbedOptions(device="cpu", batch_tokens=BATCH))
         for n in (2, 3):
             parts = [out / f"{src.stem}.{i}of{n}.h5" for i in range(1, n + 1)]
             for i, part in enumerate(parts, 1):
-                embed_fasta([src], model=model, output=part, device="cpu", shard=(i, n), batch_tokens=BATCH)
+                embed_fasta([src], model=model, output=part,
+                            options=EmbedOptions(device="cpu", shard=(i, n), batch_tokens=BATCH))
             merge_stores(parts, out / f"{src.stem}.merged{n}.h5")
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
@@ -109,11 +115,13 @@ def _embed_all_ways(out: Path) -> None:
     embed_mod._FLUSH_RECORDS = 3
     store_mod.EmbeddingWriter.append = dies_after_two_flushes
     try:
-        embed_fasta([fa], model=model, output=out / "resumed.h5", device="cpu", batch_tokens=BATCH)
+        embed_fasta([fa], model=model, output=out / "resumed.h5",
+                    options=EmbedOptions(device="cpu", batch_tokens=BATCH))
     except KeyboardInterrupt:
         pass
     store_mod.EmbeddingWriter.append = real_append
-    s = embed_fasta([fa], model=model, output=out / "resumed.h5", device="cpu", batch_tokens=BATCH)
+    s = embed_fasta([fa], model=model, output=out / "resumed.h5",
+                    options=EmbedOptions(device="cpu", batch_tokens=BATCH))
     assert s.resumed == 6, s
 
 
@@ -124,7 +132,7 @@ def _default_model_at_each_thread_count(out: Path) -> None:
     import torch
 
     import mrl_dna
-    import mrl_dna.embed as embed_mod
+    import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
     runtime.available_cpus = lambda: max(THREADS)  # 3 threads are 3 batch workers even on a 2-core machine
@@ -137,14 +145,16 @@ def _default_model_at_each_thread_count(out: Path) -> None:
     for i in range(3):  # --per-file: genomes of several contigs
         files.append(out / f"genome{i}.fa")
         files[-1].write_text("".join(f">c{j}\n{q}\n" for j, q in enumerate(seqs[i::3])))
-    kw = dict(model=model.module, device="cpu", batch_tokens=NINE_WINDOWS)
+    m, opts = model.module, EmbedOptions(device="cpu", batch_tokens=NINE_WINDOWS)
     for t in THREADS:
         torch.set_num_threads(t)
-        embed_fasta([fa], output=out / f"records.t{t}.h5", save_windows=True, **kw)
-        embed_fasta(files, output=out / f"files.t{t}.h5", save_windows=True, per_file=True, **kw)
-        embed_fasta([fa], output=out / f"default.t{t}.h5", model=model.module, device="cpu")  # 32 windows per batch
+        embed_fasta([fa], model=m, output=out / f"records.t{t}.h5", options=replace(opts, save_windows=True))
+        embed_fasta(files, model=m, output=out / f"files.t{t}.h5",
+                    options=replace(opts, save_windows=True, per_file=True))
+        embed_fasta([fa], model=m, output=out / f"default.t{t}.h5",
+                    options=EmbedOptions(device="cpu"))  # 32 windows a batch
         np.save(out / f"encode.t{t}.npy", model.encode(_sequences(fa), batch_size=9))
-        embed_fasta([fa], output=out / f"shard{t}of3.h5", shard=(t, 3), **kw)
+        embed_fasta([fa], model=m, output=out / f"shard{t}of3.h5", options=replace(opts, shard=(t, 3)))
     merge_stores([out / f"shard{t}of3.h5" for t in THREADS], out / "shards.merged.h5")
 
     real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
@@ -168,12 +178,12 @@ def _default_model_at_each_thread_count(out: Path) -> None:
     store_mod.EmbeddingWriter.append = dies_after_two_flushes
     torch.set_num_threads(1)
     try:
-        embed_fasta([fa], output=out / "resumed.threads.h5", save_windows=True, **kw)
+        embed_fasta([fa], model=m, output=out / "resumed.threads.h5", options=replace(opts, save_windows=True))
     except KeyboardInterrupt:
         pass
     store_mod.EmbeddingWriter.append = real_append
     torch.set_num_threads(2)
-    s = embed_fasta([fa], output=out / "resumed.threads.h5", save_windows=True, **kw)
+    s = embed_fasta([fa], model=m, output=out / "resumed.threads.h5", options=replace(opts, save_windows=True))
     assert s.resumed == 6, s
 
 
@@ -282,7 +292,8 @@ def test_batches_have_one_shape_per_window_length(tiny_model, tmp_path, monkeypa
         return real(tokens, lengths)
 
     monkeypatch.setattr(tiny_model, "window_vectors", spy)
-    list(embed_sequences(read_fasta([mixed_fasta(tmp_path / "m.fa")]), model=tiny_model, batch_tokens=BATCH))
+    list(embed_sequences(read_fasta([mixed_fasta(tmp_path / "m.fa")]), model=tiny_model,
+                         options=EmbedOptions(batch_tokens=BATCH, device="cpu")))
     assert shapes and all(rows == BATCH // L for rows, L in shapes), shapes
     assert {L for _, L in shapes} == {bucket_length(min(n, 256), 256) for n in LENGTHS}
 
@@ -312,7 +323,7 @@ def test_a_record_waiting_in_a_part_filled_batch_does_not_hold_all_later_records
             read.append(r.id)
             yield r
 
-    first = next(embed_sequences(source(), model=tiny_model, batch_tokens=BATCH))
+    first = next(embed_sequences(source(), model=tiny_model, options=EmbedOptions(batch_tokens=BATCH, device="cpu")))
     held = _HOLD_BATCHES * BATCH // 2000 + 2  # records of 2,000 bp held behind it: 128 batches of 1,024 bases
     assert first.id == "short" and len(read) <= held < len(recs)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, ModelConfig, Patch
+from mrl_dna.model.config import EncoderConfig, ModelConfig, Patch
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.model.encoder import Stem, flip_valid, revcomp_tokens
@@ -58,7 +58,7 @@ def test_revcomp_tokens_matches_numpy(rng=np.random.default_rng(0)):
 
 
 def test_mamba1_mixer_is_rc_invariant_and_padding_independent():
-    from mrl_dna.config import EncoderConfig, Mixer
+    from mrl_dna.model.config import EncoderConfig, Mixer
 
     torch.manual_seed(3)
     enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=1, d_state=4, mixer=Mixer.mamba1)

@@ -1,4 +1,4 @@
-"""Fragment-retrieval benchmark (mrl_dna/evaluate.py) and the `mrl-dna eval` command (mrl_dna/cli/eval.py)."""
+"""Fragment-retrieval benchmark (mrl_dna/evaluate/retrieval.py, report.py) and the `mrl-dna eval` command (mrl_dna/cli/eval.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_report as er
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import report as er
 from mrl_dna.dna import BASES, decode
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.genomes import manifest_group, read_groups
+from mrl_dna.inputs.genomes import manifest_group, read_groups
 from mrl_dna.kmer import KmerEmbedder, kmer_counts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -196,7 +196,7 @@ def test_cli_missing_model_dir_is_one_line(genome_files, tmp_path, capsys):
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random, very small mrl-dna model (dims 4, 8; 512 bp windows): enough to run the model path."""
     torch = pytest.importorskip("torch")
-    from mrl_dna.config import EncoderConfig, ModelConfig
+    from mrl_dna.model.config import EncoderConfig, ModelConfig
     from mrl_dna.model import MrlDnaModel
 
     torch.manual_seed(0)

@@ -1,12 +1,12 @@
-"""Species clustering benchmark (mrl_dna/evaluate_cluster.py): fragments, K-means ARI, leave-one-out 1-NN."""
+"""Species clustering benchmark (mrl_dna/evaluate/cluster.py): fragments, K-means ARI, leave-one-out 1-NN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_cluster as ec
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import cluster as ec
 from mrl_dna.dna import BASES, N, revcomp
 from mrl_dna.errors import ConfigError
 from mrl_dna.kmer import KmerEmbedder

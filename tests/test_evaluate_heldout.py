@@ -1,4 +1,4 @@
-"""The held-out genome set of issue 11's benchmarks (mrl_dna/evaluate_heldout.py): labels, sets, loading."""
+"""The held-out genome set of issue 11's benchmarks (mrl_dna/evaluate/heldout.py): labels, sets, loading."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mrl_dna import evaluate_heldout as eh
+from mrl_dna.evaluate import heldout as eh
 from mrl_dna.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ if not SHARED.is_dir() and os.environ.get("MRL_DNA_SHARED"):
 
 
 def test_species_labels_are_default_groups_except_the_documented_changes():
-    with open(REPO / "scripts" / "default_groups.tsv", newline="") as fh:
+    with open(REPO / "scripts" / "data" / "default_groups.tsv", newline="") as fh:
         rows = [r for r in csv.reader(fh, delimiter="\t") if r and not r[0].startswith("#")]
     groups = {r[0]: r[1] for r in rows[1:]}
     for f, sp in eh.SPECIES.items():
@@ -54,3 +54,9 @@ def test_load_set_from_shared_data():
 def test_load_set_names_a_missing_manifest(tmp_path):
     with pytest.raises(InputError, match=r"MANIFEST.tsv not found; pass --data DIR"):
         eh.load_set("all", tmp_path)
+
+
+def test_shared_data_dir_is_beside_the_checkout(monkeypatch):
+    """After evaluate_heldout.py moved into mrl_dna/evaluate/, its default data folder pointed inside the checkout."""
+    monkeypatch.delenv("MRL_DNA_SHARED", raising=False)
+    assert eh.shared_data_dir() == REPO.parent / "shared" / "data"

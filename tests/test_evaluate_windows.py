@@ -1,4 +1,4 @@
-"""Fragment -> window retrieval (mrl_dna/evaluate_windows.py): windows, hit judging, aligner output parsing."""
+"""Fragment -> window retrieval (mrl_dna/evaluate/windows.py): windows, hit judging, aligner output parsing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_windows as ew
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import windows as ew
 from mrl_dna.dna import BASES, N
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.windows import WindowConfig, split_windows
@@ -121,11 +121,9 @@ def test_model_windows_are_embeds_saved_windows(genomes, tiny_model):
 
 def test_windows_through_the_store_are_embed_sequences_windows_and_search_finds_the_same(genomes, tiny_model, tmp_path):
     """store_dir: a model's windows come from the HDF5 `mrl-dna embed --save-windows` writes, equal bit for bit
-    to embed_sequences'; `search --level windows -k 1` on that file (scripts/bench_windows.py --via-search) gives
+    to embed_sequences'; `search --level windows -k 1` on that file (scripts/bench/windows.py --via-search) gives
     the same species/locus numbers as the in-memory scoring, and its window is the brute-force argmax."""
-    import importlib.util
-
-    from conftest import REPO
+    from conftest import script_module
 
     m = ev.model_method(tiny_model, "tiny")
     # the model's own window (as the real benchmark's 2 kb): the in-memory queries are embedded with it, and
@@ -139,9 +137,7 @@ def test_windows_through_the_store_are_embed_sequences_windows_and_search_finds_
                           ew.embed_windows(m, genomes, w, cfg))
     assert [(s.dim, s.species_top1, s.locus_top1) for s in rep.scores] == [(s.dim, s.species_top1, s.locus_top1)
                                                                            for s in mem.scores]
-    spec = importlib.util.spec_from_file_location("bench_windows", REPO / "scripts" / "bench_windows.py")
-    bw = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bw)
+    bw = script_module("scripts/bench/windows.py")
     notes = bw.via_search(rep, [m], genomes, fr, tmp_path, device="cpu")
     n = len(fr)
     assert notes == [f"tiny: search --level windows returned the brute-force argmax window for 4: {n}/{n}, "

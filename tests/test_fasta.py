@@ -18,10 +18,10 @@ from Bio import bgzf  # a declared dependency (pyfaidx reads gzip through it): n
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mrl_dna.fasta as fasta
+import mrl_dna.inputs.fasta as fasta
 from mrl_dna import dna
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import Record, is_stream, read_fasta, record_lengths
+from mrl_dna.inputs.fasta import Record, is_stream, read_fasta, record_lengths
 
 from conftest import named_pipe
 

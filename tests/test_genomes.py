@@ -1,9 +1,9 @@
-"""mrl_dna/genomes.py: genome names, discovery of genome files, the one group TSV reader and its lookups."""
+"""mrl_dna/inputs/genomes.py: genome names, discovery of genome files, the one group TSV reader and its lookups."""
 
 import pytest
 
 from mrl_dna.errors import InputError
-from mrl_dna.genomes import expand_inputs, genome_name, group_of, read_groups
+from mrl_dna.inputs.genomes import expand_inputs, genome_name, group_of, read_groups
 
 
 def test_genome_name_strips_fasta_and_compression_suffixes():

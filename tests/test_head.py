@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import pytest
 
 from conftest import shared_dir, tiny_config
-from mrl_dna.config import Pooling
+from mrl_dna.model.config import Pooling
 from mrl_dna.model import CaduceusMrlModel, MrlDnaModel
 from mrl_dna.model.head import matryoshka_head
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna.embed_distributed import shard_output
-from mrl_dna.embed import embed_fasta
+from mrl_dna.embed.distributed import shard_output
+from mrl_dna.embed import EmbedOptions, embed_fasta
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.model import load_model
 from mrl_dna.store import EmbeddingStore, partial_path
@@ -93,7 +93,8 @@ def test_torchrun_a_failing_rank_stops_every_rank_with_one_line(tmp_path, tiny_m
     fa = _fasta(tmp_path / "in.fa", 12, seed=4, special=False)
     other = _fasta(tmp_path / "other.fa", 12, seed=5, special=False)
     out = tmp_path / "out.h5"
-    embed_fasta([other], model=tiny_model, output=shard_output(out, 1, 2), device="cpu", shard=(2, 2))
+    embed_fasta([other], model=tiny_model, output=shard_output(out, 1, 2),
+                options=EmbedOptions(device="cpu", shard=(2, 2)))
     r = _torchrun(2, "embed", fa, "-o", out, "-m", tiny_model_dir)
     assert r.returncode != 0
     errors = [line for line in r.stderr.splitlines() if line.startswith("mrl-dna: error: ")]
@@ -158,7 +159,7 @@ def test_kill_minus_9_at_several_moments_then_rerun_is_bitwise_identical(tmp_pat
     prev = torch.get_num_threads()
     torch.set_num_threads(1)  # the same thread count as the subprocesses
     try:
-        embed_fasta([fa], model=load_model(tiny_model_dir), output=ref, device="cpu")
+        embed_fasta([fa], model=load_model(tiny_model_dir), output=ref, options=EmbedOptions(device="cpu"))
     finally:
         torch.set_num_threads(prev)
     assert_same_datasets(ref, out)
@@ -169,7 +170,7 @@ def test_kill_minus_9_at_several_moments_then_rerun_is_bitwise_identical(tmp_pat
 def test_flush_records_env_is_checked(tmp_path, tiny_model, small_fasta, monkeypatch):
     monkeypatch.setenv("MRL_DNA_FLUSH_RECORDS", "0")
     with pytest.raises(ConfigError, match="MRL_DNA_FLUSH_RECORDS='0' must be a whole number >= 1"):
-        embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "x.h5", device="cpu")
+        embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "x.h5", options=EmbedOptions(device="cpu"))
     assert list(tmp_path.iterdir()) == [small_fasta]  # refused before any file is written
 
 

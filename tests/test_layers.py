@@ -10,14 +10,12 @@ PKG = Path(__file__).resolve().parents[1] / "mrl_dna"
 # layer of each module (longest dotted prefix wins); data flows up this list, imports only point down it
 LAYERS = {
     0: ["mrl_dna.version", "mrl_dna.errors", "mrl_dna.dna", "mrl_dna.console", "mrl_dna.device", "mrl_dna.runtime"],
-    1: ["mrl_dna.fasta", "mrl_dna.windows", "mrl_dna.kmer", "mrl_dna.evolve", "mrl_dna.vectors", "mrl_dna.genomes",
-        "mrl_dna.shards", "mrl_dna.config", "mrl_dna.distributed", "mrl_dna.regions"],
+    1: ["mrl_dna.inputs", "mrl_dna.windows", "mrl_dna.kmer", "mrl_dna.evolve", "mrl_dna.vectors",
+        "mrl_dna.distributed"],
     2: ["mrl_dna.model"],
     3: ["mrl_dna.store"],
-    4: ["mrl_dna.pipeline", "mrl_dna.embed", "mrl_dna.embed_distributed"],
-    5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.evaluate_bench", "mrl_dna.evaluate_cluster",
-        "mrl_dna.evaluate_heldout", "mrl_dna.evaluate_report", "mrl_dna.evaluate_windows", "mrl_dna.train",
-        "mrl_dna.api", "mrl_dna.hf", "mrl_dna.compare"],
+    4: ["mrl_dna.embed"],
+    5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.train", "mrl_dna.compare", "mrl_dna.api", "mrl_dna.hf"],
     6: ["mrl_dna.cli", "mrl_dna.__main__"],
     7: ["mrl_dna"],  # the package itself: the Python API's names, loaded on first use (only this exact name)
 }
@@ -47,7 +45,7 @@ def layer_of(mod: str) -> int:
 
 def family_of(mod: str) -> str | None:
     for name, prefix in FAMILIES.items():
-        if mod == prefix or mod.startswith(prefix + ".") or mod.startswith(prefix + "_"):
+        if mod == prefix or mod.startswith(prefix + "."):
             return name
     return None
 

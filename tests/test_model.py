@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mrl_dna import dna
-from mrl_dna.config import ModelConfig, Pooling
+from mrl_dna.model.config import ModelConfig, Pooling
 from mrl_dna.errors import ModelError
 from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model
 from mrl_dna.model.caduceus_mrl import CaduceusMrlConfig

@@ -1,9 +1,8 @@
-"""The embedding engine (mrl_dna/pipeline.py): the prefetch thread, batches in flight, the head inside the
-fixed-shape batch, stage times, and the scripts that measure it (bench_pipeline.py, bench_gpu.py on a CPU)."""
+"""The embedding engine (mrl_dna/embed/pipeline.py): the prefetch thread, batches in flight, the head inside the
+fixed-shape batch, stage times, and the scripts that measure it (scripts/bench/pipeline.py, scripts/gpu/bench.py on a CPU)."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 
 import numpy as np
@@ -11,13 +10,13 @@ import pytest
 import torch
 
 from mrl_dna import dna
-from mrl_dna.embed import embed_fasta, embed_sequences
+from mrl_dna.embed import EmbedOptions, embed_fasta, embed_sequences
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import Record, read_fasta
-from mrl_dna.pipeline import StageTimes, embedded_windows, prefetched
+from mrl_dna.inputs.fasta import Record, read_fasta
+from mrl_dna.embed.pipeline import StageTimes, embedded_windows, prefetched
 from mrl_dna.windows import WindowConfig
 
-from conftest import REPO, random_dna
+from conftest import REPO, random_dna, script_module
 
 
 def _records(n: int = 40, seed: int = 3) -> list[Record]:
@@ -30,8 +29,8 @@ def _records(n: int = 40, seed: int = 3) -> list[Record]:
 
 
 def _rows(model, recs, **kw):
-    return [(r.id, r.status, r.vector, r.window_vectors) for r in embed_sequences(recs, model=model, batch_tokens=1024,
-                                                                                 save_windows=True, **kw)]
+    options = EmbedOptions(batch_tokens=1024, save_windows=True, device="cpu", **kw)
+    return [(r.id, r.status, r.vector, r.window_vectors) for r in embed_sequences(recs, model=model, options=options)]
 
 
 def _same(a, b) -> None:
@@ -74,7 +73,8 @@ def test_head_runs_in_the_batch_not_per_record(tiny_model):
     head over the windows cut by hand (to rounding), and its vector is the length-weighted centroid."""
     rng = np.random.default_rng(0)
     rec = Record("x", "", dna.encode(random_dna(rng, 1000)), "t")
-    (er,) = embed_sequences([rec], model=tiny_model, batch_tokens=1024, save_windows=True)
+    (er,) = embed_sequences([rec], model=tiny_model,
+                            options=EmbedOptions(batch_tokens=1024, save_windows=True, device="cpu"))
     pieces = [rec.tokens[s:e] for s, e in er.window_spans]
     from mrl_dna.windows import pad_windows
 
@@ -91,7 +91,7 @@ def test_prefetch_raises_the_readers_error_in_the_caller(tmp_path, tiny_model):
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nACGT\n>b\nAC1T\n")
     with pytest.raises(InputError, match="position 3"):
-        list(embed_sequences(read_fasta([bad]), model=tiny_model, prefetch=True))
+        list(embed_sequences(read_fasta([bad]), model=tiny_model, options=EmbedOptions(prefetch=True, device="cpu")))
     assert not [t for t in threading.enumerate() if t.name == "mrl-dna-prefetch"]
 
 
@@ -156,7 +156,7 @@ def test_prefetched_stops_its_worker_when_closed():
 
 
 def test_stage_times_of_embed_fasta(tmp_path, tiny_model, small_fasta):
-    s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", device="cpu")
+    s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", options=EmbedOptions(device="cpu"))
     st = s.stages
     assert isinstance(st, StageTimes) and st.seconds["model"] > 0 and st.seconds["scan"] > 0
     lines = st.report(s.bp, s.seconds)
@@ -173,13 +173,11 @@ def test_embed_profile_prints_the_stage_table(tmp_path, cli, tiny_model_dir, sma
 
 
 def test_bench_pipeline_null_model_runs(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_pipeline", REPO / "scripts" / "bench_pipeline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = script_module("scripts/bench/pipeline.py")
     import sys
 
     argv = sys.argv
-    sys.argv = ["bench_pipeline.py", str(REPO / "data" / "sample.fa"), "--model", "null", "--threads", "1"]
+    sys.argv = ["scripts/bench/pipeline.py", str(REPO / "data" / "sample.fa"), "--model", "null", "--threads", "1"]
     try:
         mod.main()
     finally:
@@ -189,9 +187,7 @@ def test_bench_pipeline_null_model_runs(tmp_path, capsys):
 
 
 def test_bench_gpu_script_smoke_on_cpu(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "scripts" / "bench_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = script_module("scripts/gpu/bench.py")
     mod.main(["--device", "cpu", "--quick", "--no-compile", "--no-torchrun", "--models", "default",
               "--out", str(tmp_path)])
     md = (tmp_path / "bench_gpu.md").read_text()

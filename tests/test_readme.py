@@ -1,6 +1,6 @@
 """The README's example outputs (and those of the `dist` and `cluster` --help texts) are what the commands print
-now (scripts/readme_example.py), so they cannot go stale: after the bundled model changes, rerun
-`python scripts/readme_example.py --write`."""
+now (scripts/docs/readme_example.py), so they cannot go stale: after the bundled model changes, rerun
+`python scripts/docs/readme_example.py --write`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conftest import REPO, shared_dir
 
 
 def _check(part: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/readme_example.py", "--check", "--part", part], cwd=REPO,
+    return subprocess.run([sys.executable, "scripts/docs/readme_example.py", "--check", "--part", part], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -1,4 +1,4 @@
-"""embed --regions BED (mrl_dna/regions.py): each interval of an indexed FASTA is a record, bit for bit the
+"""embed --regions BED (mrl_dna/inputs/regions.py): each interval of an indexed FASTA is a record, bit for bit the
 same as the interval cut by hand; the index is built and never trusted stale; bad intervals are one line."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrl_dna.regions import read_bed
+from mrl_dna.inputs.regions import read_bed
 from mrl_dna.errors import InputError
 
 from conftest import random_dna

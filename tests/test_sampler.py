@@ -8,7 +8,7 @@ import pytest
 
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.genomes import expand_inputs, read_groups
+from mrl_dna.inputs.genomes import expand_inputs, read_groups
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig, load_pairs, pack
 from mrl_dna.train.sources import Source, load_genomes, load_labelled
 

@@ -465,7 +465,7 @@ def test_fasta_queries_are_embedded_with_the_dbs_max_n_fraction(tmp_path, tiny_m
 def tiny_model(path: Path, seed: int = 0):
     import torch
 
-    from mrl_dna.config import EncoderConfig, ModelConfig
+    from mrl_dna.model.config import EncoderConfig, ModelConfig
     from mrl_dna.model import MrlDnaModel
 
     torch.manual_seed(seed)

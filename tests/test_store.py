@@ -395,9 +395,9 @@ def test_info_check_finds_a_row_of_the_wrong_norm_and_windows_out_of_order(tmp_p
 
 def write_shards(tmp_path: Path, recs, parts: list[list[int]], *, keep_order: bool = True, name: str = "part",
                  identity: bool = True) -> list[Path]:
-    """Shard files of `recs` as `embed --shard` writes them: with the input's identity (embed.input_identity of
+    """Shard files of `recs` as `embed --shard` writes them: with the input's identity (embed.run.input_identity of
     the records' (id, bp) listing) unless identity=False (files written before issue 22)."""
-    from mrl_dna.embed import input_identity
+    from mrl_dna.embed.run import input_identity
 
     ident = input_identity([(r.id, r.length) for r in recs]) if identity else {}
     paths = []

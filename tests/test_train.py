@@ -439,7 +439,7 @@ def test_train_config_refuses_unknown_keys_and_bad_values_in_one_line(tmp_path, 
 
 def test_recipes_in_the_tree_are_train_options_and_train_default_sh_runs_only_those(tmp_path):
     """Every recipe under recipes/ reads as train's options (so it cannot rot unnoticed), and
-    scripts/train_default.sh names recipe files that exist."""
+    scripts/train/train_default.sh names recipe files that exist."""
     import re
 
     import typer
@@ -454,7 +454,7 @@ def test_recipes_in_the_tree_are_train_options_and_train_default_sh_runs_only_th
     for path in recipes:
         _, values = read_config(path, typer.Context(train))
         assert values["name"] and values["seed"] == 0 and "output" not in values, path
-    script = (ROOT / "scripts" / "train_default.sh").read_text()
+    script = (ROOT / "scripts" / "train" / "train_default.sh").read_text()
     steps = set(re.findall(r"\brecipe ([a-z0-9-]+)", script[script.rindex("case $what in"):script.rindex("esac")]))
     assert steps >= {"stage1", "model", "twin-stage1", "twin"}
     for folder in ("v2.1", "v2"):

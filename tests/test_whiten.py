@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrl_dna.config import EncoderConfig, ModelConfig
+from mrl_dna.model.config import EncoderConfig, ModelConfig
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import MrlDnaModel, load_model
 from mrl_dna.model.encoder import KmerProfile

@@ -15,11 +15,11 @@ import typer
 from mrl_dna import console, distributed
 from mrl_dna.cli.options import (batch_tokens_option, device_option, existing, force_option, hdf5_output, model_option,
                                  parsed_by, quiet_option, set_threads, threads_option)
-from mrl_dna.embed import embed_fasta
-from mrl_dna.embed_distributed import embed_distributed
+from mrl_dna.embed import EmbedOptions, embed_fasta
+from mrl_dna.embed.distributed import embed_distributed
 from mrl_dna.model import load_model
 from mrl_dna.runtime import thread_note
-from mrl_dna.shards import parse_shard
+from mrl_dna.store.shards import parse_shard
 from mrl_dna.windows import WindowConfig
 
 
@@ -65,10 +65,10 @@ def command(
     set_threads(threads)
     # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
     run = embed_distributed if distributed.is_distributed() else embed_fasta
-    s = run(inputs, model=load_model(model), output=output, window=window, stride=stride, batch_tokens=batch_tokens,
-            device=device, dtype=dtype.value, save_windows=save_windows, shard=shard,
-            resume=not restart, overwrite=force, max_n_fraction=max_n, per_file=per_file,
-            regions=regions, compile=compile)
+    options = EmbedOptions(window=window, stride=stride, max_n_fraction=max_n, batch_tokens=batch_tokens, device=device,
+                           compile=compile, save_windows=save_windows, dtype=dtype.value, per_file=per_file,
+                           regions=regions, shard=shard, resume=not restart, overwrite=force)
+    s = run(inputs, model=load_model(model), output=output, options=options)
     if profile and s.stages is not None:
         for line in s.stages.report(s.bp, s.seconds):
             console.info(line)

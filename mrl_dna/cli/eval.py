@@ -7,23 +7,17 @@ from pathlib import Path
 import typer
 
 from mrl_dna import console
-from mrl_dna import evaluate as ev
-from mrl_dna import evaluate_report as er
+from mrl_dna.evaluate import retrieval as ev
+from mrl_dna.evaluate import report as er
 from mrl_dna.cli.options import (batch_tokens_option, device_option, existing, force_option, model_option, number_list,
                                  quiet_option, set_threads, text_output_option, threads_option)
 from mrl_dna.errors import ConfigError
-from mrl_dna.genomes import read_groups
+from mrl_dna.inputs.genomes import read_groups
 from mrl_dna.kmer import KmerEmbedder
 from mrl_dna.model import load_model
 from mrl_dna.store.textout import text_output
 
 FC = ev.FragmentConfig  # defaults shown by --help come from the dataclass
-
-EXAMPLE = (
-    "mrl-dna eval ../shared/data/genomes/C*.fa.gz --model my_model --kmer 4,6 --per-genome 50 "
-    "-o report.md --plot report.png"
-)
-
 
 def command(
     genomes: list[Path] = typer.Argument(

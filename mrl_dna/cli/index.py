@@ -26,7 +26,7 @@ from mrl_dna.search import IndexKind, Level, build_index
 def command(
     db: Path = typer.Argument(..., callback=existing(what="DB"), help="Embedding file (HDF5) to index; the index is written beside it, as DB.h5.faiss (+ .json), where search finds it."),
     dim: int = dim_option("Prefix width indexed (a small Matryoshka dim).", default=16),
-    kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/RESULTS.md)."),
+    kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/HISTORY.md)."),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists, at most the rows indexed (default ~4*sqrt(rows), at most rows/39)."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
     level: Level = typer.Option(Level.records, "--level", help="Index the records (DB.h5.faiss) or every saved window (DB.h5.windows.faiss; a DB embedded with --save-windows), for search --level windows."),

@@ -9,7 +9,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import (config_file, config_option, device_option, existing, force_option, number_list,
                                  quiet_option, set_threads, threads_option)
-from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
+from mrl_dna.model.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
 from mrl_dna.errors import ConfigError
 from mrl_dna.train.config import HeadInit, Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.plan import ModelOptions, plan_training

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.config import warn_untrained_dim
 from mrl_dna.device import resolve_device
-from mrl_dna.errors import ConfigError, StoreError
+from mrl_dna.errors import ConfigError
 from mrl_dna.runtime import clamp_threads
 from mrl_dna.store import STATUS_CODES, EmbeddingStore
 from mrl_dna.store.reader import check_dim
+from mrl_dna.vectors import warn_untrained_dim
 
 # Working set of one block of scores (float64 products, their float32 copy, the formatted lines): small
 # enough for a shared 2-core VM, large enough that BLAS, not Python, sets the pace.

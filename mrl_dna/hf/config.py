@@ -1,6 +1,6 @@
 """`MrlDnaConfig`: mrl-dna's ModelConfig as a transformers config (model_type "mrl-dna").
 
-The fields are ModelConfig's, with its defaults (config.py holds them once). What transformers writes is
+The fields are ModelConfig's, with its defaults (model/config.py holds them once). What transformers writes is
 mrl-dna's own config.json plus `architectures` and `transformers_version`: every field in full (never
 transformers' "only what differs from the defaults", because a missing `encoder.kmer_transform` means
 "centered" to mrl-dna, for files from before the field) and none of transformers' generic keys, so
@@ -14,11 +14,11 @@ from typing import Any
 from transformers import PretrainedConfig
 from transformers import __version__ as transformers_version
 
-from mrl_dna.config import ModelConfig
+from mrl_dna.model.config import ModelConfig
 from mrl_dna.version import __version__
 
 _DEFAULTS = ModelConfig().to_dict()
-MODEL_TYPE = _DEFAULTS.pop("model_type")  # "mrl-dna" (this module imports no torch: AutoConfig alone stays light)
+MODEL_TYPE = _DEFAULTS.pop("model_type")  # "mrl-dna"
 
 
 class MrlDnaConfig(PretrainedConfig):

@@ -1,7 +1,7 @@
 """Models: the mrl-dna encoder + Matryoshka head + pooling, official Caduceus checkpoints, and the loading of
-model directories (`loader`, the one model_type -> class table).
+model directories (`loader`, the one model_type -> class table); `config` holds every model config.
 
-Import order inside this package (no cycles): base -> scan, selective_scan, encoder, pooling, head ->
+Import order inside this package (no cycles): config -> base -> scan, selective_scan, encoder, pooling, head ->
 caduceus, mrl -> caduceus_mrl -> loader. Nothing here imports train/, cli/, search or evaluate.
 """
 

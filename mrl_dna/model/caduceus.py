@@ -5,7 +5,7 @@ A Caduceus directory is what `transformers` `save_pretrained` writes for the off
 (model_type "caduceus") + `model.safetensors`. This module re-implements the forward pass, written from the
 published equations and checked against arrays made with the official code (tests/test_caduceus.py); it
 needs neither mamba-ssm nor transformers, and runs on CPU. mamba-ssm's CUDA scan is used when present
-(`selective_scan(impl="auto")`).
+(`selective_scan(impl="auto")`). Its config.json is read and checked by `model/config.py`'s CaduceusConfig.
 
 Glossary:
     b  batch (windows)      l  tokens (one per base)      d  d_model (width of one strand)
@@ -29,199 +29,19 @@ the swap, so it is reproduced here (`_swap_halves`); norm_f does not swap in eit
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrl_dna import dna
 from mrl_dna.errors import ModelError
 from mrl_dna.model.base import CONFIG_FILE, WEIGHTS_FILE, ModelInfo, read_config
+from mrl_dna.model.config import CaduceusConfig
 from mrl_dna.model.pooling import weighted_segment_mean
 from mrl_dna.model.selective_scan import selective_scan
 
-MODEL_TYPE = "caduceus"
-
-# config.json fields that transformers' PretrainedConfig writes for every model; they do not change the network.
-_HF_GENERIC_FIELDS = frozenset(
-    """architectures auto_map transformers_version torch_dtype name_or_path return_dict output_hidden_states
-    output_attentions torchscript use_bfloat16 tf_legacy_loss pruned_heads tie_word_embeddings
-    chunk_size_feed_forward is_encoder_decoder is_decoder cross_attention_hidden_size add_cross_attention
-    tie_encoder_decoder max_length min_length do_sample early_stopping num_beams num_beam_groups
-    diversity_penalty temperature top_k top_p typical_p repetition_penalty length_penalty no_repeat_ngram_size
-    encoder_no_repeat_ngram_size bad_words_ids num_return_sequences output_scores return_dict_in_generate
-    forced_bos_token_id forced_eos_token_id remove_invalid_values exponential_decay_length_penalty
-    suppress_tokens begin_suppress_tokens finetuning_task id2label label2id num_labels tokenizer_class prefix
-    bos_token_id pad_token_id eos_token_id sep_token_id decoder_start_token_id task_specific_params
-    problem_type use_return_dict""".split()
-)
-# Caduceus fields that only matter for initialisation or for code paths that give the same numbers here.
-_INIT_ONLY_FIELDS = frozenset({"initializer_cfg", "residual_in_fp32"})
-# Mamba(...) keyword arguments (mamba_ssm.modules.mamba_simple.Mamba) that only shape the initial values.
-_SSM_INIT_ONLY = frozenset(
-    {"dt_min", "dt_max", "dt_init", "dt_scale", "dt_init_floor", "use_fast_path", "layer_idx", "device", "dtype"}
-)
-_SSM_FIELDS = frozenset({"d_state", "d_conv", "expand", "dt_rank", "conv_bias", "bias"}) | _SSM_INIT_ONLY
-
-DEFAULT_WINDOW = 1024  # the context length of the 1k checkpoints; a 131k model is still cheap to run per 1 kb
-
-
-# ---------------------------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class CaduceusConfig:
-    """The fields of a Caduceus config.json that define the network, validated; defaults as CaduceusConfig's."""
-
-    d_model: int
-    n_layer: int
-    vocab_size: int  # padded to a multiple of pad_vocab_size_multiple, as Caduceus.__init__ does
-    complement_map: tuple[int, ...]  # token id -> complement id, length vocab_size (identity past the given map)
-    rcps: bool = False  # PS (parameter-shared RC equivariance) when true, Ph otherwise
-    fused_add_norm: bool = True  # the published checkpoints use the fused path (its RCPS half swap included)
-    bidirectional_strategy: str = "add"  # how the forward and flipped Mamba outputs combine: add | ew_multiply
-    d_state: int = 16  # Mamba default
-    d_conv: int = 4  # Mamba default
-    expand: int = 2  # Mamba default
-    dt_rank: int = 0  # 0 = Mamba's "auto": ceil(d_model / 16)
-    conv_bias: bool = True  # Mamba default
-    bias: bool = False  # in_proj/out_proj bias, Mamba default
-    norm_epsilon: float = 1e-5
-    tie_word_embeddings: bool = True  # Ph: lm_head tied to the embedding (PS always ties, RCPSLMHead)
-    window: int = DEFAULT_WINDOW  # embed defaults, optional fields "window"/"window_stride" in config.json
-    window_stride: int = DEFAULT_WINDOW
-
-    @property
-    def d_inner(self) -> int:
-        return self.expand * self.d_model
-
-    @property
-    def rank(self) -> int:
-        return self.dt_rank or math.ceil(self.d_model / 16)
-
-    @property
-    def hidden_width(self) -> int:
-        return 2 * self.d_model if self.rcps else self.d_model
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> "CaduceusConfig":
-        """Validate a parsed config.json; ModelError names the offending field and the fix."""
-        if cfg.get("model_type") != "caduceus":
-            raise ModelError(f"config.json model_type={cfg.get('model_type')!r} is not 'caduceus'; not a Caduceus model")
-        known = {
-            "model_type", "d_model", "n_layer", "vocab_size", "ssm_cfg", "rms_norm", "fused_add_norm",
-            "pad_vocab_size_multiple", "norm_epsilon", "bidirectional", "bidirectional_strategy",
-            "bidirectional_weight_tie", "rcps", "complement_map", "window", "window_stride",
-        }
-        for key in cfg:
-            if key not in known and key not in _HF_GENERIC_FIELDS and key not in _INIT_ONLY_FIELDS and not key.startswith("_"):
-                raise ModelError(f"config.json field {key!r} is unknown to this Caduceus loader; remove it or upgrade mrl-dna")
-        for key in ("d_model", "n_layer", "vocab_size"):
-            if key not in cfg:
-                raise ModelError(f"config.json lacks {key!r}; a Caduceus config must give d_model, n_layer and vocab_size")
-        d_model = _int_field(cfg, "d_model", 1)
-        n_layer = _int_field(cfg, "n_layer", 1)
-        vocab = _int_field(cfg, "vocab_size", dna.N + 1)
-        multiple = _int_field(cfg, "pad_vocab_size_multiple", 1, default=8)
-        vocab = -(-vocab // multiple) * multiple
-
-        # Supported structure: every published checkpoint is bidirectional, weight-tied, RMSNorm.
-        for key, want in (("bidirectional", True), ("bidirectional_weight_tie", True), ("rms_norm", True)):
-            if _bool_field(cfg, key, True) is not want:
-                raise ModelError(
-                    f"config.json {key}={cfg[key]!r} is not supported (published Caduceus checkpoints use {key}=true)"
-                )
-        strategy = cfg.get("bidirectional_strategy", "add")
-        strategy = "add" if strategy is None else strategy  # BiMambaWrapper's default when None
-        if strategy not in ("add", "ew_multiply"):
-            raise ModelError(f"config.json bidirectional_strategy={strategy!r} is unknown; Caduceus knows 'add' and 'ew_multiply'")
-        rcps = _bool_field(cfg, "rcps", False)
-
-        ssm = cfg.get("ssm_cfg") or {}
-        if not isinstance(ssm, dict):
-            raise ModelError(f"config.json ssm_cfg={ssm!r} must be an object")
-        for key in ssm:
-            if key not in _SSM_FIELDS:
-                raise ModelError(f"config.json ssm_cfg field {key!r} is unknown to this Caduceus loader (Mamba-1 only)")
-        dt_rank = ssm.get("dt_rank", "auto")
-        if dt_rank != "auto":
-            dt_rank = _int_field(ssm, "dt_rank", 1, where="ssm_cfg.")
-
-        comp = _complement_map(cfg.get("complement_map"), vocab, rcps)
-        eps = cfg.get("norm_epsilon", 1e-5)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
-            raise ModelError(f"config.json norm_epsilon={eps!r} must be a number in (0, 1)")
-        window = _int_field(cfg, "window", 1, default=DEFAULT_WINDOW)
-        return cls(
-            d_model=d_model,
-            n_layer=n_layer,
-            vocab_size=vocab,
-            complement_map=comp,
-            rcps=rcps,
-            fused_add_norm=_bool_field(cfg, "fused_add_norm", True),
-            bidirectional_strategy=strategy,
-            d_state=_int_field(ssm, "d_state", 1, default=16, where="ssm_cfg."),
-            d_conv=_int_field(ssm, "d_conv", 1, default=4, where="ssm_cfg."),
-            expand=_int_field(ssm, "expand", 1, default=2, where="ssm_cfg."),
-            dt_rank=0 if dt_rank == "auto" else dt_rank,
-            conv_bias=_bool_field(ssm, "conv_bias", True, where="ssm_cfg."),
-            bias=_bool_field(ssm, "bias", False, where="ssm_cfg."),
-            norm_epsilon=float(eps),
-            tie_word_embeddings=_bool_field(cfg, "tie_word_embeddings", True),
-            window=window,
-            window_stride=_int_field(cfg, "window_stride", 1, default=window),
-        )
-
-
-def _int_field(cfg: dict, key: str, minimum: int, *, default: int | None = None, where: str = "") -> int:
-    value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ModelError(f"config.json {where}{key}={value!r} must be an integer >= {minimum}")
-    return value
-
-
-def _bool_field(cfg: dict, key: str, default: bool, *, where: str = "") -> bool:
-    value = cfg.get(key, default)
-    if not isinstance(value, bool):
-        raise ModelError(f"config.json {where}{key}={value!r} must be true or false")
-    return value
-
-
-def _complement_map(raw: Any, vocab: int, rcps: bool) -> tuple[int, ...]:
-    """config complement_map {"id": id} -> a tuple over the padded vocabulary (identity past the given ids).
-
-    Caduceus.__init__ pads the map the same way. It must agree with mrl-dna's ids (A<->T, C<->G, N, PAD fixed),
-    since windows are tokenised and reverse-complemented by mrl_dna.dna.
-    """
-    if raw is None:
-        if rcps:
-            raise ModelError("config.json has rcps=true but no complement_map; an RC-equivariant model needs it")
-        return tuple(int(c) for c in dna.COMPLEMENT[:vocab])
-    if not isinstance(raw, dict):
-        raise ModelError(f"config.json complement_map must be an object {{id: complement id}}, got {type(raw).__name__}")
-    comp = list(range(vocab))
-    try:
-        items = [(int(k), v) for k, v in raw.items()]
-    except ValueError as e:
-        raise ModelError(f"config.json complement_map has a key that is not a token id ({e})") from e
-    if sorted(k for k, _ in items) != list(range(len(items))) or len(items) > vocab:
-        raise ModelError(f"config.json complement_map keys must be the ids 0..n-1 with n <= vocab_size={vocab}")
-    for k, v in items:
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < vocab:
-            raise ModelError(f"config.json complement_map[{k}]={v!r} is not a token id below vocab_size={vocab}")
-        comp[k] = v
-    for tok in (dna.A, dna.C, dna.G, dna.T, dna.N, dna.PAD):
-        if comp[tok] != int(dna.COMPLEMENT[tok]):
-            raise ModelError(
-                f"config.json complement_map maps id {tok} to {comp[tok]}, expected {int(dna.COMPLEMENT[tok])}; "
-                "this checkpoint does not use Caduceus' character ids (A=7 C=8 G=9 T=10 N=11)"
-            )
-    return tuple(comp)
-
+MODEL_TYPE = CaduceusConfig.model_type
 
 # --------------------------------------------------------------------------------------------- modules
 

@@ -21,56 +21,17 @@ On disk: config.json with model_type "caduceus-mrl" (the official Caduceus confi
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor, nn
 
-from mrl_dna.config import Pooling, check_matryoshka_dims
+from mrl_dna.model.config import CaduceusConfig, CaduceusMrlConfig, Pooling
 from mrl_dna.errors import ModelError
 from mrl_dna.model.base import SavedWeights, read_config
-from mrl_dna.model.caduceus import DEFAULT_WINDOW, CaduceusConfig, CaduceusEmbedder
+from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.model.head import HeadThenPool
 
-MODEL_TYPE = "caduceus-mrl"
-
-
-@dataclass(frozen=True)
-class CaduceusMrlConfig:
-    caduceus: dict[str, Any] = field(default_factory=dict)  # the official config.json, verbatim
-    pooling: Pooling = Pooling.mean
-    matryoshka_dims: tuple[int, ...] = (8, 16, 32, 64, 128)  # as ModelConfig: powers of two, last = D
-    head_hidden: int = 256  # as ModelConfig
-    window: int = DEFAULT_WINDOW  # the 1k checkpoints' context; one token per base makes longer windows costly
-    window_stride: int = DEFAULT_WINDOW
-    name: str = "mrl-dna-caduceus"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "matryoshka_dims", check_matryoshka_dims(self.matryoshka_dims))
-        object.__setattr__(self, "pooling", Pooling(self.pooling))
-
-    @property
-    def dim(self) -> int:
-        return self.matryoshka_dims[-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["pooling"] = self.pooling.value
-        d["matryoshka_dims"] = list(self.matryoshka_dims)
-        return {"model_type": MODEL_TYPE, **d}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CaduceusMrlConfig":
-        d = dict(d)
-        if d.pop("model_type", None) != MODEL_TYPE:
-            raise ModelError(f"config.json is not a {MODEL_TYPE} model")
-        d.pop("mrl_dna_version", None)
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ModelError(f"config.json has a field this version does not know: {e}; upgrade mrl-dna") from e
+MODEL_TYPE = CaduceusMrlConfig.model_type
 
 
 class CaduceusMrlModel(SavedWeights, HeadThenPool, nn.Module):

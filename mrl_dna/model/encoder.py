@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrl_dna import dna
-from mrl_dna.config import EncoderConfig, Mixer, Patch
+from mrl_dna.model.config import EncoderConfig, Mixer, Patch
 from mrl_dna.kmer import canonical_index
 from mrl_dna.model.scan import ssd_scan
 from mrl_dna.model.selective_scan import selective_scan
@@ -124,7 +124,7 @@ def _conv1d_channels_last(conv: nn.Conv1d, x: Tensor) -> Tensor:
     """`conv` (stride 1, its own padding and groups) on a channels-last input, first l outputs kept:
     (b, l, c) -> (b, l, c'). That is Mamba's causal conv (padding = kernel - 1) and a centred k-mer conv
     (padding = kernel // 2; an even kernel gives one output too many). Run as a 2-D conv over a (b, c, 1, l)
-    channels-last view, which oneDNN computes without the transposes a Conv1d needs here (bench/RESULTS.md)."""
+    channels-last view, which oneDNN computes without the transposes a Conv1d needs here (bench/HISTORY.md)."""
     l = x.shape[1]
     y = F.conv2d(x[:, None].permute(0, 3, 1, 2), conv.weight[:, :, None], conv.bias, padding=(0, conv.padding[0]),
                  groups=conv.groups)  # (b, c', 1, l + 2 * padding - kernel + 1), channels-last in memory
@@ -135,7 +135,7 @@ class Stem(nn.Module):
     """One-hot bases -> k-mer conv -> GELU -> patch conv: (b, L) token ids -> (b, l, d) with l = ceil(L/stride).
 
     The two convs keep their nn.Conv1d parameters (checkpoints and Caduceus-style state dicts), but forward
-    lays the work out channels-last, which a CPU runs ~1.7x faster (bench/RESULTS.md): the one-hot bases
+    lays the work out channels-last, which a CPU runs ~1.7x faster (bench/HISTORY.md): the one-hot bases
     (b, L, 4) go through the k-mer conv channels-last (`_conv1d_channels_last`, out as (b, L, e)), and the
     patch conv, whose kernel equals its stride, is one matmul of (b, l, stride * e) rows. Same function as the Conv1d calls up to float summation order.
     """

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mrl_dna.config import ModelConfig
+from mrl_dna.model.config import ModelConfig
 from mrl_dna.model.base import SavedWeights
 from mrl_dna.model.encoder import Encoder
 from mrl_dna.model.head import HeadThenPool
 
-MODEL_TYPE = "mrl-dna"
+MODEL_TYPE = ModelConfig.model_type
 
 
 class MrlDnaModel(SavedWeights, HeadThenPool, nn.Module):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mrl_dna.config import Pooling
+from mrl_dna.model.config import Pooling
 
 
 def segment_softmax(scores: Tensor, segment: Tensor, n_segments: int) -> Tensor:

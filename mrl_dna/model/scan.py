@@ -44,7 +44,7 @@ def ssd_scan_chunked(x: Tensor, log_a: Tensor, B: Tensor, C: Tensor, chunk: int 
     """Chunked scan: parallel (matmuls) inside a chunk, sequential over chunks. Shapes as the reference.
 
     The chunk length trades the intra-chunk (q x q) work, which grows with q, against the Python loop over
-    l / q chunks; 16 is the fastest on a 2-core CPU for 2 kb windows at stride 16 (bench/RESULTS.md). Without
+    l / q chunks; 16 is the fastest on a 2-core CPU for 2 kb windows at stride 16 (bench/HISTORY.md). Without
     autograd the (q x q) decay matrix is built in place (no temporaries): the same values either way."""
     b, l, h, p = x.shape
     n = B.shape[-1]

@@ -12,19 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.config import warn_untrained_dim
 from mrl_dna.console import count
 from mrl_dna.device import resolve_device
-from mrl_dna.embed import ShortRecords, embed_sequences
+from mrl_dna.embed import EmbedOptions, ShortRecords, embed_sequences
 from mrl_dna.errors import ConfigError, ModelError, StoreError
-from mrl_dna.fasta import is_stream, read_fasta
+from mrl_dna.inputs.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
 from mrl_dna.search.funnel import Mode, Plan, funnel_search, plan_stages
 from mrl_dna.search.index import find_index
 from mrl_dna.store import EmbeddingStore, check_comparable
-from mrl_dna.vectors import check_cosine, truncate_normalize
+from mrl_dna.vectors import check_cosine, truncate_normalize, warn_untrained_dim
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -51,7 +50,7 @@ def load_queries(path: str | Path, db: Database, *, model_dir: str | Path | None
                  warn: Callable[[str], None] = lambda m: None) -> Queries:
     """Query vectors from an HDF5 file comparable with the DB (store.check_comparable), or from FASTA embedded
     with the DB's model and options (window, stride, max N fraction; a query shorter than
-    embed.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
+    embed.records.SHORT_RECORD_BP is searched with embed's warning, through `warn`)."""
     if is_hdf5(path):
         return _queries_from_store(path, db)
     return _queries_from_fasta(str(path), db, model_dir=model_dir, device=device, warn=warn)
@@ -103,15 +102,10 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Cal
     model = db_model(db, model_dir)
     ids, vecs, skipped = [], [], 0
     short = ShortRecords("query", "queries", "searched anyway", warn=warn)
-    recs = embed_sequences(
-        read_fasta([path]),
-        model=model,
-        window=_attr_int(db.attrs, "window"),
-        stride=_attr_int(db.attrs, "stride"),
-        # every DB file has these options (Database.open checked them), so the queries compare with all of them
-        **({"max_n_fraction": float(db.attrs["max_n_fraction"])} if "max_n_fraction" in db.attrs else {}),
-        device=device,
-    )
+    # every DB file has these options (Database.open checked them), so the queries compare with all of them
+    options = EmbedOptions(window=_attr_int(db.attrs, "window"), stride=_attr_int(db.attrs, "stride"), device=device,
+                           max_n_fraction=float(db.attrs.get("max_n_fraction", EmbedOptions.max_n_fraction)))
+    recs = embed_sequences(read_fasta([path]), model=model, options=options)
     for r in recs:
         if r.status != "ok":
             skipped += 1
@@ -231,7 +225,7 @@ def search(
     a scan funnel by default: on the bundled model's real window embeddings no funnel that scans a prefix
     keeps the exact top-10 for 99% of queries at 10x fewer multiply-adds (the dim-8 scan alone is 1/16 of
     exact), and on a CPU the full-width scan is one BLAS product, faster in wall time; an HNSW index over dim
-    64 does keep it (99.9% of queries at 13.6x fewer multiply-adds at 100k rows); see bench/RESULTS.md.
+    64 does keep it (99.9% of queries at 13.6x fewer multiply-adds at 100k rows); see bench/HISTORY.md.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")

@@ -34,7 +34,7 @@ class IndexKind(str, enum.Enum):
 
 # HNSW graph: M 32 links per node, efConstruction 80 (FAISS's usual good-recall settings). The shortlist of a
 # default funnel over an HNSW index is HNSW_KEEP_PER_HIT * k rows (efSearch = that), reranked at full width.
-# Why 200: on the bundled model's real 512-bp window embeddings (bench/RESULTS.md, 1000 held-out queries),
+# Why 200: on the bundled model's real 512-bp window embeddings (bench/HISTORY.md, 1000 held-out queries),
 # an HNSW over dim 64 returning 2000 rows kept the exact full-width top-10 for 99.9% of queries at 100k rows
 # (13.6x fewer multiply-adds than exact) and 99.7% at 1M (122x); 1000 rows gave 99.5% / 99.0%, too close.
 HNSW_M = 32

@@ -12,7 +12,7 @@ Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, 
     /n_skipped           (n,)   int32            mostly-N windows skipped per record
     /status              (n,)   int8             0 ok, 1 empty, 2 all-N  (STATUS_CODES)
     /order               (n,)   int64            index of the record in the full (unsharded) input; -1 unknown
-    /checksum            (n,)   uint64           dna.checksum of the record's tokens (per-file: embed.file_checksum);
+    /checksum            (n,)   uint64           dna.checksum of the record's tokens (per-file: embed.records.file_checksum);
                                                  0 unknown; resume compares it (absent in files before issue 22)
     /windows/record      (m,)   int64            row in /embeddings of the record the window belongs to
     /windows/start, end  (m,)   int64            [start, end) in bp, 0-based          (only with save_windows)
@@ -65,9 +65,9 @@ from mrl_dna.store.format import (COMPARABLE_KEYS, DTYPES, FORMAT, FORMAT_VERSIO
 from mrl_dna.store.merge import MergeSummary, merge_stores
 from mrl_dna.store.reader import ContigTable, EmbeddingStore, WindowTable
 from mrl_dna.store.writer import (EmbeddingWriter, OutputLock, check_existing_output, check_hdf5_name, check_output_not_input,
-                                  partial_path)
+                                  file_attributes, partial_path)
 
 __all__ = ["COMPARABLE_KEYS", "DTYPES", "FORMAT", "FORMAT_VERSION", "INPUT_KEYS", "MERGE_KEYS", "RESUME_KEYS", "ROWS_PER_CHUNK",
            "STATUS_CODES", "STATUS_NAMES", "ContigRows", "ContigTable", "EmbeddedRecord", "EmbeddingStore", "WindowRows", "EmbeddingWriter", "ExportFormat", "ExportSummary", "MergeSummary",
            "OutputLock", "WindowTable", "check_comparable", "check_distinct", "chunk_columns", "check_existing_output", "check_hdf5_name", "check_output_not_input",
-           "export_store", "merge_stores", "partial_path", "same_file"]
+           "export_store", "file_attributes", "merge_stores", "partial_path", "same_file"]

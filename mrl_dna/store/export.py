@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mrl_dna.config import warn_untrained_dim
 from mrl_dna.errors import ConfigError, OptionError, disk_full_reason
 from mrl_dna.store.format import STATUS_CODES
 from mrl_dna.store.reader import EmbeddingStore, check_dim
 from mrl_dna.store.textout import check_text_output, replace_when_done
+from mrl_dna.vectors import warn_untrained_dim
 
 
 class ExportFormat(str, enum.Enum):

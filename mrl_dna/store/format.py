@@ -38,7 +38,7 @@ DTYPES = ("float32", "float16")
 # Options that must agree between a partial file and the run that resumes it (and between merged shards).
 # (max_n_fraction changes which windows are kept, hence the vectors; absent on both sides compares equal.)
 # per_file is written only when true (embed --per-file), so files written before it compare equal to rows of records.
-# numerics (the device and the batch shape: embed's pipeline.numerics) decides the last bits of every vector, so a
+# numerics (the device and the batch shape: embed.pipeline.numerics) decides the last bits of every vector, so a
 # resume or a merge never mixes two (a file of an older mrl-dna has none: it resumes or merges only with its own).
 RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
                "shard", "save_windows", "per_file", "numerics")
@@ -54,7 +54,7 @@ COMPARABLE_KEYS = ("model_hash", "window", "stride", "max_n_fraction", "pooling"
 
 
 # What embed records of its whole (unsharded) input: units (records, or files with per_file), their bases and a
-# sha256 of their (id, bp) listing (embed.input_identity). Shards of one run agree on all three (merge checks it);
+# sha256 of their (id, bp) listing (embed.run.input_identity). Shards of one run agree on all three (merge checks it);
 # files written before issue 22 and runs reading stdin have none.
 INPUT_KEYS = ("input_records", "input_bp", "input_digest")
 
@@ -85,7 +85,7 @@ class EmbeddedRecord:
     # (k,) int64 says which of them each window lies in (window_spans are then coordinates on that contig)
     contigs: tuple[tuple[str, int], ...] = ()
     window_contigs: np.ndarray | None = None
-    checksum: int = 0  # dna.checksum of the record's tokens (a file's: embed.file_checksum); 0 = unknown
+    checksum: int = 0  # dna.checksum of the record's tokens (a file's: embed.records.file_checksum); 0 = unknown
 
 
 @dataclass(frozen=True, eq=False)

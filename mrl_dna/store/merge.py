@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mrl_dna.errors import ConfigError, StoreError
-from mrl_dna.shards import parse_shard
+from mrl_dna.store.shards import parse_shard
 from mrl_dna.store.compat import check_comparable, check_distinct
 from mrl_dna.console import warn
 from mrl_dna.store.format import HOUSEKEEPING, INPUT_KEYS, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr

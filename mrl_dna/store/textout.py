@@ -2,7 +2,7 @@
 (its directory exists and is writable, an existing file needs --force, never an input) before any work, then
 NAME.partial renamed onto NAME only when complete, gzip-compressed when NAME ends in .gz. A device or a pipe
 (-o /dev/null) is written in place: a rename onto /dev/null replaced the device with a file (found by
-scripts/bench_dist.py; tests/test_dist.py keeps it from coming back).
+scripts/bench/dist.py; tests/test_dist.py keeps it from coming back).
 
 `replace_when_done` is that NAME.partial -> NAME step for any file written whole (text results, export, the
 FAISS index and its .json, training checkpoints).

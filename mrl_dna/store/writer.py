@@ -24,7 +24,7 @@ import numpy as np
 from mrl_dna.version import __version__
 from mrl_dna.console import count, warn
 from mrl_dna.errors import ConfigError, DiskFullError, OptionError, StoreError, disk_full_reason, disk_where, human_size
-from mrl_dna.shards import format_shard
+from mrl_dna.store.shards import format_shard
 from mrl_dna.store.compat import same_file
 from mrl_dna.store.format import (DTYPES, FORMAT, FORMAT_VERSION, RESUME_KEYS, ROWS_PER_CHUNK, STATUS_CODES,
                                   ContigRows, EmbeddedRecord, WindowRows, attr_to_py, attr_value, chunk_columns,
@@ -41,6 +41,23 @@ MIN_FREE_BYTES = 2**20
 # continuations, a global heap collection, the metadata aggregator's 2 KiB blocks): tests/test_store.py
 # (test_space_reserved_for_an_append_bounds_what_it_adds) measures the growth against the estimate.
 RESERVE_MARGIN = 256 * 2**10
+
+
+def file_attributes(attrs: dict[str, Any], *, dim: int, dtype: str, save_windows: bool,
+                    per_file: bool) -> dict[str, Any]:
+    """The attributes EmbeddingWriter gives the file it writes: the caller's `attrs` (model and run: model_hash,
+    window, stride, shard, command, ...) as HDF5 values, plus what the writer owns (format, dim, dtype, dims,
+    save_windows, per_file). embed_distributed compares a finished shard file's with them (RESUME_KEYS)."""
+    dims = [int(d) for d in attrs.get("matryoshka_dims", (dim,))]
+    return {
+        **{k: attr_value(v) for k, v in attrs.items() if k != "per_file"},
+        **({"per_file": True} if per_file else {}),  # absent = rows of records (files before embed --per-file)
+        "format": FORMAT, "format_version": FORMAT_VERSION, "dim": int(dim), "dtype": dtype,
+        "matryoshka_dims": np.asarray(dims, dtype=np.int64), "save_windows": bool(save_windows),
+        "shard": format_shard(attrs.get("shard")),
+        "command": attr_value(attrs.get("command", " ".join(sys.argv))),
+        "mrl_dna_version": __version__,
+    }
 
 
 class EmbeddingWriter:
@@ -72,15 +89,7 @@ class EmbeddingWriter:
         if not dims or any(d < 1 or d > dim for d in dims):
             raise ConfigError(f"matryoshka_dims {dims} must lie in 1..{dim} (the embedding dim)")
         self.dim, self.dtype, self.save_windows, self.per_file = int(dim), dtype, bool(save_windows), bool(per_file)
-        self.attrs = {
-            **{k: attr_value(v) for k, v in attrs.items() if k != "per_file"},
-            **({"per_file": True} if per_file else {}),  # absent = rows of records (files before embed --per-file)
-            "format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim, "dtype": dtype,
-            "matryoshka_dims": np.asarray(dims, dtype=np.int64), "save_windows": self.save_windows,
-            "shard": format_shard(attrs.get("shard")),
-            "command": attr_value(attrs.get("command", " ".join(sys.argv))),
-            "mrl_dna_version": __version__,
-        }
+        self.attrs = file_attributes(attrs, dim=dim, dtype=dtype, save_windows=save_windows, per_file=per_file)
         self._finished = False
         self._disk_full = False  # a write failed for want of space (see _close)
         self._reserved = 0  # bytes reserved past the file's end (see _reserve, _release_reserve)

@@ -1,6 +1,6 @@
 """Typed, frozen settings of a training run: the optimisation and the loss (TrainConfig), the held-out
 validation (ValidationConfig), and the learning-rate schedule they imply. The model's own settings live in
-mrl_dna/config.py, the sampler's in train/sampler.py. A checkpoint stores TrainConfig as a dict of these
+mrl_dna/model/config.py, the sampler's in train/sampler.py. A checkpoint stores TrainConfig as a dict of these
 fields (train/checkpoints.py): adding or renaming a field breaks --resume of older checkpoints.
 """
 
@@ -61,7 +61,7 @@ class TrainConfig:
     head_init: HeadInit = HeadInit.random
     # A --kmer-only model directory (same dims, k-mer features and scaling): the new model's linear head starts
     # with that model's head on its k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that
-    # model does and all the encoder adds is measured against it (scripts/train_default.sh: `model` and `encoder`
+    # model does and all the encoder adds is measured against it (scripts/train/train_default.sh: `model` and `encoder`
     # both start from stage 1).
     head_from: str | None = None
     # With head_from: the head's k-mer columns and bias stay at that model's values for the whole run; only the

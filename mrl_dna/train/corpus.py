@@ -29,7 +29,7 @@ Output directory (what `mrl-dna train` reads):
 
 Deterministic: the output depends only on markers.fasta, the held-out files and the parameters (no RNG; the
 validation split hashes the genome key). `python -m mrl_dna.train.corpus --help` for the command line;
-`scripts/get_training_data.sh` fetches the package and runs it.
+`scripts/data/get_training_data.sh` fetches the package and runs it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import numpy as np
 
 from mrl_dna import dna
 from mrl_dna.errors import InputError, MrlDnaError
-from mrl_dna.fasta import read_fasta
+from mrl_dna.inputs.fasta import read_fasta
 
 FORMAT = "mrl-dna-corpus"
 FORMAT_VERSION = 1
@@ -211,7 +211,7 @@ def build_corpus(markers: Path, out: Path, heldout: Sequence[Path], cfg: CorpusC
     """markers.fasta + held-out FASTA files -> the corpus directory `out` (see the module docstring).
     Written into `out.partial` and renamed, so a directory named `out` is always complete."""
     if not markers.is_file():
-        raise InputError(f"{markers} does not exist; run scripts/get_training_data.sh to fetch metaphlan2-data")
+        raise InputError(f"{markers} does not exist; run scripts/data/get_training_data.sh to fetch metaphlan2-data")
     if out.exists():
         raise InputError(f"{out} already exists; delete it to rebuild the corpus")
     tmp = out.with_name(out.name + ".partial")

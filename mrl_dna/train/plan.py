@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrl_dna.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
+from mrl_dna.model.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder

@@ -35,7 +35,7 @@ import numpy as np
 from mrl_dna import dna
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.evolve import mutate
-from mrl_dna.genomes import read_tsv
+from mrl_dna.inputs.genomes import read_tsv
 from mrl_dna.train.sources import Source
 from mrl_dna.windows import WindowConfig
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from mrl_dna import console
-from mrl_dna.config import KmerTransform, ModelConfig, Pooling
+from mrl_dna.model.config import KmerTransform, ModelConfig, Pooling
 from mrl_dna.errors import ConfigError
-from mrl_dna.genomes import expand_inputs, read_groups
+from mrl_dna.inputs.genomes import expand_inputs, read_groups
 from mrl_dna.model import CaduceusMrlModel, MrlDnaModel, load_model, model_from_config, model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder
 from mrl_dna.train.checkpoints import check_checkpoint

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.errors import InputError
-from mrl_dna.fasta import read_fasta
-from mrl_dna.genomes import genome_name, group_of
+from mrl_dna.inputs.fasta import read_fasta
+from mrl_dna.inputs.genomes import genome_name, group_of
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from mrl_dna import console, distributed
-from mrl_dna.config import ModelConfig
+from mrl_dna.model.config import ModelConfig
 from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
 from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import checkpoint_bytes, latest_checkpoint, restore, save_checkpoint

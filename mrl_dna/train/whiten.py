@@ -16,7 +16,7 @@ whitened windows, largest variance first, so every Matryoshka prefix starts as t
 approximation of the whitened space. mu is the mean of the genomes' centroids. The shrinkage toward the
 identity keeps directions that barely vary within the training genomes from being blown up.
 
-Measured on the shared genomes (bench/RESULTS.md, "Session 2: the whitened head"): in a leave-species-out
+Measured on the shared genomes (bench/HISTORY.md, "Session 2: the whitened head"): in a leave-species-out
 cross-validation (5 folds, 2 kb fragments vs all 28 genomes) this start point alone beats cosine of the raw
 4-mer and 6-mer profiles by 7-17 points of species top-1 at every divergence, and on the held-out species it
 beats the session-1 default model's trained MLP head. The Matryoshka training that follows moved held-out
@@ -87,7 +87,7 @@ def views_per_source(s: Source, window: int, cfg: WhitenConfig) -> tuple[int, in
     source shorter than cfg.windows windows, so that it counts by the sequence it has. Without the cap a
     30 kb virus weighed as much as a 5 Mb genome, and the 14 phage, virus, plasmid and mtDNA files among the
     default model's 30 training files took over the leading (Matryoshka-prefix) axes: the whitened start kept
-    96.6% of its accuracy at 16 dims with them at full weight and 97.6% with them capped (bench/RESULTS.md)."""
+    96.6% of its accuracy at 16 dims with them at full weight and 97.6% with them capped (bench/HISTORY.md)."""
     total = sum(q.size for q in s.seqs)
     n_win = min(cfg.windows, max(2, -(-total // window)))  # >= 2: a centroid and some local variation
     return n_win, -(-cfg.mutants * n_win // cfg.windows)
