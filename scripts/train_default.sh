@@ -5,7 +5,7 @@
 # usage: scripts/train_default.sh [CORPUS_DIR] [OUT_DIR] [what...]
 #   CORPUS_DIR  a corpus built by scripts/get_training_data.sh (train.fa, val/)    [default data/corpus/v2]
 #   OUT_DIR     where the runs go                                                   [default runs/v2]
-#   what        any of: stage1 model twin encoder encoder-frozen (in that order)   [default stage1 model twin]
+#   what        any of: stage1 model twin encoder encoder-frozen locus-mlp locus-encoder   [default stage1 model twin]
 #     stage1    a linear head on the canonical k-mer profile (--kmer-only), trained with the v2 objective at a
 #               high learning rate: the start of every other run.
 #     model     THE DEFAULT MODEL: stage 1 continued with the final schedule, still --kmer-only (with
@@ -18,6 +18,17 @@
 #               together. Everything it gains over `model` would be what the encoder earns.
 #     encoder-frozen  the same, with --freeze-kmer-head: the k-mer columns stay stage 1's, only the encoder and
 #               its head columns train, so it cannot be switched off by the k-mer part learning around it.
+#     locus-mlp, locus-encoder  issue 21: a learned part added to v2.1 where its linear k-mer map runs out (a window's
+#               locus at 20-30% divergence), with v2.1's head frozen (--head-from HEAD_FROM --freeze-kmer-head: a
+#               6-mer model, so KMER=6), the learned features layer-normalised per window (--pool-norm layer) and
+#               written only to the locus dims (--encoder-dims-from 128: every genome prefix stays v2.1's), and a
+#               queue of QUEUE earlier embeddings as extra locus negatives (--queue-size), on BATCH_SIZE windows.
+#               locus-mlp: one GELU layer of POOL_FEATURES units on the 6-mer profile (--backbone kmer-mlp), the
+#               nonlinear control; locus-encoder: the BiMamba encoder (mean-patch stem, POOL_FEATURES pooled GELU
+#               features), trunk in bf16 on a CPU (--cpu-bf16). Same schedule for both: STEPS21, LR21, WARMUP.
+#               Issue 21's runs (bench/RESULTS.md "Issue 21"), one thread each, the shipped default as the head:
+#                 HEAD_FROM=mrl_dna/default_model KMER=6 BATCH_SIZE=64 CKPT_EVERY=100 \
+#                   scripts/train_default.sh data/corpus/v2 runs/i21 locus-mlp locus-encoder
 # Every run resumes: rerun the same command after a stop (the script passes --resume when a run has checkpoints).
 #
 # The objective (mrl_dna/train: genome blocks + two losses), coarse to fine:
@@ -30,6 +41,7 @@
 # Sizes and schedule come from the environment (defaults in brackets: v2's recipe, rebuilt bit for bit by them;
 # the shipped v2.1 = KMER=6 BATCH_SIZE=768 THREADS=2, bench/RESULTS.md "Default model v2.1"):
 #   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
+#   issue 21's runs: HEAD_FROM [OUT_DIR/model] QUEUE [4096] STEPS21 [4000] LR21 [1e-3]
 #   KMER [4: k of the canonical k-mer profile every run reads] BATCH_SIZE [96: windows per batch, 8 per genome]
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
 #   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
@@ -64,8 +76,11 @@ COMMON=("$CORPUS/train.fa" --val-genomes "$OUT/val40"
     --cosent-weight 0 --head-hidden 0 --kmer-features "${KMER:-4}" --seed "${SEED:-0}" --threads "${THREADS:-1}" --device "${DEVICE:-auto}"
     --eval-every "${EVAL_EVERY:-250}" --checkpoint-every "${CKPT_EVERY:-250}")
 [[ -n "${WORKERS:-}" ]] && COMMON+=(--workers "$WORKERS")
-ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm --patch mean)
+ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm batch --patch mean)
 FINAL=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-1500}")
+LOCUS=(--head-from "${HEAD_FROM:-$OUT/model}" --freeze-kmer-head --encoder-dims-from 128 --queue-size "${QUEUE:-4096}"
+    --pool-norm layer --pool-features "${POOL_FEATURES:-1024}" --lr "${LR21:-1e-3}" --warmup "${WARMUP:-100}"
+    --steps "${STEPS21:-4000}")
 
 run() {  # run DIR OPTIONS...: train into DIR, resuming when it already holds checkpoints; skip a finished run
     local dir=$1; shift
@@ -93,7 +108,9 @@ for what in "${WHAT[@]}"; do
         encoder) run "$OUT/encoder" --head-from "$OUT/stage1" "${ENCODER[@]}" "${FINAL[@]}" --name mrl-dna-v2-encoder ;;
         encoder-frozen) run "$OUT/encoder-frozen" --head-from "$OUT/stage1" "${ENCODER[@]}" --freeze-kmer-head "${FINAL[@]}" \
             --name mrl-dna-v2-encoder-frozen ;;
-        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen" ;;
+        locus-mlp) run "$OUT/locus-mlp" "${LOCUS[@]}" --backbone kmer-mlp --name mrl-dna-locus-mlp ;;
+        locus-encoder) run "$OUT/locus-encoder" "${LOCUS[@]}" --patch mean --cpu-bf16 --name mrl-dna-locus-encoder ;;
+        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen locus-mlp locus-encoder" ;;
     esac
 done
 echo "train_default.sh: done. To ship: cp $OUT/model/{config.json,model.safetensors} mrl_dna/default_model/ and" \
