@@ -21,8 +21,9 @@
 #     locus-mlp, locus-encoder  issue 21: a learned part added to v2.1 where its linear k-mer map runs out (a window's
 #               locus at 20-30% divergence), with v2.1's head frozen (--head-from HEAD_FROM --freeze-kmer-head: a
 #               6-mer model, so KMER=6), the learned features layer-normalised per window (--pool-norm layer) and
-#               written only to the locus dims (--encoder-dims-from 128: every genome prefix stays v2.1's), and a
-#               queue of QUEUE earlier embeddings as extra locus negatives (--queue-size), on BATCH_SIZE windows.
+#               written only to the locus dims (--encoder-dims-from 128: every genome prefix stays v2.1's), kept
+#               from collapsing to one vector for all windows by a variance term (--feature-variance), and a
+#               queue of QUEUE earlier keys as extra locus negatives (--queue-size, MoCo), on BATCH_SIZE windows.
 #               locus-mlp: one GELU layer of POOL_FEATURES units on the 6-mer profile (--backbone kmer-mlp), the
 #               nonlinear control; locus-encoder: the BiMamba encoder (mean-patch stem, POOL_FEATURES pooled GELU
 #               features), trunk in bf16 on a CPU (--cpu-bf16). Same schedule for both: STEPS21, LR21, WARMUP.
@@ -41,7 +42,7 @@
 # Sizes and schedule come from the environment (defaults in brackets: v2's recipe, rebuilt bit for bit by them;
 # the shipped v2.1 = KMER=6 BATCH_SIZE=768 THREADS=2, bench/RESULTS.md "Default model v2.1"):
 #   STAGE1_STEPS [1000] STAGE1_LR [2e-3] STEPS [1500] LR [1e-3] WARMUP [100] POOL_FEATURES [1024]
-#   issue 21's runs: HEAD_FROM [OUT_DIR/model] QUEUE [4096] STEPS21 [4000] LR21 [1e-3]
+#   issue 21's runs: HEAD_FROM [OUT_DIR/model] QUEUE [4096] STEPS21 [4000] LR21 [1e-3] FEATURE_VARIANCE [1]
 #   KMER [4: k of the canonical k-mer profile every run reads] BATCH_SIZE [96: windows per batch, 8 per genome]
 #   THREADS [1: the bits of a run follow its thread count; 1 also leaves a core to a second job]
 #   DEVICE [auto] NPROC [1: > 1 = torchrun] EVAL_EVERY [250] CKPT_EVERY [250] SEED [0]
@@ -79,7 +80,8 @@ COMMON=("$CORPUS/train.fa" --val-genomes "$OUT/val40"
 ENCODER=(--pool-features "${POOL_FEATURES:-1024}" --pool-norm batch --patch mean)
 FINAL=(--lr "${LR:-1e-3}" --warmup "${WARMUP:-100}" --steps "${STEPS:-1500}")
 LOCUS=(--head-from "${HEAD_FROM:-$OUT/model}" --freeze-kmer-head --encoder-dims-from 128 --queue-size "${QUEUE:-4096}"
-    --pool-norm layer --pool-features "${POOL_FEATURES:-1024}" --lr "${LR21:-1e-3}" --warmup "${WARMUP:-100}"
+    --pool-norm layer --pool-features "${POOL_FEATURES:-1024}" --feature-variance "${FEATURE_VARIANCE:-1}"
+    --lr "${LR21:-1e-3}" --warmup "${WARMUP:-100}"
     --steps "${STEPS21:-4000}")
 
 run() {  # run DIR OPTIONS...: train into DIR, resuming when it already holds checkpoints; skip a finished run

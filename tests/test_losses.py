@@ -153,3 +153,18 @@ def test_negative_queue_is_a_ring_of_the_newest_rows_and_round_trips():
     assert torch.equal(q.negatives(), r.negatives()) and (q.pos, q.filled) == (r.pos, r.filled)
     q.push(torch.arange(14.0).reshape(7, 2))  # more rows than it holds: the newest 5
     assert sorted(q.negatives()[:, 0].tolist()) == [4.0, 6.0, 8.0, 10.0, 12.0]
+
+
+def test_variance_loss_is_one_for_identical_rows_and_zero_for_spread_features():
+    """VICReg's variance term: the penalty an encoder pays for giving every window the same features."""
+    from mrl_dna.train.losses import variance_loss
+
+    same = torch.randn(1, 6).repeat(10, 1)
+    assert abs(variance_loss(same).item() - (1 - 1e-2)) < 1e-6  # std = sqrt(0 + eps) = 0.01
+    spread = torch.randn(4000, 6, generator=torch.Generator().manual_seed(0)) * 2
+    assert variance_loss(spread).item() == 0.0
+    x = torch.zeros(8, 3, requires_grad=True)
+    with torch.no_grad():
+        x[::2] = 0.1  # every feature has std ~0.05: penalised, and the gradient spreads the rows apart
+    variance_loss(x).backward()
+    assert (x.grad[::2] < 0).all() and (x.grad[1::2] > 0).all()

@@ -289,7 +289,7 @@ def test_a_checkpoint_exports_as_a_model_that_embeds_as_the_finished_run(tmp_pat
 
 def test_queue_and_encoder_dims_resume_equal_an_uninterrupted_run(tmp_path, capsys):
     """--queue-size (locus negatives from earlier batches, keys from a momentum encoder), --encoder-dims-from,
-    --cpu-bf16 and a layer-normed encoder on a frozen k-mer head: a run stopped and resumed (queue and key encoder
+    --cpu-bf16, --feature-variance and a layer-normed encoder on a frozen k-mer head: a run stopped and resumed (queue and key encoder
     come back from the checkpoint) ends with the bytes of the uninterrupted run; the genome dims stay the
     --head-from model's exactly, and so do the key encoder's frozen k-mer columns."""
     d = _split_sample(tmp_path)
@@ -299,6 +299,7 @@ def test_queue_and_encoder_dims_resume_equal_an_uninterrupted_run(tmp_path, caps
     assert code == 0, err
     common = [str(d / "g[0-5].fa"), "--steps", "4", "--checkpoint-every", "2", "--head-from", str(tmp_path / "k"),
               "--freeze-kmer-head", "--encoder-dims-from", "8", "--queue-size", "40", "--cpu-bf16", "--pool-features", "12",
+              "--feature-variance", "1",
               "--pool-norm", "layer", "--patch", "mean", "--lr", "1e-2", *blocks, *tiny]
     assert run_train([*common, "-o", str(tmp_path / "a")], capsys)[0] == 0
     assert run_train([*common, "-o", str(tmp_path / "b"), "--stop-at", "2"], capsys)[0] == 0
@@ -317,8 +318,10 @@ def test_queue_and_encoder_dims_resume_equal_an_uninterrupted_run(tmp_path, caps
     # without the queue the run differs (the queued rows were used)
     assert run_train([*[x for x in common if x not in ("--queue-size", "40")], "-o", str(tmp_path / "c")], capsys)[0] == 0
     assert (tmp_path / "a" / "model.safetensors").read_bytes() != (tmp_path / "c" / "model.safetensors").read_bytes()
+    steps = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert all(0 < x["feature_var"] <= 1 for x in steps)
     card = (tmp_path / "a" / "README.md").read_text()
-    assert "queue of 40" in card and "output dims >= 8" in card and "layer-normalised" in card
+    assert "--feature-variance 1" in card and "queue of 40" in card and "output dims >= 8" in card and "layer-normalised" in card
     code, err = run_train([*common[:-len(blocks) - len(tiny)], "--windows-per-genome", "2", *tiny, "-o", str(tmp_path / "x")],
                           capsys)
     assert code == 1 and "--queue-size adds negatives to the locus loss; give --locus-dims" in err

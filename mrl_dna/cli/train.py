@@ -55,6 +55,7 @@ def command(
     encoder_dims_from: int = typer.Option(TC.encoder_dims_from, "--encoder-dims-from", min=0, help="The learned features feed only output dims >= this (their head entries above it stay 0): e.g. 128 with --genome-dims up to 128 leaves every genome prefix the --head-from model's and puts the encoder into the locus dims. 0 = all dims.", rich_help_panel=_T),
     queue_size: int = typer.Option(TC.queue_size, "--queue-size", min=0, help="Keep the last N anchor and positive embeddings of earlier batches as extra negatives of the locus loss (MoCo-style queue, saved in checkpoints); 0 = off.", rich_help_panel=_T),
     queue_momentum: float = typer.Option(TC.queue_momentum, "--queue-momentum", min=0.0, max=0.9999, help="With --queue-size: momentum of the key encoder (an exponential moving average of the model) whose outputs are the locus loss's positives and queued negatives (MoCo).", rich_help_panel=_T),
+    feature_variance: float = typer.Option(TC.feature_variance, "--feature-variance", min=0.0, help="Weight of a variance term (VICReg) on the learned features of each batch's windows: every feature must vary across windows, so the encoder cannot switch itself off by giving all windows the same features; 0 = off.", rich_help_panel=_T),
     cpu_bf16: bool = typer.Option(False, "--cpu-bf16", help="On a CPU, run the encoder's stem and mixer layers under bf16 autocast (faster on CPUs with native bf16); pooled features, loss and validation stay fp32, and the saved model embeds in fp32.", rich_help_panel=_T),
     whiten_shrinkage: float = typer.Option(TC.whiten_shrinkage, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
     whiten_windows: int = typer.Option(TC.whiten_windows, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
@@ -122,7 +123,7 @@ def command(
         dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"), matryoshka=not no_matryoshka,
         scale=scale, cosent_weight=cosent_weight, locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (),
         locus_weight=locus_weight, head_init=head_init, head_from=head_from, freeze_kmer_head=freeze_kmer_head,
-        encoder_dims_from=encoder_dims_from, queue_size=queue_size, queue_momentum=queue_momentum, cpu_bf16=cpu_bf16, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
+        encoder_dims_from=encoder_dims_from, queue_size=queue_size, queue_momentum=queue_momentum, feature_variance=feature_variance, cpu_bf16=cpu_bf16, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(

@@ -57,7 +57,8 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         + (f"; learned features feed output dims >= {tc.encoder_dims_from} only (--encoder-dims-from)"
            if tc.encoder_dims_from else "")
         + (f"; locus loss with a queue of {tc.queue_size:,} earlier keys as extra negatives (MoCo key encoder, "
-           f"momentum {tc.queue_momentum})" if tc.queue_size else ""),
+           f"momentum {tc.queue_momentum})" if tc.queue_size else "")
+        + (f"; variance term on the learned features (--feature-variance {tc.feature_variance})" if tc.feature_variance else ""),
         f"- window {c.window} bp, stride {c.window_stride} bp",
         "",
         "## Training",

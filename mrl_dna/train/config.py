@@ -72,6 +72,11 @@ class TrainConfig:
     # follows the model with a time constant of ~100 steps, longer than a queue of a few dozen steps of rows is
     # old and short next to runs of thousands of steps (MoCo's 0.999 is for runs of hundreds of thousands).
     queue_momentum: float = 0.99
+    # Weight of VICReg's variance term on the learned features of each micro-batch's windows (losses.variance_loss:
+    # every feature must vary across windows by a standard deviation of 1, as layer-normed features can): without
+    # it an encoder with a frozen k-mer head switched itself off by making its features the same for every window
+    # (window-specific share 15% at init, 2% at step 100, 1% at step 200; issue 21). 0 = off.
+    feature_variance: float = 0.0
     # On a CPU: the encoder's stem and mixer layers under bf16 autocast (model/encoder.trunk_autocast), the pooled
     # features, the loss and validation in fp32. ~1.4x faster per step on an AVX512-BF16 CPU (issue 21's profile).
     cpu_bf16: bool = False
@@ -103,6 +108,8 @@ class TrainConfig:
             raise ConfigError("--freeze-kmer-head keeps the k-mer columns --head-from copies; give --head-from DIR too")
         if self.encoder_dims_from < 0 or self.queue_size < 0:
             raise ConfigError("--encoder-dims-from and --queue-size must be >= 0 (0 = off)")
+        if self.feature_variance < 0:
+            raise ConfigError(f"--feature-variance {self.feature_variance} must be >= 0 (0 = off)")
         if not 0 <= self.queue_momentum < 1:
             raise ConfigError(f"--queue-momentum {self.queue_momentum} must be in [0, 1), e.g. 0.99")
         if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0 or self.locus_weight < 0:

@@ -88,6 +88,15 @@ def infonce_loss(
     return loss
 
 
+def variance_loss(x: torch.Tensor, target: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """VICReg's variance term (Bardes et al. 2022): mean over features of relu(target - std of the feature over
+    the rows): (n, e) -> 0-d. 0 when every feature varies by at least `target` across the rows; 1 when all rows
+    are the same vector. train --feature-variance puts it on the learned features of a batch's windows, so an
+    encoder cannot switch itself off by giving every window the same features (bench/RESULTS.md, issue 21)."""
+    std = torch.sqrt(x.float().var(dim=0) + eps)  # (e,)
+    return F.relu(target - std).mean()
+
+
 def matryoshka_loss(
     base_fn: Callable[..., torch.Tensor],
     a: torch.Tensor,

@@ -12,19 +12,37 @@ import torch
 
 from mrl_dna.model.encoder import trunk_autocast
 from mrl_dna.train.config import TrainConfig
-from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss
+from mrl_dna.train.losses import MatryoshkaLoss, cosent_loss, infonce_loss, variance_loss
 from mrl_dna.train.queue import KeyEncoder, NegativeQueue
+
+
+class FeatureTap:
+    """The learned block (first `width` columns) of the window vectors of an encoder's latest forward pass with
+    gradients (a forward hook; passes without gradient, validation or the key encoder's, leave it alone)."""
+
+    def __init__(self, encoder: torch.nn.Module, width: int) -> None:
+        self.width, self.last = width, None
+        encoder.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output) -> None:
+        if torch.is_grad_enabled():
+            self.last = output[:, : self.width]
+
+    def take(self) -> torch.Tensor:
+        x, self.last = self.last, None
+        return x
 
 
 def micro_step(model, data, mloss: MatryoshkaLoss, lloss: MatryoshkaLoss | None, tc: TrainConfig, device, bf16: bool,
                queue: NegativeQueue | None = None, keys: KeyEncoder | None = None, trunk_dtype: torch.dtype | None = None,
-               gather=None):
+               gather=None, features=None):
     """Loss of one micro-batch: one forward on all views concatenated (one DDP forward per backward).
     The forward runs under bf16 autocast on CUDA (`bf16`), or with only the encoder's trunk in `trunk_dtype`
     (train --cpu-bf16); the losses run in fp32 (scale-20 logits in bf16 lose the small differences InfoNCE
     ranks on). With a `queue` (and its key encoder `keys`), the locus loss is MoCo's: queries from the model,
     keys from the key encoder, the queue's rows extra negatives; this micro-batch's keys then join the queue
-    (`gather`: every rank's, under torchrun). train/queue.py says why."""
+    (`gather`: every rank's, under torchrun). train/queue.py says why. `features` (a FeatureTap, with
+    --feature-variance): the learned features of this forward's windows, for VICReg's variance term."""
 
     def forward(tokens, lengths, net=model):
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16), trunk_autocast(trunk_dtype):
@@ -63,6 +81,10 @@ def micro_step(model, data, mloss: MatryoshkaLoss, lloss: MatryoshkaLoss | None,
             cos, per = mloss(cosent_loss, anchor, mutant, scores=scores, scale=tc.scale)
             total = total + tc.cosent_weight * cos
             parts.update({f"cosent@{k}": v.detach() for k, v in per.items()})
+        if features is not None:
+            var = variance_loss(features.take())
+            total = total + tc.feature_variance * var
+            parts["feature_var"] = var.detach()
         n_bp += batch.n_bases
     if pb is not None:
         tokens, lengths, scores = pb

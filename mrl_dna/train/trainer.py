@@ -37,7 +37,7 @@ from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import check_checkpoint, latest_checkpoint, restore, save_checkpoint
 from mrl_dna.train.config import HeadInit, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
-from mrl_dna.train.objective import micro_step
+from mrl_dna.train.objective import FeatureTap, micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig
 from mrl_dna.train.queue import KeyEncoder, NegativeQueue
@@ -138,6 +138,11 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
         queue = NegativeQueue(tc.queue_size, mcfg.dim, dist.device)
         key_encoder = KeyEncoder(model, tc.queue_momentum, dist.device)
     start = restore(state, opt, sched, dist.device, dist.world, queue, key_encoder) if state is not None else 0
+    features = None
+    if tc.feature_variance:
+        if not isinstance(model, MrlDnaModel) or not mcfg.encoder.learned:
+            raise ConfigError("--feature-variance acts on the learned features of an encoder: drop --kmer-only")
+        features = FeatureTap(model.encoder, mcfg.encoder.learned_dim)
     del state
     ddp_model = dist.wrap(model)
 
@@ -186,7 +191,7 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
                     with dist.no_sync(ddp_model, micro < tc.grad_accum - 1):  # sync gradients on the last one
                         loss, parts, bp = micro_step(ddp_model, prefetch.next(), losses.genome, losses.locus, tc,
                                                      dist.device, use_bf16, queue, key_encoder, trunk_dtype,
-                                                     gather)
+                                                     gather, features)
                         (loss / tc.grad_accum).backward()
                     n_bp += bp
                     for key, v in parts.items():
