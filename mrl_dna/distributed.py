@@ -91,6 +91,17 @@ class DistContext:
         td.all_reduce(t, op=td.ReduceOp.SUM)
         return [int(v) for v in t.cpu().tolist()]
 
+    def all_gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's (m, D) rows stacked in rank order: (world * m, D); the rows themselves in one process.
+        (Every rank must pass the same shape.)"""
+        if not self.initialised:
+            return rows
+        import torch.distributed as td
+
+        out = [torch.empty_like(rows) for _ in range(self.world)]
+        td.all_gather(out, rows.contiguous())
+        return torch.cat(out)
+
 
 def init(device: str = "auto") -> DistContext:
     """Open the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA with device cuda:LOCAL_RANK);

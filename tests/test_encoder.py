@@ -149,3 +149,82 @@ def test_mean_patch_tokens_move_little_when_the_sequence_shifts_by_one_base():
             a, b = stem(seq[:, :512]), stem(seq[:, 1:])
         change[patch] = float((a - b).norm() / a.norm())
     assert change[Patch.mean] < 0.5 * change[Patch.conv]
+
+
+def test_pool_norm_booleans_of_old_config_files_load_as_batch_and_none():
+    """config.json files before PoolNorm hold pool_norm true/false; they load as batch / none and write values."""
+    from mrl_dna.model.config import Backbone, PoolNorm
+
+    d = tiny_config().to_dict()
+    for old, new in ((True, PoolNorm.batch), (False, PoolNorm.none)):
+        d["encoder"]["pool_norm"] = old
+        d["encoder"].pop("backbone", None)
+        cfg = ModelConfig.from_dict(d)
+        assert cfg.encoder.pool_norm == new and cfg.encoder.backbone == Backbone.bimamba
+        assert cfg.to_dict()["encoder"]["pool_norm"] == new.value
+    with pytest.raises(ConfigError, match="pool_norm is one of"):
+        dataclasses.replace(tiny_config().encoder, pool_norm="running")
+
+
+def test_layer_pool_norm_is_the_same_function_in_training_and_inference_and_per_window():
+    """PoolNorm.layer: no state, no batch coupling: a window's vector in train mode, in eval mode, alone or in a
+    batch is the same; its learned block has mean 0 and norm sqrt(e) whatever the encoder's scale."""
+    enc = dataclasses.replace(tiny_config().encoder, patch=Patch.mean, pool_features=12, pool_norm="layer")
+    torch.manual_seed(8)
+    model = MrlDnaModel(tiny_config(encoder=enc))
+    assert not list(model.encoder.pool_norm.state_dict())  # nothing to save, nothing that lags
+    tok, lengths = random_windows(np.random.default_rng(9), [256, 90, 33])
+    with torch.no_grad():
+        model.train()
+        train_w = model.window_vectors(tok, lengths)
+        model.eval()
+        w = model.window_vectors(tok, lengths)
+        alone = model.window_vectors(tok[1:2, :90], lengths[1:2])
+        w_rc = model.window_vectors(revcomp_tokens(tok, lengths), lengths)
+        model.encoder.pool_proj.weight.mul_(1e-4)  # an encoder whose features all but vanish
+        tiny = model.window_vectors(tok, lengths)
+    torch.testing.assert_close(train_w, w, rtol=0, atol=0)
+    torch.testing.assert_close(alone[0], w[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w, w_rc, rtol=1e-5, atol=1e-5)
+    for v in (w, tiny):
+        learned = v[:, :12]
+        torch.testing.assert_close(learned.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(learned.norm(dim=1), torch.full((3,), 12 ** 0.5), atol=1e-2, rtol=0)
+
+
+def test_kmer_mlp_backbone_is_a_gelu_layer_on_the_kmer_profile():
+    """Backbone.kmer_mlp: learned block = norm(GELU(W k)) of the window's k-mer profile k; no stem, no mixer."""
+    from mrl_dna.model.encoder import KmerProfile
+
+    enc = dataclasses.replace(tiny_config().encoder, backbone="kmer-mlp", pool_features=12, pool_norm="layer")
+    torch.manual_seed(3)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    assert not hasattr(model.encoder, "stem") and enc.out_dim == 12 + enc.n_kmer_features
+    tok, lengths = random_windows(np.random.default_rng(2), [256, 200])
+    with torch.no_grad():
+        k = KmerProfile(enc.kmer_features, enc.kmer_transform)(tok, lengths)
+        want = torch.cat([F.layer_norm(F.gelu(model.encoder.kmer_mlp(k)), (12,), eps=enc.norm_eps), k], dim=-1)
+        torch.testing.assert_close(model.window_vectors(tok, lengths), want)
+    assert ModelConfig.from_dict(model.config.to_dict()).encoder == enc
+    with pytest.raises(ConfigError, match="kmer-mlp backbone"):
+        dataclasses.replace(enc, pool_features=0)
+
+
+def test_trunk_autocast_runs_only_the_trunk_in_bf16_and_inference_stays_fp32():
+    """train --cpu-bf16: inside trunk_autocast the stem + mixers run in bf16 and the pooled features come out
+    fp32, close to the fp32 ones; outside it (every inference) the vectors are the fp32 bits, and the context
+    leaves a caller's own autocast alone when it is not entered."""
+    from mrl_dna.model.encoder import trunk_autocast
+
+    enc = dataclasses.replace(tiny_config().encoder, patch=Patch.mean, pool_features=12, pool_norm="layer")
+    torch.manual_seed(4)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    tok, lengths = random_windows(np.random.default_rng(5), [256, 256])
+    with torch.no_grad():
+        before = model.window_vectors(tok, lengths)
+        with trunk_autocast(torch.bfloat16):
+            bf16 = model.window_vectors(tok, lengths)
+        after = model.window_vectors(tok, lengths)
+    assert bf16.dtype == torch.float32
+    assert torch.equal(before, after)
+    assert rel_err(bf16, before) < 0.05 and not torch.equal(bf16, before)

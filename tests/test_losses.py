@@ -114,3 +114,57 @@ def test_matryoshka_validation_messages(kw, message):
 def test_matryoshka_defaults():
     m = MatryoshkaLoss([8, 16, 32], model_dim=32)
     assert m.dims == (8, 16, 32) and m.weights == (1.0, 1.0, 1.0)
+
+
+def test_infonce_with_queued_negatives_equals_those_rows_as_batch_negatives():
+    """infonce_loss(extra=E): a_i picks b_i among the b_j AND E's rows, exactly as if E's rows were more b_j of
+    the batch (the rows of the in-batch loss that belong to real anchors); symmetric: b_i among the a_j and E."""
+    g = torch.Generator().manual_seed(0)
+    a, b, e = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g), torch.randn(7, 8, generator=g)
+    n, F_ = 5, torch.nn.functional
+    norm = lambda x: F_.normalize(x, dim=-1)  # noqa: E731
+    target = torch.arange(n)
+    in_batch_ab = (norm(a) @ norm(torch.cat([b, e])).T * 20.0)  # (5, 12): the queued rows as batch columns
+    in_batch_ba = (norm(b) @ norm(torch.cat([a, e])).T * 20.0)
+    want = F_.cross_entropy(in_batch_ab, target)
+    torch.testing.assert_close(infonce_loss(a, b, extra=e), want, rtol=0, atol=1e-6)
+    want_sym = (want + F_.cross_entropy(in_batch_ba, target)) / 2
+    torch.testing.assert_close(infonce_loss(a, b, extra=e, symmetric=True), want_sym, rtol=0, atol=1e-6)
+    # through the Matryoshka wrapper: the queued rows are truncated and normalised per dim like a and b
+    total, per = matryoshka_loss(infonce_loss, a, b, (4, 8), (1.0, 1.0), extra=e, symmetric=True)
+    torch.testing.assert_close(per[4], infonce_loss(a[:, :4], b[:, :4], extra=e[:, :4], symmetric=True), rtol=0, atol=1e-6)
+    torch.testing.assert_close(total, per[4] + per[8])
+    assert infonce_loss(a, b, extra=e) > infonce_loss(a, b)  # more negatives, harder
+
+
+def test_negative_queue_is_a_ring_of_the_newest_rows_and_round_trips():
+    from mrl_dna.train.queue import NegativeQueue
+
+    q = NegativeQueue(5, 2, torch.device("cpu"))
+    assert q.negatives() is None
+    rows = torch.arange(16.0).reshape(8, 2)
+    q.push(rows[:3])
+    assert torch.equal(q.negatives(), rows[:3])
+    q.push(rows[3:7])  # wraps: 5 rows kept, the oldest two overwritten
+    assert q.filled == 5 and sorted(q.negatives()[:, 0].tolist()) == [4.0, 6.0, 8.0, 10.0, 12.0]
+    r = NegativeQueue(5, 2, torch.device("cpu"))
+    r.load_state_dict(q.state_dict())
+    q.push(rows[7:]), r.push(rows[7:])
+    assert torch.equal(q.negatives(), r.negatives()) and (q.pos, q.filled) == (r.pos, r.filled)
+    q.push(torch.arange(14.0).reshape(7, 2))  # more rows than it holds: the newest 5
+    assert sorted(q.negatives()[:, 0].tolist()) == [4.0, 6.0, 8.0, 10.0, 12.0]
+
+
+def test_variance_loss_is_one_for_identical_rows_and_zero_for_spread_features():
+    """VICReg's variance term: the penalty an encoder pays for giving every window the same features."""
+    from mrl_dna.train.losses import variance_loss
+
+    same = torch.randn(1, 6).repeat(10, 1)
+    assert abs(variance_loss(same).item() - (1 - 1e-2)) < 1e-6  # std = sqrt(0 + eps) = 0.01
+    spread = torch.randn(4000, 6, generator=torch.Generator().manual_seed(0)) * 2
+    assert variance_loss(spread).item() == 0.0
+    x = torch.zeros(8, 3, requires_grad=True)
+    with torch.no_grad():
+        x[::2] = 0.1  # every feature has std ~0.05: penalised, and the gradient spreads the rows apart
+    variance_loss(x).backward()
+    assert (x.grad[::2] < 0).all() and (x.grad[1::2] > 0).all()

@@ -156,7 +156,12 @@ def test_prefetched_stops_its_worker_when_closed():
 
 
 def test_stage_times_of_embed_fasta(tmp_path, tiny_model, small_fasta):
-    s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", options=EmbedOptions(device="cpu"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: every batch runs on this thread (batch workers time the model elsewhere)
+    try:
+        s = embed_fasta([small_fasta], model=tiny_model, output=tmp_path / "o.h5", options=EmbedOptions(device="cpu"))
+    finally:
+        torch.set_num_threads(threads)
     st = s.stages
     assert isinstance(st, StageTimes) and st.seconds["model"] > 0 and st.seconds["scan"] > 0
     lines = st.report(s.bp, s.seconds)

@@ -9,7 +9,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import (config_file, config_option, device_option, existing, force_option, number_list,
                                  quiet_option, set_threads, threads_option)
-from mrl_dna.model.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
+from mrl_dna.model.config import Backbone, EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling, PoolNorm
 from mrl_dna.errors import ConfigError
 from mrl_dna.train.config import HeadInit, Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.plan import ModelOptions, plan_training
@@ -42,7 +42,8 @@ def command(
     mixer: Mixer = typer.Option(None, "--mixer", help=f"Sequence mixer [default {E.mixer.value}].", rich_help_panel=_M),
     pooling: Pooling = typer.Option(None, "--pooling", help=f"Window pooling [default {MC.pooling.value}].", rich_help_panel=_M),
     pool_features: int = typer.Option(None, "--pool-features", min=0, help=f"Learned features per token averaged into the window vector (a GELU projection of each token state; a learned bag of local features); 0 = average the token states themselves [default {E.pool_features}].", rich_help_panel=_M),
-    pool_norm: bool = typer.Option(False, "--pool-norm", help="Batch-normalise the averaged learned features (running statistics at inference): without it their tiny window-to-window spread lets the head ignore them.", rich_help_panel=_M),
+    pool_norm: PoolNorm = typer.Option(None, "--pool-norm", help=f"Normalise the averaged learned features: batch = batch statistics (running ones at inference), layer = each window over its own features (the same in training and inference; no state); without a norm their tiny window-to-window spread lets the head ignore them [default {E.pool_norm.value}].", rich_help_panel=_M),
+    backbone: Backbone = typer.Option(None, "--backbone", help=f"What computes the learned features: bimamba = the stem + BiMamba encoder over the bases, kmer-mlp = one GELU layer of --pool-features units on the --kmer-features profile (the nonlinear control) [default {E.backbone.value}].", rich_help_panel=_M),
     patch: Patch = typer.Option(None, "--patch", help=f"How the stem makes one token per --token-bp bases: conv = a learned patch conv, mean = the mean of the bases' k-mer features then one linear map (robust to the phase of a fragment) [default {E.patch.value}].", rich_help_panel=_M),
     kmer_only: bool = typer.Option(False, "--kmer-only", help="No stem and no mixer: the window vector is the k-mer profile alone (the ablation a learned encoder is measured against).", rich_help_panel=_M),
     head_hidden: int = typer.Option(None, "--head-hidden", min=0, help=f"Projection MLP width, 0 = linear [default {MC.head_hidden}].", rich_help_panel=_M),
@@ -53,6 +54,11 @@ def command(
     head_init: HeadInit = typer.Option(TC.head_init, "--head-init", help="random, or whiten: start a linear head (--head-hidden 0, the default then) at the whitened, PCA-ordered k-mer profile of the training genomes, then train. With --init: keeps that model's encoder, new head.", rich_help_panel=_T),
     head_from: Path = typer.Option(None, "--head-from", callback=existing("dir", what="--head-from"), help="A --kmer-only model (same --dims, --kmer-features): the new model's head starts as its head on the k-mer columns and 0 on the learned ones, so step 0 embeds exactly as that model and the encoder's gain is measured against it.", rich_help_panel=_T),
     freeze_kmer_head: bool = typer.Option(False, "--freeze-kmer-head", help="With --head-from: keep the head's k-mer columns and bias as copied for the whole run; only the encoder and the head's learned columns train, so every change of the loss is the encoder's.", rich_help_panel=_T),
+    encoder_dims_from: int = typer.Option(TC.encoder_dims_from, "--encoder-dims-from", min=0, help="The learned features feed only output dims >= this (their head entries above it stay 0): e.g. 128 with --genome-dims up to 128 leaves every genome prefix the --head-from model's and puts the encoder into the locus dims. 0 = all dims.", rich_help_panel=_T),
+    queue_size: int = typer.Option(TC.queue_size, "--queue-size", min=0, help="Keep the last N anchor and positive embeddings of earlier batches as extra negatives of the locus loss (MoCo-style queue, saved in checkpoints); 0 = off.", rich_help_panel=_T),
+    queue_momentum: float = typer.Option(TC.queue_momentum, "--queue-momentum", min=0.0, max=0.9999, help="With --queue-size: momentum of the key encoder (an exponential moving average of the model) whose outputs are the locus loss's positives and queued negatives (MoCo).", rich_help_panel=_T),
+    feature_variance: float = typer.Option(TC.feature_variance, "--feature-variance", min=0.0, help="Weight of a variance term (VICReg) on the learned features of each batch's windows: every feature must vary across windows, so the encoder cannot switch itself off by giving all windows the same features; 0 = off.", rich_help_panel=_T),
+    cpu_bf16: bool = typer.Option(False, "--cpu-bf16", help="On a CPU, run the encoder's stem and mixer layers under bf16 autocast (faster on CPUs with native bf16); pooled features, loss and validation stay fp32, and the saved model embeds in fp32.", rich_help_panel=_T),
     whiten_shrinkage: float = typer.Option(TC.whiten_shrinkage, "--whiten-shrinkage", min=0.0, help="Ridge of --head-init whiten, relative to the mean noise eigenvalue.", rich_help_panel=_T),
     whiten_windows: int = typer.Option(TC.whiten_windows, "--whiten-windows", min=2, help="Windows per training genome that --head-init whiten measures (plus as many evolved copies).", rich_help_panel=_T),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train pooling + head only (keep the encoder/Caduceus backbone as it is).", rich_help_panel=_T),
@@ -122,7 +128,8 @@ def command(
         dims=number_list(genome_dims, "--genome-dims", example="8,16,32,64"), freeze_backbone=freeze_backbone,
         dim_weights=number_list(dim_weights, "--dim-weights", float, "1,1,1,1,1"), matryoshka=not no_matryoshka,
         scale=scale, cosent_weight=cosent_weight, locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (),
-        locus_weight=locus_weight, head_init=head_init, head_from=head_from, freeze_kmer_head=freeze_kmer_head, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
+        locus_weight=locus_weight, head_init=head_init, head_from=head_from, freeze_kmer_head=freeze_kmer_head,
+        encoder_dims_from=encoder_dims_from, queue_size=queue_size, queue_momentum=queue_momentum, feature_variance=feature_variance, cpu_bf16=cpu_bf16, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
         checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
     )
     sc = SamplerConfig(
@@ -131,7 +138,7 @@ def command(
     )
     model = ModelOptions(
         d_model=d_model, n_layer=n_layer, stride=token_bp, kmer_features=kmer_features, kmer_transform=kmer_transform,
-        mixer=mixer, pooling=pooling, pool_features=pool_features, pool_norm=True if pool_norm else None, patch=patch,
+        mixer=mixer, pooling=pooling, pool_features=pool_features, pool_norm=pool_norm, backbone=backbone, patch=patch,
         learned=False if kmer_only else None,
         head_hidden=head_hidden, window=window,
     )

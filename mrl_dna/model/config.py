@@ -58,6 +58,29 @@ class Patch(str, enum.Enum):
     mean = "mean"
 
 
+class PoolNorm(str, enum.Enum):
+    """How the averaged learned features of a window are normalised before the head (EncoderConfig.pool_norm)."""
+
+    none = "none"  # as they come (models before v2; config.json `false`)
+    # batch statistics in training, running statistics at inference (config.json `true`): the running mean lags
+    # features that move during training, and a window's vector depends on its batch-mates in training
+    batch = "batch"
+    # each window's features standardised over their own e values (LayerNorm without affine; the linear head
+    # supplies the affine part): the same function in training and inference, no state, no batch coupling, and
+    # a window's learned block always has norm sqrt(e), so it cannot fade below an epsilon as batch-normalised
+    # features did (bench/HISTORY.md, "The encoder candidates")
+    layer = "layer"
+
+
+class Backbone(str, enum.Enum):
+    """What computes the learned part of a window vector (EncoderConfig.backbone; with learned=True)."""
+
+    bimamba = "bimamba"  # the Caduceus-style encoder: stem over the bases + BiMamba layers (every model before 0.2)
+    # one GELU layer of pool_features units on the window's k-mer profile: the cheapest nonlinear function of
+    # what the k-mer head already reads, the control a sequence encoder has to beat (issue 21)
+    kmer_mlp = "kmer-mlp"
+
+
 class KmerTransform(str, enum.Enum):
     """How k-mer frequencies f of K canonical k-mers are scaled (both give 0 for a uniform composition)."""
 
@@ -113,10 +136,14 @@ class EncoderConfig(_MambaShape):
     #      bag of local sequence features (like a k-mer profile, but of learned, mutation-tolerant words); the
     #      mean of the hidden states is only d_model numbers, which a linear head can merely rotate.
     pool_features: int = 0
-    # Batch-normalise the averaged learned features (running statistics at inference, so a fixed affine map then).
-    # An average over a window's ~128 tokens barely moves from window to window (std ~1e-3 against ~0.15 for the
-    # k-mer block, measured), so without it the head ignores the learned part and the encoder gets no gradient.
-    pool_norm: bool = False
+    # Normalise the averaged learned features (PoolNorm; config.json files before 0.2 hold true = batch, false =
+    # none). An average over a window's ~128 tokens barely moves from window to window (std ~1e-3 against ~0.15
+    # for the k-mer block, measured), so without a norm the head ignores the learned part and the encoder gets
+    # no gradient; `layer` is the one that is the same function in training and inference.
+    pool_norm: PoolNorm = PoolNorm.none
+    # What computes the learned part (Backbone): the stem + BiMamba encoder, or an MLP layer on the k-mer
+    # profile (needs kmer_features and pool_features), the nonlinear control the encoder is measured against.
+    backbone: Backbone = Backbone.bimamba
     # False: no stem and no mixer at all; the window vector is the k-mer profile alone. This is the ablation
     # every v2 claim is measured against (the same head and training on k-mer input only).
     learned: bool = True
@@ -142,6 +169,18 @@ class EncoderConfig(_MambaShape):
             )
         object.__setattr__(self, "mixer", Mixer(self.mixer))
         object.__setattr__(self, "patch", Patch(self.patch))
+        norm = self.pool_norm
+        if isinstance(norm, bool):  # config.json before PoolNorm: true = batch norm, false = none
+            norm = PoolNorm.batch if norm else PoolNorm.none
+        try:
+            object.__setattr__(self, "pool_norm", PoolNorm(norm))
+            object.__setattr__(self, "backbone", Backbone(self.backbone))
+        except ValueError as e:
+            raise ConfigError(f"encoder {e}; pool_norm is one of {', '.join(n.value for n in PoolNorm)}, backbone one "
+                              f"of {', '.join(b.value for b in Backbone)}") from None
+        if self.learned and self.backbone == Backbone.kmer_mlp and not (self.kmer_features and self.pool_features):
+            raise ConfigError("the kmer-mlp backbone is a layer of --pool-features units on the --kmer-features profile: "
+                              "give both (e.g. --kmer-features 6 --pool-features 1024)")
 
     @property
     def n_heads(self) -> int:

@@ -27,6 +27,8 @@ How it follows Caduceus (kuleshov-group/caduceus, modeling_caduceus.py / modelin
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import torch
@@ -34,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrl_dna import dna
-from mrl_dna.model.config import EncoderConfig, Mixer, Patch
+from mrl_dna.model.config import Backbone, EncoderConfig, Mixer, Patch, PoolNorm
 from mrl_dna.kmer import canonical_index
 from mrl_dna.model.scan import ssd_scan
 from mrl_dna.model.selective_scan import selective_scan
@@ -45,6 +47,25 @@ for _j, _id in enumerate(dna.BASES):
     _ONE_HOT[_id, _j] = 1.0
 # token id -> complement token id
 _COMPLEMENT = torch.from_numpy(dna.COMPLEMENT.astype("int64"))
+
+
+# The dtype the stem and the BiMamba layers run in under `trunk_autocast` (None: as the weights, fp32).
+_TRUNK_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("trunk_dtype", default=None)
+
+
+@contextlib.contextmanager
+def trunk_autocast(dtype: torch.dtype | None):
+    """Run the encoders' stem and mixer layers (the token-level trunk) under autocast to `dtype` inside this
+    block; everything after the trunk (the pooled features, their norm, the k-mer profile, the head) stays fp32.
+    Training on a CPU uses it (`train --cpu-bf16`): the trunk is most of a step's cost and bf16 halves it, while
+    the pooled features keep fp32: their window-to-window differences (~1e-3 of their size) are below bf16's
+    resolution (2^-8), and the k-mer part of the embedding stays exact. Inference never enters this block, so
+    saved models embed in fp32 exactly as before."""
+    token = _TRUNK_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _TRUNK_DTYPE.reset(token)
 
 
 def revcomp_tokens(tokens: Tensor, lengths: Tensor) -> Tensor:
@@ -269,36 +290,52 @@ class Encoder(nn.Module):
     d_model (the token states averaged). With `kmer_features` on, the window vector also holds the window's
     canonical k-mer frequencies (a deviation from Caduceus, which has no sequence-level output at all: see
     EncoderConfig.kmer_features). With `learned` off there is no stem or mixer: the k-mer block alone (the
-    ablation the learned part is measured against)."""
+    ablation the learned part is measured against). With backbone kmer-mlp the learned part is one GELU layer
+    on the k-mer profile instead of the stem + BiMamba (the nonlinear control, issue 21)."""
 
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.learned:
+        if cfg.learned and cfg.backbone == Backbone.bimamba:
             self.stem = Stem(cfg)
             self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
             self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
             # token state -> pool_features GELU features, averaged over the window (EncoderConfig.pool_features)
             self.pool_proj = nn.Linear(cfg.d_model, cfg.pool_features) if cfg.pool_features else None
-            # the averaged features standardised (EncoderConfig.pool_norm); the linear head supplies the affine part
-            self.pool_norm = nn.BatchNorm1d(cfg.learned_dim, affine=False) if cfg.pool_norm else None
+        elif cfg.learned:  # Backbone.kmer_mlp: k-mer profile -> pool_features GELU units (the head is the 2nd layer)
+            self.kmer_mlp = nn.Linear(cfg.n_kmer_features, cfg.pool_features)
+        if cfg.learned:
+            # the learned features normalised (EncoderConfig.pool_norm); the linear head supplies the affine part
+            self.pool_norm = (nn.BatchNorm1d(cfg.learned_dim, affine=False) if cfg.pool_norm == PoolNorm.batch
+                              else nn.LayerNorm(cfg.learned_dim, eps=cfg.norm_eps, elementwise_affine=False)
+                              if cfg.pool_norm == PoolNorm.layer else None)
         self.kmer = KmerProfile(cfg.kmer_features, cfg.kmer_transform) if cfg.kmer_features else None
 
     def token_states(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """Final hidden states of one strand: (b, L), (b,) -> (b, l, d); rows past ceil(len/stride) are junk."""
+        """Final hidden states of one strand: (b, L), (b,) -> (b, l, d); rows past ceil(len/stride) are junk.
+        Under `trunk_autocast` in that dtype, else fp32."""
         n_tok = (lengths + self.cfg.stride - 1) // self.cfg.stride
-        h = self.stem(tokens)
-        for layer in self.layers:
-            h = layer(h, n_tok)
-        return self.norm_f(h)
+        dtype = _TRUNK_DTYPE.get()
+        # no context at all without trunk_autocast: an autocast(enabled=False) would switch off a caller's own
+        # autocast (CUDA training's bf16)
+        with torch.autocast(tokens.device.type, dtype) if dtype is not None else contextlib.nullcontext():
+            h = self.stem(tokens)
+            for layer in self.layers:
+                h = layer(h, n_tok)
+            return self.norm_f(h)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        parts = []
-        if self.cfg.learned:
-            parts.append(self.pooled_features(tokens, lengths))  # (b, e)
-        if self.kmer is not None:
-            parts.append(self.kmer(tokens, lengths))  # (b, n_kmers)
-        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]  # (b, e + n_kmers)
+        kmers = self.kmer(tokens, lengths) if self.kmer is not None else None  # (b, n_kmers)
+        if not self.cfg.learned:
+            return kmers
+        if self.cfg.backbone == Backbone.kmer_mlp:
+            learned = self._normed(F.gelu(self.kmer_mlp(kmers)))  # (b, e)
+        else:
+            learned = self.pooled_features(tokens, lengths)  # (b, e)
+        return learned if kmers is None else torch.cat([learned, kmers], dim=-1)  # (b, e + n_kmers)
+
+    def _normed(self, vec: Tensor) -> Tensor:
+        return self.pool_norm(vec) if self.pool_norm is not None else vec
 
     def pooled_features(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """The learned part of the window vector: (b, L), (b,) -> (b, e), e = pool_features or d_model;
@@ -311,6 +348,9 @@ class Encoder(nn.Module):
             h = F.gelu(self.pool_proj(h))  # (2b, l, e)
         n_tok = (lengths2 + self.cfg.stride - 1) // self.cfg.stride
         valid = (torch.arange(h.shape[1], device=h.device)[None, :] < n_tok[:, None]).float()  # (2b, l)
-        mean = (h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, e)
+        # every window full (a training batch, most embed batches): the same sum without the mask's multiply by
+        # 1.0 (exact, so the same bits) and its backward; the test is skipped on a GPU (no host sync per batch)
+        full = not h.is_cuda and bool((n_tok == h.shape[1]).all())
+        mean = (h if full else h * valid[..., None]).sum(1) / n_tok.clamp(min=1)[:, None].float()  # (2b, e)
         vec = mean[:b] + mean[b:]  # forward + RC strand: RC-invariant
-        return self.pool_norm(vec) if self.pool_norm is not None else vec  # (b, e)
+        return self._normed(vec)  # (b, e)

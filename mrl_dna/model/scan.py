@@ -78,13 +78,16 @@ def ssd_scan_chunked(x: Tensor, log_a: Tensor, B: Tensor, C: Tensor, chunk: int 
     # 3. carry states across chunks (c is small: l / q steps) and add their contribution
     chunk_decay = a_cum[..., -1].exp()  # (b, c, h)
     from_start = a_cum.exp()  # (b, c, h, q): decay from the chunk start to position i
+    # the per-chunk slices are taken once (unbind), not by indexing inside the loop: each `t[:, ci]` would
+    # cost a zero-filled full-size gradient in the backward pass (PERF_NOTES: indexing in a loop is O(l^2))
     carried = x.new_zeros(b, h, p, n)
     outs = []
-    for ci in range(c):
+    for C_c, start_c, y_c, decay_c, states_c in zip(C[:, :, None].unbind(1), from_start.unbind(1), y.unbind(1),
+                                                     chunk_decay.unbind(1), chunk_states.unbind(1)):
         # y_i += exp(a_cum_i) * carried C_i   -> (b, h, q, p)
-        y_off = (C[:, ci, None] @ carried.transpose(-1, -2)) * from_start[:, ci, :, :, None]
-        outs.append(y[:, ci] + y_off)
-        carried = chunk_decay[:, ci, :, None, None] * carried + chunk_states[:, ci]
+        y_off = (C_c @ carried.transpose(-1, -2)) * start_c[..., None]
+        outs.append(y_c + y_off)
+        carried = decay_c[..., None, None] * carried + states_c
     y = torch.stack(outs, dim=1)  # (b, c, h, q, p)
     return y.permute(0, 1, 3, 2, 4).reshape(b, c * q, h, p)[:, :l]
 

@@ -18,8 +18,12 @@ def _encoder_line(model) -> str:
         kmers = f" + the canonical {e.kmer_features}-mer profile ({e.n_kmer_features} values)" if e.kmer_features else ""
         if not e.learned:
             return f"- encoder: none (--kmer-only): the window vector is the canonical {e.kmer_features}-mer profile alone"
+        norm = {"batch": " and batch-normalised", "layer": " and layer-normalised per window"}.get(e.pool_norm.value, "")
+        if e.backbone.value == "kmer-mlp":
+            return (f"- encoder: none; learned features = one layer of {e.pool_features} GELU units on the k-mer profile"
+                    f"{norm} (--backbone kmer-mlp){kmers}")
         pooled = f", {e.pool_features} GELU features per token averaged" if e.pool_features else ""
-        pooled += " and batch-normalised" if e.pool_norm else ""
+        pooled += norm
         return (f"- encoder: RC-equivariant BiMamba, d_model {e.d_model}, {e.n_layer} layer(s), mixer {e.mixer.value}, "
                 f"stride {e.stride} bp per token ({e.patch.value} patch){pooled}{kmers}")
     cad = c.caduceus
@@ -50,7 +54,12 @@ def model_card(*, model, sources, val_sources, tc, sc, dims, dist, wall_s, valid
         "## Model",
         _encoder_line(model) + f"; pooling {c.pooling.value}; {n_params:,} parameters"
         + ("; backbone frozen" if tc.freeze_backbone else "")
-        + ("; head k-mer columns frozen (--freeze-kmer-head)" if tc.freeze_kmer_head else ""),
+        + ("; head k-mer columns frozen (--freeze-kmer-head)" if tc.freeze_kmer_head else "")
+        + (f"; learned features feed output dims >= {tc.encoder_dims_from} only (--encoder-dims-from)"
+           if tc.encoder_dims_from else "")
+        + (f"; locus loss with a queue of {tc.queue_size:,} earlier keys as extra negatives (MoCo key encoder, "
+           f"momentum {tc.queue_momentum})" if tc.queue_size else "")
+        + (f"; variance term on the learned features (--feature-variance {tc.feature_variance})" if tc.feature_variance else ""),
         f"- window {c.window} bp, stride {c.window_stride} bp",
         "",
         "## Training",

@@ -3,7 +3,8 @@
     format "mrl-dna-train-checkpoint", version 1, mrl_dna_version, step (optimizer steps done),
     model_config (config.json dict), model, optimizer, scheduler (state dicts), train_config,
     sampler_config (dicts of the dataclass fields), rng {torch, cuda}, world_size, train_genomes,
-    val_genomes, saved (UTC time)
+    val_genomes, saved (UTC time); with --queue-size also queue (train/queue.py's rows, filled, pos) and
+    key_encoder (its state dict)
 
 Only plain Python values, tensors and state dicts are pickled (enums are stored as their values), so a
 checkpoint never depends on where a class lives. --resume checks that the settings match the checkpoint's
@@ -30,7 +31,8 @@ CHECKPOINT_FORMAT = "mrl-dna-train-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train_paths, val_paths) -> Path:
+def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train_paths, val_paths, queue=None,
+                    keys=None) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -52,6 +54,10 @@ def save_checkpoint(ckpt_dir: Path, step, model, opt, sched, tc, sc, dist, train
         "val_genomes": [str(p) for p in val_paths],
         "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if queue is not None:
+        state["queue"] = queue.state_dict()
+    if keys is not None:
+        state["key_encoder"] = keys.state_dict()
     path = ckpt_dir / f"step-{step:07d}.pt"
     before = latest_checkpoint(ckpt_dir)
     then = (f"then rerun the same command with --resume (it continues from {before.name})" if before else
@@ -132,10 +138,14 @@ def plain(config) -> dict:
     return {k: v.value if isinstance(v, enum.Enum) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def restore(state: dict, opt, sched, device: torch.device, world: int) -> int:
-    """Optimizer, schedule and RNG of a checkpoint (the model's weights are loaded by the caller); returns
-    the step to continue from."""
+def restore(state: dict, opt, sched, device: torch.device, world: int, queue=None, keys=None) -> int:
+    """Optimizer, schedule, RNG, negative queue and key encoder of a checkpoint (the model's weights are loaded
+    by the caller); returns the step to continue from."""
     opt.load_state_dict(state["optimizer"])
+    if queue is not None and state.get("queue") is not None:
+        queue.load_state_dict(state["queue"])
+    if keys is not None and state.get("key_encoder") is not None:
+        keys.load_state_dict(state["key_encoder"])
     sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"].get("cuda") is not None and device.type == "cuda":

@@ -68,6 +68,27 @@ class TrainConfig:
     # encoder and the head's learned columns train, so every change of the loss is the encoder's (and it cannot
     # be "switched off" by the k-mer part learning around it). The learned columns then get no weight decay.
     freeze_kmer_head: bool = False
+    # The first output dim the learned block's head columns write to (0 = all). With the genome loss on dims up
+    # to 128 and the locus loss at 256 and 512 (v2.1's recipe), 128 keeps every genome prefix exactly the
+    # --head-from model's (clustering and genome retrieval cannot lose) and puts the encoder's whole output into
+    # the full-width dims where the k-mer map runs out (issue 21). Those head entries start at 0 and get no gradient.
+    encoder_dims_from: int = 0
+    # Embeddings of the last queue_size anchors and positives (earlier micro-batches) as extra negatives of the
+    # locus loss (train/queue.py): a small batch then sees thousands of negatives, as v2.1's 768 windows did. 0 = off.
+    queue_size: int = 0
+    # With queue_size: the keys (positives and queued negatives of the locus loss) come from an exponential moving
+    # average of the model with this momentum (MoCo's key encoder; train/queue.py says why it is needed). 0.99
+    # follows the model with a time constant of ~100 steps, longer than a queue of a few dozen steps of rows is
+    # old and short next to runs of thousands of steps (MoCo's 0.999 is for runs of hundreds of thousands).
+    queue_momentum: float = 0.99
+    # Weight of VICReg's variance term on the learned features of each micro-batch's windows (losses.variance_loss:
+    # every feature must vary across windows by a standard deviation of 1, as layer-normed features can): without
+    # it an encoder with a frozen k-mer head switched itself off by making its features the same for every window
+    # (window-specific share 15% at init, 2% at step 100, 1% at step 200; issue 21). 0 = off.
+    feature_variance: float = 0.0
+    # On a CPU: the encoder's stem and mixer layers under bf16 autocast (model/encoder.trunk_autocast), the pooled
+    # features, the loss and validation in fp32. ~1.4x faster per step on an AVX512-BF16 CPU (issue 21's profile).
+    cpu_bf16: bool = False
     whiten_shrinkage: float = 0.3
     whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
     checkpoint_every: int = 500
@@ -94,6 +115,12 @@ class TrainConfig:
             object.__setattr__(self, "head_from", str(self.head_from))
         if self.freeze_kmer_head and self.head_from is None:
             raise ConfigError("--freeze-kmer-head keeps the k-mer columns --head-from copies; give --head-from DIR too")
+        if self.encoder_dims_from < 0 or self.queue_size < 0:
+            raise ConfigError("--encoder-dims-from and --queue-size must be >= 0 (0 = off)")
+        if self.feature_variance < 0:
+            raise ConfigError(f"--feature-variance {self.feature_variance} must be >= 0 (0 = off)")
+        if not 0 <= self.queue_momentum < 1:
+            raise ConfigError(f"--queue-momentum {self.queue_momentum} must be in [0, 1), e.g. 0.99")
         if self.cosent_weight < 0 or self.weight_decay < 0 or self.clip < 0 or self.locus_weight < 0:
             raise ConfigError("--cosent-weight, --locus-weight, --weight-decay and --clip must be >= 0")
         object.__setattr__(self, "betas", tuple(self.betas))

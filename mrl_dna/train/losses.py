@@ -57,24 +57,44 @@ def infonce_loss(
     labels: torch.Tensor | None = None,
     scale: float = 20.0,
     symmetric: bool = False,
+    extra: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """In-batch InfoNCE (multiple-negatives ranking): a_i should pick b_i among all b_j.
 
     a, b: (b, k); labels: optional (b,) group ids -- b_j with labels[j] == labels[i], j != i, is removed
-    from the negatives of a_i (and a_j from those of b_i when symmetric). Returns a 0-d tensor: the mean
-    cross-entropy over rows (symmetric: mean of the a->b and b->a losses).
+    from the negatives of a_i (and a_j from those of b_i when symmetric). extra: optional (m, k) rows that are
+    negatives of every a_i (and of every b_i when symmetric) besides the batch's own, e.g. the embeddings of
+    earlier batches (train/queue.py, MoCo's queue); a_i then picks b_i among the b_j and the m extra rows, as if
+    those rows were more b_j of the batch. Returns a 0-d tensor: the mean cross-entropy over rows (symmetric:
+    mean of the a->b and b->a losses).
     """
-    sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T * scale  # (b, b)
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    sim = a @ b.T * scale  # (b, b)
     n = sim.shape[0]
     target = torch.arange(n, device=sim.device)
     if labels is not None:
         same = labels[:, None] == labels[None, :]  # (b, b)
         same.fill_diagonal_(False)
         sim = sim.masked_fill(same, float("-inf"))  # the mask is symmetric, so sim.T is masked too
-    loss = F.cross_entropy(sim, target)
+    if extra is None:
+        loss = F.cross_entropy(sim, target)
+        if symmetric:
+            loss = (loss + F.cross_entropy(sim.T, target)) / 2
+        return loss
+    extra = F.normalize(extra, dim=-1)
+    loss = F.cross_entropy(torch.cat([sim, a @ extra.T * scale], dim=1), target)  # (b, b + m)
     if symmetric:
-        loss = (loss + F.cross_entropy(sim.T, target)) / 2
+        loss = (loss + F.cross_entropy(torch.cat([sim.T, b @ extra.T * scale], dim=1), target)) / 2
     return loss
+
+
+def variance_loss(x: torch.Tensor, target: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """VICReg's variance term (Bardes et al. 2022): mean over features of relu(target - std of the feature over
+    the rows): (n, e) -> 0-d. 0 when every feature varies by at least `target` across the rows; 1 when all rows
+    are the same vector. train --feature-variance puts it on the learned features of a batch's windows, so an
+    encoder cannot switch itself off by giving every window the same features (bench/RESULTS.md, issue 21)."""
+    std = torch.sqrt(x.float().var(dim=0) + eps)  # (e,)
+    return F.relu(target - std).mean()
 
 
 def matryoshka_loss(
@@ -87,11 +107,15 @@ def matryoshka_loss(
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """sum_k w_k * base_fn(truncate_normalize(a, k), truncate_normalize(b, k), **kw).
 
+    An `extra` keyword (infonce_loss's extra negatives, full width) is truncated and normalised per dim too.
     Returns (total, {k: unweighted per-dim loss}); total == sum(w_k * per_dim[k]).
     """
     per_dim: dict[int, torch.Tensor] = {}
     total = a.new_zeros(())
+    extra = kw.pop("extra", None)
     for k, w in zip(dims, weights):
+        if extra is not None:
+            kw["extra"] = truncate_normalize(extra, k)
         per_dim[k] = base_fn(truncate_normalize(a, k), truncate_normalize(b, k), **kw)
         total = total + w * per_dim[k]
     return total, per_dim

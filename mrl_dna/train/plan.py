@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrl_dna.model.config import EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling
+from mrl_dna.model.config import Backbone, EncoderConfig, KmerTransform, Mixer, ModelConfig, Patch, Pooling, PoolNorm
 from mrl_dna.errors import ConfigError
 from mrl_dna.model import model_type
 from mrl_dna.model.caduceus import CaduceusEmbedder
@@ -32,7 +32,8 @@ class ModelOptions:
     mixer: Mixer | None = None
     pooling: Pooling | None = None
     pool_features: int | None = None
-    pool_norm: bool | None = None
+    pool_norm: PoolNorm | None = None
+    backbone: Backbone | None = None
     patch: Patch | None = None
     learned: bool | None = None  # False with --kmer-only
     head_hidden: int | None = None

@@ -85,7 +85,7 @@ def build_model(checkpoint: Path | None, *, model_config: ModelConfig | None, in
                 init_head: HeadSpec | None, tc: TrainConfig, sc: SamplerConfig | None) -> tuple[torch.nn.Module, dict | None]:
     """The model a run trains, on the CPU, and the checkpoint's dict (None for a new run) that `restore` then
     reads: a checkpoint's model (--resume), the --init model (`init_model`), or a new one (`head_from_kmer_model`
-    with --head-from); then what stays frozen (--freeze-backbone, --freeze-kmer-head). Built right after
+    with --head-from); then what stays frozen (--freeze-backbone; --freeze-kmer-head and --encoder-dims-from: `restrict_head`). Built right after
     torch.manual_seed(seed), so a new model's initial weights depend on the seed alone."""
     torch.manual_seed(tc.seed)
     state = None
@@ -103,8 +103,7 @@ def build_model(checkpoint: Path | None, *, model_config: ModelConfig | None, in
     if tc.freeze_backbone:
         for p in model.backbone_module.parameters():
             p.requires_grad_(False)
-    if tc.freeze_kmer_head:
-        freeze_kmer_columns(model)
+    restrict_head(model, tc, new_run=checkpoint is None)
     return model, state
 
 
@@ -163,23 +162,39 @@ def head_from_kmer_model(model, path: str | Path) -> None:
         model.head.bias.copy_(src.head.bias)
 
 
-def freeze_kmer_columns(model) -> None:
-    """--freeze-kmer-head: the linear head's k-mer columns and its bias get no gradient (a hook zeroes those
-    columns of every gradient; the bias stops requiring one). With no weight decay on the head (make_optimizer)
-    AdamW then leaves them exactly as --head-from set them: a zero gradient keeps both Adam moments, hence the
-    update, at 0. Called on every start, resumes included (hooks are not saved)."""
+def restrict_head(model, tc: TrainConfig, *, new_run: bool) -> None:
+    """What of the linear head may train. --freeze-kmer-head: its k-mer columns and bias get no gradient (with no
+    weight decay on the head, make_optimizer, AdamW then leaves them exactly as --head-from set them: a zero
+    gradient keeps both Adam moments, hence the update, at 0). --encoder-dims-from K: the learned columns' rows
+    < K start at 0 (a new run) and get no gradient, so the encoder writes only to output dims >= K. One hook
+    zeroes those entries of every gradient; called on every start, resumes included (hooks are not saved)."""
+    k = tc.encoder_dims_from
+    if not (tc.freeze_kmer_head or k):
+        return
+    what = "--freeze-kmer-head" if tc.freeze_kmer_head else f"--encoder-dims-from {k}"
     if not isinstance(model, MrlDnaModel) or model.config.head_hidden or not model.config.encoder.learned:
-        raise ConfigError("--freeze-kmer-head needs a new mrl-dna model with an encoder and a linear head "
+        raise ConfigError(f"{what} needs a new mrl-dna model with an encoder and a linear head "
                           "(no --kmer-only, --head-hidden 0)")
+    if k >= model.config.dim:
+        raise ConfigError(f"--encoder-dims-from {k} leaves the encoder no output dim (the model has {model.config.dim}); "
+                          f"give a value below {model.config.dim}, e.g. the largest --genome-dims")
     learned = model.config.encoder.learned_dim  # the learned block comes first, the k-mer block last (head_from_kmer_model)
+    freeze = tc.freeze_kmer_head
+    if new_run and k:
+        with torch.no_grad():
+            model.head.weight[:k, :learned] = 0
 
-    def learned_columns_only(grad: torch.Tensor) -> torch.Tensor:
+    def trainable_only(grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
-        grad[:, learned:] = 0
+        if freeze:
+            grad[:, learned:] = 0
+        if k:
+            grad[:k, :learned] = 0
         return grad
 
-    model.head.weight.register_hook(learned_columns_only)
-    model.head.bias.requires_grad_(False)
+    model.head.weight.register_hook(trainable_only)
+    if freeze:
+        model.head.bias.requires_grad_(False)
 
 
 def whiten_start(model, sources: list[Source], tc: TrainConfig, device: torch.device, *, say: bool) -> None:
@@ -247,5 +262,5 @@ def make_optimizer(model, tc: TrainConfig):
     return opt, sched
 
 
-__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "build_model", "freeze_kmer_columns", "head_from_kmer_model", "init_model",
-           "load_data", "make_losses", "make_optimizer", "sampler_for", "start_model", "whiten_start"]
+__all__ = ["HeadInit", "HeadSpec", "Losses", "TrainData", "build_model", "head_from_kmer_model", "init_model",
+           "load_data", "make_losses", "make_optimizer", "restrict_head", "sampler_for", "start_model", "whiten_start"]

@@ -16,6 +16,7 @@ Files in the output directory:
     config.json, model.safetensors, README.md   the final model (what `load_model` reads) + its model card
     metrics.jsonl                               one JSON object per step; {"step", "val": ...} per evaluation
     checkpoints/step-NNNNNNN.pt                 self-describing dict: model, optimizer, scheduler, step, RNG
+                                                (+ the negative queue and key encoder with --queue-size)
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ from pathlib import Path
 
 import torch
 
-from mrl_dna import console, distributed
+from mrl_dna import console, distributed, runtime
 from mrl_dna.model.config import ModelConfig
 from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
+from mrl_dna.model import MrlDnaModel
 from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
 from mrl_dna.train.config import Recipe, TrainConfig, ValidationConfig
 from mrl_dna.train.metrics import Metrics, progress_line
-from mrl_dna.train.objective import micro_step
+from mrl_dna.train.objective import FeatureTap, micro_step
 from mrl_dna.train.prefetch import Prefetcher, default_workers
 from mrl_dna.train.sampler import GenomeSampler, SamplerConfig
+from mrl_dna.train.queue import KeyEncoder, NegativeQueue
 from mrl_dna.train.setup import HeadSpec, build_model, load_data, make_losses, make_optimizer, sampler_for, start_model
 from mrl_dna.train.validation import Validator, val_line
 
@@ -97,6 +100,9 @@ def train(
 def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, labels, pairs, val_genomes, vc, dist, resume,
            overwrite, stop_at, workers, recipe) -> TrainSummary:
     timer = console.Timer()
+    # freed activations stay in the process instead of being unmapped and faulted in again every step: an encoder
+    # step on the CPU spent a third of its time in the kernel without it (issue 21); the numbers do not change
+    runtime.tune_allocator()
     ckpt_dir = out / "checkpoints"
     ckpt = _check_output(out, ckpt_dir, resume, overwrite=overwrite, main=dist.is_main)
     data = load_data(genomes=genomes, val_genomes=val_genomes, groups=groups, labels=labels, pairs=pairs,
@@ -111,7 +117,18 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
         _check_room(out, model)  # before the whitened start, which reads the genomes
     start_model(model, data.sources, tc, dist.device, new_run=ckpt is None, say=dist.is_main)
     opt, sched = make_optimizer(model, tc)
-    start = restore(state, opt, sched, dist.device, dist.world) if state is not None else 0
+    queue, key_encoder = None, None
+    if tc.queue_size:
+        if losses.locus is None:
+            raise ConfigError("--queue-size adds negatives to the locus loss; give --locus-dims too")
+        queue = NegativeQueue(tc.queue_size, mcfg.dim, dist.device)
+        key_encoder = KeyEncoder(model, tc.queue_momentum, dist.device)
+    start = restore(state, opt, sched, dist.device, dist.world, queue, key_encoder) if state is not None else 0
+    features = None
+    if tc.feature_variance:
+        if not isinstance(model, MrlDnaModel) or not mcfg.encoder.learned:
+            raise ConfigError("--feature-variance acts on the learned features of an encoder: drop --kmer-only")
+        features = FeatureTap(model.encoder, mcfg.encoder.learned_dim)
     del state
     ddp_model = dist.wrap(model)
 
@@ -132,6 +149,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
 
     # ---- the loop
     use_bf16 = tc.bf16 and dist.device.type == "cuda"
+    trunk_dtype = torch.bfloat16 if tc.cpu_bf16 and dist.device.type == "cpu" else None
+    gather = dist.all_gather_rows if dist.world > 1 else None
     if 0 < tc.steps <= tc.warmup and dist.is_main and start == 0:
         console.warn(f"--warmup {tc.warmup} >= --steps {tc.steps}: the LR never reaches its peak; lower --warmup")
     last_stop = min(tc.steps, stop_at) if stop_at else tc.steps
@@ -157,13 +176,16 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
                 for micro in range(tc.grad_accum):
                     with dist.no_sync(ddp_model, micro < tc.grad_accum - 1):  # sync gradients on the last one
                         loss, parts, bp = micro_step(ddp_model, prefetch.next(), losses.genome, losses.locus, tc,
-                                                     dist.device, use_bf16)
+                                                     dist.device, use_bf16, queue, key_encoder, trunk_dtype,
+                                                     gather, features)
                         (loss / tc.grad_accum).backward()
                     n_bp += bp
                     for key, v in parts.items():
                         logs[key] = logs.get(key, 0.0) + v / tc.grad_accum
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip if tc.clip > 0 else float("inf"))
                 opt.step()
+                if key_encoder is not None:
+                    key_encoder.update(model)
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 done, dt, loss_val = step + 1, time.perf_counter() - t0, logs["loss"]
@@ -177,7 +199,8 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
                 if validator is not None and (done % tc.eval_every == 0 or done == tc.steps):
                     last_val = validate(done)
                 if dist.is_main and (done % tc.checkpoint_every == 0 or done == last_stop):
-                    save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, data.train_paths, data.val_paths)
+                    save_checkpoint(ckpt_dir, done, model, opt, sched, tc, sc, dist, data.train_paths, data.val_paths,
+                                    queue, key_encoder)
                 if not sys.stderr.isatty() and (done % LOG_EVERY == 0 or done == last_stop):
                     # a log file (nohup, batch job) gets no live bar: one line every LOG_EVERY steps instead
                     console.info(f"step {done}/{tc.steps}: {bar_line}; {dt:.3f} s/step; {rec['bp_per_s']:,} bp/s")

@@ -16,11 +16,14 @@
 #               width only (--no-matryoshka), the Matryoshka baseline (v2.1's: bench/models/no-matryoshka).
 #     encoder, encoder-frozen   RECIPES/encoder.toml, RECIPES/encoder-frozen.toml from OUT_DIR/stage1: the
 #               Caduceus-style encoder beside stage 1's k-mer head (bench/HISTORY.md, issue 11).
+#     locus-mlp, locus-encoder  RECIPES/locus-*.toml (v2.1 only), from HEAD_FROM [mrl_dna/default_model]: issue 21's
+#               learned part on the locus dims of the shipped model, the MLP control and the BiMamba encoder.
 # Every run resumes: rerun the same command after a stop (the script passes --resume when a run has checkpoints).
 # Validation: 40 held-out corpus genomes (the first 40 of CORPUS_DIR/val by name), genome and locus top-1.
 #
 # Environment (overrides; everything else is in the recipe):
 #   RECIPES [recipes/v2.1]: the folder of recipe files (recipes/v2: the previous default v2)
+#   HEAD_FROM [mrl_dna/default_model]: the model whose head the locus-* steps freeze
 #   THREADS [the recipe's: 2 for v2.1, 1 for v2; a run's bits follow its thread count] DEVICE [auto]
 #   NPROC [1: > 1 = torchrun] WORKERS [train's default: sampler processes; the batches do not depend on them]
 #   OPTS [none: more `mrl-dna train` options for every step, e.g. OPTS="--steps 20 --eval-every 10"]
@@ -47,8 +50,8 @@ done
 for what in "${WHAT[@]}"; do  # every step and its recipe files, before anything runs
     case $what in
         twin) files=(twin-stage1 twin) ;;
-        stage1|model|encoder|encoder-frozen) files=("$what") ;;
-        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen" ;;
+        stage1|model|encoder|encoder-frozen|locus-mlp|locus-encoder) files=("$what") ;;
+        *) die "unknown step '$what'; give any of: stage1 model twin encoder encoder-frozen locus-mlp locus-encoder" ;;
     esac
     for f in "${files[@]}"; do [[ -f "$RECIPES/$f.toml" ]] || die "no recipe $RECIPES/$f.toml for step '$what'"; done
 done
@@ -86,6 +89,8 @@ for what in "${WHAT[@]}"; do
         twin) recipe twin-stage1; recipe twin --head-from "$OUT/twin-stage1" ;;
         encoder) recipe encoder --head-from "$OUT/stage1" ;;
         encoder-frozen) recipe encoder-frozen --head-from "$OUT/stage1" ;;
+        locus-mlp) recipe locus-mlp --head-from "${HEAD_FROM:-mrl_dna/default_model}" ;;
+        locus-encoder) recipe locus-encoder --head-from "${HEAD_FROM:-mrl_dna/default_model}" ;;
     esac
 done
 echo "train_default.sh: done. To ship: cp $OUT/model/{config.json,model.safetensors} mrl_dna/default_model/ and" \
