@@ -327,7 +327,7 @@ def test_full_disk_mid_append_leaves_every_committed_row_resumable(tmp_path, sma
                        timeout=120)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     n_saved, message = r.stdout.split(" ", 1)
-    then = (f", which resumes from the {int(n_saved):,} records saved in out.h5.partial" if int(n_saved) else
+    then = (f", which resumes from the {int(n_saved):,} record{'s' * (int(n_saved) != 1)} saved in out.h5.partial" if int(n_saved) else
             " (nothing was saved yet: it starts over)")
     assert message.strip().endswith(f"then rerun the same command{then}"), message
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)

@@ -193,7 +193,7 @@ def test_resume_refuses_an_input_changed_after_the_records_already_embedded(tmp_
     _interrupt_after(1, monkeypatch, lambda: embed_fasta([fa], model=tiny_model, output=out,
                                                          options=EmbedOptions(device="cpu")))
     _edit(fa, "d", lambda s: s + "ACGT")
-    with pytest.raises(InputError, match=r"it was 5 records, 3,513 bp, and is 5 records, 3,517 bp now; the 1 records "
+    with pytest.raises(InputError, match=r"it was 5 records, 3,513 bp, and is 5 records, 3,517 bp now; the 1 record "
                                          "already embedded are unchanged"):
         embed_fasta([fa], model=tiny_model, output=out, options=EmbedOptions(device="cpu"))
 

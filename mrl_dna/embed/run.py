@@ -245,10 +245,10 @@ def _check_resumed_input(writer: EmbeddingWriter, attrs: dict, first: FirstPass)
     """Before a resume: the rows the interrupted run wrote must be this input's (names and lengths from the
     first pass), and the input must be the one it read (INPUT_KEYS); InputError naming the first difference
     otherwise. Their bases are compared as the records stream past (_records, _files), against /checksum."""
-    old, unit, units = writer.file_attrs, first.unit, first.unit + "s"
+    old, unit = writer.file_attrs, first.unit
     if writer.done_column("checksum") is None:
         console.warn(f"{writer.partial} was written by an older mrl-dna without per-record checksums: resuming it "
-                     f"checks only the names and lengths of the {writer.n_done:,} {units} it holds, not their bases")
+                     f"checks only the names and lengths of the {console.count(writer.n_done, unit)} it holds, not their bases")
     if first.listed is None:  # stdin: _records compares each one as it arrives
         return
     done_bp = writer.done_column("lengths")
@@ -258,9 +258,9 @@ def _check_resumed_input(writer: EmbeddingWriter, attrs: dict, first: FirstPass)
             have = f"{now[0]!r} ({now[1]:,} bp)" if now is not None else "no such record"
             _input_changed(writer, f"{unit} {k + 1} is {have} where it holds {rid!r} ({int(done_bp[k]):,} bp)")
     if all(k in old for k in INPUT_KEYS) and any(not same_attr(old[k], attrs.get(k)) for k in INPUT_KEYS):
-        _input_changed(writer, f"it was {int(old['input_records']):,} {units}, {int(old['input_bp']):,} bp, and is "
-                               f"{int(attrs['input_records']):,} {units}, {int(attrs['input_bp']):,} bp now; the "
-                               f"{writer.n_done:,} {units} already embedded are unchanged, others are not")
+        _input_changed(writer, f"it was {console.count(int(old['input_records']), unit)}, {int(old['input_bp']):,} bp, "
+                               f"and is {console.count(int(attrs['input_records']), unit)}, {int(attrs['input_bp']):,} bp "
+                               f"now; the {console.count(writer.n_done, unit)} already embedded are unchanged, others are not")
 
 
 @dataclass(frozen=True)

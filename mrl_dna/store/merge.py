@@ -16,7 +16,7 @@ import numpy as np
 from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.store.shards import parse_shard
 from mrl_dna.store.compat import check_comparable, check_distinct
-from mrl_dna.console import warn
+from mrl_dna.console import count, warn
 from mrl_dna.store.format import HOUSEKEEPING, INPUT_KEYS, MERGE_KEYS, ContigRows, WindowRows, same_attr, show_attr
 from mrl_dna.store.reader import EmbeddingStore, check_finite, take_rows
 from mrl_dna.store.writer import EmbeddingWriter, check_output_not_input
@@ -245,11 +245,11 @@ def _check_covered(uniq: np.ndarray, total: int | None) -> None:
     if n == (total if total is not None else top + 1) and top == n - 1:
         return
     if total is not None and top >= total:
-        what = f"record index {top} is beyond their input's {total:,} records"
+        what = f"record index {top} is beyond their input's {count(total, 'record')}"
     else:
         gap = int(np.flatnonzero(uniq != np.arange(n))[0]) if top >= n else n  # the first index not held
-        what = (f"the inputs hold {n:,} of their input's {total:,} records (record index {gap} is in none of them)"
-                if total is not None else f"record index {gap} is in none of the inputs (they hold {n:,} records, "
+        what = (f"the inputs hold {n:,} of their input's {count(total, 'record')} (record index {gap} is in none of them)"
+                if total is not None else f"record index {gap} is in none of the inputs (they hold {count(n, 'record')}, "
                                           f"indexes up to {top})")
     raise StoreError(f"{what}: they are not all the parts of one run; merge every shard of one `embed --shard` run")
 
@@ -279,8 +279,8 @@ def _check_one_input(stores: list[EmbeddingStore]) -> int | None:
 
 
 def _input_of(s: EmbeddingStore) -> str:
-    unit = "files" if s.per_file else "records"
-    return f"{show_attr(s.attrs.get('inputs'))}: {int(s.attrs['input_records']):,} {unit}, {int(s.attrs['input_bp']):,} bp"
+    unit = "file" if s.per_file else "record"
+    return f"{show_attr(s.attrs.get('inputs'))}: {count(int(s.attrs['input_records']), unit)}, {int(s.attrs['input_bp']):,} bp"
 
 
 def _check_unique_ids(stores: list[EmbeddingStore]) -> None:

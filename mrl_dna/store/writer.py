@@ -503,7 +503,7 @@ class EmbeddingWriter:
         where = disk_where(self.path.parent)
         if need is not None:
             where += f", the next write needs {human_size(need)}"
-        saved = (f"the {self.n_done:,} records saved in {self.partial.name}" if self._f is not None and self.n_done
+        saved = (f"the {count(self.n_done, 'record')} saved in {self.partial.name}" if self._f is not None and self.n_done
                  else f"the last records saved in {self.partial.name}")
         if not clean:
             then = (f"; the failed write may have left {self.partial.name} unreadable: the rerun resumes from {saved} "
