@@ -399,7 +399,10 @@ def test_record_lengths_of_a_named_pipe_is_an_error_not_a_read(tmp_path) -> None
 
 def test_biopython_is_a_declared_dependency() -> None:
     """What a fresh `pip install -e .` installs must cover what the code imports at run time."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: tomli, the same parser, is a dependency there
+        import tomli as tomllib
 
     deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.replace(" ", "").startswith("biopython>=") for d in deps), deps

@@ -40,7 +40,10 @@ def test_the_test_extra_installs_what_the_tests_import():
     """Issue 22: `pip install -e ".[test]"` left scikit-learn out, so a fresh machine skipped a whole test
     module. A module the tests import only if present is a dependency, in the test extra, or a deliberate
     optional extra (OPTIONAL_EXTRAS)."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: tomli, the same parser, is a dependency there
+        import tomli as tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     installed = {re.split(r"[<>=\[ ;]", d, 1)[0].lower()
