@@ -103,7 +103,8 @@ def colinear(qset: WindowSet, tset: WindowSet, arg: np.ndarray, tol: int) -> tup
 
 def directional(qset: WindowSet, tset: WindowSet, cal: StrideCalibration, config: HomologyConfig = HomologyConfig(),
                 *, device: str = "cpu", q_self: np.ndarray | None = None) -> Direction:
-    """Query -> target (module docstring). cal: the table of the target's saved-window stride. q_self: the
+    """Query -> target (module docstring). cal: the table of the target's saved-window stride
+    (StrideCalibration.uncalibrated: ANI NA, af still measured). q_self: the
     query's own background (score.self_background over all its windows) when the caller keeps it."""
     rows = np.arange(0, len(qset), max(1, config.query_step))
     sub = qset.take(rows) if config.query_step > 1 else qset
@@ -122,10 +123,11 @@ def directional(qset: WindowSet, tset: WindowSet, cal: StrideCalibration, config
         uniq, inv = np.unique(arg, return_inverse=True)
         back = best_hits(tset.vecs[uniq], qset.vecs, device=device)[1][inv]
         hom &= (np.abs(back - rows) <= radius * max(1, config.query_step)) & (qset.contig[back] == sub.contig)
-    ident = np.where(np.isnan(ident) & hom, float(cal.identity[0]), ident)  # below the table: its lowest identity
+    if cal.calibrated:  # below the table: its lowest identity
+        ident = np.where(np.isnan(ident) & hom, float(cal.identity[0]), ident)
     af = float(sub.owned_bp()[hom].sum() / max(sub.length, 1))
     ani = math.nan
-    if hom.sum() >= config.min_windows:
+    if cal.calibrated and hom.sum() >= config.min_windows:
         ani = 100.0 * float(ident[hom].mean())
         inner = hom & col_both
         if inner.sum() >= config.min_windows:

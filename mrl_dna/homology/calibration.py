@@ -51,8 +51,20 @@ class StrideCalibration:
                    identity=np.asarray(d["identity"], float), score=np.asarray(d["score"], float),
                    valid_min=float(d["valid_min"]), meta=d.get("meta", {}))
 
+    @classmethod
+    def uncalibrated(cls, stride: int, window: int) -> StrideCalibration:
+        """No table (a model without calibration.json): every identity and ANI is NA; windows are still tested
+        for homology, so the aligned fractions stand."""
+        return cls(stride, window, 1, np.zeros(0), np.zeros(0), 1.0, {"uncalibrated": True})
+
+    @property
+    def calibrated(self) -> bool:
+        return len(self.identity) > 0
+
     def identity_of(self, s: np.ndarray) -> np.ndarray:
         """Calibrated identity (fraction) of each score; nan below the table's lowest score, capped at the top."""
+        if not self.calibrated:
+            return np.full(np.shape(s), np.nan)
         return np.interp(s, self.score, self.identity, left=np.nan, right=float(self.identity[-1]))
 
 
