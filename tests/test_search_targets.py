@@ -42,7 +42,8 @@ def setup(tmp_path, tiny_model_dir, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     db = tmp_path / "db.h5"
-    code, _, err = run_cli(["embed", tmp_path / "db.fa", "-o", db, "-m", model, "--save-windows", "-q"], capsys)
+    code, _, err = run_cli(["embed", tmp_path / "db.fa", "-o", db, "-m", model, "--save-windows", "--windows-stride", W,
+                            "-q"], capsys)
     assert code == 0, err
     return db, seqs, model, tmp_path
 
@@ -71,7 +72,9 @@ def test_long_query_of_two_records_pieces_names_both_with_their_share_and_coordi
     assert int(b["target_start"]) - int(b["query_start"]) == 4 * W and 8 * W <= int(b["query_start"]) < 12 * W
     assert all(int(r["target_end"]) - int(r["target_start"]) == W and r["strand"] == "+" for r in rows)
     assert float(a["best_cosine"]) > 0.9999 and float(a["cosine"]) >= float(b["cosine"])
-    assert "1 query by its windows" in err or "by their windows" in err
+    assert "1 query by its windows (every 256 bp" in err
+    code, out, err = run_cli(["search", q, db, "--level", "windows", "-m", model, "-k", "3"], capsys)
+    assert code == 0 and parse_tsv(out)[1] == rows and "(every 256 bp" in err  # 4 x the DB's stride, <= the window
 
 
 def test_reverse_complemented_query_finds_its_target_on_the_minus_strand(setup, capsys):
@@ -112,13 +115,14 @@ def test_hdf5_query_with_saved_windows_gives_the_summary_of_the_fasta(setup, cap
     db, seqs, model, tmp = setup
     q = write_fasta(tmp / "q.fa", {"mix": seqs["A"][W: 6 * W] + seqs["C"][: 3 * W], "rc": rc(seqs["B"][: 5 * W])})
     qh5 = tmp / "q.h5"
-    assert run_cli(["embed", q, "-o", qh5, "-m", model, "--save-windows", "-q"], capsys)[0] == 0
+    assert run_cli(["embed", q, "-o", qh5, "-m", model, "--save-windows", "--windows-stride", W, "-q"], capsys)[0] == 0
     _, from_fasta, _ = search(capsys, q, db, model, "-k", "3")
     _, from_h5, _ = search(capsys, qh5, db, model, "-k", "3")
     assert from_fasta == from_h5 and len(from_fasta) >= 3
     # windows saved every 128 bp, thinned to the query stride (every second): the windows of the FASTA at 256
     dense = tmp / "dense.h5"
-    assert run_cli(["embed", q, "-o", dense, "-m", model, "--save-windows", "--stride", W // 2, "-q"], capsys)[0] == 0
+    assert run_cli(["embed", q, "-o", dense, "-m", model, "--save-windows", "--windows-stride", W // 2, "-q"],
+                   capsys)[0] == 0
     assert search(capsys, dense, db, model, "-k", "3")[1] == from_fasta
 
 

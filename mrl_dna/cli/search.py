@@ -117,7 +117,7 @@ def command(
     by_windows = ""
     if res.targets is not None:
         n = sum(t is not None for t in res.targets)
-        by_windows = (f"; {console.count(n, 'query', 'queries')} by their windows (every {res.query_stride:,} bp; "
+        by_windows = (f"; {console.count(n, 'query', 'queries')} by {'its' if n == 1 else 'their'} windows (every {res.query_stride:,} bp; "
                       f"first pass {res.target_plan.why}, {res.target_macs_per_window:,} multiply-adds per window, "
                       "then every window of each candidate target, exactly)")
     console.footer(

@@ -149,7 +149,7 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Cal
     stride = query_stride or _attr_int(db.attrs, "stride")
     options = EmbedOptions(window=_attr_int(db.attrs, "window"), stride=stride, device=device,
                            max_n_fraction=float(db.attrs.get("max_n_fraction", EmbedOptions.max_n_fraction)),
-                           save_windows=query_stride is not None)
+                           save_windows=query_stride is not None, windows_stride=query_stride)
     recs = embed_sequences(read_fasta([path]), model=model, options=options)
     for r in recs:
         if r.status != "ok":
