@@ -20,6 +20,21 @@ width for exact search); with --level windows (the hit window) or --windows (the
 record hit) also target_start, target_end and target_contig: the window [start, end) (0-based, end exclusive)
 on target_contig (the target itself, or the record of a per-file target that holds the window). Lines are
 grouped by query in input order, ranks ascending, so `sort -k4,4gr` or `awk '$3==1'` work as expected.
+
+A query longer than one window at --level windows (a contig, a genome) is searched by its own windows and
+reported per target, as a mapper reports targets (output abridged):
+
+    $ mrl-dna search contigs.fa genomes.h5 --level windows -k 2
+    #query	target	rank	cosine	dims	target_start	target_end	target_contig	query_start	query_end	query_contig	strand	query_windows	n_best	frac_best	best_cosine	identity
+    ctg7	Ecoli_K12	1	0.951203	512	1052250	1054298	NC_000913.3	3000	5048	ctg7	-	12	11	0.9167	0.998410	99.12
+    ctg7	Ecoli_W	2	0.938870	512	998250	1000298	NZ_CP009072.1	3000	5048	ctg7	-	12	1	0.0833	0.990321	97.40
+
+Then cosine is the mean over ALL the query's windows of their best cosine within the target (targets are
+ranked by it); target_*/query_* are the best window pair; strand is + or - when the query windows' best hits run
+forward or backward along the target (else .); query_windows is how many windows the query has, n_best and
+frac_best how many of them have their best hit in this target; best_cosine is the best pair's cosine; identity
+the model's calibrated identity (percent; NA without a calibration.json, or below the range it holds). Lines of
+one-window queries in the same table keep their window hits, with . in the columns that need several windows.
 """
 
 from __future__ import annotations
@@ -61,7 +76,7 @@ def command(
         "bundled model, or the directory the DB's `model_dir` attribute names) when its weights still match; "
         "else an error asks for --model.",
     ),
-    level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
+    level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus; a longer query is searched by its own windows and reported per target, see below). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
     query_stride: int | None = typer.Option(
         None, "--query-stride", min=1,
         help="With --level windows: bp between the windows of a query longer than one window (FASTA queries are "
@@ -69,7 +84,7 @@ def command(
         "at most one window (1,000 bp for windows saved every 250 bp).",
     ),
     windows: bool = typer.Option(False, "--windows", help="With --level records: also report the best-matching window inside each record hit (needs a DB embedded with --save-windows)."),
-    device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run."),
+    device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run (a GPU scores a long query's windows in blocks sized to its free memory)."),
     threads: int = threads_option(),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
@@ -80,6 +95,16 @@ def command(
     Example: mrl-dna search queries.fa db.h5 -k 5 --min-score 0.9 | sort -k4,4gr | head
 
     Example: mrl-dna search fragments.fa genomes.h5 --level windows -k 1
+
+    \b
+    --level windows, a query longer than one window (contigs, genomes; FASTA, or HDF5 saved with --save-windows):
+      its windows (--query-stride apart) are matched against the DB's windows; -k targets per query.
+      First pass (which targets are candidates: those owning a query window's best hit): exact with the
+      default plan or --dim; approximate with --funnel or a FAISS index (a target whose windows the shortlist
+      misses is not a candidate). Then exact: every query window against every window of each candidate (up to
+      64 per query) at the plan's last width: cosine, n_best, frac_best, best window. Estimated: identity (the
+      model's calibration.json, full width only) and strand (the order of the best hits).
+    Example: mrl-dna search contigs.fa genomes.h5 --level windows -k 3 | awk '$3==1'
     """
     console.set_quiet(quiet)
     timer = console.Timer()
