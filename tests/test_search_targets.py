@@ -161,3 +161,23 @@ def test_window_search_mistakes_are_one_line(setup, capsys):
         c, out, err = run_cli(["search", *args, "-m", model], capsys)
         lines = [l for l in err.splitlines() if l.startswith("mrl-dna: error:") or "Error" in l]
         assert c == code and out == "" and want in err and len(lines) == 1, err
+
+
+def test_first_pass_through_a_funnel_or_a_faiss_index_scores_the_same_targets_exactly(setup, capsys):
+    """Large DBs: the first pass (which targets are candidates) may be a funnel or a FAISS windows index; the
+    scores of the candidates are exact, so where the shortlist keeps the best windows the lines are the exact
+    search's, the dims column aside."""
+    db, seqs, model, tmp = setup
+    q = write_fasta(tmp / "q.fa", {"mix": seqs["A"][: 8 * W] + seqs["B"][12 * W: 16 * W], "c": seqs["C"][W: 5 * W]})
+    _, exact, _ = search(capsys, q, db, model, "-k", "3")
+    _, funnel, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "dims"} for r in rows]  # noqa: E731
+    assert drop(funnel) == drop(exact) and {r["dims"] for r in funnel} == {"4,16"}
+    assert "first pass funnel 4:40,16:1" in err
+    _, narrow, err = search(capsys, q, db, model, "-k", "3", "--dim", "8")
+    assert {r["dims"] for r in narrow} == {"8"} and {r["identity"] for r in narrow} == {"NA"}
+    assert "identity is calibrated at the full width (16); at dim 8 the identity column is NA" in err
+    pytest.importorskip("faiss")
+    assert run_cli(["index", db, "--level", "windows", "--dim", "4", "-q"], capsys)[0] == 0
+    _, indexed, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
+    assert drop(indexed) == drop(exact) and "first stage: FAISS flat index over dim 4" in err
