@@ -181,3 +181,20 @@ def test_first_pass_through_a_funnel_or_a_faiss_index_scores_the_same_targets_ex
     assert run_cli(["index", db, "--level", "windows", "--dim", "4", "-q"], capsys)[0] == 0
     _, indexed, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
     assert drop(indexed) == drop(exact) and "first stage: FAISS flat index over dim 4" in err
+
+
+def test_per_file_db_reports_the_file_as_target_and_the_record_as_its_contig(setup, capsys):
+    """A DB embedded with --per-file: a genome of two records is one target; the best window's contig is the
+    record that holds it, and its coordinates are on that record."""
+    _, seqs, model, tmp = setup
+    write_fasta(tmp / "g1.fa", {"A": seqs["A"], "B": seqs["B"]})
+    write_fasta(tmp / "g2.fa", {"C": seqs["C"]})
+    db = tmp / "files.h5"
+    code, _, err = run_cli(["embed", tmp / "g1.fa", tmp / "g2.fa", "--per-file", "--save-windows", "--windows-stride",
+                            W, "-o", db, "-m", model, "-q"], capsys)
+    assert code == 0, err
+    q = write_fasta(tmp / "q.fa", {"b": seqs["B"][8 * W: 14 * W]})
+    _, rows, _ = search(capsys, q, db, model, "-k", "2")
+    top = rows[0]
+    assert (top["target"], top["target_contig"], top["n_best"], top["query_windows"]) == ("g1", "B", "6", "6")
+    assert int(top["target_start"]) - int(top["query_start"]) == 8 * W

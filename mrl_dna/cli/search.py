@@ -102,7 +102,7 @@ def command(
       First pass (which targets are candidates: those owning a query window's best hit): exact with the
       default plan or --dim; approximate with --funnel or a FAISS index (a target whose windows the shortlist
       misses is not a candidate). Then exact: every query window against every window of each candidate (up to
-      64 per query) at the plan's last width: cosine, n_best, frac_best, best window. Estimated: identity (the
+      64 per query, 1 GiB of windows) at the plan's last width: cosine, n_best, frac_best, best window. Estimated: identity (the
       model's calibration.json, full width only) and strand (the order of the best hits).
     Example: mrl-dna search contigs.fa genomes.h5 --level windows -k 3 | awk '$3==1'
     """

@@ -333,10 +333,13 @@ def search(
     targets, target_plan, target_macs = None, None, 0
     if several:
         target_plan = plan_stages(db, k=1, dim=dim, funnel=funnel, index=index, device=device, warn=warn)
+        width = target_plan.stages[-1].dim
+        cal = identity_table(db, model_dir, warn) if width == db.dim else None
+        if width != db.dim:
+            warn(f"identity is calibrated at the full width ({db.dim}); at dim {width} the identity column is NA")
         found_targets, target_macs = search_targets(
             [queries.windows[i] for i in several], db, target_plan, k=k, device=device, min_score=min_score,
-            shortlist=found[0] if target_plan.index is not None else None,
-            cal=identity_table(db, model_dir, warn) if target_plan.stages[-1].dim == db.dim else None)
+            shortlist=found[0] if target_plan.index is not None else None, cal=cal)
         targets = [None] * len(queries.ids)
         for i, t in zip(several, found_targets):
             targets[i] = t
