@@ -57,7 +57,7 @@ def command(
         "embedding file of the same model and embed options.",
     ),
     db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files, each once, of comparable vectors (one model, window, stride, --max-n)."),
-    k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
+    k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows); with --level windows, targets per query longer than one window."),
     dim: int | None = dim_option("Exact search at this prefix width."),
     funnel: str | None = typer.Option(
         None,
@@ -97,13 +97,14 @@ def command(
     Example: mrl-dna search fragments.fa genomes.h5 --level windows -k 1
 
     \b
-    --level windows, a query longer than one window (contigs, genomes; FASTA, or HDF5 saved with --save-windows):
+    --level windows, a query longer than one window (contigs, genomes; FASTA, or HDF5 with saved windows):
       its windows (--query-stride apart) are matched against the DB's windows; -k targets per query.
-      First pass (which targets are candidates: those owning a query window's best hit): exact with the
-      default plan or --dim; approximate with --funnel or a FAISS index (a target whose windows the shortlist
-      misses is not a candidate). Then exact: every query window against every window of each candidate (up to
-      64 per query, 1 GiB of windows) at the plan's last width: cosine, n_best, frac_best, best window. Estimated: identity (the
-      model's calibration.json, full width only) and strand (the order of the best hits).
+      First pass, which targets are candidates (those owning a query window's best hit): exact when the
+      plan is the exact scan (--dim, or the default without an index); approximate under --funnel or a FAISS
+      index (a target whose windows the shortlist misses is not a candidate). Then exact: every query window
+      against every window of each candidate (up to 64 per query, 1 GiB of windows) at the plan's last
+      width: cosine, n_best, frac_best, best window pair. Estimated: identity (the model's calibration.json,
+      full width only; NA outside its range) and strand (from the order of the best hits).
     Example: mrl-dna search contigs.fa genomes.h5 --level windows -k 3 | awk '$3==1'
     """
     console.set_quiet(quiet)
