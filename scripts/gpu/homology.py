@@ -124,7 +124,8 @@ def bench_search(qh5: Path, dbh5: Path, devices: list[str], k: int) -> dict:
     with EmbeddingStore.open(qh5) as qs:
         n_queries = qs.n
     for label, dev in devices:
-        search(qh5, [dbh5], level="windows", k=1, device=dev, use_index=False)  # warm-up
+        if dev != "cpu":
+            search(qh5, [dbh5], level="windows", k=1, device=dev, use_index=False)  # warm-up (CUDA context)
         r, secs = timed(lambda: search(qh5, [dbh5], level="windows", k=k, device=dev, use_index=False), dev)
         lines[label] = [line.split("\t") for line in tsv_lines(r, header=False)]
         res[label] = {"seconds": secs, "per_query_s": secs / max(1, n_queries)}
