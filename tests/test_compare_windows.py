@@ -65,11 +65,12 @@ def test_dist_level_windows_reports_ani_and_aligned_fractions(genomes_h5, cli):
     assert sorted(tuple(line.split("\t")[:2]) for line in out.splitlines()) == [("g", "half"), ("g", "m3"), ("m3", "half")]
 
 
-def test_dist_level_windows_of_two_files(genomes_h5, cli, tmp_path):
+def test_dist_level_windows_of_two_files(genomes_h5, cli, tmp_path, capsys):
     path, _, _, files = genomes_h5
     b = tmp_path / "b.h5"
     embed_fasta(files[:1], model=load_model(None), output=b,
                 options=EmbedOptions(save_windows=True, per_file=True, device="cpu"))
+    capsys.readouterr()
     code, out, err = cli("dist", b, path, "--level", "windows", "--no-header")
     assert code == 0, err
     assert [line.split("\t")[:3] for line in out.splitlines()][0] == ["g", "g", "100.000"]
@@ -87,7 +88,7 @@ def test_cluster_level_windows_makes_species_clusters(genomes_h5, cli):
     assert "3 clusters of 5 genomes" in err
 
 
-def test_window_level_refusals_are_one_line(genomes_h5, cli, tmp_path, tiny_model_dir):
+def test_window_level_refusals_are_one_line(genomes_h5, cli, tmp_path, tiny_model_dir, capsys):
     path, plain, _, files = genomes_h5
     code, _, err = cli("dist", plain, "--level", "windows")
     assert code == 1
@@ -95,6 +96,7 @@ def test_window_level_refusals_are_one_line(genomes_h5, cli, tmp_path, tiny_mode
     odd = tmp_path / "odd.h5"  # saved windows at a stride the calibration has no table for
     embed_fasta(files[:1], model=load_model(None), output=odd,
                 options=EmbedOptions(save_windows=True, windows_stride=300, per_file=True, device="cpu"))
+    capsys.readouterr()  # embed_fasta's progress line
     code, _, err = cli("dist", odd, "--level", "windows")
     assert code == 1
     one_error(err, "saved its windows at stride 300 bp", "--windows-stride 250", "mrl-dna calibrate --strides 300")
