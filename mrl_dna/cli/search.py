@@ -26,8 +26,8 @@ reported per target, as a mapper reports targets (output abridged):
 
     $ mrl-dna search contigs.fa genomes.h5 --level windows -k 2
     #query	target	rank	cosine	dims	target_start	target_end	target_contig	query_start	query_end	query_contig	strand	query_windows	n_best	frac_best	best_cosine	identity
-    K12_100k	Ecoli_W	1	0.886617	512	3961422	3963470	NC_017664.1	24988	27036	K12_100k	+	99	92	0.9293	0.982129	95.55
-    K12_100k	Salmonella_LT2	2	0.645201	512	3933156	3935204	NC_003197.1	83959	86007	K12_100k	+	99	5	0.0505	0.823886	NA
+    K12_100k	Ecoli_W	1	0.886617	512	3961422	3963470	NC_017664.1	24988	27036	K12_100k	+	99	92	0.9293	0.982129	95.64
+    K12_100k	Salmonella_LT2	2	0.645201	512	3933156	3935204	NC_003197.1	83959	86007	K12_100k	+	99	5	0.0505	0.823886	81.83
 
 (a 100 kb piece of E. coli K-12 MG1655 against genomes saved every 250 bp that hold E. coli W but not K-12.)
 For such a query, cosine is the mean over ALL the query's windows of their best cosine within the target (targets are
