@@ -20,7 +20,8 @@ GPU's free memory), with the same inputs:
   3. `dist DB.h5 --level windows` pairs (compare.windows.WindowLevel.compare: what dist runs per pair), the CPU
      on the first --cpu-pairs pairs, the device on all of them (and window_dist end to end); agreement = same NA
      pattern, max |ANI difference| (the bar: 0.01), max |af difference|.
-Writes OUT_DIR/homology_gpu.md (the table) and OUT_DIR/homology_gpu.json; prints the table. Installs nothing:
+Writes OUT_DIR/homology_gpu.md (the table) and OUT_DIR/homology_gpu.json (after each step, so a run cut short
+keeps what it measured); prints the table. Installs nothing:
 the checkout on PYTHONPATH (homology.sh) or `pip install -e .`.
 """
 
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test; with --device cpu)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tmp", default=None, help="where the generated genomes and embedding files go (default: the "
+                    "system's temporary directory; removed at the end)")
     a = ap.parse_args(argv)
     if a.quick:
         a.families, a.members, a.genome_bp, a.queries, a.cpu_pairs = 2, 2, 3e4, 2, 3
@@ -238,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
             "device": a.device, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "args": vars(a)}
     print(json.dumps(info), flush=True)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
+    save = lambda: (out / "homology_gpu.json").write_text(json.dumps(r, indent=1) + "\n")  # noqa: E731
+    r = {"info": info, "k": a.k}
+    with tempfile.TemporaryDirectory(dir=a.tmp) as tmp:  # outside OUT_DIR: a killed run leaves no genomes there
         tmp = Path(tmp)
         dbfa, qfa = make_fasta(tmp, families=a.families, members=a.members, bp=int(a.genome_bp), queries=a.queries,
                                seed=a.seed)
@@ -247,16 +252,19 @@ def main(argv: list[str] | None = None) -> None:
         secs = (embed(model, dbfa, dbh5, a.device, a.windows_stride)
                 + embed(model, qfa, qh5, a.device, a.windows_stride))
         mbp = (a.families * a.members + a.queries) * a.genome_bp / 1e6
-        r = {"info": info, "k": a.k, "embed": {"device": a.device, "mbp": mbp, "seconds": secs}}
+        r["embed"] = {"device": a.device, "mbp": mbp, "seconds": secs}
+        save()
         print(f"embedded {mbp:.1f} Mbp in {secs:.1f} s", flush=True)
         r["best_hits"] = bench_best_hits(qh5, dbh5, devices)
         print(json.dumps(r["best_hits"]), flush=True)
+        save()
         r["search"] = bench_search(qh5, dbh5, devices, a.k)
         print(json.dumps(r["search"]), flush=True)
+        save()
         r["dist"] = bench_dist(dbh5, devices, a.cpu_pairs)
         print(json.dumps(r["dist"]), flush=True)
     md = table(r, devices)
-    (out / "homology_gpu.json").write_text(json.dumps(r, indent=1) + "\n")
+    save()
     (out / "homology_gpu.md").write_text(f"{json.dumps(info)}\n\n{md}\n")
     print(md)
 
