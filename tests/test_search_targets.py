@@ -75,6 +75,8 @@ def test_long_query_of_two_records_pieces_names_both_with_their_share_and_coordi
     assert "1 query by its windows (every 256 bp" in err
     code, out, err = run_cli(["search", q, db, "--level", "windows", "-m", model, "-k", "3"], capsys)
     assert code == 0 and parse_tsv(out)[1] == rows and "(every 256 bp" in err  # 4 x the DB's stride, <= the window
+    cut = (float(a["cosine"]) + float(b["cosine"])) / 2  # --min-score applies to the cosine column: the mean
+    assert [r["target"] for r in search(capsys, q, db, model, "-k", "3", "--min-score", cut)[1]] == ["A"]
 
 
 def test_reverse_complemented_query_finds_its_target_on_the_minus_strand(setup, capsys):
