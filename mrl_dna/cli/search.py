@@ -141,15 +141,23 @@ def command(
     else:
         saving = "as many as"  # said "1.0x fewer"
     rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
-    by_windows = ""
+    head = f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}"
+    by_vector = (f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at "
+                 "full width)")
     if res.targets is not None:
         n = sum(t is not None for t in res.targets)
-        by_windows = (f"; {console.count(n, 'query', 'queries')} by {'its' if n == 1 else 'their'} windows (every {res.query_stride:,} bp; "
-                      f"first pass {res.target_plan.why}, {res.target_macs_per_window:,} multiply-adds per window, "
-                      "then every window of each candidate target, exactly)")
+        by_windows = (f"{console.count(n, 'query', 'queries')} by {'its' if n == 1 else 'their'} windows (every "
+                      f"{res.query_stride:,} bp; first pass {res.target_plan.why}, {res.target_macs_per_window:,} "
+                      "multiply-adds per window, then every window of each candidate target, exactly): "
+                      f"{console.count(sum(len(t) for t in res.targets if t is not None), 'target')}")
+        n_one = len(res.query_ids) - n
+        by_vector = (f"; {console.count(n_one, 'query', 'queries')} of one window by {'its' if n_one == 1 else 'their'} "
+                     f"vector, {res.plan.why}; {macs:,} multiply-adds per query ({saving} exact at full width)"
+                     if n_one else "")
+        summary = f"{head}: {by_windows}{by_vector}"
+    else:
+        summary = f"{head}, {by_vector}"
     console.footer(
-        f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
-        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)"
-        f"{by_windows}",
+        summary,
         timer,
     )
