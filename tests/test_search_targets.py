@@ -144,6 +144,9 @@ def test_identity_comes_from_the_models_calibration_and_is_na_without_or_below_i
     _calibrate(model, top_identity=1.0, valid_min=0.75)
     _, rows, err = search(capsys, q, db, model, "-k", "1")
     assert rows[0]["identity"] == "100.00" and "calibration" not in err  # every window is its target's own
+    scattered = write_fasta(tmp / "s.fa", {"s": "".join(seqs["C"][i * W: (i + 1) * W] for i in (5, 1, 9, 3, 7))})
+    _, rows, _ = search(capsys, scattered, db, model, "-k", "1")
+    assert (rows[0]["target"], rows[0]["n_best"], rows[0]["strand"], rows[0]["identity"]) == ("C", "5", ".", "NA")
     _calibrate(model, top_identity=0.74, valid_min=0.75)
     _, rows, _ = search(capsys, q, db, model, "-k", "1")
     assert rows[0]["identity"] == "NA"  # below the range the table holds: never an invented number

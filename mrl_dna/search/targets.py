@@ -77,7 +77,9 @@ class TargetHit:
     query_windows: int  # the query's windows scored
     n_best: int  # query windows whose best hit (among the candidates) lies in this target
     frac_best: float  # n_best / query windows
-    identity: float  # percent, the model's calibration of the windows' normalised scores; nan = NA
+    # percent, the model's calibration of the windows' normalised scores (homology.contig_targets); nan = NA: no
+    # calibration, below its range, or hits that do not run along the target (strand '.': chance, not homology)
+    identity: float
     best_cosine: float  # the best window pair's cosine
     target_start: int
     target_end: int
@@ -237,15 +239,18 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
             continue
         best_row = int(allrows[t.best_window])
         (ts,), (te,), (tc,) = recs.coordinates(np.array([best_row]))
+        strand = _strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)
         ident = t.identity
         if cal is not None and not ident >= 100.0 * cal.valid_min:
             ident = math.nan  # below the range the calibration holds: NA, never an invented number
+        if strand == ".":
+            ident = math.nan  # scattered best hits are chance, not homology (their scores sit near the table's bottom)
         hits.append(TargetHit(
             row=best_row, cosine=t.mean_best, query_windows=len(q), n_best=t.n_best, frac_best=t.frac_best, identity=ident,
             best_cosine=t.best_cosine, target_start=int(ts), target_end=int(te), target_contig=tc,
             query_start=int(q.start[t.best_query_window]), query_end=int(q.end[t.best_query_window]),
             query_contig=q.contig[t.best_query_window],
-            strand=_strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)))
+            strand=strand))
     return hits
 
 
