@@ -414,8 +414,9 @@ def tsv_lines(result: SearchResult, *, header: bool = True) -> Iterator[str]:
     When some query was searched by its windows (result.targets), TSV_TARGET_HEADER follows, and such a query
     has one line per target: cosine = the mean over all its windows of their best cosine in the target (the
     rank), target_* and query_* = the best window pair, strand, query_windows scored, n_best / frac_best = those
-    whose best hit lies in the target, best_cosine = the best pair's, identity = calibrated percent or NA (also when strand is '.'). Lines of
-    one-window queries keep their window hits, with '.' (NA for identity) in the columns that need several.
+    whose best hit lies in the target, best_cosine = the best pair's, identity = calibrated percent or NA (also
+    when strand is '.'). Lines of one-window queries keep their window hits, with '.' (NA for identity) in the
+    columns that need several.
     """
     cols = TSV_HEADER + (TSV_WINDOW_HEADER if result.windows is not None else ())
     if result.targets is not None:
