@@ -165,7 +165,7 @@ def bench_dist(dbh5: Path, devices: list[str], cpu_pairs: int) -> dict:
                 res[label]["window_dist_all_pairs_s"] = secs_all
     if len(devices) == 2:
         first, second = (results[label] for label, _ in devices)
-        common = [p for p in first if p in second]
+        common = [p for p in first if p in second and first[p] is not None and second[p] is not None]
         a = [first[p] for p in common]
         b = [second[p] for p in common]
         nan = [(math.isnan(x.ani), math.isnan(y.ani)) for x, y in zip(a, b)]
