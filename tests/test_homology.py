@@ -205,3 +205,35 @@ def test_contig_targets_name_the_source_genome_first(genomes, cal):
                           cal=cal.table(250))
     assert hits[0].record == 0 and hits[0].n_best >= 38 and 94 <= hits[0].identity <= 99.5
     assert rec[hits[0].best_window] == 0
+
+
+def test_calibrate_command_builds_a_models_calibration_and_keeps_an_existing_one(tmp_path, cli):
+    """`mrl-dna calibrate MODEL_DIR GENOMES...` writes MODEL_DIR/calibration.json for that model (a k-mer-only
+    tiny model: fast); a second run without --force leaves it alone."""
+    import torch
+
+    from mrl_dna.model import MrlDnaModel
+    from mrl_dna.model.config import EncoderConfig
+    from conftest import tiny_config
+
+    torch.manual_seed(0)
+    enc = EncoderConfig(stride=8, stem_channels=8, d_model=16, n_layer=1, d_state=8, headdim=8, kmer_features=3,
+                        learned=False)
+    model = MrlDnaModel(tiny_config(encoder=enc)).eval()
+    d = tmp_path / "model"
+    model.save_pretrained(d)
+    rng = np.random.default_rng(2)
+    files = []
+    for k, gc in enumerate((0.35, 0.6)):
+        p = tmp_path / f"c{k}.fa"
+        p.write_text(f">c{k}\n{dna.decode(random_genome(rng, 8_000, gc))}\n")
+        files.append(p)
+    code, _, err = cli("calibrate", d, *files, "--strides", "128,250", "--no-screen", "--threads", "1")
+    assert code == 0, err
+    cal = load_calibration(d)
+    assert cal.model_hash == model.info.weights_hash and sorted(cal.tables) == [128, 250] and cal.screen is None
+    assert cal.build["genomes"] == ["c0", "c1"] and cal.build["seed"] == 0
+    before = (d / "calibration.json").read_bytes()
+    code, _, err = cli("calibrate", d, *files)
+    assert code == 1 and "calibration.json exists; add --force" in err and len(err.splitlines()) == 1
+    assert (d / "calibration.json").read_bytes() == before
