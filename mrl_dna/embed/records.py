@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from mrl_dna import console
+from mrl_dna import console, runtime
 from mrl_dna.device import resolve_device
 from mrl_dna.embed.options import EmbedOptions
-from mrl_dna.embed.pipeline import Pending, StageTimes, default_batch_tokens, embedded_windows
+from mrl_dna.embed.pooled import PooledRecord, headed, pooled_model, pooled_profile, pooled_records
+from mrl_dna.embed.stages import StageTimes
 from mrl_dna.inputs.fasta import Record
+from mrl_dna.model.kmer_linear import KmerLinearModel
 from mrl_dna.store import EmbeddedRecord
+
+if TYPE_CHECKING:  # pipeline.py (torch) is imported by the batched path only: the pooled one starts without torch
+    from mrl_dna.embed.pipeline import Pending
 
 # Below this length a vector carries almost no signal and a warning says so: 16 bp is one token of the
 # default model's stem (it sees one patch per 16 bp).
@@ -56,7 +60,6 @@ class ShortRecords:
                       f"shorter than {SHORT_RECORD_BP} bp ({self.n:,} in all)")
 
 
-@torch.inference_mode()
 def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions = EmbedOptions(), progress=None,
                     times: StageTimes | None = None, first_order: int = 0) -> Iterator[EmbeddedRecord]:
     """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included),
@@ -66,15 +69,32 @@ def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions =
     records are, for a given options.batch_tokens. `progress` (optional) gets `advance(bp)` as windows finish
     (a record's bases add up to its length when it is yielded); times: adds each stage's seconds to it.
     Reads options' window, stride, max_n_fraction, batch_tokens, device, save_windows, prefetch and compile.
+    A k-mer-only model with a linear head and mean pooling takes the pooled path instead (pooled.py: one head
+    call per record; window, stride and max_n_fraction only; the same bits whatever the records, threads or
+    batch size).
     """
     times = times if times is not None else StageTimes()
+    kmer = pooled_model(model, options)
+    if kmer is not None:
+        items = ((rec, None) for rec in records)
+        rows = ((p, pooled_profile([p])) for p in _pooled(items, kmer, options, progress, times))
+        for p, vec in headed(rows, kmer, times):
+            yield _pooled_row(kmer, p.id, [p], vec, first_order + p.order)
+        return
+    import torch
+
+    yield from torch.inference_mode()(_batched_sequences)(records, _torch_model(model), options, progress, times,
+                                                         first_order)
+
+
+def _batched_sequences(records: Iterable[Record], model, options: EmbedOptions, progress, times: StageTimes,
+                       first_order: int) -> Iterator[EmbeddedRecord]:
     for p in _embedded(((rec, None) for rec in records), model, options, progress, times):
         with times("pool"):
             row = _row(model, p.id, [p], options.save_windows, first_order + p.order)
         yield row
 
 
-@torch.inference_mode()
 def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options: EmbedOptions = EmbedOptions(),
                 progress=None, times: StageTimes | None = None, first_order: int = 0) -> Iterator[EmbeddedRecord]:
     """`embed --per-file`: one EmbeddedRecord per (name, records) item of `files`, in order (`order` counts
@@ -83,29 +103,81 @@ def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options
     record's vector bit for bit); length, windows and skipped windows are the file's totals; `contigs` lists
     its records and, with save_windows, each window says which of them it lies on. A file without records or
     bases is a row with status empty (all-N: all_n). Batching is the same as embed_sequences', so the same bits
-    whatever the other files are. Memory: the window embeddings (D floats each) of one file at a time.
+    whatever the other files are (on the pooled path: one head call per file, on the pooled profile of all
+    its windows). Memory: the window embeddings (D floats each) of one file at a time.
     """
     times = times if times is not None else StageTimes()
-    items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
-    group: list[Pending] = []  # the records of file `current`
+    kmer = pooled_model(model, options)
+    if kmer is not None:
+        items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
+        groups = _file_groups(_pooled(items, kmer, options, progress, times), len(files))
+        for (fi, group), vec in headed(((g, pooled_profile(g[1])) for g in groups), kmer, times):
+            yield _pooled_row(kmer, files[fi][0], group, vec, first_order + fi, per_file=True)
+        return
+    import torch
+
+    yield from torch.inference_mode()(_batched_files)(files, _torch_model(model), options, progress, times,
+                                                     first_order)
+
+
+def _file_groups(records: Iterable, n_files: int) -> Iterator[tuple[int, list]]:
+    """Records (Pending or PooledRecord, `key` = their file's index, in file order) -> (file index, its records)
+    for every file, those without records included."""
+    group: list = []
     current = 0
-    for p in _embedded(items, model, options, progress, times):
+    for p in records:
         while p.key > current:  # records come in file order: the files before p's are complete
-            with times("pool"):
-                row = _row(model, files[current][0], group, options.save_windows, first_order + current, per_file=True)
-            yield row
+            yield current, group
             group, current = [], current + 1
         group.append(p)
-    for fi in range(current, len(files)):
+    for fi in range(current, n_files):
+        yield fi, group
+        group = []
+
+
+def _batched_files(files: Sequence[tuple[str, Iterable[Record]]], model, options: EmbedOptions, progress,
+                   times: StageTimes, first_order: int) -> Iterator[EmbeddedRecord]:
+    items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
+    for fi, group in _file_groups(_embedded(items, model, options, progress, times), len(files)):
         with times("pool"):
             row = _row(model, files[fi][0], group, options.save_windows, first_order + fi, per_file=True)
         yield row
-        group = []
+
+
+def _torch_model(model):
+    """The model the batched path runs: a KmerLinearModel's torch form (--save-windows), else the model."""
+    return model.torch_model() if isinstance(model, KmerLinearModel) else model
+
+
+def _pooled(items: Iterable[tuple[Record, object]], model: KmerLinearModel, options: EmbedOptions, progress,
+            times: StageTimes) -> Iterator[PooledRecord]:
+    """pooled.pooled_records with the options' windows, on the threads --threads chose (runtime.chosen_threads)."""
+    return pooled_records(items, model=model, cfg=options.window_config(model.info), workers=runtime.chosen_threads(),
+                          progress=progress, times=times)
+
+
+def _pooled_row(model: KmerLinearModel, name: str, group: Sequence[PooledRecord], vec: np.ndarray | None,
+                order: int, per_file: bool = False) -> EmbeddedRecord:
+    """One stored row on the pooled path: a record (group of one) or a file's records, `vec` their vector."""
+    length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
+    contigs = tuple((p.id, p.length) for p in group) if per_file else ()
+    checksum = file_checksum((p.id, p.checksum) for p in group) if per_file else group[0].checksum
+    kept = [(ci, p) for ci, p in enumerate(group) if len(p.spans)]
+    if vec is None:
+        status = "empty" if length == 0 else "all_n"
+        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(model.info.dim, np.float32), order=order,
+                              contigs=contigs, checksum=checksum)
+    spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64) if len(kept) > 1 else kept[0][1].spans
+    wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
+    return EmbeddedRecord(name, length, len(spans), skipped, "ok", vec, window_spans=spans, order=order,
+                          contigs=contigs, window_contigs=wcontig, checksum=checksum)
 
 
 def _embedded(items: Iterable[tuple[Record, object]], model, options: EmbedOptions, progress,
               times: StageTimes) -> Iterator[Pending]:
     """pipeline.embedded_windows with the options' windows, device and batch size."""
+    from mrl_dna.embed.pipeline import default_batch_tokens, embedded_windows
+
     dev = resolve_device(options.device)
     return embedded_windows(items, model=model, cfg=options.window_config(model.info),
                             batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev,
@@ -116,6 +188,9 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
          per_file: bool = False) -> EmbeddedRecord:
     """One stored row from the embedded windows of one record (group of one) or of one file's records: the
     weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU)."""
+    import torch
+    import torch.nn.functional as F
+
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()
