@@ -31,8 +31,11 @@ from mrl_dna.windows import WindowConfig, split_windows
 
 # Bases per chunk (a few hundred windows: ~10 MB of counts and profiles), and at most this many windows in one.
 CHUNK_BASES, CHUNK_WINDOWS = 1 << 18, 384
-# What `numerics` says for this path: its bits depend on neither the device nor the batch size.
-NUMERICS = "cpu (numpy); pooled k-mer profile, one head per record"
+# What `numerics` says for this path: its bits depend on neither the device nor the batch size, only on how the
+# windows' sums are grouped and on the head's product shape (kmer_linear), named here so that a change of either
+# is a change of numerics (resume and merge then refuse to mix the two).
+NUMERICS = (f"cpu (numpy); pooled k-mer profile (sums of {GROUP_WINDOWS} windows), one head per record "
+            f"({HEAD_ROWS}-row products)")
 
 
 def pooled_model(model, options: EmbedOptions) -> KmerLinearModel | None:
