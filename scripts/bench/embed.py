@@ -6,6 +6,7 @@ and flat memory as the input grows. Each measurement runs in a fresh subprocess 
     python scripts/bench/embed.py --suite length    # 0.25 .. 4 Mbp single record: time must grow linearly
     python scripts/bench/embed.py --suite memory --sizes 10e6,100e6   # peak RSS flat while input grows 10x
     python scripts/bench/embed.py --suite default   # the bundled default model on 1 Mbp
+    python scripts/bench/embed.py --suite kmer      # the pooled path's k-mer counter alone, Mbp/s, one thread
     python scripts/bench/embed.py --suite mash --data ../shared/data --before-python ../venv/bin/python
         # issue 24: `mrl-dna embed` beside `mash sketch` (start-up included) on whole genomes at 1 and 2 threads,
         # a loop of one process per genome, and Mbp/s on many short records (--markers FASTA); with
@@ -83,6 +84,49 @@ def one(args: dict) -> dict:
     if dev.startswith("cuda"):
         out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
+
+
+# ---- --suite kmer (issue 24) ---------------------------------------------------------------------------------
+def kmer_suite(a: argparse.Namespace) -> None:
+    """The pooled path's stages alone on one thread, best of --runs on a random --bp genome: the canonical k-mer
+    count of a whole record, per 2 kb window (kmer.window_kmer_counts, 128 windows a call as embed calls it), and
+    the window sums of the default model (KmerLinearModel.piece_sums: counts -> sums of l_w x_w). Compare with
+    the pipeline's ceiling: `python scripts/bench/pipeline.py FASTA --model null --threads 1`."""
+    import numpy as np
+
+    from mrl_dna import dna, runtime
+    from mrl_dna.kmer import kmer_counts, window_kmer_counts
+    from mrl_dna.model import load_embedder
+    from mrl_dna.model.kmer_linear import GROUP_WINDOWS
+    from mrl_dna.windows import window_spans
+
+    runtime.tune_allocator()
+    bp = int(a.bp)
+    tokens = np.random.default_rng(0).choice(np.array(dna.BASES, np.uint8), size=bp)
+    model = load_embedder(None)
+    spans = window_spans(bp, model.info.window, model.info.window_stride)
+    groups = [spans[i : i + GROUP_WINDOWS] for i in range(0, len(spans), GROUP_WINDOWS)]
+
+    def per_group(fn):
+        for g in groups:
+            lo, hi = int(g[0, 0]), int(g[-1, 1])
+            fn(tokens[lo:hi], g - lo)
+
+    one = np.zeros(1, dtype=bool)
+    stages = {"k-mer counts of the whole record (kmer_counts)": lambda: kmer_counts(tokens, 6),
+              f"counts per {model.info.window} bp window (window_kmer_counts)": lambda: per_group(
+                  lambda t, g: window_kmer_counts(t, 6, g)),
+              "counts + window sums of the default model (piece_sums)": lambda: per_group(
+                  lambda t, g: model.piece_sums(t, g, np.zeros(1, dtype=np.intp), one))}
+    print(f"# bench_embed --suite kmer: {bp:,} bp random genome, one thread, best of {a.runs}; load average "
+          f"{os.getloadavg()[0]:.1f}\n\n| stage | seconds | Mbp/s |\n|---|---:|---:|")
+    for name, fn in stages.items():
+        best = float("inf")
+        for _ in range(a.runs):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        print(f"| {name} | {best:.3f} | {bp / best / 1e6:.0f} |", flush=True)
 
 
 # ---- --suite mash (issue 24) ---------------------------------------------------------------------------------
@@ -217,7 +261,7 @@ def measure(**kw) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", choices=["windows", "length", "memory", "default", "mash"], default="windows")
+    ap.add_argument("--suite", choices=["windows", "length", "memory", "default", "kmer", "mash"], default="windows")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     ap.add_argument("--windows", default="1024,2048,4096,8192,16384")
@@ -227,7 +271,7 @@ def main() -> None:
     ap.add_argument("--batch-tokens", type=int, default=65536)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data"),
                     help="mash suite: the shared data (genomes/, small/, assemblies/ of *.fa.gz)")
-    ap.add_argument("--runs", type=int, default=3, help="mash suite: rounds on the whole-genome FASTA (best of)")
+    ap.add_argument("--runs", type=int, default=3, help="mash and kmer suites: rounds (best of)")
     ap.add_argument("--loop", type=int, default=100, help="mash suite: single-genome runs in the loop")
     ap.add_argument("--loop-runs", type=int, default=1, help="mash suite: rounds of the loop")
     ap.add_argument("--loop-before", type=int, default=0,
@@ -244,6 +288,9 @@ def main() -> None:
         return
     if a.suite == "mash":
         mash_suite(a)
+        return
+    if a.suite == "kmer":
+        kmer_suite(a)
         return
     base = dict(device=a.device, threads=a.threads, batch_tokens=a.batch_tokens, model="random", mixer="ssd", window=2048, bp=a.bp)
     print(f"# bench_embed --suite {a.suite} on {a.device}, threads={a.threads or os.cpu_count()}, cpu_count={os.cpu_count()}")
