@@ -196,6 +196,15 @@ def mash_suite(a: argparse.Namespace) -> None:
                 n = a.loop_before if name.endswith("(before)") and a.loop_before else len(loop)
                 per_genome[name].append([_wall(cmd(1, g, f"l{j}"), name) for j, g in enumerate(loop[:n])])
         _loop_rows(loop, per_genome)
+        # the same genomes in ONE call: embed --per-file (a row per file) beside mash sketch of the files (a sketch each)
+        many = {name: (["mash", "sketch", "-p", "1", "-o", str(out / "many")] if name == "mash sketch" else
+                       [py, "-m", "mrl_dna", "embed", "--per-file", "-o", str(out / f"many{i}.h5"), "--force", "-q",
+                        "--threads", "1"]) + [str(g) for g in genomes]
+                for i, (name, py) in enumerate((("mash sketch", None), ("mrl-dna embed", sys.executable),
+                                                ("mrl-dna embed (before)", a.before_python))) if name in tools}
+        _CPU.clear()
+        _rows_of(f"{len(genomes)} genome files in one call (embed --per-file)", 1, bp, tools,
+                 [{name: _wall(cmd, name) for name, cmd in many.items()} for _ in range(a.runs)])
         if a.markers:
             short = out / "short.fa"
             n = _first_records(Path(a.markers), short, a.markers_n)
