@@ -57,9 +57,9 @@ class KmerLinearModel:
         self.config, self.directory, self._hash = config, directory, weights_hash
         self.k = config.encoder.kmer_features
         self.sqrt = config.encoder.kmer_transform == KmerTransform.sqrt
-        self.weight_t = np.ascontiguousarray(np.asarray(weight, dtype=np.float32).T)  # (K, D)
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # (D, K), as stored (no transposed copy)
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)  # (D,)
-        self.n_features = self.weight_t.shape[0]
+        self.n_features = self.weight.shape[1]
 
     @staticmethod
     def applies(config) -> bool:
@@ -107,7 +107,7 @@ class KmerLinearModel:
         from mrl_dna.model.mrl import MrlDnaModel
 
         model = MrlDnaModel(self.config)
-        model.load_state_dict({"head.weight": torch.from_numpy(self.weight_t.T.copy()),
+        model.load_state_dict({"head.weight": torch.from_numpy(self.weight.copy()),
                                "head.bias": torch.from_numpy(self.bias.copy())})
         model.directory = self.directory
         return model.eval()
@@ -180,14 +180,14 @@ class KmerLinearModel:
         """(r, K) pooled profiles -> (r, D) float32 L2-normalised record vectors: the linear head in products of
         HEAD_ROWS rows (zero rows fill the last), one BLAS thread."""
         r, K = pooled.shape
-        out = np.empty((r, self.bias.shape[0]), dtype=np.float32)
+        out = np.empty((r, self.bias.shape[0]), dtype=np.float32)  # (r, D)
         block = np.zeros((HEAD_ROWS, K), dtype=np.float32)
         with one_blas_thread():  # a product split over threads may sum in another order
             for i in range(0, r, HEAD_ROWS):
                 m = min(HEAD_ROWS, r - i)
                 block[:m] = pooled[i : i + m]
                 block[m:] = 0.0
-                y = (block @ self.weight_t)[:m]  # (m, D) float32, a (HEAD_ROWS, K) x (K, D) product
+                y = (self.weight @ block.T).T[:m]  # (m, D) float32, a (D, K) x (K, HEAD_ROWS) product
                 y += self.bias
                 y64 = y.astype(np.float64)
                 norm = np.sqrt(np.einsum("ij,ij->i", y64, y64))[:, None]
