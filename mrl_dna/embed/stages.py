@@ -15,9 +15,10 @@ _STAGE_HELP = {
     "read": "FASTA reading, parsing, tokenising",
     "windows": "cutting windows, N counts",
     "batch": "gathering windows into token batches",
-    "model": "encoder + head (on a GPU: launching them, uploads; with worker threads: handing batches over)",
+    "model": "encoder + head (on a GPU: launching them, uploads; with worker threads: handing batches over; "
+             "pooled path: k-mer counts and window sums)",
     "wait": "waiting for the GPU's or the worker threads' results",
-    "pool": "pooling records, window vectors",
+    "pool": "pooling records, window vectors (pooled path: the head, once per record)",
     "write": "HDF5 writing",
 }
 
@@ -44,7 +45,7 @@ class StageTimes:
         """Lines of a table: stage, seconds, share of the wall time, and the rate of that stage alone."""
         wall = wall if wall is not None else time.perf_counter() - self.start
         rows = [(s, self.seconds[s], _STAGE_HELP[s]) for s in STAGES]
-        rows += [(f"{s} (worker threads, overlapped)", v, "encoder + head, summed over the threads") if s == "model"
+        rows += [(f"{s} (worker threads, overlapped)", v, "the model's work, summed over the threads") if s == "model"
                  else (f"{s} (prefetch thread, overlapped)", v, _STAGE_HELP[s]) for s, v in self.worker.items()]
         rows.append(("other", max(0.0, wall - sum(self.seconds.values())), "the rest (Python glue, progress)"))
         out = [f"{'stage':<36} {'seconds':>9} {'share':>7} {'Mbp/s alone':>12}  what"]
