@@ -185,51 +185,58 @@ def set_threads(threads: int = 0) -> int:
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
     """numpy's BLAS on one thread inside this block (a product split over threads may sum in another order):
-    OpenBLAS, as numpy's wheels bundle it, through its own get/set calls (~0 s); any other BLAS through
-    threadpoolctl, whose first call scans every loaded library (~0.1 s: too slow for every `embed`)."""
-    calls = _openblas_threads()
-    if calls is None:
+    every OpenBLAS loaded in the process (numpy's wheels bundle one; scipy or faiss may load others) through
+    its own get/set calls (~0 s); any other BLAS through threadpoolctl, whose first call scans every loaded
+    library (~0.1 s: too slow for every `embed`)."""
+    libs = _openblas_threads()
+    if not libs:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
             yield
         return
-    get, set_ = calls
-    before = get()
-    set_(1)
+    before = [get() for get, _ in libs]
+    for _, set_ in libs:
+        set_(1)
     try:
         yield
     finally:
-        set_(before)
+        for (_, set_), n in zip(libs, before):
+            set_(n)
 
 
-_openblas: list = []  # [(get, set) or None] once looked up
-
-
-def _openblas_threads():
-    """(get_num_threads, set_num_threads) of the OpenBLAS that numpy loaded, or None (another BLAS, or no
-    /proc/self/maps to find it in)."""
-    if _openblas:
-        return _openblas[0]
-    found = None
+def _openblas_threads() -> list:
+    """(get_num_threads, set_num_threads) of every OpenBLAS loaded in this process (numpy's among them), found
+    in /proc/self/maps; [] where there is none or no /proc."""
+    found = []
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-                    found = (get, set_)
-                    break
-            if found:
-                break
     except OSError:
-        found = None
-    _openblas.append(found)
+        return []
+    for path in paths:
+        if path not in _OPENBLAS:
+            _OPENBLAS[path] = _openblas_calls(path)
+        if _OPENBLAS[path] is not None:
+            found.append(_OPENBLAS[path])
     return found
+
+
+_OPENBLAS: dict = {}  # library path -> its (get, set) or None
+
+
+def _openblas_calls(path: str):
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and set_ is not None:
+            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+            return get, set_
+    return None
 
 
 @contextlib.contextmanager
