@@ -7,8 +7,8 @@ Work is cut into chunks of whole pieces, a piece being up to GROUP_WINDOWS conse
 (counted from its first window), many short records sharing a chunk: one vectorised k-mer count per chunk, no
 Python per window. A chunk returns one float64 sum per piece; a record's sum adds its pieces in order, so its
 vector never depends on the chunks, threads or records around it (kmer_linear's module docstring). With
-`workers` > 1, chunks are counted in that many threads (numpy releases the GIL) while the main thread reads,
-windows and runs the head.
+`workers` > 1, chunks are counted in that many threads (numpy's array operations release the GIL) while the
+main thread reads, windows and runs the head.
 
 Glossary: w windows, K canonical k-mers, D output width.
 """
@@ -70,8 +70,8 @@ class PooledRecord:
 
 
 def pooled_profile(group: list[PooledRecord]) -> np.ndarray | None:
-    """(K,) float64: the length-weighted mean of the window profiles of a record (group of one) or of a file's
-    records (their sums added in file order); one window is its own profile; None without windows."""
+    """(K,): the length-weighted mean (float64) of the window profiles of a record (group of one) or of a file's
+    records (their sums added in file order); one window is its own (float32) profile; None without windows."""
     kept = [p for p in group if len(p.spans)]
     if not kept:
         return None
