@@ -18,12 +18,14 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from mrl_dna import console
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a process group is used: `embed` with a k-mer-only model needs none
+    import torch
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -85,6 +87,7 @@ class DistContext:
         """Element-wise sum of integer counters over all ranks (the values themselves in one process)."""
         if not self.initialised:
             return [int(v) for v in values]
+        import torch
         import torch.distributed as td
 
         t = torch.tensor([int(v) for v in values], dtype=torch.int64, device=self.device)  # nccl needs the GPU
@@ -96,6 +99,7 @@ class DistContext:
         (Every rank must pass the same shape.)"""
         if not self.initialised:
             return rows
+        import torch
         import torch.distributed as td
 
         out = [torch.empty_like(rows) for _ in range(self.world)]
@@ -115,6 +119,8 @@ def init(device: str = "auto") -> DistContext:
         raise ConfigError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start multi-process runs with "
                           "torchrun (e.g. torchrun --nproc_per_node 2 -m mrl_dna embed IN.fa -o OUT.h5), or unset "
                           "WORLD_SIZE")
+    import torch
+
     if dev.type == "cuda":
         if local >= torch.cuda.device_count():
             raise ConfigError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s) are visible; "

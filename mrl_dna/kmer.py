@@ -28,6 +28,7 @@ MAX_K = 12  # 4^12 = 16.7M-entry lookup table (67 MB); beyond that a dense profi
 # token id -> 2-bit code (A0 C1 G2 T3); 4 marks "not a base" (N, PAD, INVALID)
 _BITS = np.full(256, 4, dtype=np.int64)
 _BITS[A], _BITS[C], _BITS[G], _BITS[T] = 0, 1, 2, 3
+_CODE2 = _BITS.astype(np.uint8)  # the same as uint8, for kmer_codes
 
 
 def n_canonical(k: int) -> int:
@@ -54,26 +55,117 @@ def canonical_kmers(k: int) -> list[str]:
     return ["".join("ACGT"[(int(c) >> (2 * (k - 1 - j))) & 3] for j in range(k)) for c in codes]
 
 
+def kmer_codes(tokens: np.ndarray, k: int) -> np.ndarray:
+    """The 2-bit code (A0 C1 G2 T3, first base highest) of the k-mer starting at each position -> (max(0, L - k
+    + 1),) unsigned ints, or 4^k ("no k-mer") where it touches an N or any non-base.
+
+    The counting core of every profile here (kmer_counts, window_kmer_counts): one pass per base of the k-mer
+    over the codes (uint16 up to k = 7; no (L, k) array), and counts are taken over the 4^k codes, folded into
+    canonical columns afterwards (_fold), so nothing is looked up per base."""
+    _check_k(k)
+    t = np.asarray(tokens, dtype=np.uint8)
+    n = t.size - k + 1
+    if n < 1:
+        return np.empty(0, dtype=np.uint16 if k <= 7 else np.uint32)
+    b = t - np.uint8(A)  # A C G T -> 0..3 (the ids are consecutive: dna.A..dna.T); anything else -> >= 4
+    if not (A + 1 == C and C + 1 == G and G + 1 == T):  # pragma: no cover (guards the token table's layout)
+        b = _CODE2[t]
+    bad = (b[:n] > 3).view(np.uint8)  # 1 where the k-mer's first base is not ACGT
+    code = b[:n].astype(np.uint16 if k <= 7 else np.uint32)
+    code &= 3
+    for j in range(1, k):  # rolling 2-bit code: code = code * 4 + base; bad |= (base is not ACGT)
+        nxt = b[j : j + n]
+        bad |= nxt > 3
+        code <<= 2
+        code |= nxt & 3
+    code[bad.view(bool)] = 4**k
+    return code
+
+
+@lru_cache(maxsize=None)
+def _fold(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How counts over the 4^k codes become canonical counts: column c = raw[first[c]] (+ raw[second[c]] for the
+    columns `pair`, the k-mers that are not their own reverse complement)."""
+    codes = np.arange(4**k, dtype=np.int64)
+    rc = _revcomp_codes(codes, k)
+    first = np.unique(np.minimum(codes, rc))  # (K,) canonical codes, in column order
+    second = _revcomp_codes(first, k)
+    pair = np.flatnonzero(second != first)
+    return first.astype(np.intp), pair, second[pair].astype(np.intp)
+
+
+def _folded(raw: np.ndarray, k: int) -> np.ndarray:
+    """(..., 4^k [+ 1]) counts per code -> (..., n_canonical(k)) int64 counts per canonical k-mer."""
+    first, pair, second = _fold(k)
+    out = raw[..., first].astype(np.int64)
+    out[..., pair] += raw[..., second]
+    return out
+
+
 def kmer_counts(tokens: np.ndarray, k: int) -> np.ndarray:
     """Canonical k-mer counts of one token array -> (n_canonical(k),) int64. k-mers with N are skipped."""
+    return _folded(np.bincount(kmer_codes(tokens, k), minlength=4**k + 1), k)
+
+
+def window_kmer_counts(tokens: np.ndarray, k: int, spans: np.ndarray) -> np.ndarray:
+    """Canonical k-mer counts of each window [start, end) of one token array -> (w, n_canonical(k)) int64: the
+    k-mers that lie wholly inside the window (those touching an N skipped), as kmer_counts(tokens[s:e]) row by
+    row, in one vectorised pass (windows may overlap; spans are (w, 2) within the array). Memory: (w,
+    n_canonical(k)) int64 counts, so callers pass windows a few hundred at a time."""
     _check_k(k)
-    bits = _BITS[np.asarray(tokens, dtype=np.uint8)]  # (L,) 0..3, 4 = not a base
-    L = bits.size
-    if L < k:
-        return np.zeros(n_canonical(k), dtype=np.int64)
-    n = L - k + 1
-    # forward code of the k-mer starting at i: sum_j b[i+j] * 4^(k-1-j); reverse complement: sum_j (3-b[i+j]) * 4^j
-    b = np.where(bits == 4, 0, bits)
-    fwd = np.zeros(n, dtype=np.int64)
-    rev = np.zeros(n, dtype=np.int64)
-    for j in range(k):  # k <= 12 passes over the sequence, each fully vectorised
-        fwd = (fwd << 2) | b[j : j + n]
-        rev |= (3 - b[j : j + n]) << (2 * j)
-    # a k-mer is valid when none of its k tokens is a non-base: windowed count of bad tokens == 0
-    bad = np.concatenate(([0], np.cumsum(bits == 4)))
-    valid = (bad[k:] - bad[:n]) == 0
-    canon = np.minimum(fwd[valid], rev[valid])
-    return np.bincount(canonical_index(k)[canon], minlength=n_canonical(k)).astype(np.int64)
+    spans = np.asarray(spans, dtype=np.intp).reshape(-1, 2)  # (w, 2)
+    w, K = len(spans), n_canonical(k)
+    if not w:
+        return np.zeros((0, K), dtype=np.int64)
+    col = _columns(k)[kmer_codes(tokens, k)]  # (n,) canonical column of each k-mer, K where there is none
+    bins = K + 1  # a window's row of counts: K columns and the "no k-mer" one
+    s = spans[:, 0]
+    f = np.maximum(spans[:, 1] - k + 1, s)  # window i's k-mers start in [s_i, f_i)
+    if not ((s[1:] > s[:-1]).all() and (f[1:] >= f[:-1]).all() and (f[:-2] <= s[2:]).all()):
+        return _any_window_counts(col, s, f, K)  # unsorted, or windows that reach past the next one
+    # each k-mer start p in [s_0, f_last) gets the row of the last window that starts at or before it: positions
+    # [s_i, s_i+1) go to window i, those past f_i (k-mers that cross its end) to a spare row w; the starts that
+    # window i shares with window i+1 ([s_i+1, f_i), where windows overlap) are added to row i afterwards
+    nxt = np.append(s[1:], f[-1])  # (w,) where window i's own run stops
+    own = np.minimum(f, nxt) - s  # (w,) its k-mer starts before the next window's
+    gap = nxt - s - own  # (w,) starts after f_i and before s_i+1: in no window
+    rows = np.empty(2 * w, dtype=np.intp)
+    rows[0::2] = np.arange(w, dtype=np.intp) * bins
+    rows[1::2] = w * bins  # the spare row
+    lengths = np.empty(2 * w, dtype=np.intp)
+    lengths[0::2], lengths[1::2] = own, gap
+    flat = np.repeat(rows, lengths)  # (f_last - s_0,)
+    if f[-1] > len(col):  # windows shorter than k at the end start past the last k-mer: "no k-mer" there
+        col = np.append(col, np.full(f[-1] - len(col), K, dtype=np.intp))
+    flat += col[s[0] : f[-1]]
+    counts = np.bincount(flat, minlength=(w + 1) * bins)
+    shared = np.maximum(f[:-1] - s[1:], 0)  # (w - 1,) starts window i shares with window i + 1
+    if shared.any():
+        first = np.cumsum(shared) - shared
+        pos = np.arange(int(shared.sum()), dtype=np.intp)
+        pos += np.repeat(s[1:] - first, shared)
+        extra = np.repeat(np.arange(w - 1, dtype=np.intp) * bins, shared)
+        extra += col[pos]
+        counts[: w * bins] += np.bincount(extra, minlength=w * bins)
+    return counts[: w * bins].reshape(w, bins)[:, :K]
+
+
+def _any_window_counts(col: np.ndarray, s: np.ndarray, f: np.ndarray, K: int) -> np.ndarray:
+    """window_kmer_counts for any windows (k-mer starts [s_i, f_i) over the columns `col`): every window's starts
+    laid out in a row, one gather."""
+    per = f - s  # (w,)
+    first = np.cumsum(per) - per  # where window i's run begins in that row
+    pos = np.arange(int(per.sum()), dtype=np.intp)
+    pos += np.repeat(s - first, per)
+    flat = np.repeat(np.arange(len(s), dtype=np.intp) * (K + 1), per)  # window i's bins: i * (K + 1) + column
+    flat += col[pos]
+    return np.bincount(flat, minlength=len(s) * (K + 1)).reshape(len(s), K + 1)[:, :K]
+
+
+@lru_cache(maxsize=None)
+def _columns(k: int) -> np.ndarray:
+    """(4^k + 1,) intp: code -> canonical column (canonical_index), and the "no k-mer" code 4^k -> n_canonical(k)."""
+    return np.append(canonical_index(k), n_canonical(k)).astype(np.intp)
 
 
 def kmer_profile(tokens: np.ndarray, k: int) -> np.ndarray:

@@ -130,6 +130,36 @@ def clamp_threads(threads: int, option: str = "--threads") -> int:
     return threads
 
 
+def pick_threads(threads: int = 0) -> int:
+    """The thread count of `--threads N` without importing torch: `threads` at most the CPUs (clamp_threads), or
+    with 0 auto_threads() (OMP_NUM_THREADS when set); remembered for chosen_threads(). set_threads gives it to
+    torch; embed's pooled k-mer path (torch-free) runs that many counting threads."""
+    global _note, _chosen
+    _note = ""
+    if not threads:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        if env.isdigit() and int(env) > 0:
+            _chosen = int(env)
+            return _chosen
+        threads, why = auto_threads()
+        if threads < available_cpus():
+            _note = f"{threads} thread{'s' if threads > 1 else ''}: {why}; --threads N to choose"
+    _chosen = clamp_threads(threads)
+    return _chosen
+
+
+def chosen_threads() -> int:
+    """The thread count to use: torch's when torch is loaded (set_threads sets it; a library caller may have),
+    else what pick_threads chose, else 1."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    return _chosen or 1
+
+
+_chosen = 0
+
+
 def set_threads(threads: int = 0) -> int:
     """torch's thread count (and FAISS's, when it is loaded): `threads` (at most the CPUs: clamp_threads), or
     with 0 auto_threads() unless OMP_NUM_THREADS is set (then torch's own choice stands). Returns the count in
@@ -140,20 +170,73 @@ def set_threads(threads: int = 0) -> int:
     bitwise.py). Other torch work (search's products, training) runs its ops on all of them."""
     import torch  # the commands that take --threads run torch anyway
 
-    global _note
-    _note = ""
-    if not threads:
-        if os.environ.get("OMP_NUM_THREADS"):
-            return torch.get_num_threads()
-        threads, why = auto_threads()
-        if threads < available_cpus():
-            _note = f"{threads} thread{'s' if threads > 1 else ''}: {why}; --threads N to choose"
-    threads = clamp_threads(threads)
+    global _chosen, _note
+    if not threads and os.environ.get("OMP_NUM_THREADS"):
+        _note, _chosen = "", torch.get_num_threads()
+        return _chosen
+    threads = pick_threads(threads)
     torch.set_num_threads(threads)
     faiss = sys.modules.get("faiss")  # None when an import of it failed (or a test blocked it)
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread inside this block (a product split over threads may sum in another order):
+    every OpenBLAS loaded in the process (numpy's wheels bundle one; scipy or faiss may load others) through
+    its own get/set calls (~0 s); any other BLAS through threadpoolctl, whose first call scans every loaded
+    library (~0.1 s: too slow for every `embed`)."""
+    libs = _openblas_threads()
+    if not libs:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+        return
+    before = [get() for get, _ in libs]
+    for _, set_ in libs:
+        set_(1)
+    try:
+        yield
+    finally:
+        for (_, set_), n in zip(libs, before):
+            set_(n)
+
+
+def _openblas_threads() -> list:
+    """(get_num_threads, set_num_threads) of every OpenBLAS loaded in this process (numpy's among them), found
+    in /proc/self/maps; [] where there is none or no /proc."""
+    found = []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return []
+    for path in paths:
+        if path not in _OPENBLAS:
+            _OPENBLAS[path] = _openblas_calls(path)
+        if _OPENBLAS[path] is not None:
+            found.append(_OPENBLAS[path])
+    return found
+
+
+_OPENBLAS: dict = {}  # library path -> its (get, set) or None
+
+
+def _openblas_calls(path: str):
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and set_ is not None:
+            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+            return get, set_
+    return None
 
 
 @contextlib.contextmanager

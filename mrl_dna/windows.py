@@ -157,7 +157,8 @@ def split_windows(tokens: np.ndarray, cfg: WindowConfig) -> Windows:
             return Windows(spans=spans[:0], n_skipped=1)
         return Windows(spans=spans, n_skipped=0)
     spans = window_spans(n, cfg.size, cfg.stride)  # (k, 2)
-    if cfg.max_n_fraction >= 1.0 or len(spans) == 0:
+    # most genomes hold no N at all: one compare instead of counting per window
+    if cfg.max_n_fraction >= 1.0 or len(spans) == 0 or not np.count_nonzero(tokens == dna.N):
         return Windows(spans=spans, n_skipped=0)
     width = spans[:, 1] - spans[:, 0]  # (k,)
     keep = n_counts(tokens, spans) <= cfg.max_n_fraction * width  # (k,) bool

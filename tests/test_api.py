@@ -124,6 +124,7 @@ def test_default_model_loads_and_says_what_it_is():
 
 def test_import_is_cheap_and_loads_torch_only_on_use():
     code = ("import sys, mrl_dna; heavy = {'torch', 'transformers', 'h5py'} & set(sys.modules); "
-            "assert not heavy, heavy; mrl_dna.load_model; assert 'torch' in sys.modules; print('ok')")
+            "assert not heavy, heavy; mrl_dna.load_model; assert 'torch' not in sys.modules; "  # names load lazily
+            "mrl_dna.load_model(); assert 'torch' in sys.modules; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.stdout.strip() == "ok", r.stderr

@@ -254,7 +254,8 @@ def test_vectors_are_the_same_bits_at_1_2_and_3_threads(two_thread_runs, run):
 
 
 def test_encode_is_embed_bit_for_bit_at_every_thread_count(two_thread_runs):
-    rows = _rows(two_thread_runs / "records.t1.h5")
+    """encode is embed without --save-windows: for the default (k-mer-only) model, the pooled path (issue 24)."""
+    rows = _rows(two_thread_runs / "default.t1.h5")
     for t in THREADS:
         assert np.array_equal(np.load(two_thread_runs / f"encode.t{t}.npy"), rows), t
 
@@ -267,8 +268,16 @@ def test_a_batch_worker_multiplies_on_one_thread(two_thread_runs):
 
 
 def test_shards_at_other_thread_counts_merge_to_one_run(two_thread_runs):
-    """Shard i of 3 embedded at i threads, merged: the file of one run (at any count)."""
-    assert np.array_equal(_rows(two_thread_runs / "shards.merged.h5"), _rows(two_thread_runs / "records.t2.h5"))
+    """Shard i of 3 embedded at i threads, merged: the file of one run (at any count; without --save-windows the
+    default model takes the pooled path, whose bits follow neither the batch size nor the threads)."""
+    assert np.array_equal(_rows(two_thread_runs / "shards.merged.h5"), _rows(two_thread_runs / "default.t2.h5"))
+
+
+def test_pooled_and_per_window_paths_agree_to_float_rounding(two_thread_runs):
+    """The default model's rows without --save-windows (head once per record on the pooled profile, issue 24)
+    and with it (head per window, then pooled): the same maths, other rounding."""
+    pooled, per_window = _rows(two_thread_runs / "default.t1.h5"), _rows(two_thread_runs / "records.t1.h5")
+    assert np.abs(pooled - per_window).max() < 1e-6
 
 
 def test_a_run_resumed_at_another_thread_count_equals_one_run(two_thread_runs):

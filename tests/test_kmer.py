@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mrl_dna import dna
 from mrl_dna.dna import decode, encode, revcomp
 from mrl_dna.errors import ConfigError
-from mrl_dna.kmer import KmerEmbedder, canonical_kmers, kmer_counts, kmer_profile, kmer_profiles, n_canonical
+from mrl_dna.kmer import (KmerEmbedder, canonical_kmers, kmer_counts, kmer_profile, kmer_profiles, n_canonical,
+                          window_kmer_counts)
 
 
 def _naive_counts(seq: str, k: int) -> dict[str, int]:
@@ -143,3 +145,25 @@ def test_projected_profile_is_the_models_kmer_input_times_a_seeded_gaussian():
     np.testing.assert_allclose(emb([rc])[0], out[0], atol=1e-6)  # canonical k-mers: strand-invariant
     assert np.array_equal(ProjectedKmerEmbedder(4, 32, seed=5)(seqs), out)
     assert not np.allclose(ProjectedKmerEmbedder(4, 32, seed=6)(seqs[:1]), out[:1])
+
+
+def test_window_counts_equal_each_windows_own_counts_for_any_windows():
+    """kmer.window_kmer_counts (issue 24: every window of a record in one vectorised pass) counts, per window,
+    exactly the k-mers kmer_counts finds in that window alone: overlapping, gapped, unsorted and shorter-than-k
+    windows, N's, and windows that end past the last k-mer."""
+    from mrl_dna.windows import window_spans
+
+    rng = np.random.default_rng(24)
+    alphabet = np.array([*dna.BASES, dna.N], np.uint8)
+    for trial in range(200):
+        L, k = int(rng.integers(0, 1500)), int(rng.integers(1, 8))
+        tokens = rng.choice(alphabet, size=L, p=[0.24, 0.24, 0.24, 0.24, 0.04])
+        size = int(rng.integers(1, 300))
+        spans = window_spans(L, size, int(rng.integers(1, size + 1))) if L else np.zeros((0, 2), np.int64)
+        if trial % 3 == 0:
+            spans = spans[rng.permutation(len(spans))]
+        if trial % 5 == 1 and L > 10:  # back-to-back short windows, as records packed into one chunk
+            ends = np.unique(rng.integers(1, L + 1, size=5))
+            spans = np.stack([np.append(0, ends[:-1]), ends], axis=1)
+        want = np.array([kmer_counts(tokens[a:b], k) for a, b in spans]).reshape(len(spans), n_canonical(k))
+        assert np.array_equal(window_kmer_counts(tokens, k, spans), want), (trial, L, k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mrl_dna import runtime
@@ -105,3 +106,28 @@ def test_fast_bf16_follows_the_override_and_reads_the_cpu_flags_once(monkeypatch
     first = runtime.fast_bf16()
     monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read twice")))
     assert runtime.fast_bf16() == first in (True, False)
+
+
+def test_one_blas_thread_sets_numpys_blas_to_one_thread_and_back():
+    """embed's pooled head (issue 24) multiplies on one BLAS thread, so its bits never follow the thread count;
+    found without threadpoolctl's ~0.1 s scan of every loaded library, every OpenBLAS of the process (the first
+    version set only the first one found)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import numpy as np  # noqa: F401 (loads numpy's BLAS)
+
+    try:  # another OpenBLAS in the process (scipy's wheels bundle their own): the full suite had one loaded
+        import scipy.linalg  # noqa: F401
+    except ImportError:
+        pass
+
+    def openblas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
+
+    if not openblas_threads():
+        pytest.skip("numpy here does not use OpenBLAS (one_blas_thread then goes through threadpoolctl)")
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine without OMP_NUM_THREADS
+        assert set(openblas_threads()) == {2}
+        with runtime.one_blas_thread():
+            assert set(openblas_threads()) == {1}
+        assert set(openblas_threads()) == {2}

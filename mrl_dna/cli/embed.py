@@ -16,9 +16,8 @@ from mrl_dna import console, distributed
 from mrl_dna.cli.options import (batch_tokens_option, device_option, existing, force_option, hdf5_output, model_option,
                                  parsed_by, quiet_option, set_threads, threads_option)
 from mrl_dna.embed import EmbedOptions, embed_fasta
-from mrl_dna.embed.distributed import embed_distributed
-from mrl_dna.model import load_model
-from mrl_dna.runtime import thread_note
+from mrl_dna.model import KmerLinearModel, load_embedder
+from mrl_dna.runtime import pick_threads, thread_note
 from mrl_dna.store.shards import parse_shard
 from mrl_dna.embed.options import SAVED_WINDOWS_STRIDE
 from mrl_dna.errors import OptionError
@@ -67,13 +66,21 @@ def command(
     if windows_stride is not None and not save_windows:
         raise OptionError("--windows-stride sets the stride of saved windows; add --save-windows (or drop it)")
     timer = console.Timer()
-    set_threads(threads)
-    # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
-    run = embed_distributed if distributed.is_distributed() else embed_fasta
     options = EmbedOptions(window=window, stride=stride, max_n_fraction=max_n, batch_tokens=batch_tokens, device=device,
                            compile=compile, save_windows=save_windows, windows_stride=windows_stride, dtype=dtype.value, per_file=per_file,
                            regions=regions, shard=shard, resume=not restart, overwrite=force)
-    s = run(inputs, model=load_model(model), output=output, options=options)
+    # a k-mer-only model (the bundled default) without --save-windows: its torch-free form, and no torch at all
+    embedder = load_embedder(model, save_windows=save_windows)
+    if isinstance(embedder, KmerLinearModel) and not distributed.is_distributed():
+        pick_threads(threads)
+        run = embed_fasta
+    else:
+        set_threads(threads)
+        # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
+        from mrl_dna.embed.distributed import embed_distributed
+
+        run = embed_distributed if distributed.is_distributed() else embed_fasta
+    s = run(inputs, model=embedder, output=output, options=options)
     if profile and s.stages is not None:
         for line in s.stages.report(s.bp, s.seconds):
             console.info(line)

@@ -12,21 +12,26 @@ Glossary: n windows in a batch, L bases per window (padded), r records, k window
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from mrl_dna import console
+from mrl_dna import console, runtime
 from mrl_dna.device import resolve_device
 from mrl_dna.embed.options import EmbedOptions
-from mrl_dna.embed.pipeline import Pending, StageTimes, default_batch_tokens, embedded_windows
+from mrl_dna.embed.pooled import PooledRecord, headed, pooled_model, pooled_profile, pooled_records
+from mrl_dna.embed.stages import StageTimes
 from mrl_dna.inputs.fasta import Record
+from mrl_dna.model.kmer_linear import KmerLinearModel
 from mrl_dna.store import EmbeddedRecord
+
+if TYPE_CHECKING:  # pipeline.py (torch) is imported by the batched path only: the pooled one starts without torch
+    from mrl_dna.embed.pipeline import Pending
 
 # Below this length a vector carries almost no signal and a warning says so: 16 bp is one token of the
 # default model's stem (it sees one patch per 16 bp).
@@ -58,7 +63,6 @@ class ShortRecords:
                       f"shorter than {SHORT_RECORD_BP} bp ({self.n:,} in all)")
 
 
-@torch.inference_mode()
 def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions = EmbedOptions(), progress=None,
                     times: StageTimes | None = None, first_order: int = 0) -> Iterator[EmbeddedRecord]:
     """Embed records in input order; yields one EmbeddedRecord per record (empty and all-N ones included),
@@ -68,15 +72,36 @@ def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions =
     records are, for a given options.batch_tokens. `progress` (optional) gets `advance(bp)` as windows finish
     (a record's bases add up to its length when it is yielded); times: adds each stage's seconds to it.
     Reads options' window, stride, max_n_fraction, batch_tokens, device, save_windows, prefetch and compile.
+    A k-mer-only model with a linear head and mean pooling takes the pooled path instead (pooled.py: one head
+    call per record; window, stride and max_n_fraction only; the same bits whatever the records, threads or
+    batch size).
     """
     times = times if times is not None else StageTimes()
+    kmer = pooled_model(model, options)
+    if kmer is not None:
+        items = ((rec, None) for rec in records)
+        if options.save_windows:  # the windows through the batched path beside the pooled one
+            items, windows = _split(items)
+            saved = _saved_windows(windows, kmer, options, times)
+        rows = ((p, pooled_profile([p])) for p in _pooled(items, kmer, options, progress, times))
+        for p, vec in headed(rows, kmer, times):
+            row = _pooled_row(kmer, p.id, [p], vec, first_order + p.order)
+            yield _with_saved(row, [next(saved)], times) if options.save_windows else row
+        return
+    import torch
+
+    yield from torch.inference_mode()(_batched_sequences)(records, _torch_model(model), options, progress, times,
+                                                         first_order)
+
+
+def _batched_sequences(records: Iterable[Record], model, options: EmbedOptions, progress, times: StageTimes,
+                       first_order: int) -> Iterator[EmbeddedRecord]:
     for p, saved in _embedded(((rec, None) for rec in records), model, options, progress, times):
         with times("pool"):
             row = _row(model, p.id, [p], options.save_windows, first_order + p.order, saved=[saved])
         yield row
 
 
-@torch.inference_mode()
 def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options: EmbedOptions = EmbedOptions(),
                 progress=None, times: StageTimes | None = None, first_order: int = 0) -> Iterator[EmbeddedRecord]:
     """`embed --per-file`: one EmbeddedRecord per (name, records) item of `files`, in order (`order` counts
@@ -85,27 +110,118 @@ def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options
     record's vector bit for bit); length, windows and skipped windows are the file's totals; `contigs` lists
     its records and, with save_windows, each window says which of them it lies on. A file without records or
     bases is a row with status empty (all-N: all_n). Batching is the same as embed_sequences', so the same bits
-    whatever the other files are. Memory: the window embeddings (D floats each) of one file at a time.
+    whatever the other files are (on the pooled path: one head call per file, on the pooled profile of all
+    its windows). Memory: the window embeddings (D floats each) of one file at a time.
     """
     times = times if times is not None else StageTimes()
-    items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
-    group: list[Pending] = []  # the records of file `current`
-    saved: list[Pending] = []  # their saved windows (the same Pendings when the strides agree)
+    kmer = pooled_model(model, options)
+    if kmer is not None:
+        items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
+        if options.save_windows:  # the windows through the batched path beside the pooled one
+            items, windows = _split(items)
+            saved = _saved_windows(windows, kmer, options, times)
+        groups = _file_groups(_pooled(items, kmer, options, progress, times), len(files))
+        for (fi, group), vec in headed(((g, pooled_profile(g[1])) for g in groups), kmer, times):
+            row = _pooled_row(kmer, files[fi][0], group, vec, first_order + fi, per_file=True)
+            yield _with_saved(row, [next(saved) for _ in group], times, per_file=True) if options.save_windows else row
+        return
+    import torch
+
+    yield from torch.inference_mode()(_batched_files)(files, _torch_model(model), options, progress, times,
+                                                     first_order)
+
+
+def _saved_windows(items: Iterable[tuple[Record, object]], model: KmerLinearModel, options: EmbedOptions,
+                   times: StageTimes) -> Iterator[Pending]:
+    """The saved windows of a pooled-path run (--save-windows): the records at the saved-window stride through
+    the batched path (the model's torch form, fixed-shape batches), one Pending per record, in order."""
+    import torch
+
+    from mrl_dna.embed.pipeline import default_batch_tokens, embedded_windows
+
+    dev = resolve_device(options.device)
+    engine = embedded_windows(items, model=model.torch_model(), cfg=options.saved_windows_config(model.info),
+                              batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
+                              prefetch=options.prefetch, compile=options.compile, progress=None)
+    def run() -> Iterator[Pending]:
+        yield from engine
+
+    yield from torch.inference_mode()(run)()  # inference mode around each step of the engine, not the caller's
+
+
+def _with_saved(row: EmbeddedRecord, saved: Sequence[Pending], times: StageTimes,
+                per_file: bool = False) -> EmbeddedRecord:
+    """A pooled-path row with the saved windows of its record(s) (`saved`, in file order) added, as _row
+    stores them: unit vectors record by record, their spans and, per file, the record each lies on."""
+    import torch
+    import torch.nn.functional as F
+
+    with times("pool"):
+        kept = [(ci, w) for ci, w in enumerate(saved) if len(w.spans)]
+        wvec = np.concatenate([F.normalize(torch.from_numpy(w.values), dim=-1).numpy() for _, w in kept]) if kept else None
+        wspans = np.concatenate([w.spans for _, w in kept]).astype(np.int64) if kept else np.zeros((0, 2), np.int64)
+        wcontig = (np.concatenate([np.full(len(w.spans), ci, np.int64) for ci, w in kept]) if kept
+                   else np.zeros(0, np.int64)) if per_file else None
+        for _, w in kept:
+            w.values = w.logits = None
+    if row.status != "ok":
+        return row
+    return dataclasses.replace(row, window_spans=wspans, window_vectors=wvec, window_contigs=wcontig)
+
+
+def _file_groups(records: Iterable, n_files: int, key=lambda p: p.key) -> Iterator[tuple[int, list]]:
+    """Records (Pending or PooledRecord, or (Pending, saved Pending) pairs; key(record) = their file's index, in
+    file order) -> (file index, its records) for every file, those without records included."""
+    group: list = []
     current = 0
-    for p, w in _embedded(items, model, options, progress, times):
-        while p.key > current:  # records come in file order: the files before p's are complete
-            with times("pool"):
-                row = _row(model, files[current][0], group, options.save_windows, first_order + current, per_file=True,
-                           saved=saved)
-            yield row
-            group, saved, current = [], [], current + 1
+    for p in records:
+        while key(p) > current:  # records come in file order: the files before p's are complete
+            yield current, group
+            group, current = [], current + 1
         group.append(p)
-        saved.append(w)
-    for fi in range(current, len(files)):
+    for fi in range(current, n_files):
+        yield fi, group
+        group = []
+
+
+def _batched_files(files: Sequence[tuple[str, Iterable[Record]]], model, options: EmbedOptions, progress,
+                   times: StageTimes, first_order: int) -> Iterator[EmbeddedRecord]:
+    items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
+    pairs = _embedded(items, model, options, progress, times)  # (a record's windows, its saved windows)
+    for fi, both in _file_groups(pairs, len(files), key=lambda pw: pw[0].key):
+        group, saved = [p for p, _ in both], [w for _, w in both]
         with times("pool"):
             row = _row(model, files[fi][0], group, options.save_windows, first_order + fi, per_file=True, saved=saved)
         yield row
-        group, saved = [], []
+
+
+def _torch_model(model):
+    """The model the batched path runs: a KmerLinearModel's torch form (--save-windows), else the model."""
+    return model.torch_model() if isinstance(model, KmerLinearModel) else model
+
+
+def _pooled(items: Iterable[tuple[Record, object]], model: KmerLinearModel, options: EmbedOptions, progress,
+            times: StageTimes) -> Iterator[PooledRecord]:
+    """pooled.pooled_records with the options' windows, on the threads --threads chose (runtime.chosen_threads)."""
+    return pooled_records(items, model=model, cfg=options.window_config(model.info), workers=runtime.chosen_threads(),
+                          progress=progress, times=times)
+
+
+def _pooled_row(model: KmerLinearModel, name: str, group: Sequence[PooledRecord], vec: np.ndarray | None,
+                order: int, per_file: bool = False) -> EmbeddedRecord:
+    """One stored row on the pooled path: a record (group of one) or a file's records, `vec` their vector."""
+    length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
+    contigs = tuple((p.id, p.length) for p in group) if per_file else ()
+    checksum = file_checksum((p.id, p.checksum) for p in group) if per_file else group[0].checksum
+    kept = [(ci, p) for ci, p in enumerate(group) if len(p.spans)]
+    if vec is None:
+        status = "empty" if length == 0 else "all_n"
+        return EmbeddedRecord(name, length, 0, skipped, status, np.zeros(model.info.dim, np.float32), order=order,
+                              contigs=contigs, checksum=checksum)
+    spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64) if len(kept) > 1 else kept[0][1].spans
+    wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
+    return EmbeddedRecord(name, length, len(spans), skipped, "ok", vec, window_spans=spans, order=order,
+                          contigs=contigs, window_contigs=wcontig, checksum=checksum)
 
 
 def _embedded(items: Iterable[tuple[Record, object]], model, options: EmbedOptions, progress,
@@ -114,6 +230,8 @@ def _embedded(items: Iterable[tuple[Record, object]], model, options: EmbedOptio
     windows it saves). With save_windows at a saved-window stride other than the record stride, a second
     engine cuts the same records at that stride (its own fixed-shape batches, so its vectors do not depend on
     the first's) and the record vectors still come from the first, bit for bit."""
+    from mrl_dna.embed.pipeline import default_batch_tokens, embedded_windows
+
     dev = resolve_device(options.device)
     cfg = options.window_config(model.info)
     kw = dict(model=model, batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
@@ -129,6 +247,9 @@ def _two_strides(items: Iterable[tuple[Record, object]], cfg, saved_cfg, progres
     """The records through two engines at once (records.py's _embedded). Each engine takes torch's thread count
     on entry as its number of batch workers and sets it to one meanwhile (runtime.batch_threads), so the
     second is started with the caller's count too, and the count is restored when both are done."""
+    import torch
+    from mrl_dna.embed.pipeline import embedded_windows
+
     threads = torch.get_num_threads()
     first, second = _split(items)
     records = embedded_windows(first, cfg=cfg, progress=progress, **kw)
@@ -169,6 +290,9 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     """One stored row from the embedded windows of one record (group of one) or of one file's records: the
     weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU). saved: the same
     records' windows at the saved-window stride (default: group's own), stored with save_windows."""
+    import torch
+    import torch.nn.functional as F
+
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()

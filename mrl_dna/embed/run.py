@@ -24,9 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mrl_dna import console, dna
-from mrl_dna.device import resolve_device
+from mrl_dna.device import check_device, resolve_device
 from mrl_dna.embed.options import EmbedOptions
-from mrl_dna.embed.pipeline import StageTimes, numerics
+from mrl_dna.embed.pooled import NUMERICS as POOLED_NUMERICS
+from mrl_dna.embed.pooled import pooled_model
+from mrl_dna.embed.stages import StageTimes
 from mrl_dna.embed.records import ShortRecords, embed_files, embed_sequences, file_checksum
 from mrl_dna.errors import ConfigError, InputError
 from mrl_dna.inputs.fasta import Record, is_stream, read_fasta, record_lengths, stream_name
@@ -73,7 +75,7 @@ def embed_fasta(inputs: Sequence[str | Path], *, model, output: Path,
     The summary's `stages` holds the seconds of each pipeline stage."""
     t0 = time.perf_counter()
     times = StageTimes()
-    dev = resolve_device(options.device)
+    dev = _device(model, options)
     cfg = options.window_config(model.info)  # checked before any work
     flush_records = _flush_records()
     streams = _check_run(inputs, output, options, cfg, model.info.window)
@@ -203,12 +205,34 @@ def run_attrs(model, options: EmbedOptions, cfg: WindowConfig, dev, inputs: Sequ
         "pooling": info.pooling,
         "max_n_fraction": options.max_n_fraction,
         # device, batch shape: resume and merge never mix two
-        "numerics": numerics(dev, options.batch_tokens, cfg.size, options.compile),
+        "numerics": _numerics(model, options, cfg, dev),
         "shard": format_shard(options.shard),
         "inputs": " ".join(str(p) for p in inputs),
         # the stride of the saved windows (homology.saved_windows_stride; files without it saved at `stride`)
         **({"windows_stride": options.saved_windows_config(info).stride} if options.save_windows else {}),
     }
+
+
+def _device(model, options: EmbedOptions):
+    """Where this run embeds: "cpu" on the pooled k-mer path (numpy; --device is checked, not used), else the
+    torch device of --device."""
+    if pooled_model(model, options) is not None and not options.save_windows:
+        check_device(options.device)
+        return "cpu"
+    return resolve_device(options.device)
+
+
+def _numerics(model, options: EmbedOptions, cfg: WindowConfig, dev) -> str:
+    """The file's `numerics`: the pooled path's (its bits depend on neither the device nor the batch size), or
+    pipeline.numerics for the batched one."""
+    if pooled_model(model, options) is not None and not options.save_windows:
+        return POOLED_NUMERICS
+    from mrl_dna.embed.pipeline import numerics  # torch: the batched path only
+
+    batched = numerics(dev, options.batch_tokens, cfg.size, options.compile)
+    if pooled_model(model, options) is not None:  # records pooled, the saved windows from the batched path
+        return f"{POOLED_NUMERICS}; saved windows: {batched}"
+    return batched
 
 
 def input_identity(listed: Sequence[tuple[str, int]],

@@ -15,15 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-
-import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
-from torch import Tensor
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mrl_dna.errors import ModelError
 from mrl_dna.version import __version__
+
+if TYPE_CHECKING:  # torch is imported where the weights are read or written: ModelInfo and read_config need none
+    from torch import Tensor
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -112,6 +110,8 @@ class SavedWeights:
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise ModelError(f"model directory {directory} has no model.safetensors; re-save or re-download the model")
+        from safetensors.torch import load_file
+
         try:
             state = load_file(str(weights))
         except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
@@ -139,6 +139,8 @@ class SavedWeights:
     def weights_hash(self) -> str:
         """sha256 of the weights as model.safetensors stores them (cached; reset by load_state_dict)."""
         if self._hash is None:
+            from safetensors.torch import save as safetensors_bytes
+
             self._hash = hashlib.sha256(safetensors_bytes(self._state_for_disk())).hexdigest()
         return self._hash
 
@@ -147,6 +149,8 @@ class SavedWeights:
         return super().load_state_dict(*args, **kwargs)
 
     def _state_for_disk(self) -> dict[str, Tensor]:
+        import torch
+
         return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
 
     def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> None:
@@ -158,6 +162,8 @@ class SavedWeights:
         # safetensors' save_file writes through a private temporary file (mode 0600): write the bytes
         # ourselves, so the weights get the same mode as config.json (0644 under the usual umask), under a
         # temporary name renamed when complete
+        from safetensors.torch import save as safetensors_bytes
+
         weights, tmp = directory / WEIGHTS_FILE, directory / (WEIGHTS_FILE + ".partial")
         try:
             tmp.write_bytes(safetensors_bytes(self._state_for_disk(), metadata={"format": "pt"}))  # transformers' mark

@@ -13,7 +13,9 @@ What it measures, for the bundled default model and for a randomly initialised m
   2. the whole pipeline, mrl_dna.embed.embed_fasta on a generated FASTA (5 Mbp genome-like records, plain
      text, page-cached): Mbp/s and seconds per stage (scan, read, windows, batch, model, wait, pool,
      write), for batch tokens 2^19 .. 2^21, prefetch thread on/off, GPU batches in flight 3 vs 0 (a sync per
-     batch), --compile; and 200k reads of 150 bp (per-record cost);
+     batch), --compile; and 200k reads of 150 bp (per-record cost). A model that embed runs on its pooled
+     k-mer path without --save-windows (the bundled default since issue 24: numpy on the CPU, one head call per
+     record) runs these rows with --save-windows (the GPU engine), plus one row of the pooled path;
   3. `torchrun --standalone --nproc_per_node N -m mrl_dna embed` on 1 GPU and on all GPUs (when > 1), wall
      time including start-up.
 Writes OUT_DIR/bench_gpu.md (the tables) and OUT_DIR/bench_gpu.json; prints the tables as it goes.
@@ -41,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from mrl_dna import console  # noqa: E402
 from mrl_dna.model.config import EncoderConfig, ModelConfig, Patch  # noqa: E402
 from mrl_dna.embed import EmbedOptions, embed_fasta  # noqa: E402
+from mrl_dna.embed.pooled import pooled_model  # noqa: E402
 from mrl_dna.model import MrlDnaModel, load_model  # noqa: E402
 from mrl_dna.embed.pipeline import window_embeddings  # noqa: E402
 
@@ -233,8 +236,18 @@ def main(argv: list[str] | None = None) -> None:
         if quick:
             variants = [("default", dict(batch_tokens=base_bt)), ("no prefetch", dict(batch_tokens=base_bt, prefetch=False))]
         for name, model in models.items():
-            pipeline_run(model, warm, tmp / "warm.h5", dev, batch_tokens=base_bt)  # warm-up (cuDNN, allocator)
-            for vname, kw in variants:
+            # the GPU engine runs a model with a pooled path only with --save-windows (issue 24)
+            gpu = {"save_windows": True} if pooled_model(model, EmbedOptions()) is not None else {}
+            if gpu:
+                r = pipeline_run(model, genomes, tmp / "o.h5", dev)
+                r["model_s"] = r.pop("model", "")
+                rows.append({"model": name, "input": "genomes", "variant": "pooled path (numpy, CPU)", **r})
+                r = pipeline_run(model, reads, tmp / "o.h5", dev)
+                r["model_s"] = r.pop("model", "")
+                rows.append({"model": name, "input": "150 bp reads", "variant": "pooled path (numpy, CPU)", **r})
+            variants_of = [(v + (" + --save-windows" if gpu else ""), {**kw, **gpu}) for v, kw in variants]
+            pipeline_run(model, warm, tmp / "warm.h5", dev, batch_tokens=base_bt, **gpu)  # warm-up (cuDNN, allocator)
+            for vname, kw in variants_of:
                 if kw.get("compile") and a.no_compile:
                     continue
                 try:
@@ -250,14 +263,15 @@ def main(argv: list[str] | None = None) -> None:
                 depth = pl.GPU_DEPTH
                 pl.GPU_DEPTH = 0
                 try:
-                    r = pipeline_run(model, genomes, tmp / "o.h5", dev, batch_tokens=base_bt)
+                    r = pipeline_run(model, genomes, tmp / "o.h5", dev, batch_tokens=base_bt, **gpu)
                 finally:
                     pl.GPU_DEPTH = depth
                 r["model_s"] = r.pop("model", "")
                 rows.append({"model": name, "input": "genomes", "variant": "0 batches in flight (sync each)", **r})
-            r = pipeline_run(model, reads, tmp / "o.h5", dev, batch_tokens=base_bt)
+            r = pipeline_run(model, reads, tmp / "o.h5", dev, batch_tokens=base_bt, **gpu)
             r["model_s"] = r.pop("model", "")
-            rows.append({"model": name, "input": "150 bp reads", "variant": "default", **r})
+            rows.append({"model": name, "input": "150 bp reads", "variant": "default" + (" + --save-windows" if gpu else ""),
+                         **r})
             emit("whole pipeline (embed_fasta, FASTA -> HDF5)", rows, cols)
 
         # 3. torchrun: 1 GPU vs all
