@@ -1,9 +1,11 @@
-"""mrl-dna index: a FAISS index over a small Matryoshka prefix, used by `mrl-dna search` as its shortlist.
+"""mrl-dna index: a FAISS index that `mrl-dna search` uses: by default an IVF index over the full width
+(answers alone, --match locus), or over a Matryoshka prefix as a funnel's shortlist (--match genome).
 
 Example:
 
-    $ mrl-dna index db.h5 --dim 16
-    mrl-dna: wrote db.h5.faiss (flat, dim 16, 1,000,000 rows) and db.h5.faiss.json
+    $ mrl-dna index db.h5
+    mrl-dna: wrote db.h5.faiss (ivf, dim 512, 1,036,027 of 1,036,027 rows, nlist 4071, nprobe 64; measured on 200
+    DB rows: 100.0% got their exact top-10, ...) and db.h5.faiss.json
 
 The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count;
 --level windows: DB.h5.windows.faiss over every saved window, used by search --level windows); search picks it
@@ -21,22 +23,27 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import dim_option, existing, force_option, quiet_option, set_threads, threads_option
 from mrl_dna.search import IndexKind, Level, build_index
+from mrl_dna.search.index import DEFAULT_KIND
 
 
 def command(
     db: Path = typer.Argument(..., callback=existing(what="DB"), help="Embedding file (HDF5) to index; the index is written beside it, as DB.h5.faiss (+ .json), where search finds it."),
-    dim: int = dim_option("Prefix width indexed (a small Matryoshka dim).", default=16),
-    kind: IndexKind = typer.Option(IndexKind.flat, "--kind", help="flat: exact inner product; ivf: inverted lists (approximate, faster beyond ~1M rows); hnsw: graph index, the shortlist that meets 99% same-top-10 at >10x fewer multiply-adds (bench/HISTORY.md)."),
+    dim: int | None = dim_option("Width indexed. Default: the full width (the index then answers alone, with the "
+                                 "full-width cosines; what search --match locus uses). A small Matryoshka dim makes "
+                                 "a shortlist for the funnel (search --match genome).", default=None),
+    kind: IndexKind = typer.Option(IndexKind(DEFAULT_KIND), "--kind", help="ivf (default): inverted lists; over the full width its --nprobe is measured on 200 DB rows at build time, the smallest that gives 99.5% of them their exact top-10 (on the shipped model's 1,036,027 marker genes: see bench/RESULTS.md, issue 25); hnsw: graph index (over the full width its efSearch is measured the same way); flat: exact inner product (the scan's answer, FAISS's speed)."),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists, at most the rows indexed (default ~4*sqrt(rows), at most rows/39)."),
-    nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default nlist/8)."),
+    nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default: measured as --kind says over the full width; nlist/8 over a prefix)."),
     level: Level = typer.Option(Level.records, "--level", help="Index the records (DB.h5.faiss) or every saved window (DB.h5.windows.faiss; a DB embedded with --save-windows), for search --level windows."),
     force: bool = force_option("an existing DB.h5.faiss index"),
     threads: int = threads_option(),
     quiet: bool = quiet_option("No summary on stderr."),
 ) -> None:
-    """Build a FAISS index over the first DIM dims of an embedding file, for `mrl-dna search`.
+    """Build a FAISS index of an embedding file (by default IVF over the full width), for `mrl-dna search`.
 
-    Example: mrl-dna index db.h5 --dim 16
+    Example: mrl-dna index db.h5
+
+    Example: mrl-dna index genomes.h5 --dim 64 --kind hnsw   (a prefix shortlist, for search --match genome)
 
     Example: mrl-dna index genomes.h5 --level windows --kind hnsw --dim 64
     """
@@ -46,6 +53,10 @@ def command(
     info = build_index(db, dim=dim, kind=kind, nlist=nlist, nprobe=nprobe, force=force, level=level,
                        warn=console.warn)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
+    extra += f", efSearch {info.ef_search}" if info.kind == IndexKind.hnsw.value and info.ef_search else ""
+    if info.tune_queries:
+        extra += (f"; measured on {info.tune_queries} DB rows: {info.exact_share:.1%} got their exact top-10, "
+                  f"{info.index_ms:.2f} ms per query against {info.exact_ms:.2f} for the exact scan")
     console.footer(
         f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of "
         f"{console.count(info.n_rows, info.level.rstrip('s'))}{extra}) "

@@ -27,10 +27,10 @@ width k costs n*k per query, a rerank of m candidates at width k costs m*k.
 from mrl_dna.search.api import Queries, SearchResult, WindowHits, load_queries, search, tsv_lines
 from mrl_dna.search.database import ArrayPart, Database, Level, WindowPart, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search, rerank
-from mrl_dna.search.funnel import (Calibration, Mode, Plan, Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search,
-                                   parse_funnel, plan_stages)
+from mrl_dna.search.funnel import (Calibration, Match, Mode, Plan, Stage, Trial, calibrate_funnel, check_funnel, default_funnel,
+                                   funnel_search, index_stages, measure_plans, parse_funnel, plan_stages)
 from mrl_dna.search.index import IndexInfo, IndexKind, build_index, find_index
 
-__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Plan", "Queries",
+__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Match", "Mode", "Plan", "Queries",
            "SearchResult", "Stage", "WindowHits", "WindowPart", "block_rows_for", "build_index", "calibrate_funnel", "check_dim", "check_funnel", "default_funnel",
-           "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "plan_stages", "rerank", "search", "tsv_lines"]
+           "exact_search", "find_index", "funnel_search", "index_stages", "load_queries", "measure_plans", "Trial", "parse_funnel", "plan_stages", "rerank", "search", "tsv_lines"]

@@ -20,7 +20,7 @@ from mrl_dna.inputs.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
-from mrl_dna.search.funnel import Mode, Plan, funnel_search, plan_stages
+from mrl_dna.search.funnel import Match, Mode, Plan, funnel_search, plan_stages
 from mrl_dna.search.index import find_index
 from mrl_dna.store import EmbeddingStore, check_comparable
 from mrl_dna.vectors import check_cosine, truncate_normalize, warn_untrained_dim
@@ -205,6 +205,7 @@ def search(
     model_dir: str | Path | None = None,
     windows: bool = False,
     level: Level | str = Level.records,
+    match: Match | str = Match.locus,
     device: str = "auto",
     use_index: bool = True,
     warn: Callable[[str], None] = lambda m: None,
@@ -217,15 +218,18 @@ def search(
     FAISS index (`mrl-dna index --level windows`) work the same at both levels. windows=True (records only)
     reports the best window inside each record hit instead.
 
-    Mode (funnel.plan_stages chooses the stages): `dim` -> exact at that prefix; `funnel`
-    "16:2000,64:200,128:10" -> those stages, "auto" -> the default funnel for the DB size, "calibrate" -> the
-    cheapest funnel measured on the DB; on a small DB auto, calibrate and the default are the exact full-width
-    scan, never an index. Neither: the default funnel over the FAISS index when every DB file has a valid one
-    (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width), else exact at full width. Why not
-    a scan funnel by default: on the bundled model's real window embeddings no funnel that scans a prefix
-    keeps the exact top-10 for 99% of queries at 10x fewer multiply-adds (the dim-8 scan alone is 1/16 of
-    exact), and on a CPU the full-width scan is one BLAS product, faster in wall time; an HNSW index over dim
-    64 does keep it (99.9% of queries at 13.6x fewer multiply-adds at 100k rows); see bench/HISTORY.md.
+    match: which neighbours (funnel.Match): locus (the default) the full-width ones, genome those a small
+    prefix ranks. Mode (funnel.plan_stages chooses the stages): `dim` -> exact at that prefix; `funnel`
+    "16:2000,64:200,128:10" -> those stages; "auto" -> the match's plan (a full-width index for locus; the
+    index's or the default prefix funnel for genome), "calibrate" -> the cheapest prefix funnel measured on
+    the DB; both are measured on DB rows against the exact scan and fall back to it when they do not keep the
+    exact top-k of 99% of them at <= 0.8 of its time; on a small DB both are the exact full-width scan.
+    Neither: the plan of a FAISS index when every DB file has a valid one that suits the match (`mrl-dna index`,
+    by default over the full width), else exact at full width. Why the full width for locus: the shipped
+    model's small prefixes are trained on "which genome" and do not hold a gene's or a window's full-width
+    neighbours (bench/RESULTS.md, issue 25: at 1M marker genes an HNSW over dim 64 was 4.5x slower than the
+    exact scan and gave 18% of queries their exact top-10); an IVF index over the full width gives the exact
+    top-10 to >= 99% of queries in a fraction of the scan's time.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")
@@ -255,14 +259,15 @@ def search(
         warn(f"{count(n, 'query record')} {'has' if n == 1 else 'have'} no embedding (empty or all N) and "
              f"{'is' if n == 1 else 'are'} skipped")
     found = find_index(db, warn) if use_index and dim is None else None  # (shortlister, IndexInfo) or None
-    plan = plan_stages(db, k=k, dim=dim, funnel=funnel, index=found[1] if found else None, device=device, warn=warn)
+    plan = plan_stages(db, k=k, dim=dim, funnel=funnel, index=found[1] if found else None,
+                       shortlist=found[0] if found else None, match=match, device=device, warn=warn)
     if plan.mode is Mode.exact:
         d = plan.stages[0].dim
         hits = exact_search(truncate_normalize(queries.vectors, d), db.blocks(d, block_rows_for(len(queries.ids), d)),
                             k=k, min_score=min_score, valid=db.valid, device=device)
     else:
         hits = funnel_search(queries.vectors, db, plan.stages, min_score=min_score, device=device,
-                             shortlist=found[0] if plan.index is not None else None)
+                             shortlist=found[0] if plan.index is not None and found else None)
     win = best_windows(queries.vectors, hits, db) if windows else hit_windows(hits, db) if level is Level.windows else None
     return SearchResult(
         query_ids=queries.ids,

@@ -20,7 +20,7 @@ import numpy as np
 
 from mrl_dna.errors import MrlDnaError, OptionError, StoreError
 from mrl_dna.search.database import Database, Level, check_dim
-from mrl_dna.search.exact import Shortlister
+from mrl_dna.search.exact import Hits, Shortlister, block_rows_for, exact_search, exact_share
 from mrl_dna.store.textout import replace_when_done
 
 
@@ -44,6 +44,30 @@ HNSW_EF_CONSTRUCTION = 80
 
 
 HNSW_KEEP_PER_HIT = 200
+
+
+# What `mrl-dna index DB` builds without --kind / --dim: what wins for the shipped model (issue 25,
+# bench/RESULTS.md): an IVF index over the full width. Its cosines are the full-width ones, so a search over
+# it reads no row of the DB, and its nprobe is measured at build time on the DB itself (_tune): TUNE_QUERIES
+# valid DB rows (seeded) are searched by the index and exactly, and nprobe doubles (from nlist/TUNE_FIRST_PROBE)
+# until TUNE_EXACT_SHARE of them get their exact top-TUNE_K. An HNSW graph over the full width tunes its
+# efSearch the same way (from TUNE_FIRST_EF). An index over a prefix shortlists for a funnel and is not tuned.
+DEFAULT_KIND = "ivf"
+
+
+TUNE_QUERIES = 200
+
+
+TUNE_K = 10
+
+
+TUNE_EXACT_SHARE = 0.995
+
+
+TUNE_FIRST_PROBE = 256
+
+
+TUNE_FIRST_EF = 32
 
 
 # FAISS's k-means wants >= 39 training points per IVF list (fewer: uneven lists, and FAISS prints a warning).
@@ -87,13 +111,19 @@ class IndexInfo:
     build_seconds: float = 0.0
     ef_search: int = 0  # hnsw: efSearch floor (the shortlist size is used when larger); 0 for flat/ivf
     level: str = Level.records.value  # what a row is: records or windows (indexes before issue 14: records)
+    # measured at build time over the full width (_tune; -1 / 0: not measured): the share of TUNE_QUERIES DB rows
+    # that got their exact top-TUNE_K from the index alone, and ms per query of the index and of the exact scan
+    exact_share: float = -1.0
+    tune_queries: int = 0
+    index_ms: float = 0.0
+    exact_ms: float = 0.0
 
 
 def build_index(
     db_path: str | Path,
     *,
-    dim: int,
-    kind: IndexKind = IndexKind.flat,
+    dim: int | None = None,
+    kind: IndexKind = IndexKind(DEFAULT_KIND),
     nlist: int | None = None,
     nprobe: int | None = None,
     ef_search: int | None = None,
@@ -103,7 +133,9 @@ def build_index(
 ) -> IndexInfo:
     """Write DB.h5.faiss (inner product over normalize_rows(v[:dim]) of the ok rows, ids = DB rows) and
     DB.h5.faiss.json (what it was built from, so search can tell a stale index); level=windows indexes the
-    saved windows into DB.h5.windows.faiss. An existing index is replaced only with force=True."""
+    saved windows into DB.h5.windows.faiss. An existing index is replaced only with force=True.
+    dim None: the full width. An IVF or HNSW index over the full width measures its recall on the DB and
+    (unless nprobe / ef_search is given) tunes it (_tune; DEFAULT_KIND's comment)."""
     level = Level(level)
     for p in index_paths(db_path, level):
         if p.exists() and not force:
@@ -111,6 +143,7 @@ def build_index(
     faiss = import_faiss()
     t0 = time.perf_counter()
     db = Database.open([db_path], level=level)
+    dim = db.dim if dim is None else dim
     check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=str(db_path))
     n_ok = int(db.valid.sum())
     kind = IndexKind(kind)
@@ -124,6 +157,7 @@ def build_index(
             warn(f"--nlist {nlist} leaves fewer than {IVF_MIN_ROWS_PER_LIST} of the {n_ok:,} rows per list: uneven "
                  f"lists; --nlist <= {most:,} trains them better")
         nlist = nlist or max(1, min(most, int(4 * math.sqrt(n_ok))))
+        given = nprobe
         nprobe = nprobe or max(1, nlist // 8)
         quant = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -131,18 +165,23 @@ def build_index(
         train = _sample_rows(db, dim, min(n_ok, 64 * nlist))  # FAISS wants 30-256 points per list
         index.train(train)
     elif kind == IndexKind.hnsw:
-        nlist, nprobe = 0, 0
+        nlist, nprobe, given = 0, 0, ef_search
         graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index = faiss.IndexIDMap(graph)
     else:
-        nlist, nprobe = 0, 0
+        nlist, nprobe, given = 0, 0, None
         index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
     for start, block in db.blocks(dim, 1 << 16):
         ok = db.valid[start : start + len(block)]
         ids = np.arange(start, start + len(block), dtype=np.int64)[ok]
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(block[ok]), ids)
+    tuned = _tune(faiss, index, kind, db, given) if dim == db.dim and kind != IndexKind.flat else {}
+    if kind == IndexKind.ivf:
+        nprobe = tuned.pop("param", nprobe)
+    elif kind == IndexKind.hnsw:
+        ef_search = tuned.pop("param", ef_search)
     fpath, jpath = index_paths(db_path, level)
     info = IndexInfo(
         path=str(fpath),
@@ -157,6 +196,7 @@ def build_index(
         build_seconds=time.perf_counter() - t0,
         ef_search=int(ef_search or 0) if kind == IndexKind.hnsw else 0,
         level=level.value,
+        **tuned,
     )
     # both under .partial names, renamed when both are complete; removed on any failure (Ctrl-C too)
     with replace_when_done([fpath, jpath], "free some space on it (the index lies beside its DB), then rerun the same "
@@ -164,6 +204,39 @@ def build_index(
         faiss.write_index(index, str(tmp))
         jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
     return info
+
+
+def _tune(faiss, index, kind: IndexKind, db: Database, given: int | None) -> dict:
+    """Measure an index over the full width on TUNE_QUERIES valid DB rows (seeded) against the exact scan:
+    the smallest nprobe (ivf) or efSearch (hnsw) on a doubling ladder at which TUNE_EXACT_SHARE of them get
+    their exact top-TUNE_K from the index alone, or `given` (the user's) measured as it is. Returns param,
+    exact_share, tune_queries, index_ms, exact_ms."""
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(0).choice(ok, size=min(TUNE_QUERIES, len(ok)), replace=False))
+    queries = db.rows(db.dim, pick)  # (c, D) normalised
+    k = min(TUNE_K, len(ok))
+    t0 = time.perf_counter()
+    ref = exact_search(queries, db.blocks(db.dim, block_rows_for(len(pick), db.dim)), k=k, valid=db.valid)
+    exact_s = time.perf_counter() - t0
+    if kind == IndexKind.ivf:
+        top, param = index.nlist, given or max(1, index.nlist // TUNE_FIRST_PROBE)
+    else:
+        graph = faiss.downcast_index(index.index)
+        top, param = max(4096, k), given or max(TUNE_FIRST_EF, k)
+    while True:
+        if kind == IndexKind.ivf:
+            index.nprobe = param
+        else:
+            graph.hnsw.efSearch = param
+        t0 = time.perf_counter()
+        s, r = index.search(queries, k)
+        secs = time.perf_counter() - t0
+        share = exact_share(Hits(r, np.where(r >= 0, s, -np.inf).astype(np.float32), (db.dim,), 0), ref)
+        if given or share >= TUNE_EXACT_SHARE or param >= top:
+            break
+        param = min(top, 2 * param)
+    per = 1e3 / max(1, len(pick))
+    return dict(param=int(param), exact_share=share, tune_queries=len(pick), index_ms=secs * per, exact_ms=exact_s * per)
 
 
 def _sample_rows(db: Database, dim: int, m: int) -> np.ndarray:
@@ -232,7 +305,7 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         indexes.append(ix)
         graphs.append(graph)
 
-    def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, int]:
+    def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, int]:
         allr, alls, macs = [], [], 0
         for p, (ix, info, graph) in enumerate(zip(indexes, infos, graphs)):
             if graph is not None:
@@ -250,6 +323,6 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
                 macs += info.n_indexed * info.dim * len(qd)
         S, R = np.concatenate(alls, 1), np.concatenate(allr, 1)
         j = np.argsort(-S, axis=1, kind="stable")[:, :m]
-        return np.take_along_axis(R, j, 1), int(macs)
+        return np.take_along_axis(R, j, 1), np.take_along_axis(S, j, 1).astype(np.float32), int(macs)
 
     return shortlist, infos[0]

@@ -196,10 +196,10 @@ def faiss_shortlister(x: np.ndarray, dim: int, kind: str, n_q: int):
     def shortlist(qd: np.ndarray, m: int):
         if kind == "ivf":
             faiss.cvar.indexIVF_stats.reset()
-        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        s, r = index.search(np.ascontiguousarray(qd, np.float32), m)
         if kind == "ivf":  # vectors actually compared (lists are not balanced) + the centroids
-            return r.astype(np.int64), int((faiss.cvar.indexIVF_stats.ndis + nlist * len(qd)) * dim)
-        return r.astype(np.int64), macs * len(qd)
+            return r.astype(np.int64), s, int((faiss.cvar.indexIVF_stats.ndis + nlist * len(qd)) * dim)
+        return r.astype(np.int64), s, macs * len(qd)
 
     return shortlist, build
 
@@ -218,8 +218,8 @@ def hnsw_shortlister(x: np.ndarray, dim: int, ef: int):
     def shortlist(qd: np.ndarray, m: int):
         index.hnsw.efSearch = max(ef, m)
         faiss.cvar.hnsw_stats.reset()
-        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
-        return r.astype(np.int64), int(faiss.cvar.hnsw_stats.ndis * dim)
+        s, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        return r.astype(np.int64), s, int(faiss.cvar.hnsw_stats.ndis * dim)
 
     return shortlist, build
 
