@@ -23,6 +23,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import dim_option, existing, force_option, quiet_option, set_threads, threads_option
 from mrl_dna.search import IndexKind, Level, build_index
+from mrl_dna.search.funnel import index_pays
 from mrl_dna.search.index import DEFAULT_KIND
 
 
@@ -54,9 +55,14 @@ def command(
                        warn=console.warn)
     extra = f", nlist {info.nlist}, nprobe {info.nprobe}" if info.kind == IndexKind.ivf.value else ""
     extra += f", efSearch {info.ef_search}" if info.kind == IndexKind.hnsw.value and info.ef_search else ""
+    extra += f", head {info.head} of {info.dim} axes" if info.kind == IndexKind.pca.value else ""
     if info.tune_queries:
         extra += (f"; measured on {info.tune_queries} DB rows: {info.exact_share:.1%} got their exact top-10, "
                   f"{info.index_ms:.2f} ms per query against {info.exact_ms:.2f} for the exact scan")
+    if info.tune_queries and not index_pays(info):
+        console.warn(f"this index does not pay on {db}: {info.exact_share:.1%} of {info.tune_queries} DB rows got their "
+                     f"exact top-10, {info.index_ms:.2f} ms per query against {info.exact_ms:.2f} for the exact scan; "
+                     "search scans exactly instead (--funnel with the index's dim still uses it)")
     console.footer(
         f"wrote {info.path} ({info.kind}, dim {info.dim}, {info.n_indexed:,} of "
         f"{console.count(info.n_rows, info.level.rstrip('s'))}{extra}) "

@@ -291,6 +291,14 @@ class Trial:
                 f"{self.seconds * per:.2f} ms per query against {self.exact_seconds * per:.2f} for the exact scan")
 
 
+def index_pays(index: IndexInfo) -> bool:
+    """What `mrl-dna index` measured on the DB when it built `index` (index.tune_queries DB rows) says the index
+    pays as auto's plans must (MEASURE_EXACT_SHARE, MEASURE_PAYS); True when nothing was measured."""
+    if not index.tune_queries:
+        return True
+    return index.exact_share >= MEASURE_EXACT_SHARE and index.index_ms <= MEASURE_PAYS * index.exact_ms
+
+
 def measure_plans(
     db: "Database",
     candidates: Sequence[tuple[Sequence[Stage], "Shortlister | None"]],
@@ -389,6 +397,10 @@ def plan_stages(
     if funnel is None:
         if index is None:
             return Plan(Mode.exact, exact, None, f"exact at dim {D}")
+        if index.tune_queries and not index_pays(index):  # measured at build time: it does not pay
+            return Plan(Mode.exact, exact, None, f"exact at dim {D} (the {index.kind} index does not pay on this DB: "
+                        f"{index.exact_share:.0%} of {index.tune_queries} DB rows got the exact top-10, {index.index_ms:.2f} "
+                        f"ms per query against {index.exact_ms:.2f} for the exact scan when it was built)")
         return _plan(db, index_stages(db, index, k, small_db_macs), index)
     if funnel == "auto":
         if index is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mrl_dna.errors import MrlDnaError, OptionError, StoreError
+from mrl_dna.search import rotated
 from mrl_dna.search.database import Database, Level, check_dim
 from mrl_dna.search.exact import Hits, Shortlister, block_rows_for, exact_search, exact_share
 from mrl_dna.store.textout import replace_when_done
@@ -27,6 +28,7 @@ from mrl_dna.store.textout import replace_when_done
 class IndexKind(str, enum.Enum):
     """FAISS index type for the shortlist stage."""
 
+    pca = "pca"  # exact, no FAISS needed: rows rotated onto their principal axes, bounded head scan (rotated.py)
     flat = "flat"  # exact inner product over the prefix: same shortlist as the blocked scan, FAISS speed
     ivf = "ivf"  # inverted lists: scans ~nprobe/nlist of the DB; approximate, for DBs far beyond 1M rows
     hnsw = "hnsw"  # graph (HNSW, the paper's shortlist): ~1-5k distance computations per query; approximate
@@ -47,12 +49,14 @@ HNSW_KEEP_PER_HIT = 200
 
 
 # What `mrl-dna index DB` builds without --kind / --dim: what wins for the shipped model (issue 25,
-# bench/RESULTS.md): an IVF index over the full width. Its cosines are the full-width ones, so a search over
-# it reads no row of the DB, and its nprobe is measured at build time on the DB itself (_tune): TUNE_QUERIES
-# valid DB rows (seeded) are searched by the index and exactly, and nprobe doubles (from nlist/TUNE_FIRST_PROBE)
-# until TUNE_EXACT_SHARE of them get their exact top-TUNE_K. An HNSW graph over the full width tunes its
-# efSearch the same way (from TUNE_FIRST_EF). An index over a prefix shortlists for a funnel and is not tuned.
-DEFAULT_KIND = "ivf"
+# bench/RESULTS.md): the exact rotated index over the full width (rotated.py): the exact top-k, no FAISS, no
+# DB row read at search time. Approximate indexes over the full width (IVF, HNSW) do not keep the exact top-10
+# of 99% of the shipped model's marker genes without scanning most of the DB; they measure their recall on the
+# DB at build time (_tune): TUNE_QUERIES valid DB rows (seeded) are searched by the index and exactly, and
+# nprobe doubles (from nlist/TUNE_FIRST_PROBE) until TUNE_EXACT_SHARE of them get their exact top-TUNE_K, or all
+# lists are probed; an HNSW graph tunes efSearch the same way (from TUNE_FIRST_EF). An index over a prefix
+# shortlists for a funnel (--match genome) and is not tuned.
+DEFAULT_KIND = "pca"
 
 
 TUNE_QUERIES = 200
@@ -115,6 +119,7 @@ class IndexInfo:
     # that got their exact top-TUNE_K from the index alone, and ms per query of the index and of the exact scan
     exact_share: float = -1.0
     tune_queries: int = 0
+    head: int = 0  # pca: the head width p (rotated.choose_head)
     index_ms: float = 0.0
     exact_ms: float = 0.0
 
@@ -140,13 +145,15 @@ def build_index(
     for p in index_paths(db_path, level):
         if p.exists() and not force:
             raise StoreError(f"{p} already exists (an index of {db_path}); pass --force to rebuild it")
-    faiss = import_faiss()
+    kind = IndexKind(kind)
+    faiss = import_faiss() if kind != IndexKind.pca else None
     t0 = time.perf_counter()
     db = Database.open([db_path], level=level)
     dim = db.dim if dim is None else dim
     check_dim(dim, dim=db.dim, matryoshka_dims=db.matryoshka_dims, source=str(db_path))
     n_ok = int(db.valid.sum())
-    kind = IndexKind(kind)
+    if kind == IndexKind.pca:
+        return _build_rotated(db, db_path, dim, level, t0)
     if kind == IndexKind.ivf:
         most = max(1, n_ok // IVF_MIN_ROWS_PER_LIST)
         if nlist is not None and nlist > n_ok:  # refused, not clamped: the user's lists and nprobe would change
@@ -204,6 +211,54 @@ def build_index(
         faiss.write_index(index, str(tmp))
         jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
     return info
+
+
+def _ok_blocks(db: Database, dim: int, step: int = 1):
+    """(start, (b, dim) normalised rows) of the valid rows only (every step-th of them)."""
+    for start, block in db.blocks(dim, 1 << 16):
+        ok = db.valid[start : start + len(block)]
+        yield start, block[ok][::step]
+
+
+def _reference(db: Database, dim: int):
+    """TUNE_QUERIES valid DB rows (seeded) at `dim` and their exact top-TUNE_K, and the exact scan's seconds."""
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(0).choice(ok, size=min(TUNE_QUERIES, len(ok)), replace=False))
+    queries = db.rows(dim, pick)  # (c, dim) normalised
+    t0 = time.perf_counter()
+    ref = exact_search(queries, db.blocks(dim, block_rows_for(len(pick), dim)), k=min(TUNE_K, len(ok)), valid=db.valid)
+    return queries, ref, time.perf_counter() - t0
+
+
+def _build_rotated(db: Database, db_path, dim: int, level: Level, t0: float) -> IndexInfo:
+    """The exact rotated index (rotated.py): the rotation from a sample of rows, the head width measured on DB
+    rows used as queries (rotated.choose_head), the file, and its search measured against the exact scan."""
+    n_ok = int(db.valid.sum())
+    R = rotated.rotation(_ok_blocks(db, dim, step=max(1, n_ok // rotated.ROTATION_SAMPLE)))
+    queries, ref, exact_s = _reference(db, dim)
+    widths = [p for p in rotated.HEAD_WIDTHS if p < dim] or [max(1, dim // 2)]
+    surv = rotated.survivors(queries, ref.scores[:, -1], _ok_blocks(db, dim), R, widths)
+    p = rotated.choose_head(n_ok, dim, surv)
+    fpath, jpath = index_paths(db_path, level)
+    with replace_when_done([fpath, jpath], "free some space on it (the index lies beside its DB), then rerun the same "
+                           "command") as (tmp, jtmp):
+        rotated.write_rotated(tmp, R, p, _all_blocks(db, dim), db.valid, n_ok)
+        ix = rotated.RotatedIndex(tmp)
+        t1 = time.perf_counter()
+        r, s, _ = ix.search(queries, ref.rows.shape[1])
+        secs = time.perf_counter() - t1
+        share = exact_share(Hits(r, s, (dim,), 0), ref)
+        per = 1e3 / max(1, len(queries))
+        info = IndexInfo(path=str(fpath), kind=IndexKind.pca.value, dim=dim, n_rows=db.n, n_indexed=n_ok, nlist=0,
+                         nprobe=0, head=p, model_hash=db.model_hash, db_created=str(db.attrs.get("created", "")),
+                         build_seconds=time.perf_counter() - t0, level=level.value, exact_share=share,
+                         tune_queries=len(queries), index_ms=secs * per, exact_ms=exact_s * per)
+        jtmp.write_text(json.dumps({"format": INDEX_FORMAT, **dataclasses.asdict(info)}, indent=1) + "\n")
+    return info
+
+
+def _all_blocks(db: Database, dim: int):
+    yield from db.blocks(dim, 1 << 16)
 
 
 def _tune(faiss, index, kind: IndexKind, db: Database, given: int | None) -> dict:
@@ -280,16 +335,34 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
     if len({i.dim for i in infos}) != 1:
         warn("the DB files' FAISS indexes use different dims; ignoring them (rebuild with one --dim)")
         return None
-    try:
-        faiss = import_faiss()
-    except MrlDnaError:
-        warn(f"a FAISS index exists beside {db.names[0]} but faiss is not installed; scanning instead "
-             "(pip install 'mrl-dna[faiss]')")
-        return None
+    faiss = None
+    if any(i.kind != IndexKind.pca.value for i in infos):
+        try:
+            faiss = import_faiss()
+        except MrlDnaError:
+            warn(f"a FAISS index exists beside {db.names[0]} but faiss is not installed; scanning instead "
+                 "(pip install 'mrl-dna[faiss]')")
+            return None
     indexes, graphs = [], []
     for name, info in zip(db.names, infos):
+        if info.kind == IndexKind.pca.value:  # no FAISS: rotated.py's file
+            try:
+                ix = rotated.RotatedIndex(info.path)
+                damaged = ix.d != info.dim or ix.ntotal != info.n_indexed
+            except (ValueError, OSError, KeyError):
+                damaged = True
+            if damaged:
+                lv = "" if db.level is Level.records else f" --level {db.level.value}"
+                warn(f"ignoring damaged index {info.path} (unreadable, or not the index its .json describes); "
+                     f"rebuild with mrl-dna index {name}{lv} --force")
+                return None
+            indexes.append(ix)
+            graphs.append(None)
+            continue
         try:
-            ix = faiss.read_index(info.path)
+            # an IVF index is memory-mapped: a search reads the lists it probes, not the whole file (an index over
+            # the full width is as large as the DB's vectors)
+            ix = faiss.read_index(info.path, faiss.IO_FLAG_MMAP if info.kind == IndexKind.ivf.value else 0)
             graph = faiss.downcast_index(ix.index) if info.kind == IndexKind.hnsw.value else None
             damaged = (ix.d != info.dim or ix.ntotal != info.n_indexed
                        or (graph is not None and not hasattr(graph, "hnsw")))
@@ -308,6 +381,12 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
     def shortlist(qd: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, int]:
         allr, alls, macs = [], [], 0
         for p, (ix, info, graph) in enumerate(zip(indexes, infos, graphs)):
+            if info.kind == IndexKind.pca.value:  # exact; counts its own multiply-adds
+                r, s, mm = ix.search(np.ascontiguousarray(qd, dtype=np.float32), min(m, max(1, info.n_indexed)))
+                allr.append(np.where(r >= 0, r + db.offsets[p], -1))
+                alls.append(np.where(r >= 0, s, -np.inf))
+                macs += mm
+                continue
             if graph is not None:
                 graph.hnsw.efSearch = max(info.ef_search, m)
                 faiss.cvar.hnsw_stats.reset()
