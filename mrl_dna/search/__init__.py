@@ -4,7 +4,8 @@
     funnel.py    funnel stages: parse, check, the default and the calibrated funnel, plan_stages (which
                  stages a search runs, and why), funnel_search
     database.py  embedding files of one model as one (n, D) matrix: their records, or every saved window
-    index.py     the optional FAISS shortlist index (`mrl-dna index`)
+    index.py     the index beside a DB (`mrl-dna index`): builds, finds and checks it; FAISS kinds optional
+    rotated.py   the default index kind (pca): exact, rows on their principal axes, a bounded head scan
     api.py       `search()` (what `mrl-dna search` does) and the TSV of hits
 
 

@@ -228,8 +228,8 @@ def search(
     by default over the full width), else exact at full width. Why the full width for locus: the shipped
     model's small prefixes are trained on "which genome" and do not hold a gene's or a window's full-width
     neighbours (bench/RESULTS.md, issue 25: at 1M marker genes an HNSW over dim 64 was 4.5x slower than the
-    exact scan and gave 18% of queries their exact top-10); an IVF index over the full width gives the exact
-    top-10 to >= 99% of queries in a fraction of the scan's time.
+    exact scan and gave 18% of queries their exact top-10, and IVF over the full width needs most lists for
+    80%); the default index (`pca`, search/rotated.py) is exact and scans a quarter of the multiply-adds.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")

@@ -21,6 +21,7 @@ Axis letters: q queries, r indexed rows, b rows in one block, p head width, D fu
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,11 +34,14 @@ from mrl_dna.search.exact import SCORE_BUDGET_BYTES
 # The rotation is estimated from at most this many rows (evenly spaced): only the pruning's efficiency depends on it.
 ROTATION_SAMPLE = 200_000
 
-# Reading a surviving row's tail (a random gather) costs about this many multiply-adds of the head's scan per
-# float; the head width minimises n * p + GATHER_COST * survivors * (D - p).
-GATHER_COST = 16
+# Scoring a surviving row (a random gather of its tail, the pair's own dot products) costs about this many
+# multiply-adds of the head's scan per float (measured on the shipped model's 1M marker genes, 2 cores); the head width minimises n * p + GATHER_COST * survivors * (D - p).
+GATHER_COST = 64
 
-HEAD_WIDTHS = (32, 64, 96, 128, 160, 192, 256, 320, 384)
+HEAD_WIDTHS = (32, 64, 96, 128, 160, 192, 256)
+
+# survivors() counts on every SURVIVOR_STEP-th row (times SURVIVOR_STEP): a count, not a search.
+SURVIVOR_STEP = 4
 
 # Slack on the bound: float32 rounding of a head score and of the norms (unit vectors: ~1e-6).
 BOUND_SLACK = 1e-5
@@ -58,20 +62,20 @@ def rotation(blocks) -> np.ndarray:
 
 
 def survivors(queries: np.ndarray, kth: np.ndarray, blocks, R: np.ndarray, widths: Sequence[int]) -> dict[int, float]:
-    """For each head width p: the mean number of rows per query whose bound (head score + |q_tail| |x_tail|)
+    """For each head width p: the mean number of rows per query (counted on every SURVIVOR_STEP-th row) whose bound (head score + |q_tail| |x_tail|)
     reaches the query's exact k-th cosine `kth` (q,), over the DB `blocks` (start, (b, D) normalised rows)."""
     Q = torch.from_numpy(np.ascontiguousarray(queries @ R, dtype=np.float32))  # (q, D) rotated
     th = torch.from_numpy(np.asarray(kth, np.float32))[:, None] - BOUND_SLACK
     counts = {p: 0 for p in widths}
     for _, block in blocks:
-        X = torch.from_numpy(np.ascontiguousarray(np.asarray(block, np.float32) @ R))  # (b, D)
+        X = torch.from_numpy(np.ascontiguousarray(np.asarray(block, np.float32)[::SURVIVOR_STEP] @ R))  # (b, D)
         sq = X.square()
         for p in widths:
             head = Q[:, :p] @ X[:, :p].T  # (q, b)
             tq = Q[:, p:].norm(dim=1, keepdim=True)
             tx = sq[:, p:].sum(1).sqrt()[None]
             counts[p] += int((head + tq * tx >= th).sum())
-    return {p: c / max(1, len(queries)) for p, c in counts.items()}
+    return {p: SURVIVOR_STEP * c / max(1, len(queries)) for p, c in counts.items()}
 
 
 def choose_head(n: int, D: int, surv: dict[int, float]) -> int:
@@ -138,59 +142,65 @@ class RotatedIndex:
     def _search_chunk(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
         p, c = self.p, len(queries)
         Qr = np.ascontiguousarray(queries @ self.R)  # (c, D)
-        Qh, Qt = torch.from_numpy(np.ascontiguousarray(Qr[:, :p])), np.ascontiguousarray(Qr[:, p:])
+        Qh, Qt = np.ascontiguousarray(Qr[:, :p]), np.ascontiguousarray(Qr[:, p:])
         tq = torch.from_numpy(np.linalg.norm(Qt, axis=1).astype(np.float32))[:, None]  # (c, 1)
+        Qh_t = torch.from_numpy(Qh)
         best_s = torch.full((c, k), -math.inf)
         best_r = torch.full((c, k), -1, dtype=torch.int64)  # positions in the index (not DB rows yet)
         b = max(1024, SCORE_BUDGET_BYTES // (4 * (c + p)))
         macs = 0
         for start in range(0, self.ntotal, b):
-            H = torch.from_numpy(np.array(self.head[start : start + b]))  # (b, p), read from the file
-            S = Qh @ H.T  # (c, b) head scores
-            macs += S.numel() * p
-            U = S + tq * torch.from_numpy(np.array(self.tail_norm[start : start + b]))[None]  # (c, b) bounds
-            # the block's best heads first: exact cosines for them raise the running k-th score before the
-            # bound is applied to the rest
-            kk = min(k, S.shape[1])
-            cand = torch.topk(S, kk, dim=1).indices  # (c, kk)
-            qi = torch.arange(c)[:, None].expand(c, kk).reshape(-1)
-            s, r = self._exact(Qt, S, qi.numpy(), cand.reshape(-1).numpy(), start)
-            macs += len(r) * (self.d - p)
-            best_s, best_r = _merge(best_s, best_r, qi, torch.from_numpy(s), torch.from_numpy(r), k)
-            keep = U + BOUND_SLACK >= best_s[:, -1:]
-            keep[qi, cand.reshape(-1)] = False  # scored already
-            qi2, col = torch.nonzero(keep, as_tuple=True)
+            H = self.head[start : start + b]  # (b, p), read from the file (never written to)
+            with warnings.catch_warnings():  # torch warns about a read-only buffer; nothing writes to it
+                warnings.simplefilter("ignore", UserWarning)
+                Ht = torch.from_numpy(H)
+            U = Qh_t @ Ht.T  # (c, b) head scores, then in place their bounds
+            macs += U.numel() * p
+            U.addcmul_(tq, torch.from_numpy(np.array(self.tail_norm[start : start + b]))[None])
+            # the block's best bounds first: exact cosines for them raise the running k-th score before the
+            # bound prunes the rest
+            kk = min(k, U.shape[1])
+            cand = torch.topk(U, kk, dim=1).indices.reshape(-1).numpy()  # (c * kk,)
+            qi = np.repeat(np.arange(c), kk)
+            s = self._exact(Qh, Qt, H, qi, cand, start)
+            macs += len(s) * self.d
+            best_s, best_r = _merge(best_s, best_r, qi, s, start + cand, k)
+            keep = U >= best_s[:, -1:] - BOUND_SLACK  # (c, b): rows whose bound reaches the k-th cosine
+            keep[torch.from_numpy(qi), torch.from_numpy(cand)] = False  # scored already
+            qi2, col = (x.numpy() for x in torch.nonzero(keep, as_tuple=True))
             if len(qi2):
-                s, r = self._exact(Qt, S, qi2.numpy(), col.numpy(), start)
-                macs += len(r) * (self.d - p)
-                best_s, best_r = _merge(best_s, best_r, qi2, torch.from_numpy(s), torch.from_numpy(r), k)
-        rows = np.where(best_r.numpy() >= 0, np.asarray(self.rows)[np.maximum(best_r.numpy(), 0)], -1)
+                s = self._exact(Qh, Qt, H, qi2, col, start)
+                macs += len(s) * self.d
+                best_s, best_r = _merge(best_s, best_r, qi2, s, start + col, k)
+        pos = best_r.numpy()
+        rows = np.where(pos >= 0, np.asarray(self.rows)[np.maximum(pos, 0)], -1)
         return best_s.numpy(), rows, macs
 
-    def _exact(self, Qt: np.ndarray, S: torch.Tensor, qi: np.ndarray, col: np.ndarray, start: int):
-        """Exact cosines of (query qi, block column col) pairs: head score + q_tail . x_tail (tails gathered in
-        sorted order, each row once)."""
-        pos = start + col
-        uniq, inv = np.unique(pos, return_inverse=True)
-        T = np.asarray(self.tail[uniq])  # (u, D - p), one sorted gather
+    def _exact(self, Qh: np.ndarray, Qt: np.ndarray, H: np.ndarray, qi: np.ndarray, col: np.ndarray,
+               start: int) -> np.ndarray:
+        """Exact cosines of (query qi, block column col) pairs: head . q_head + tail . q_tail (the block's head
+        is in memory; tails are read in sorted order, each row once)."""
+        uniq, inv = np.unique(col, return_inverse=True)
+        T = np.asarray(self.tail[start + uniq])  # (u, D - p)
+        head = np.einsum("ud,ud->u", H[col], Qh[qi])
         tail = np.einsum("ud,ud->u", T[inv], Qt[qi])
-        return (S[torch.from_numpy(qi), torch.from_numpy(col)].numpy() + tail).astype(np.float32), pos.astype(np.int64)
+        return (head + tail).astype(np.float32)
 
 
-def _merge(best_s: torch.Tensor, best_r: torch.Tensor, qi: torch.Tensor, s: torch.Tensor, r: torch.Tensor, k: int):
+def _merge(best_s: torch.Tensor, best_r: torch.Tensor, qi: np.ndarray, s: np.ndarray, r: np.ndarray, k: int):
     """Running (c, k) top-k merged with scored pairs (query qi, position r, cosine s)."""
     c = best_s.shape[0]
-    counts = torch.bincount(qi, minlength=c)
-    width = int(counts.max()) if len(qi) else 0
-    if width == 0:
+    if not len(qi):
         return best_s, best_r
-    order = torch.argsort(qi, stable=True)
+    counts = np.bincount(qi, minlength=c)
+    width = int(counts.max())
+    order = np.argsort(qi, kind="stable")
     qs, ss, rs = qi[order], s[order], r[order]
-    first = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(len(qs)) - first[qs]
-    NS = torch.full((c, width), -math.inf)
-    NR = torch.full((c, width), -1, dtype=torch.int64)
+    slot = np.arange(len(qs)) - (np.cumsum(counts) - counts)[qs]
+    NS = np.full((c, width), -np.inf, np.float32)
+    NR = np.full((c, width), -1, np.int64)
     NS[qs, slot], NR[qs, slot] = ss, rs
-    all_s, all_r = torch.cat([best_s, NS], 1), torch.cat([best_r, NR], 1)
+    all_s = torch.cat([best_s, torch.from_numpy(NS)], 1)
+    all_r = torch.cat([best_r, torch.from_numpy(NR)], 1)
     top, j = torch.topk(all_s, k, dim=1)
     return top, torch.gather(all_r, 1, j)

@@ -207,13 +207,17 @@ def main() -> None:
         nq = len(refs[label])
         print(f"| {label} | `{ref_opts}` (reference) | - | {real:.1f} | {1e3 * real / max(1, nq):.2f} | {rss:,.0f} | 1.000 | 1.000 |", flush=True)
     index = "none"
+    if Path(f"{out}.faiss.json").exists():  # an index built before this run: the default searches use it
+        meta = json.loads(Path(f"{out}.faiss.json").read_text())
+        index = f"{meta['kind']} dim {meta['dim']} (built before)"
     for opts in args.run:
         if opts.split()[:1] == ["index"]:
             extra = opts.split()[1:]
             wall, rss, _, err = child(["index", str(out), "--force", *threads, *extra], args.drop_caches, env)
             fa = Path(f"{out}.faiss")
             meta = json.loads(Path(f"{fa}.json").read_text())
-            index = f"{meta['kind']} dim {meta['dim']}" + (f" nprobe {meta['nprobe']}" if meta["kind"] == "ivf" else "")
+            index = f"{meta['kind']} dim {meta['dim']}" + (f" nprobe {meta['nprobe']}" if meta["kind"] == "ivf" else "") + (
+                f" head {meta['head']}" if meta.get("head") else "")
             m = re.search(r"; real ([0-9.]+) s;", err)
             print(f"| - | `{opts}` | {index}: built in {float(m.group(1)) if m else wall:.0f} s, "
                   f"{fa.stat().st_size / 2**20:,.0f} MiB, peak RSS {rss:,.0f} MiB | | | | | |", flush=True)
