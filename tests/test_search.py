@@ -831,3 +831,15 @@ def test_default_index_is_exact_over_the_full_width_and_search_match_picks_the_i
     assert code == 0 and out == exact and "warning: ignoring the FAISS index over dim 8: a prefix does not hold" in err
     code, out, err = run_cli(["search", str(qf), str(db), "--match", "genome"], capsys)
     assert code == 0 and "FAISS flat index over dim 8" in err
+
+
+def test_an_index_built_from_another_directory_is_found(dbs, capsys, monkeypatch):
+    """Issue 25: the .json recorded the index's path as given to `index` (relative to where it ran), so a search
+    from another directory called the index damaged and scanned. The index beside the DB is read wherever it
+    was built from."""
+    a, _, qf, *_ = dbs
+    monkeypatch.chdir(a.parent)
+    assert run_cli(["index", a.name, "--dim", "8", "--kind", "pca", "-q"], capsys)[0] == 0  # a relative path
+    monkeypatch.chdir(a.parent.parent)
+    code, _, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
+    assert code == 0 and "damaged" not in err and "FAISS pca index over dim 8" in err

@@ -1,17 +1,19 @@
-"""mrl-dna index: a FAISS index that `mrl-dna search` uses: by default an IVF index over the full width
-(answers alone, --match locus), or over a Matryoshka prefix as a funnel's shortlist (--match genome).
+"""mrl-dna index: an index that `mrl-dna search` uses: by default the exact rotated index over the full width
+(search/rotated.py: answers alone with the exact top-k, --match locus), or a FAISS index over a Matryoshka
+prefix as a funnel's shortlist (--match genome).
 
-Example:
+Example (the shipped model's 1,036,027 marker genes; a 2-core machine shared with other jobs):
 
-    $ mrl-dna index db.h5
-    mrl-dna: wrote db.h5.faiss (ivf, dim 512, 1,036,027 of 1,036,027 rows, nlist 4071, nprobe 64; measured on 200
-    DB rows: 100.0% got their exact top-10, ...) and db.h5.faiss.json
+    $ mrl-dna index markers.h5
+    [mrl-dna 0.1.0] wrote markers.h5.faiss (pca, dim 512, 1,036,027 of 1,036,027 records, head 128 of 512 axes;
+    measured on 200 DB rows: 100.0% got their exact top-10, 32.82 ms per query against 197.24 for the exact
+    scan) and markers.h5.faiss.json; real 201.9 s; ...
 
 The index lies beside the DB (DB.h5.faiss + DB.h5.faiss.json with the DB's model hash and row count;
 --level windows: DB.h5.windows.faiss over every saved window, used by search --level windows); search picks it
-up automatically as the first funnel stage and reranks exactly. An index that no longer
-matches its DB (re-embedded, merged, other model) or cannot be read (damaged, truncated) is ignored with a warning. Needs the faiss extra:
-pip install 'mrl-dna[faiss]'.
+up automatically (a prefix index only with --match genome, as the funnel's first stage, reranked exactly). An
+index that no longer matches its DB (re-embedded, merged, other model) or cannot be read (damaged, truncated)
+is ignored with a warning. The FAISS kinds (ivf, hnsw, flat) need the faiss extra: pip install 'mrl-dna[faiss]'.
 """
 
 from __future__ import annotations
@@ -32,7 +34,18 @@ def command(
     dim: int | None = dim_option("Width indexed. Default: the full width (the index then answers alone, with the "
                                  "full-width cosines; what search --match locus uses). A small Matryoshka dim makes "
                                  "a shortlist for the funnel (search --match genome).", default=None),
-    kind: IndexKind = typer.Option(IndexKind(DEFAULT_KIND), "--kind", help="ivf (default): inverted lists; over the full width its --nprobe is measured on 200 DB rows at build time, the smallest that gives 99.5% of them their exact top-10 (on the shipped model's 1,036,027 marker genes: see bench/RESULTS.md, issue 25); hnsw: graph index (over the full width its efSearch is measured the same way); flat: exact inner product (the scan's answer, FAISS's speed)."),
+    kind: IndexKind = typer.Option(
+        IndexKind(DEFAULT_KIND), "--kind",
+        help="pca (default; no FAISS needed): exact: the rows rotated onto their principal axes; a search scans the "
+        "first axes (the head, its width measured at build time) and scores the rest only for rows whose bound can "
+        "still reach the top-k, so every query gets its exact top-k. On the shipped model's 1,036,027 marker genes: "
+        "head 128 of 512, a quarter of the exact scan's multiply-adds, 3.4 s to search 500 queries against 12.5 s "
+        "for the fp32 exact scan (busy 2-core machine; bench/RESULTS.md, issue 25); the file is as large as the "
+        "DB's vectors. The FAISS kinds: ivf (inverted lists; over the full width --nprobe is measured on 200 DB "
+        "rows at build time: the smallest that gives 99.5% of them their exact top-10, or all lists), hnsw (graph; "
+        "over a prefix, e.g. --dim 64, the shortlist of search --match genome; approximate), flat (exact inner "
+        "product over the prefix).",
+    ),
     nlist: int | None = typer.Option(None, "--nlist", min=1, help="ivf: number of lists, at most the rows indexed (default ~4*sqrt(rows), at most rows/39)."),
     nprobe: int | None = typer.Option(None, "--nprobe", min=1, help="ivf: lists searched per query (default: measured as --kind says over the full width; nlist/8 over a prefix)."),
     level: Level = typer.Option(Level.records, "--level", help="Index the records (DB.h5.faiss) or every saved window (DB.h5.windows.faiss; a DB embedded with --save-windows), for search --level windows."),
@@ -40,7 +53,7 @@ def command(
     threads: int = threads_option(),
     quiet: bool = quiet_option("No summary on stderr."),
 ) -> None:
-    """Build a FAISS index of an embedding file (by default IVF over the full width), for `mrl-dna search`.
+    """Build an index of an embedding file for `mrl-dna search` (default: exact, over the full width).
 
     Example: mrl-dna index db.h5
 

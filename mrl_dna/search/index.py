@@ -312,7 +312,7 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         try:
             meta = json.loads(jpath.read_text())
             meta.pop("format", None)
-            info = IndexInfo(**meta)
+            info = dataclasses.replace(IndexInfo(**meta), path=str(fpath))  # the file found, wherever it was built from
         except (ValueError, TypeError) as e:
             warn(f"ignoring FAISS index {fpath}: unreadable {jpath.name} ({e}); rebuild with mrl-dna index {name}")
             return None
