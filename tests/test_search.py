@@ -839,7 +839,7 @@ def test_an_index_built_from_another_directory_is_found(dbs, capsys, monkeypatch
     was built from."""
     a, _, qf, *_ = dbs
     monkeypatch.chdir(a.parent)
-    assert run_cli(["index", a.name, "--dim", "8", "--kind", "pca", "-q"], capsys)[0] == 0  # a relative path
+    assert run_cli(["index", a.name, "--dim", "8", "--kind", "pca", "--force", "-q"], capsys)[0] == 0  # a relative path
     monkeypatch.chdir(a.parent.parent)
     code, _, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
     assert code == 0 and "damaged" not in err and "FAISS pca index over dim 8" in err

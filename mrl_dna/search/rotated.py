@@ -14,7 +14,8 @@ every other row provably scores below it. The result is the exact top-k (cosines
 GATHER_COST * (rows whose bound survives) * (D - p) on DB rows used as queries.
 
 File (HDF5, contiguous datasets, memory-mapped by search): rotation (D, D) float32 (columns = axes, by
-decreasing variance), head (r, p), tail (r, D - p), tail_norm (r,), rows (r,) int64 DB rows (status ok).
+decreasing variance), head (r, p + 1) (the first p axes, then the tail norm), tail (r, D - p), tail_norm (r,),
+rows (r,) int64 DB rows (status ok).
 Axis letters: q queries, r indexed rows, b rows in one block, p head width, D full width, u surviving pairs.
 """
 
@@ -42,6 +43,9 @@ HEAD_WIDTHS = (32, 64, 96, 128, 160, 192, 256)
 
 # survivors() counts on every SURVIVOR_STEP-th row (times SURVIVOR_STEP): a count, not a search.
 SURVIVOR_STEP = 4
+
+# Rows of the head scanned per step (the (queries, rows) bounds of one step stay in cache).
+BLOCK_ROWS = 16384
 
 # Slack on the bound: float32 rounding of a head score and of the norms (unit vectors: ~1e-6).
 BOUND_SLACK = 1e-5
@@ -90,7 +94,9 @@ def write_rotated(path: Path, R: np.ndarray, p: int, blocks, valid: np.ndarray, 
         f.attrs["format"] = ROTATED_FORMAT
         f.attrs["head"] = p
         f.create_dataset("rotation", data=R)
-        head = f.create_dataset("head", (n_ok, p), np.float32)  # contiguous: memory-mapped by search
+        # contiguous (memory-mapped by search); the head's last column is the row's tail norm, so one product of
+        # [q_head, |q_tail|] with it gives every row's bound
+        head = f.create_dataset("head", (n_ok, p + 1), np.float32)
         tail = f.create_dataset("tail", (n_ok, D - p), np.float32)
         norm = f.create_dataset("tail_norm", (n_ok,), np.float32)
         rows = f.create_dataset("rows", (n_ok,), np.int64)
@@ -99,9 +105,10 @@ def write_rotated(path: Path, R: np.ndarray, p: int, blocks, valid: np.ndarray, 
             ok = valid[start : start + len(block)]
             X = np.asarray(block, np.float32)[ok] @ R
             m = len(X)
-            head[at : at + m] = X[:, :p]
+            tn = np.linalg.norm(X[:, p:], axis=1)
+            head[at : at + m] = np.concatenate([X[:, :p], tn[:, None]], axis=1)
             tail[at : at + m] = X[:, p:]
-            norm[at : at + m] = np.linalg.norm(X[:, p:], axis=1)
+            norm[at : at + m] = tn
             rows[at : at + m] = np.arange(start, start + len(block))[ok]
             at += m
 
@@ -143,31 +150,32 @@ class RotatedIndex:
         p, c = self.p, len(queries)
         Qr = np.ascontiguousarray(queries @ self.R)  # (c, D)
         Qh, Qt = np.ascontiguousarray(Qr[:, :p]), np.ascontiguousarray(Qr[:, p:])
-        tq = torch.from_numpy(np.linalg.norm(Qt, axis=1).astype(np.float32))[:, None]  # (c, 1)
-        Qh_t = torch.from_numpy(Qh)
+        Qa = torch.from_numpy(np.concatenate([Qh, np.linalg.norm(Qt, axis=1, keepdims=True)], 1).astype(np.float32))
         best_s = torch.full((c, k), -math.inf)
         best_r = torch.full((c, k), -1, dtype=torch.int64)  # positions in the index (not DB rows yet)
-        b = max(1024, SCORE_BUDGET_BYTES // (4 * (c + p)))
+        # blocks small enough that the (c, b) bounds stay in a CPU's cache between the product and the test
+        b = max(1024, min(BLOCK_ROWS, SCORE_BUDGET_BYTES // (4 * (c + p))))
         macs = 0
         for start in range(0, self.ntotal, b):
-            H = self.head[start : start + b]  # (b, p), read from the file (never written to)
+            Ha = self.head[start : start + b]  # (b, p + 1), read from the file (never written to)
+            H = Ha[:, :p]
             with warnings.catch_warnings():  # torch warns about a read-only buffer; nothing writes to it
                 warnings.simplefilter("ignore", UserWarning)
-                Ht = torch.from_numpy(H)
-            U = Qh_t @ Ht.T  # (c, b) head scores, then in place their bounds
+                U = Qa @ torch.from_numpy(Ha).T  # (c, b) bounds: head score + |q_tail| |x_tail|
             macs += U.numel() * p
-            U.addcmul_(tq, torch.from_numpy(np.array(self.tail_norm[start : start + b]))[None])
-            # the block's best bounds first: exact cosines for them raise the running k-th score before the
-            # bound prunes the rest
-            kk = min(k, U.shape[1])
-            cand = torch.topk(U, kk, dim=1).indices.reshape(-1).numpy()  # (c * kk,)
-            qi = np.repeat(np.arange(c), kk)
-            s = self._exact(Qh, Qt, H, qi, cand, start)
-            macs += len(s) * self.d
-            best_s, best_r = _merge(best_s, best_r, qi, s, start + cand, k)
-            keep = U >= best_s[:, -1:] - BOUND_SLACK  # (c, b): rows whose bound reaches the k-th cosine
-            keep[torch.from_numpy(qi), torch.from_numpy(cand)] = False  # scored already
-            qi2, col = (x.numpy() for x in torch.nonzero(keep, as_tuple=True))
+            scored = None
+            if start == 0:  # the first block's best bounds get exact cosines: a running k-th score to prune with
+                kk = min(k, U.shape[1])
+                cand = torch.topk(U, kk, dim=1).indices.reshape(-1).numpy()  # (c * kk,)
+                qi = np.repeat(np.arange(c), kk)
+                s = self._exact(Qh, Qt, H, qi, cand, start)
+                macs += len(s) * self.d
+                best_s, best_r = _merge(best_s, best_r, qi, s, start + cand, k)
+                scored = qi * b + cand
+            qi2, col = _reaching(U, best_s[:, -1] - BOUND_SLACK)
+            if scored is not None and len(qi2):
+                fresh = ~np.isin(qi2 * b + col, scored)
+                qi2, col = qi2[fresh], col[fresh]
             if len(qi2):
                 s = self._exact(Qh, Qt, H, qi2, col, start)
                 macs += len(s) * self.d
@@ -185,6 +193,19 @@ class RotatedIndex:
         head = np.einsum("ud,ud->u", H[col], Qh[qi])
         tail = np.einsum("ud,ud->u", T[inv], Qt[qi])
         return (head + tail).astype(np.float32)
+
+
+def _reaching(U: torch.Tensor, th: torch.Tensor, first: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(query, column) pairs with U >= th[query]: from each query's `first` largest U (one cheap top-k), or from
+    a full scan of U where some query has more."""
+    m = min(first, U.shape[1])
+    vals, idx = torch.topk(U, m, dim=1)  # (c, m)
+    hit = vals >= th[:, None]
+    if m < U.shape[1] and bool(hit[:, -1].any()):  # some query has more than m: all of them, from U itself
+        qi, col = torch.nonzero(U >= th[:, None], as_tuple=True)
+        return qi.numpy(), col.numpy()
+    qi, j = torch.nonzero(hit, as_tuple=True)
+    return qi.numpy(), idx[qi, j].numpy()
 
 
 def _merge(best_s: torch.Tensor, best_r: torch.Tensor, qi: np.ndarray, s: np.ndarray, r: np.ndarray, k: int):
