@@ -388,7 +388,8 @@ def plan_stages(
     exact = (Stage(D, k),)
     small = funnel in (None, "auto", "calibrate") and is_small_db(db.n, D, small_db_macs)
     if small:
-        return Plan(Mode.exact, exact, None, f"exact at dim {D} (a small DB: the funnel is a full scan)")
+        note = "" if funnel is None and index is None else " (a small DB: the funnel is a full scan)"
+        return Plan(Mode.exact, exact, None, f"exact at dim {D}{note}")
     if index is not None and match is Match.locus and index.dim < D and funnel in (None, "auto"):
         warn(f"ignoring the FAISS index over dim {index.dim}: a prefix does not hold the full-width (--match locus) "
              f"neighbours; `mrl-dna index {db.names[0]} --force` builds one over the full width, --match genome "
