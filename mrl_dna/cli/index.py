@@ -39,9 +39,8 @@ def command(
         help="pca (default; no FAISS needed): exact: the rows rotated onto their principal axes; a search scans the "
         "first axes (the head, its width measured at build time) and scores the rest only for rows whose bound can "
         "still reach the top-k, so every query gets its exact top-k. On the shipped model's 1,036,027 marker genes: "
-        "head 128 of 512, a quarter of the exact scan's multiply-adds, 3.4 s to search 500 queries against 12.5 s "
-        "for the fp32 exact scan (busy 2-core machine; bench/RESULTS.md, issue 25); the file is as large as the "
-        "DB's vectors. The FAISS kinds: ivf (inverted lists; over the full width --nprobe is measured on 200 DB "
+        "head 128 of 512, a quarter of the exact scan's multiply-adds, 1.4-2.8x faster than the fp32 exact scan "
+        "(a busy 2-core machine; bench/RESULTS.md, issue 25); the file is as large as the DB's vectors. The FAISS kinds: ivf (inverted lists; over the full width --nprobe is measured on 200 DB "
         "rows at build time: the smallest that gives 99.5% of them their exact top-10, or all lists), hnsw (graph; "
         "over a prefix, e.g. --dim 64, the shortlist of search --match genome; approximate), flat (exact inner "
         "product over the prefix).",
