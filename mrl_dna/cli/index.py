@@ -58,7 +58,7 @@ def command(
 
     Example: mrl-dna index genomes.h5 --dim 64 --kind hnsw   (a prefix shortlist, for search --match genome)
 
-    Example: mrl-dna index genomes.h5 --level windows --kind hnsw --dim 64
+    Example: mrl-dna index genomes.h5 --level windows   (every saved window, for search --level windows)
     """
     console.set_quiet(quiet)
     timer = console.Timer()
