@@ -433,7 +433,8 @@ def _plan(db: "Database", stages: Sequence[Stage], index: IndexInfo | None, note
         return Plan(Mode.exact, stages, None, f"exact at dim {stages[0].dim}{note}")
     why = "funnel " + ",".join(str(s) for s in stages)
     if index is not None:
-        why += f" (first stage: FAISS {index.kind} index over dim {index.dim})"
+        faiss = "" if index.kind == IndexKind.pca.value else "FAISS "  # pca: search/rotated.py, exact
+        why += f" (first stage: {faiss}{index.kind} index over dim {index.dim})"
     return Plan(Mode.funnel, stages, index, why + note)
 
 
