@@ -4,7 +4,8 @@
 Methods (all through mrl_dna.search, the code `mrl-dna search` runs):
     exact@D          blocked exact search at the full width: the reference top-10
     exact@d1         exact at the funnel's first (small) prefix alone: what shortlisting without rerank gives
-    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel; `--funnel auto`)
+    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel; the plan `--funnel auto
+                     --match genome` measures on the DB before it uses it)
     funnel-cal       the cheapest funnel that keeps the exact top-10 of 99.5% of 200 DB rows used as
                      queries (mrl_dna.search.calibrate_funnel; `--funnel calibrate`), tested on the held-out queries
     funnel-paper     16:2000,64:200,D:10-style fixed funnel (the paper's shape, when the dims allow)
