@@ -19,7 +19,8 @@ def test_bench_bigdb_builds_real_rows_then_copies_and_scores_runs(tiny_model_dir
     subprocess.run([sys.executable, "-m", "mrl_dna", "embed", str(small_fasta), "-o", str(src), "-q",
                     "--model", str(tiny_model_dir)], check=True)
     p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench" / "bigdb.py"), "--vectors", str(src),
-                        "--rows", "12", "--out", str(big), "--queries", str(small_fasta), "--run", ""],
+                        "--rows", "12", "--out", str(big), "--queries", str(small_fasta), "--db-queries", "4",
+                        "--run", "", "--run", "index", "--run", ""],
                        capture_output=True, text=True, check=True)
     with EmbeddingStore.open(src) as s, EmbeddingStore.open(big) as b:
         ids = [str(x) for x in b.ids]
@@ -29,5 +30,7 @@ def test_bench_bigdb_builds_real_rows_then_copies_and_scores_runs(tiny_model_dir
         v = b.read(None)
         assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
         assert np.array_equal(v[: len(ok)], s.read(None, rows=np.flatnonzero(np.asarray(s.status) == 0)))
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("| `")]
-    assert len(lines) == 2 and lines[0].endswith("| 1.000 |") and lines[1].endswith("| 1.000 |")  # default = exact
+    for label in (small_fasta.name, "4 DB rows"):  # reference, default, default over the index: all exact
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith(f"| {label} |")]
+        assert len(lines) == 3 and all(ln.endswith("| 1.000 | 1.000 |") for ln in lines), p.stdout
+    assert any(ln.startswith("| - | `index` | pca dim ") for ln in p.stdout.splitlines()), p.stdout

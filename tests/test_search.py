@@ -8,6 +8,7 @@ TSV parseable and ordered as documented; each user mistake is one error line and
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import named_pipe, run_cli, write_store
 import mrl_dna.search.exact as exact_mod
+import mrl_dna.search.funnel as funnel_mod
 from mrl_dna.errors import ConfigError
 from mrl_dna.search import (
     Database,
@@ -31,6 +33,7 @@ from mrl_dna.search import (
     plan_stages,
     rerank,
 )
+from mrl_dna.search.funnel import Trial, measure_plans
 from mrl_dna.vectors import normalize_rows as normalize
 from mrl_dna.vectors import truncate_normalize
 
@@ -179,42 +182,67 @@ def test_default_search_on_a_small_db_ignores_an_approximate_full_width_index(db
         assert code == 0 and out == exact and "FAISS" not in err
 
 
+def scan_shortlist(db: Database):
+    """A FAISS-like shortlister over an in-memory DB (brute force): (q, d) normalised, m -> rows, cosines, macs."""
+    def shortlist(qd: np.ndarray, m: int):
+        s = qd @ db.rows(qd.shape[1], np.arange(db.n)).T  # (q, n)
+        r = np.argsort(-s, axis=1, kind="stable")[:, :m]
+        return r, np.take_along_axis(s, r, 1).astype(np.float32), db.n * qd.shape[1] * len(qd)
+    return shortlist
+
+
 def _index(kind: str, dim: int) -> IndexInfo:
     return IndexInfo(path="x.faiss", kind=kind, dim=dim, n_rows=0, n_indexed=0, nlist=0, nprobe=0, model_hash=HASH,
                      db_created="")
 
 
-def test_plan_stages_chooses_exact_funnel_and_index_as_search_documents():
+def test_plan_stages_chooses_exact_funnel_and_index_as_search_documents(monkeypatch):
     """Every branch of funnel.plan_stages on one DB, large (small_db_macs=0) or small (the default): which stages,
-    which index shortlists the first stage, and the footer's words."""
+    which index shortlists the first stage, and the footer's words. Timing is taken out (MEASURE_PAYS: any
+    time pays) where a measured plan is asked for; the tests below measure."""
+    monkeypatch.setattr(funnel_mod, "MEASURE_PAYS", 1e9)
     db = Database.from_arrays(clustered(300, np.random.default_rng(3)), matryoshka_dims=DIMS)
     big = dict(k=5, small_db_macs=0)
+    genome = dict(big, match="genome")
     warned: list[str] = []
     plan = plan_stages(db, k=5, dim=16)  # --dim: exact there, whatever the index
     assert (plan.mode, plan.stages, plan.index, plan.why) == (Mode.exact, (Stage(16, 5),), None, "exact at dim 16")
     assert plan_stages(db, **big).stages == (Stage(D, 5),)  # neither and no index: exact at full width
     flat8, hnsw16 = _index("flat", 8), _index("hnsw", 16)
-    plan = plan_stages(db, index=flat8, **big)  # the default funnel over the index's dim
+    plan = plan_stages(db, index=flat8, warn=warned.append, **big)  # --match locus: a prefix index is not used
+    assert (plan.mode, plan.stages, plan.index) == (Mode.exact, (Stage(D, 5),), None)
+    assert warned and warned.pop().startswith("ignoring the FAISS index over dim 8: a prefix does not hold")
+    plan = plan_stages(db, index=flat8, **genome)  # --match genome: the default funnel over the index's dim
     assert plan.mode is Mode.funnel and plan.index is flat8
     assert plan.stages == tuple(Stage(s.dim, min(s.keep, 300)) for s in default_funnel(300, DIMS, 5, 8, small_db_macs=0))
     assert plan.why == "funnel " + ",".join(map(str, plan.stages)) + " (first stage: FAISS flat index over dim 8)"
-    plan = plan_stages(db, index=hnsw16, **big)  # a graph: HNSW_KEEP_PER_HIT * k rows, then the full width
+    plan = plan_stages(db, index=hnsw16, **genome)  # a graph: HNSW_KEEP_PER_HIT * k rows, then the full width
     assert plan.stages == (Stage(16, 300), Stage(D, 5)) and plan.index is hnsw16
-    assert plan_stages(db, index=_index("flat", D), **big).stages == (Stage(D, 5),)  # a full-width index: one stage
-    plan = plan_stages(db, k=5, index=flat8)  # a small DB: the exact full-width scan, no index
+    for match in ("locus", "genome"):  # a full-width index: one stage, whatever the match
+        full = _index("ivf", D)
+        plan = plan_stages(db, index=full, k=5, small_db_macs=0, match=match)
+        assert (plan.mode, plan.stages, plan.index) == (Mode.funnel, (Stage(D, 5),), full)
+    plan = plan_stages(db, k=5, index=flat8, match="genome")  # a small DB: the exact full-width scan, no index
     assert (plan.stages, plan.index, plan.why) == ((Stage(D, 5),), None, f"exact at dim {D} (a small DB: the funnel is a full scan)")
     plan = plan_stages(db, funnel="16:100,64", index=flat8, warn=warned.append, **big)  # another dim: a scan
     assert plan.stages == (Stage(16, 100), Stage(64, 5)) and plan.index is None
     assert warned == ["FAISS index is over dim 8 but --funnel starts at 16; scanning instead"]
-    assert plan_stages(db, funnel="8:100,64", index=flat8, **big).index is flat8
+    assert plan_stages(db, funnel="8:100,64", index=flat8, **big).index is flat8  # asked for: used at any match
     assert plan_stages(db, k=5, funnel="8:100,64", index=flat8).index is flat8  # asked for: also on a small DB
     assert plan_stages(db, funnel="8:1000,64:5", **big).stages == (Stage(8, 300), Stage(64, 5))  # keeps <= rows
+    plan = plan_stages(db, funnel="auto", **big)  # auto, locus, no full-width index: the exact scan, said why
+    assert plan.mode is Mode.exact and plan.stages == (Stage(D, 5),) and "no FAISS index over the full width" in plan.why
+    plan = plan_stages(db, funnel="auto", **genome)  # auto, genome: the default funnel, measured
+    assert plan.stages == tuple(Stage(s.dim, min(s.keep, 300)) for s in default_funnel(300, DIMS, 5, small_db_macs=0))
+    assert "auto: measured on 100 DB rows:" in plan.why
     cal = calibrate_funnel(db, k=5, small_db_macs=0).stages  # what plan_stages measures (seeded)
     assert len(cal) > 1
     for index, kept in ((None, False), (_index("flat", cal[0].dim), True), (_index("hnsw", cal[0].dim), False),
                         (_index("flat", D), False)):
-        plan = plan_stages(db, funnel="calibrate", index=index, **big)  # only a flat index of the first dim
-        assert plan.stages == cal and plan.index is (index if kept else None)
+        plan = plan_stages(db, funnel="calibrate", index=index, shortlist=scan_shortlist(db), **big)
+        assert plan.stages == cal and plan.index is (index if kept else None)  # only a flat index of the first dim
+        if not kept:
+            assert "calibrate: measured on 100 DB rows:" in plan.why
     with pytest.raises(ConfigError, match="must strictly increase"):
         plan_stages(db, funnel="32:100,16", **big)
 
@@ -519,14 +547,14 @@ def test_cli_empty_and_malformed_db_are_one_error_line(tmp_path, capsys):
 
 def test_index_without_faiss_names_the_extra(dbs, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
-    code, _, err = run_cli(["index", str(dbs[0]), "--dim", "16"], capsys)
+    code, _, err = run_cli(["index", str(dbs[0]), "--dim", "16", "--kind", "flat"], capsys)
     assert code == 1 and "pip install 'mrl-dna[faiss]'" in error_line(err)
 
 
 def test_faiss_index_is_used_and_a_stale_one_ignored(dbs, capsys):
     pytest.importorskip("faiss")
     a, b, qf, *_ = dbs
-    code, _, err = run_cli(["index", str(a), "--dim", "8"], capsys)
+    code, _, err = run_cli(["index", str(a), "--dim", "8", "--kind", "flat"], capsys)
     assert code == 0, err
     _, exact, _ = run_cli(["search", str(qf), str(a), "--dim", "64", "-q"], capsys)
     code, out, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
@@ -557,11 +585,11 @@ def test_index_on_a_full_disk_or_interrupted_leaves_no_partial(dbs, capsys, monk
 
     full = RuntimeError("Error in faiss::FileIOWriter: write error: No space left on device")
     monkeypatch.setattr(faiss, "write_index", fails_with(full))
-    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    code, _, err = run_cli(["index", a, "--dim", "16", "--kind", "flat"], capsys)
     assert code == 1 and error_line(err).startswith(f"mrl-dna: error: no space left on device on the disk that holds {a}.faiss (")
     assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
     monkeypatch.setattr(faiss, "write_index", fails_with(KeyboardInterrupt()))
-    code, _, err = run_cli(["index", a, "--dim", "16"], capsys)
+    code, _, err = run_cli(["index", a, "--dim", "16", "--kind", "flat"], capsys)
     assert code == 130 and "interrupted" in err
     assert sorted(p.name for p in a.parent.iterdir() if p.name.startswith(a.name)) == [a.name]
 
@@ -571,8 +599,8 @@ def test_a_damaged_faiss_index_is_ignored_with_a_warning(dbs, capsys):
     not read it). Now it is ignored with a warning, as a stale index is, and the search scans."""
     pytest.importorskip("faiss")
     a, b, qf, *_ = dbs
-    assert run_cli(["index", a, "--dim", "8", "-q"], capsys)[0] == 0
-    assert run_cli(["index", b, "--dim", "16", "-q"], capsys)[0] == 0
+    assert run_cli(["index", a, "--dim", "8", "--kind", "flat", "-q"], capsys)[0] == 0
+    assert run_cli(["index", b, "--dim", "16", "--kind", "flat", "-q"], capsys)[0] == 0
     good = Path(f"{a}.faiss").read_bytes()
     _, exact, _ = run_cli(["search", qf, a, "--funnel", "8:250,64:10", "--no-index", "-q"], capsys)
     for damage in (b"garbage\n", good[: len(good) // 2], Path(f"{b}.faiss").read_bytes()):  # junk, cut, another
@@ -611,7 +639,7 @@ def test_index_level_windows_is_a_separate_index_used_by_search_level_windows(tm
     spans = [np.stack([np.arange(40) * 100, np.arange(40) * 100 + 512], axis=1).astype(np.int64)] * 3
     db = write_db(tmp_path / "w.h5", normalize(np.stack([w.mean(0) for w in wv])), windows=list(zip(spans, wv)))
     qf = write_db(tmp_path / "q.h5", clustered(4, rng), ids=["a", "b", "c", "d"])
-    code, _, err = run_cli(["index", str(db), "--level", "windows", "--dim", "8"], capsys)
+    code, _, err = run_cli(["index", str(db), "--level", "windows", "--dim", "8", "--kind", "flat"], capsys)
     assert code == 0 and "120 of 120 windows" in err and Path(str(db) + ".windows.faiss").exists()
     assert not Path(str(db) + ".faiss").exists()  # the record-level index is another file
     _, exact, _ = run_cli(["search", str(qf), str(db), "--level", "windows", "--dim", "64", "-q"], capsys)
@@ -714,3 +742,104 @@ def test_fasta_query_from_a_pipe_is_read_once(tmp_path, tiny_model_dir, small_fa
         code, out, err = run_cli(["search", pipe, db, "-k", "1", "-q"], capsys)
     assert code == 0, err
     assert out == ref
+
+
+# ------------------------------------------------ issue 25: --match, measured auto/calibrate, the default index
+def loci_of_genomes(rng: np.random.Generator, genomes: int = 20, loci: int = 150) -> np.ndarray:
+    """(genomes * loci, D) vectors built as the shipped model's are: dims < D/2 say which genome (one centre per
+    genome), dims >= D/2 which locus (one vector per locus, shared by every genome) and weigh 4x more. The
+    full-width neighbours of a row are the same locus in other genomes, which no prefix <= D/2 ranks."""
+    h = D // 2
+    centre, locus = rng.standard_normal((genomes, h)), rng.standard_normal((loci, h))
+    g, l = np.repeat(np.arange(genomes), loci), np.tile(np.arange(loci), genomes)
+    x = np.concatenate([centre[g] + 0.05 * rng.standard_normal((len(g), h)),
+                        2.0 * locus[l] + 0.3 * rng.standard_normal((len(g), h))], axis=1)
+    return normalize(x).astype(np.float32)
+
+
+def test_auto_and_calibrate_fall_back_to_exact_where_the_prefix_does_not_hold_the_neighbours(monkeypatch):
+    """Issue 25: on the shipped model's 1M marker genes the auto funnel kept the exact top-10 for 59% of queries
+    and took 22x the exact scan's time. Now auto and calibrate measure their plan on the DB and run the exact
+    scan when it does not keep the exact top-k, whatever the time (MEASURE_PAYS: any time would pay)."""
+    monkeypatch.setattr(funnel_mod, "MEASURE_PAYS", 1e9)
+    db = Database.from_arrays(loci_of_genomes(np.random.default_rng(4)), matryoshka_dims=DIMS)
+    big = dict(k=10, small_db_macs=0)
+    for funnel, match in (("auto", "genome"), ("calibrate", "genome"), ("calibrate", "locus"), ("auto", "locus")):
+        plan = plan_stages(db, funnel=funnel, match=match, **big)
+        assert (plan.mode, plan.stages, plan.index) == (Mode.exact, (Stage(D, 10),), None), (funnel, match, plan)
+        assert plan.why.startswith(f"exact at dim {D} (")
+    plan = plan_stages(db, funnel="auto", match="genome", **big)
+    assert "auto: the exact scan, since" in plan.why and "does not pay, measured on 100 DB rows" in plan.why
+    # what it measured is true: the default prefix funnel loses most exact top-10s on this DB
+    trial = measure_plans(db, [(default_funnel(db.n, DIMS, 10, small_db_macs=0), None)], k=10)[0]
+    assert trial.exact_share < 0.5 and not trial.pays
+
+
+def test_auto_keeps_a_prefix_funnel_where_the_prefix_holds_the_neighbours_unless_it_is_slower(monkeypatch):
+    """Issue 25: where the prefix does rank the neighbours (here dims >= 8 are noise), auto --match genome keeps
+    the default funnel (it keeps the exact top-10 of >= 99% of DB rows); a plan slower than the exact scan
+    (MEASURE_PAYS 0: no time pays) is never kept, by auto or calibrate."""
+    rng = np.random.default_rng(5)
+    x = normalize(np.concatenate([normalize(rng.standard_normal((3000, 8))), 1e-3 * rng.standard_normal((3000, D - 8))], 1))
+    db = Database.from_arrays(x.astype(np.float32), matryoshka_dims=DIMS)
+    big = dict(k=10, small_db_macs=0, match="genome")
+    monkeypatch.setattr(funnel_mod, "MEASURE_PAYS", 1e9)
+    plan = plan_stages(db, funnel="auto", **big)
+    assert plan.mode is Mode.funnel and plan.stages[0].dim == 8 and "auto: measured on 100 DB rows: 100% got" in plan.why
+    assert plan_stages(db, funnel="calibrate", **big).mode is Mode.funnel
+    monkeypatch.setattr(funnel_mod, "MEASURE_PAYS", 0.0)
+    for funnel in ("auto", "calibrate"):
+        plan = plan_stages(db, funnel=funnel, **big)
+        assert (plan.mode, plan.stages) == (Mode.exact, (Stage(D, 10),)) and "does not pay" in plan.why
+
+
+def test_trial_pays_only_with_the_exact_top_k_and_less_time():
+    t = dict(stages=(Stage(D, 10),), n_queries=100)
+    assert Trial(seconds=0.5, exact_seconds=1.0, exact_share=0.99, **t).pays
+    assert not Trial(seconds=0.5, exact_seconds=1.0, exact_share=0.98, **t).pays  # below the recall promised
+    assert not Trial(seconds=0.9, exact_seconds=1.0, exact_share=1.0, **t).pays  # not faster than exact enough
+    assert not Trial(seconds=2.0, exact_seconds=1.0, exact_share=1.0, **t).pays
+
+
+def test_default_index_is_exact_over_the_full_width_and_search_match_picks_the_index(tmp_path, capsys):
+    """Issue 25: `mrl-dna index DB` built a flat index over dim 16 and the README steered users to an HNSW over
+    dim 64, which on the shipped model holds genome neighbours, not a gene's. Now the default is the exact
+    rotated index over the full width (no FAISS): search --match locus (the default) uses it and prints the
+    exact scan's hits, and ignores an index over a prefix (with a warning); --match genome uses a prefix index.
+    An IVF index over the full width measures its nprobe at build time."""
+    rng = np.random.default_rng(6)
+    x = loci_of_genomes(rng, genomes=100, loci=700)  # 70,000 rows x 64: above the small-DB scan (4M mult-adds)
+    db = write_db(tmp_path / "big.h5", x)
+    qf = write_db(tmp_path / "q.h5", x[::3500], ids=[f"q{i}" for i in range(20)])
+    code, _, err = run_cli(["index", str(db)], capsys)
+    assert code == 0 and f"(pca, dim {D}, 70,000 of 70,000 records, head " in err, err
+    assert "measured on 200 DB rows: 100.0% got their exact top-10" in err
+    meta = json.loads(Path(f"{db}.faiss.json").read_text())
+    assert (meta["kind"], meta["dim"], meta["tune_queries"], meta["exact_share"]) == ("pca", D, 200, 1.0)
+    _, exact, _ = run_cli(["search", str(qf), str(db), "--no-index", "-q"], capsys)
+    code, out, err = run_cli(["search", str(qf), str(db)], capsys)
+    assert code == 0 and f"funnel {D}:10 (first stage: pca index over dim {D})" in err or "does not pay" in err, err
+    (_, got), (_, ref) = parse_tsv(out), parse_tsv(exact)
+    assert [r[:3] for r in got] == [r[:3] for r in ref]
+    np.testing.assert_allclose([float(r[3]) for r in got], [float(r[3]) for r in ref], atol=2e-6)
+    pytest.importorskip("faiss")
+    code, _, err = run_cli(["index", str(db), "--kind", "ivf", "--nlist", "64", "--force"], capsys)
+    assert code == 0 and f"(ivf, dim {D}, 70,000 of 70,000 records, nlist 64, nprobe " in err
+    assert json.loads(Path(f"{db}.faiss.json").read_text())["tune_queries"] == 200
+    assert run_cli(["index", str(db), "--dim", "8", "--kind", "flat", "--force", "-q"], capsys)[0] == 0
+    code, out, err = run_cli(["search", str(qf), str(db)], capsys)
+    assert code == 0 and out == exact and "warning: ignoring the FAISS index over dim 8: a prefix does not hold" in err
+    code, out, err = run_cli(["search", str(qf), str(db), "--match", "genome"], capsys)
+    assert code == 0 and "FAISS flat index over dim 8" in err
+
+
+def test_an_index_built_from_another_directory_is_found(dbs, capsys, monkeypatch):
+    """Issue 25: the .json recorded the index's path as given to `index` (relative to where it ran), so a search
+    from another directory called the index damaged and scanned. The index beside the DB is read wherever it
+    was built from."""
+    a, _, qf, *_ = dbs
+    monkeypatch.chdir(a.parent)
+    assert run_cli(["index", a.name, "--dim", "8", "--kind", "pca", "--force", "-q"], capsys)[0] == 0  # a relative path
+    monkeypatch.chdir(a.parent.parent)
+    code, _, err = run_cli(["search", str(qf), str(a), "--funnel", "8:250,64:10"], capsys)
+    assert code == 0 and "damaged" not in err and "(first stage: pca index over dim 8)" in err

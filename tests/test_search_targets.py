@@ -183,9 +183,9 @@ def test_first_pass_through_a_funnel_or_a_faiss_index_scores_the_same_targets_ex
     assert {r["dims"] for r in narrow} == {"8"} and {r["identity"] for r in narrow} == {"NA"}
     assert "identity is calibrated at the full width (16); at dim 8 the identity column is NA" in err
     pytest.importorskip("faiss")
-    assert run_cli(["index", db, "--level", "windows", "--dim", "4", "-q"], capsys)[0] == 0
-    _, indexed, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
-    assert drop(indexed) == drop(exact) and "first stage: FAISS flat index over dim 4" in err
+    assert run_cli(["index", db, "--level", "windows", "--kind", "flat", "--dim", "4", "-q"], capsys)[0] == 0
+    _, indexed, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16", "--match", "genome")
+    assert drop(indexed) == drop(exact) and "first stage: FAISS flat index over dim 4" in err, err
 
 
 def test_per_file_db_reports_the_file_as_target_and_the_record_as_its_contig(setup, capsys):

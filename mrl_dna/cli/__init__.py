@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("mrl_dna.cli.info", "Print what an embedding file holds: records, dims, dtype, model, window/stride, pooling, completeness."),
     "train": ("mrl_dna.cli.train", "Train a Matryoshka DNA embedding model on genomes; no labels needed."),
     "eval": ("mrl_dna.cli.eval", "Fragment-retrieval benchmark: species/genome top-1 and recall@k at every Matryoshka dim."),
-    "index": ("mrl_dna.cli.index", "Build a FAISS index over the first DIM dims of an embedding file, for `mrl-dna search`."),
+    "index": ("mrl_dna.cli.index", "Build an index of an embedding file for `mrl-dna search` (default: exact, over the full width)."),
     "merge": ("mrl_dna.cli.merge", "Merge embedding files from one model and options (typically all shards of one run) into one file."),
     "export": ("mrl_dna.cli.export", "Write one embedding prefix per record as TSV (stdout by default), a .npy matrix plus an ids file, or Parquet."),
     "dist": ("mrl_dna.cli.dist", "Cosine similarity and angular distance of all pairs of rows of one or two embedding files."),

@@ -15,7 +15,7 @@ from mrl_dna import console
 from mrl_dna.cli.options import device_option, force_option, number_list, quiet_option, set_threads, threads_option
 from mrl_dna.device import resolve_device
 from mrl_dna.errors import ConfigError, InputError
-from mrl_dna.homology.build import RATES, STRIDES, build_calibration, read_genomes
+from mrl_dna.homology.build import STRIDES, build_calibration, read_genomes
 from mrl_dna.homology.calibration import CALIBRATION_FILE
 from mrl_dna.model import load_model
 

@@ -49,7 +49,7 @@ import typer
 from mrl_dna import console
 from mrl_dna.cli.options import (cosine_cutoff, device_option, dim_option, existing, model_option, no_header_option,
                                  quiet_option, set_threads, threads_option)
-from mrl_dna.search import Level, search, tsv_lines
+from mrl_dna.search import Level, Match, search, tsv_lines
 
 
 def command(
@@ -65,12 +65,24 @@ def command(
         None,
         "--funnel",
         help="Funnel stages DIM:KEEP,...: shortlist at a small prefix, rerank at growing ones, e.g. "
-        "16:2000,64:200,128:10; 'auto' derives them from the DB size and the model's dims (~10x fewer "
-        "multiply-adds than exact); 'calibrate' measures on 200 DB rows the cheapest funnel that keeps their exact "
-        "top-k 99.5% of the time (costs ~200 scans of the DB first). On a small DB (a full scan of <= 4M "
-        "multiply-adds per query) both are the exact full-width scan. Default (neither --dim nor --funnel): exact at full width, or the auto "
-        "funnel over a FAISS index when `mrl-dna index` wrote one (for an HNSW index, `mrl-dna index --kind hnsw --dim 64`: 64:KEEP with KEEP = 200 x -k, then full width; "
-        "on 100k real window embeddings >= 99% of queries get the exact top-10 at 13x fewer multiply-adds).",
+        "16:2000,64:200,128:10; 'auto': the --match level's plan (locus: the full-width index's; genome: the "
+        "index's, else the default prefix funnel); 'calibrate': the cheapest prefix funnel that keeps the exact "
+        "top-k of 200 DB rows 99.5% of the time. auto and calibrate then search 100 DB rows with the plan and "
+        "exactly, and keep the plan only when >= 99% of them get the exact top-k in <= 0.8 of the exact scan's "
+        "time; else they run the exact scan and the summary says so (the measuring costs the exact scan and the "
+        "plan itself on 100 queries: on 1M marker genes auto --match genome without an index spent 150 s finding "
+        "that its funnel does not pay). On a small DB (a full scan of <= 4M multiply-adds per query) both are the exact scan. "
+        "Default (neither --dim nor --funnel): the index's plan when `mrl-dna index` wrote one that suits "
+        "--match, else exact at full width.",
+    ),
+    match: Match = typer.Option(
+        Match.locus, "--match",
+        help="Which neighbours: locus (the full-width neighbours: a gene or window finds the same locus in other "
+        "genomes; only an index over the full width is used: `mrl-dna index DB`, exact) or genome (neighbours a "
+        "small prefix ranks, e.g. per-file genome vectors; also an index over a prefix, `mrl-dna index DB --dim "
+        "64 --kind hnsw`, and the prefix funnel). For the shipped model a prefix does not hold a gene's full-width "
+        "neighbours: on its 1,036,027 marker genes an HNSW index over dim 64 gave 18% of queries their exact "
+        "top-10, the default index 100% (bench/RESULTS.md, issue 25).",
     ),
     min_score: float | None = typer.Option(None, "--min-score", callback=cosine_cutoff("--min-score"), help="Drop hits with a cosine below this."),
     model: Path | None = model_option(
@@ -122,6 +134,7 @@ def command(
         model_dir=model,
         windows=windows,
         level=level,
+        match=match,
         device=device,
         use_index=not no_index,
         query_stride=query_stride,

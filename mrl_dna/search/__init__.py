@@ -4,7 +4,8 @@
     funnel.py    funnel stages: parse, check, the default and the calibrated funnel, plan_stages (which
                  stages a search runs, and why), funnel_search
     database.py  embedding files of one model as one (n, D) matrix: their records, or every saved window
-    index.py     the optional FAISS shortlist index (`mrl-dna index`)
+    index.py     the index beside a DB (`mrl-dna index`): builds, finds and checks it; FAISS kinds optional
+    rotated.py   the default index kind (pca): exact, rows on their principal axes, a bounded head scan
     api.py       `search()` (what `mrl-dna search` does) and the TSV of hits
     targets.py   queries of several windows at --level windows: first pass by the plan, then every window of
                  each candidate target exactly (homology.contig_targets), one TargetHit per (query, target)
@@ -29,11 +30,14 @@ width k costs n*k per query, a rerank of m candidates at width k costs m*k.
 from mrl_dna.search.api import Queries, SearchResult, WindowHits, load_queries, search, tsv_lines
 from mrl_dna.search.database import ArrayPart, Database, Level, WindowPart, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search, rerank
-from mrl_dna.search.funnel import (Calibration, Mode, Plan, Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search,
-                                   parse_funnel, plan_stages)
+from mrl_dna.search.funnel import (Calibration, Match, Mode, Plan, Stage, Trial, calibrate_funnel, check_funnel, default_funnel,
+                                   funnel_search, index_stages, measure_plans, parse_funnel, plan_stages)
 from mrl_dna.search.index import IndexInfo, IndexKind, build_index, find_index
 from mrl_dna.search.targets import QueryWindows, TargetHit, default_query_stride, search_targets
 
-__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Plan", "Queries", "QueryWindows",
-           "SearchResult", "Stage", "TargetHit", "WindowHits", "WindowPart", "block_rows_for", "build_index", "calibrate_funnel", "check_dim", "check_funnel", "default_funnel",
-           "default_query_stride", "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "plan_stages", "rerank", "search", "search_targets", "tsv_lines"]
+__all__ = ["ArrayPart", "block_rows_for", "build_index", "calibrate_funnel", "Calibration", "check_dim",
+           "check_funnel", "Database", "default_funnel", "default_query_stride", "exact_search", "find_index",
+           "funnel_search", "Hits", "index_stages", "IndexInfo", "IndexKind", "Level", "load_queries", "Match",
+           "measure_plans", "Mode", "parse_funnel", "Plan", "plan_stages", "Queries", "QueryWindows", "rerank",
+           "search", "search_targets", "SearchResult", "Stage", "TargetHit", "Trial", "tsv_lines", "WindowHits",
+           "WindowPart"]

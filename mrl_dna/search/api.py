@@ -22,7 +22,7 @@ from mrl_dna.inputs.fasta import is_stream, read_fasta
 from mrl_dna.model import DEFAULT_MODEL_DIR, load_model
 from mrl_dna.search.database import STATUS_OK, Database, Level, check_dim
 from mrl_dna.search.exact import Hits, block_rows_for, exact_search
-from mrl_dna.search.funnel import Mode, Plan, funnel_search, plan_stages
+from mrl_dna.search.funnel import Match, Mode, Plan, funnel_search, plan_stages
 from mrl_dna.search.index import find_index
 from mrl_dna.search.targets import QueryWindows, TargetHit, default_query_stride, identity_table, search_targets
 from mrl_dna.store import EmbeddingStore, check_comparable
@@ -261,6 +261,7 @@ def search(
     model_dir: str | Path | None = None,
     windows: bool = False,
     level: Level | str = Level.records,
+    match: Match | str = Match.locus,
     device: str = "auto",
     use_index: bool = True,
     query_stride: int | None = None,
@@ -279,15 +280,18 @@ def search(
     summarised per target (targets.search_targets: the first pass is the plan for -k 1, then every window of
     each candidate target exactly); a query of one window is searched by its vector as at the records level.
 
-    Mode (funnel.plan_stages chooses the stages): `dim` -> exact at that prefix; `funnel`
-    "16:2000,64:200,128:10" -> those stages, "auto" -> the default funnel for the DB size, "calibrate" -> the
-    cheapest funnel measured on the DB; on a small DB auto, calibrate and the default are the exact full-width
-    scan, never an index. Neither: the default funnel over the FAISS index when every DB file has a valid one
-    (`mrl-dna index`; for an HNSW index that is DIM:200*k, then full width), else exact at full width. Why not
-    a scan funnel by default: on the bundled model's real window embeddings no funnel that scans a prefix
-    keeps the exact top-10 for 99% of queries at 10x fewer multiply-adds (the dim-8 scan alone is 1/16 of
-    exact), and on a CPU the full-width scan is one BLAS product, faster in wall time; an HNSW index over dim
-    64 does keep it (99.9% of queries at 13.6x fewer multiply-adds at 100k rows); see bench/HISTORY.md.
+    match: which neighbours (funnel.Match): locus (the default) the full-width ones, genome those a small
+    prefix ranks. Mode (funnel.plan_stages chooses the stages): `dim` -> exact at that prefix; `funnel`
+    "16:2000,64:200,128:10" -> those stages; "auto" -> the match's plan (a full-width index for locus; the
+    index's or the default prefix funnel for genome), "calibrate" -> the cheapest prefix funnel measured on
+    the DB; both are measured on DB rows against the exact scan and fall back to it when they do not keep the
+    exact top-k of 99% of them at <= 0.8 of its time; on a small DB both are the exact full-width scan.
+    Neither: the plan of a FAISS index when every DB file has a valid one that suits the match (`mrl-dna index`,
+    by default over the full width), else exact at full width. Why the full width for locus: the shipped
+    model's small prefixes are trained on "which genome" and do not hold a gene's or a window's full-width
+    neighbours (bench/RESULTS.md, issue 25: at 1M marker genes an HNSW over dim 64 was 4.5x slower than the
+    exact scan and gave 18% of queries their exact top-10, and IVF over the full width needs most lists for
+    80%); the default index (`pca`, search/rotated.py) is exact and scans a quarter of the multiply-adds.
     """
     if dim is not None and funnel is not None:
         raise ConfigError("--dim and --funnel are two modes; give one of them")
@@ -328,27 +332,29 @@ def search(
         warn(f"{count(n, 'query record')} {'has' if n == 1 else 'have'} no embedding (empty or all N) and "
              f"{'is' if n == 1 else 'are'} skipped")
     found = find_index(db, warn) if use_index and dim is None else None  # (shortlister, IndexInfo) or None
-    index = found[1] if found else None
+    index, shortlist = (found[1], found[0]) if found else (None, None)
     several = [i for i, w in enumerate(queries.windows or ()) if w is not None]  # searched by their windows
     targets, target_plan, target_macs = None, None, 0
     if several:
-        target_plan = plan_stages(db, k=1, dim=dim, funnel=funnel, index=index, device=device, warn=warn)
+        target_plan = plan_stages(db, k=1, dim=dim, funnel=funnel, index=index, shortlist=shortlist, match=match,
+                                  device=device, warn=warn)
         width = target_plan.stages[-1].dim
         cal = identity_table(db, model_dir, warn) if width == db.dim else None
         if width != db.dim:
             warn(f"identity is calibrated at the full width ({db.dim}); at dim {width} the identity column is NA")
         found_targets, target_macs = search_targets(
             [queries.windows[i] for i in several], db, target_plan, k=k, device=device, min_score=min_score,
-            shortlist=found[0] if target_plan.index is not None else None, cal=cal)
+            shortlist=shortlist if target_plan.index is not None else None, cal=cal)
         targets = [None] * len(queries.ids)
         for i, t in zip(several, found_targets):
             targets[i] = t
     one = np.setdiff1d(np.arange(len(queries.ids)), several)  # searched by their vectors, as always
-    plan = (plan_stages(db, k=k, dim=dim, funnel=funnel, index=index, device=device, warn=warn)
+    plan = (plan_stages(db, k=k, dim=dim, funnel=funnel, index=index, shortlist=shortlist, match=match, device=device,
+                        warn=warn)
             if len(one) or not several else target_plan)
     if not several or len(one):
         hits = _vector_search(queries.vectors[one], db, plan, k=k, min_score=min_score, device=device,
-                              shortlist=found[0] if plan.index is not None else None)
+                              shortlist=shortlist if plan.index is not None else None)
         if several:
             hits = _scatter(hits, one, len(queries.ids))
     else:

@@ -46,7 +46,19 @@ class Hits:
     macs_per_query: int  # multiply-adds of scoring per query
 
 
-Shortlister = Callable[[np.ndarray, int], tuple[np.ndarray, int]]  # (q, dim) normalised, m -> rows (q, m), macs
+# (q, dim) normalised prefixes, m -> rows (q, m) (-1: none), their cosines at dim (q, m), multiply-adds spent
+Shortlister = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, int]]
+
+
+def exact_share(hits: Hits, ref: Hits, tol: float = 1e-5) -> float:
+    """Share of queries whose hits are the exact top-k `ref` (same shape): the same rows, or the same cosines
+    within `tol` (rows tied at the k-th cosine, e.g. identical vectors, may be either)."""
+    if not len(ref.rows):
+        return 1.0
+    same_rows = np.sort(hits.rows, 1) == np.sort(ref.rows, 1)
+    a, b = np.where(hits.rows >= 0, hits.scores, -2.0), np.where(ref.rows >= 0, ref.scores, -2.0)
+    same_scores = np.abs(np.sort(a, 1) - np.sort(b, 1)) <= tol
+    return float(np.mean(same_rows.all(1) | same_scores.all(1)))
 
 
 def _empty_hits(q: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:

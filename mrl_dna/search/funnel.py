@@ -22,9 +22,23 @@ import torch
 
 from mrl_dna.errors import ConfigError
 from mrl_dna.search.database import Database, check_dim
-from mrl_dna.search.exact import SCORE_BUDGET_BYTES, Hits, Shortlister, _finish, block_rows_for, exact_search, rerank
+from mrl_dna.search.exact import (SCORE_BUDGET_BYTES, Hits, Shortlister, _finish, block_rows_for, exact_search, exact_share,
+                                  rerank)
 from mrl_dna.search.index import HNSW_KEEP_PER_HIT, IndexInfo, IndexKind
 from mrl_dna.vectors import truncate_normalize
+
+
+class Match(str, enum.Enum):
+    """Which neighbours a search looks for (`search --match`): what decides whether a prefix may shortlist.
+
+    locus: the full-width neighbours (a gene or a window: the same locus in other genomes). The shipped
+    model's small prefixes are trained on "which genome" and do not rank these (bench/HISTORY.md: at 1M marker
+    genes the exact top-10 at dim 32 shares 6% with the full width's), so only an index over the full width
+    shortlists. genome: neighbours a small prefix ranks (per-file genome vectors, "which genome"): an index
+    over a prefix and the prefix funnel apply. Both are answered with the full-width cosine."""
+
+    locus = "locus"
+    genome = "genome"
 
 
 # Below this many multiply-adds per query (32k rows at D=128) a full-width scan takes about a millisecond
@@ -149,11 +163,10 @@ def funnel_search(
 def _funnel_chunk(queries, db, stages, device, shortlist) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray]]:
     first = stages[0]
     if shortlist is not None:
-        rows, macs = shortlist(truncate_normalize(queries, first.dim), first.keep)
-        scores = None  # the next stage scores the shortlist; a one-stage funnel scores it here
-        if len(stages) == 1:
-            rows, scores, m = rerank(queries, rows, db.rows, dim=first.dim, keep=first.keep, device=device)
-            macs += m
+        # the index's cosines are those at first.dim (it holds normalize(v[:dim])): a one-stage funnel is done,
+        # without reading a row of the DB; later stages score their candidates again at their own dims
+        rows, scores, macs = shortlist(truncate_normalize(queries, first.dim), first.keep)
+        scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
     else:
         h = exact_search(
             truncate_normalize(queries, first.dim),
@@ -244,6 +257,75 @@ def calibrate_funnel(
     return Calibration(best[1], int(best[0]), needed, len(pick), time.perf_counter() - t0)
 
 
+# auto and calibrate measure a plan on the DB before they trust it (measure_plans): MEASURE_QUERIES valid DB
+# rows (seeded) searched by the plan and by the exact full-width scan. The plan is kept only when at least
+# MEASURE_EXACT_SHARE of them get the exact top-k and it takes at most MEASURE_PAYS of the exact scan's time,
+# else the search is the exact scan. Why measured: on the shipped model's 1M marker genes the default funnel
+# (an assumption about where the neighbours lie) was 22x slower than the exact scan and kept 59% (issue 25).
+MEASURE_QUERIES = 100
+
+
+MEASURE_EXACT_SHARE = 0.99
+
+
+MEASURE_PAYS = 0.8
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One plan measured against the exact full-width scan on DB rows used as queries."""
+
+    stages: tuple[Stage, ...]
+    seconds: float  # the plan, all pseudo-queries
+    exact_seconds: float  # the exact full-width scan, the same pseudo-queries
+    exact_share: float  # share of pseudo-queries whose top-k is the exact one
+    n_queries: int
+
+    @property
+    def pays(self) -> bool:
+        return self.exact_share >= MEASURE_EXACT_SHARE and self.seconds <= MEASURE_PAYS * self.exact_seconds
+
+    def __str__(self) -> str:
+        per = 1e3 / max(1, self.n_queries)
+        return (f"measured on {self.n_queries} DB rows: {self.exact_share:.0%} got the exact top-k, "
+                f"{self.seconds * per:.2f} ms per query against {self.exact_seconds * per:.2f} for the exact scan")
+
+
+def index_pays(index: IndexInfo) -> bool:
+    """What `mrl-dna index` measured on the DB when it built `index` (index.tune_queries DB rows) says the index
+    pays as auto's plans must (MEASURE_EXACT_SHARE, MEASURE_PAYS); True when nothing was measured."""
+    if not index.tune_queries:
+        return True
+    return index.exact_share >= MEASURE_EXACT_SHARE and index.index_ms <= MEASURE_PAYS * index.exact_ms
+
+
+def measure_plans(
+    db: "Database",
+    candidates: Sequence[tuple[Sequence[Stage], "Shortlister | None"]],
+    *,
+    k: int,
+    n_queries: int = MEASURE_QUERIES,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[Trial]:
+    """Each candidate (funnel stages, the FAISS shortlist of its first stage or None for a scan) timed and
+    scored against the exact full-width scan on `n_queries` valid DB rows used as queries (their own row is a
+    hit of both). The exact scan runs first (it also warms the page cache for the plans)."""
+    ok = np.flatnonzero(db.valid)
+    pick = np.sort(np.random.default_rng(seed).choice(ok, size=min(n_queries, len(ok)), replace=False))
+    queries = db.rows(db.dim, pick)  # (c, D)
+    t0 = time.perf_counter()
+    ref = exact_search(queries, db.blocks(db.dim, block_rows_for(len(pick), db.dim)), k=k, valid=db.valid,
+                       device=device)
+    exact_s = time.perf_counter() - t0
+    out = []
+    for stages, shortlist in candidates:
+        t0 = time.perf_counter()
+        hits = funnel_search(queries, db, stages, device=device, shortlist=shortlist)
+        out.append(Trial(tuple(stages), time.perf_counter() - t0, exact_s, exact_share(hits, ref), len(pick)))
+    return out
+
+
 class Mode(str, enum.Enum):
     exact = "exact"
     funnel = "funnel"
@@ -260,6 +342,18 @@ class Plan:
     why: str  # what the run's footer says, e.g. "funnel 16:2000,128:10 (first stage: FAISS hnsw index over dim 16)"
 
 
+def index_stages(db: "Database", index: IndexInfo, k: int, small_db_macs: int = SMALL_DB_MACS) -> tuple[Stage, ...]:
+    """The stages of a search over a FAISS index: an index over the full width answers alone (its cosines are
+    the full-width ones: one stage (D, k)); over a prefix, the default funnel from the index's dim, and for an
+    HNSW graph HNSW_KEEP_PER_HIT * k rows, then the full width."""
+    if index.dim >= db.dim:
+        return (Stage(db.dim, k),)
+    stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=index.dim, small_db_macs=small_db_macs)
+    if index.kind == IndexKind.hnsw.value and len(stages) > 1:
+        stages = (Stage(index.dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
+    return stages
+
+
 def plan_stages(
     db: "Database",
     *,
@@ -267,48 +361,91 @@ def plan_stages(
     dim: int | None = None,
     funnel: str | None = None,
     index: IndexInfo | None = None,
+    shortlist: "Shortlister | None" = None,
+    match: Match | str = Match.locus,
     device: str = "cpu",
     warn: Callable[[str], None] = lambda m: None,
     small_db_macs: int = SMALL_DB_MACS,
 ) -> Plan:
     """The stages of a search (`search.api.search`, whose docstring says why the default is what it is).
 
-    dim: exact at that prefix. funnel: "DIM:KEEP,..." -> those stages (checked against the DB); "calibrate" ->
-    calibrate_funnel; "auto" -> default_funnel. Neither: default_funnel when `index` (a valid FAISS index over
-    every DB file, search.index.find_index) is given, else exact at the full width. The index shortlists the
-    first stage only where it gives what the plan assumes: its dim is the first stage's (an explicit funnel
-    over another dim scans, with a warning); a calibrated funnel takes only a flat index (its keeps were
-    measured for a scan); an HNSW index under the default funnel keeps HNSW_KEEP_PER_HIT * k rows, then
-    the full width; auto and calibrate on a small DB (is_small_db) are the exact full-width scan, no index.
+    dim: exact at that prefix. funnel "DIM:KEEP,..." -> those stages (checked against the DB; a FAISS index
+    shortlists them when its dim is the first stage's, else a scan with a warning). Neither: the index's plan
+    (index_stages) when `index` (a valid FAISS index over every DB file, search.index.find_index) suits
+    `match`, else the exact full-width scan. An index over a prefix suits --match genome only: for --match
+    locus it is ignored with a warning (a prefix does not hold locus neighbours).
+
+    funnel "auto": the match's plan, measured (measure_plans, with `shortlist` the index's): --match locus the
+    full-width index's plan when there is one, --match genome the index's plan or the default scan funnel;
+    kept only when it pays (Trial.pays), else the exact full-width scan, and `why` says what was measured.
+    "calibrate": calibrate_funnel's cheapest prefix funnel (a flat index of its first dim shortlists it),
+    measured the same way. On a small DB (is_small_db) auto, calibrate and the default are the exact scan.
     """
-    if dim is None and funnel is None and index is None:
-        dim = db.dim  # no index: an exact blocked scan at full width (DESIGN.md)
+    match = Match(match)
     if dim is not None:
         return Plan(Mode.exact, (Stage(dim, k),), None, f"exact at dim {dim}")
+    D = db.dim
+    exact = (Stage(D, k),)
+    small = funnel in (None, "auto", "calibrate") and is_small_db(db.n, D, small_db_macs)
+    if small:
+        note = "" if funnel is None and index is None else " (a small DB: the funnel is a full scan)"
+        return Plan(Mode.exact, exact, None, f"exact at dim {D}{note}")
+    if index is not None and match is Match.locus and index.dim < D and funnel in (None, "auto"):
+        warn(f"ignoring the FAISS index over dim {index.dim}: a prefix does not hold the full-width (--match locus) "
+             f"neighbours; `mrl-dna index {db.names[0]} --force` builds one over the full width, --match genome "
+             "uses this one")
+        index = shortlist = None
+    if funnel is None:
+        if index is None:
+            return Plan(Mode.exact, exact, None, f"exact at dim {D}")
+        if index.tune_queries and not index_pays(index):  # measured at build time: it does not pay
+            return Plan(Mode.exact, exact, None, f"exact at dim {D} (the {index.kind} index does not pay on this DB: "
+                        f"{index.exact_share:.0%} of {index.tune_queries} DB rows got the exact top-10, {index.index_ms:.2f} "
+                        f"ms per query against {index.exact_ms:.2f} for the exact scan when it was built)")
+        return _plan(db, index_stages(db, index, k, small_db_macs), index)
+    if funnel == "auto":
+        if index is not None:
+            stages = index_stages(db, index, k, small_db_macs)
+        elif match is Match.genome:
+            stages = default_funnel(db.n, db.matryoshka_dims, k, small_db_macs=small_db_macs)
+        else:
+            return Plan(Mode.exact, exact, None, f"exact at dim {D} (auto, --match locus: no FAISS index over the "
+                        "full width, and a prefix does not hold the neighbours)")
+        return _measured(db, stages, index, shortlist, k=k, device=device, what="auto")
     if funnel == "calibrate":
         stages = calibrate_funnel(db, k=k, device=device, small_db_macs=small_db_macs).stages
         if index is not None and (index.dim != stages[0].dim or index.kind != IndexKind.flat.value):
-            index = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
-    elif funnel is not None and funnel != "auto":
-        stages = check_funnel(parse_funnel(funnel), dim=db.dim, matryoshka_dims=db.matryoshka_dims, k=k,
-                              source=", ".join(db.names))
-        if index is not None and index.dim != stages[0].dim:
-            warn(f"FAISS index is over dim {index.dim} but --funnel starts at {stages[0].dim}; scanning instead")
-            index = None
-    else:
-        stages = default_funnel(db.n, db.matryoshka_dims, k, first_dim=index.dim if index else None,
-                                small_db_macs=small_db_macs)
-        if index is not None and index.kind == IndexKind.hnsw.value and len(stages) > 1:
-            # a graph shortlist is not a scan: keep a fixed HNSW_KEEP_PER_HIT * k rows, rerank at full width
-            stages = (Stage(index.dim, HNSW_KEEP_PER_HIT * k), Stage(db.dim, k))
-    small = funnel in (None, "auto", "calibrate") and is_small_db(db.n, db.dim, small_db_macs)
-    if small or (index is not None and len(stages) == 1 and stages[0].dim != index.dim):
-        index = None  # a small DB: auto and calibrate promise the exact full-width scan, not an index's shortlist
+            index = shortlist = None  # the keeps were measured for a scan; only a flat index shortlists the same rows
+        if len(stages) == 1:
+            return Plan(Mode.exact, exact, None, f"exact at dim {D} (calibrate: no prefix funnel is cheaper)")
+        return _measured(db, stages, index, shortlist, k=k, device=device, what="calibrate")
+    stages = check_funnel(parse_funnel(funnel), dim=D, matryoshka_dims=db.matryoshka_dims, k=k,
+                          source=", ".join(db.names))
+    if index is not None and index.dim != stages[0].dim:
+        warn(f"FAISS index is over dim {index.dim} but --funnel starts at {stages[0].dim}; scanning instead")
+        index = None
+    return _plan(db, stages, index)
+
+
+def _plan(db: "Database", stages: Sequence[Stage], index: IndexInfo | None, note: str = "") -> Plan:
     stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
     if len(stages) == 1 and index is None:
-        why = f"exact at dim {stages[0].dim}" + (" (a small DB: the funnel is a full scan)" if small else "")
-    else:
-        why = "funnel " + ",".join(str(s) for s in stages)
-        if index is not None:
-            why += f" (first stage: FAISS {index.kind} index over dim {index.dim})"
-    return Plan(Mode.funnel, stages, index, why)
+        return Plan(Mode.exact, stages, None, f"exact at dim {stages[0].dim}{note}")
+    why = "funnel " + ",".join(str(s) for s in stages)
+    if index is not None:
+        faiss = "" if index.kind == IndexKind.pca.value else "FAISS "  # pca: search/rotated.py, exact
+        why += f" (first stage: {faiss}{index.kind} index over dim {index.dim})"
+    return Plan(Mode.funnel, stages, index, why + note)
+
+
+def _measured(db: "Database", stages: Sequence[Stage], index: IndexInfo | None, shortlist: "Shortlister | None", *,
+              k: int, device: str, what: str) -> Plan:
+    """The plan when it pays on the DB (measure_plans), else the exact full-width scan; `why` says which and
+    what was measured."""
+    stages = tuple(Stage(s.dim, min(s.keep, db.n)) for s in stages)
+    trial = measure_plans(db, [(stages, shortlist if index is not None else None)], k=k, device=device)[0]
+    if trial.pays:
+        return _plan(db, stages, index, f"; {what}: {trial}")
+    plan = _plan(db, stages, index)
+    return Plan(Mode.exact, (Stage(db.dim, k),), None, f"exact at dim {db.dim} ({what}: the exact scan, since "
+                f"{plan.why.removeprefix('funnel ')} does not pay, {trial})")

@@ -4,7 +4,8 @@
 Methods (all through mrl_dna.search, the code `mrl-dna search` runs):
     exact@D          blocked exact search at the full width: the reference top-10
     exact@d1         exact at the funnel's first (small) prefix alone: what shortlisting without rerank gives
-    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel; `--funnel auto`)
+    funnel           the default funnel for the DB size (mrl_dna.search.default_funnel; the plan `--funnel auto
+                     --match genome` measures on the DB before it uses it)
     funnel-cal       the cheapest funnel that keeps the exact top-10 of 99.5% of 200 DB rows used as
                      queries (mrl_dna.search.calibrate_funnel; `--funnel calibrate`), tested on the held-out queries
     funnel-paper     16:2000,64:200,D:10-style fixed funnel (the paper's shape, when the dims allow)
@@ -196,10 +197,10 @@ def faiss_shortlister(x: np.ndarray, dim: int, kind: str, n_q: int):
     def shortlist(qd: np.ndarray, m: int):
         if kind == "ivf":
             faiss.cvar.indexIVF_stats.reset()
-        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        s, r = index.search(np.ascontiguousarray(qd, np.float32), m)
         if kind == "ivf":  # vectors actually compared (lists are not balanced) + the centroids
-            return r.astype(np.int64), int((faiss.cvar.indexIVF_stats.ndis + nlist * len(qd)) * dim)
-        return r.astype(np.int64), macs * len(qd)
+            return r.astype(np.int64), s, int((faiss.cvar.indexIVF_stats.ndis + nlist * len(qd)) * dim)
+        return r.astype(np.int64), s, macs * len(qd)
 
     return shortlist, build
 
@@ -218,8 +219,8 @@ def hnsw_shortlister(x: np.ndarray, dim: int, ef: int):
     def shortlist(qd: np.ndarray, m: int):
         index.hnsw.efSearch = max(ef, m)
         faiss.cvar.hnsw_stats.reset()
-        _, r = index.search(np.ascontiguousarray(qd, np.float32), m)
-        return r.astype(np.int64), int(faiss.cvar.hnsw_stats.ndis * dim)
+        s, r = index.search(np.ascontiguousarray(qd, np.float32), m)
+        return r.astype(np.int64), s, int(faiss.cvar.hnsw_stats.ndis * dim)
 
     return shortlist, build
 
