@@ -14,7 +14,7 @@ LAYERS = {
         "mrl_dna.distributed"],
     2: ["mrl_dna.model"],
     3: ["mrl_dna.store"],
-    4: ["mrl_dna.embed"],
+    4: ["mrl_dna.embed", "mrl_dna.homology"],
     5: ["mrl_dna.search", "mrl_dna.evaluate", "mrl_dna.train", "mrl_dna.compare", "mrl_dna.api", "mrl_dna.hf"],
     6: ["mrl_dna.cli", "mrl_dna.__main__"],
     7: ["mrl_dna"],  # the package itself: the Python API's names, loaded on first use (only this exact name)

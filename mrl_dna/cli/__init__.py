@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mrl_dna.cli.export", "Write one embedding prefix per record as TSV (stdout by default), a .npy matrix plus an ids file, or Parquet."),
     "dist": ("mrl_dna.cli.dist", "Cosine similarity and angular distance of all pairs of rows of one or two embedding files."),
     "cluster": ("mrl_dna.cli.cluster", "Cluster the rows of an embedding file: dereplication at a cosine cut-off or K-means binning."),
+    "calibrate": ("mrl_dna.cli.calibrate", "Build a model's identity calibration (calibration.json) by simulation with evolve.mutate."),
 }
 
 

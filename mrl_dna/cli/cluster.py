@@ -33,8 +33,10 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
-                                 no_header_option, products_device_option, quiet_option, text_output_option)
-from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, set_blas_threads, size_summary
+                                 model_option, no_header_option, products_device_option, quiet_option, text_output_option)
+from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, compute_device, set_blas_threads, size_summary
+from mrl_dna.compare.windows import MIN_AF, CompareLevel, WindowLevel, window_cluster_lines, window_clusters
+from mrl_dna.errors import OptionError
 from mrl_dna.store.textout import text_output
 
 
@@ -52,6 +54,10 @@ def command(
     threads: int = blas_threads_option(),
     device: str = products_device_option(),
     quiet: bool = quiet_option("No cluster sizes or summary on stderr (warnings and errors still print)."),
+    level: CompareLevel = typer.Option(CompareLevel.records, "--level", help="records: the pooled vectors (cosine); windows: species-level dereplication by ANI from the saved windows (embed --save-windows), with --min-ani."),
+    min_ani: float | None = typer.Option(None, "--min-ani", min=0.0, max=100.0, help="--level windows: the ANI (percent) a member has with its representative at least (e.g. 95: species)."),
+    min_af: float = typer.Option(MIN_AF, "--min-af", min=0.0, max=1.0, help="--level windows: an ANI counts only when the pair shares at least this fraction of one genome."),
+    model: Path | None = model_option("--level windows: the model directory whose calibration.json maps window scores to identity (default: as dist --level windows)."),
 ) -> None:
     """Cluster the rows of an embedding file: dereplication at a cosine cut-off or K-means binning.
 
@@ -68,10 +74,37 @@ def command(
     Example: mrl-dna cluster genomes.h5 --min-sim 0.99 --dim 64 > clusters.tsv
 
     Example: mrl-dna cluster contigs.h5 --n-clusters 40 --seed 1 -o bins.tsv
+
+    \b
+    --level windows --min-ani 95: species-level dereplication (genomes embedded with --save-windows). Greedy
+    leader clustering, longest genome first, each joining the representative of highest ANI >= --min-ani
+    (dist --level windows' ANI), else founding a cluster: every member is within the cut-off of a real genome,
+    and no chaining through intermediate strains as with single linkage. Columns: id, cluster,
+    representative, ani (percent, to the representative). Pairs are screened by the pooled vectors as in dist.
+    Example: mrl-dna cluster genomes.h5 --level windows --min-ani 95 > species.tsv
     """
     console.set_quiet(quiet)
     timer = console.Timer()
     set_blas_threads(threads)
+    if level is CompareLevel.windows:
+        for flag, given in (("--min-sim", min_sim is not None), ("--n-clusters", n_clusters is not None),
+                            ("--method", method is not None), ("--dim", dim is not None)):
+            if given:
+                raise OptionError(f"{flag} applies to --level records only; cluster --level windows takes --min-ani")
+        if min_ani is None:
+            raise OptionError("cluster --level windows needs --min-ani (e.g. 95 for species)")
+        dev = compute_device(device)
+        with WindowLevel(db, model_dir=model, device=dev) as lv, \
+                text_output(output, inputs=[db], force=force, example="clusters.tsv") as out:
+            clusters, compared = window_clusters(lv, min_ani=min_ani, min_af=min_af)
+            out.write("".join(window_cluster_lines(clusters, header=not no_header)).encode())
+        console.info(f"mrl-dna: {console.count(len(clusters.sizes), 'cluster')} of {console.count(len(clusters.ids), 'genome')}; "
+                     f"sizes {size_summary(clusters.sizes)}")
+        console.footer(f"leader at ANI >= {min_ani} ({console.count(compared, 'pair')} compared by windows) on {dev}", timer)
+        return
+    for flag, given in (("--min-ani", min_ani is not None), ("--min-af", min_af != MIN_AF), ("--model", model is not None)):
+        if given:
+            raise OptionError(f"{flag} applies to --level windows only; add --level windows or drop {flag}")
     if method is None:
         method = ClusterMethod.kmeans if n_clusters is not None else ClusterMethod.leader
     with text_output(output, inputs=[db], force=force, example="clusters.tsv") as out:

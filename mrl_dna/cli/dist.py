@@ -25,8 +25,11 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
-                                 no_header_option, products_device_option, quiet_option, text_output_option)
-from mrl_dna.compare import DistFormat, dist, set_blas_threads
+                                 model_option, no_header_option, products_device_option, quiet_option, text_output_option)
+from mrl_dna.compare import DistFormat, compute_device, dist, set_blas_threads
+from mrl_dna.compare.windows import MIN_AF, CompareLevel, WindowLevel, window_dist
+from mrl_dna.errors import OptionError
+from mrl_dna.store.textout import text_output
 
 
 def command(
@@ -41,11 +44,15 @@ def command(
     threads: int = blas_threads_option(),
     device: str = products_device_option(),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
+    level: CompareLevel = typer.Option(CompareLevel.records, "--level", help="records: cosines of the pooled vectors (exact, fast: composition, not identity); windows: ANI and aligned fractions from the saved windows (files embedded with --save-windows; see below)."),
+    min_ani: float | None = typer.Option(None, "--min-ani", min=0.0, max=100.0, help="--level windows: print only pairs with an ANI >= this (percent), and skip pairs whose pooled vectors' 64-dim cosine is below the bound the model's calibration measured for it (pairs sharing >= 20% of both genomes are never skipped below their ANI; without a bound for the value no pair is skipped)."),
+    min_af: float = typer.Option(MIN_AF, "--min-af", min=0.0, max=1.0, help="--level windows: report an ANI only when the pair shares at least this fraction of one genome (max of af_query, af_target); else NA."),
+    model: Path | None = model_option("--level windows: the model directory whose calibration.json maps window scores to identity. Default: the directory embed recorded, then the bundled model, the first built for the file's model."),
 ) -> None:
     """Cosine similarity and angular distance of all pairs of rows of one or two embedding files.
 
     distance = arccos(similarity) / pi (a metric; 0.5 = orthogonal). dist A: each pair once (i < j); dist A B:
-    every row of A with every row of B.
+    every row of A with every row of B. --level windows: ANI and aligned fractions instead (below).
 
     \b
     Example (genomes embedded with embed --per-file):
@@ -57,10 +64,28 @@ def command(
     Example: mrl-dna dist genomes.h5 --dim 64 --min-sim 0.95 -o close_pairs.tsv.gz
 
     Example: mrl-dna dist genomes.h5 --format phylip -o genomes.phy
+
+    \b
+    --level windows (genomes embedded with embed --per-file --save-windows, or one record per genome):
+      columns query, target, ani (mean of the two directions), af_query, af_target, ani_qt, ani_tq,
+      windows_query/target (windows scored), homologous_query/target (of them homologous).
+      Exact: every scored query window (every 4th) against every saved window of the other genome.
+      Estimated: identity (the model's calibration.json, simulation-calibrated to 75% identity, unbiased to
+      90% on genomes with uneven divergence; saved windows at stride 250 are the calibrated default),
+      homology (colinear + reciprocal best hits), af. NA: fewer than 5 homologous windows, an ANI below the
+      calibrated range, max(af) < --min-af, or a model without calibration (one warning).
+    Example: mrl-dna dist genomes.h5 --level windows --min-ani 95 > species_pairs.tsv
     """
     console.set_quiet(quiet)
     timer = console.Timer()
     set_blas_threads(threads)
+    if level is CompareLevel.windows:
+        _windows(a, b, fmt=fmt, dim=dim, min_sim=min_sim, min_ani=min_ani, min_af=min_af, model=model, output=output,
+                 force=force, header=not no_header, device=device, timer=timer)
+        return
+    for flag, given in (("--min-ani", min_ani is not None), ("--min-af", min_af != MIN_AF), ("--model", model is not None)):
+        if given:
+            raise OptionError(f"{flag} applies to --level windows only; add --level windows or drop {flag}")
     s = dist(a, b, dim=dim, fmt=fmt, min_sim=min_sim, output=output, force=force, header=not no_header,
              device=device, warn=console.warn)
     lines = console.count(s.lines, "pair" if fmt is DistFormat.long else "row")
@@ -68,3 +93,24 @@ def command(
     console.footer(f"{s.n_queries:,} x {console.count(s.n_targets, 'row')} at dim {s.dim}: "
                    f"{console.count(s.pairs_scored, 'pair')} scored, {lines} written ({fmt.value}) to {where} on "
                    f"{s.device}", timer)
+
+
+def _windows(a: Path, b: Path | None, *, fmt: DistFormat, dim, min_sim, min_ani, min_af, model, output, force: bool,
+             header: bool, device: str, timer) -> None:
+    """dist --level windows: the ANI TSV (compare/windows.py)."""
+    for flag, given in (("--format", fmt is not DistFormat.long), ("--dim", dim is not None),
+                        ("--min-sim", min_sim is not None)):
+        if given:
+            raise OptionError(f"{flag} applies to --level records only (windows are compared at full width, one "
+                              f"line per pair); drop {flag} or use --min-ani")
+    dev = compute_device(device)
+    with WindowLevel(a, b, model_dir=model, device=dev) as level, \
+            text_output(output, inputs=[p for p in (a, b) if p is not None], force=force, example="ani.tsv") as out:
+        s = window_dist(level, min_ani=min_ani, min_af=min_af, write=lambda line: out.write(line.encode()),
+                        header=header)
+    where = "stdout" if output is None or str(output) == "-" else str(output)
+    screen = (f"{console.count(s.screened_out, 'pair')} skipped by the pooled screen (64-dim cosine < {s.threshold:.4f}), "
+              if s.threshold is not None else "")
+    console.footer(f"{s.n_queries:,} x {console.count(s.n_targets, 'genome')}: {screen}"
+                   f"{console.count(s.compared, 'pair')} compared by windows, {console.count(s.lines, 'line')} written "
+                   f"to {where} on {dev}{'' if s.calibrated else ' (uncalibrated: ANI NA)'}", timer)

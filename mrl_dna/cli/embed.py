@@ -20,6 +20,8 @@ from mrl_dna.embed.distributed import embed_distributed
 from mrl_dna.model import load_model
 from mrl_dna.runtime import thread_note
 from mrl_dna.store.shards import parse_shard
+from mrl_dna.embed.options import SAVED_WINDOWS_STRIDE
+from mrl_dna.errors import OptionError
 from mrl_dna.windows import WindowConfig
 
 
@@ -37,7 +39,8 @@ def command(
     batch_tokens: int = batch_tokens_option("Bases per batch (memory knob). Default: 65,536 on a CPU, 1,048,576 on a GPU; vectors are bit for bit the same for one value."),
     device: str = device_option(),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Stored vector precision."),
-    save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows)."),
+    save_windows: bool = typer.Option(False, "--save-windows", help="Also store per-window vectors and coordinates (for search --level windows and dist/cluster --level windows), cut every --windows-stride bp."),
+    windows_stride: int = typer.Option(None, "--windows-stride", min=1, help=f"Stride in bp of the windows --save-windows stores. Default: {SAVED_WINDOWS_STRIDE} (or --stride when smaller): window-level ANI needs dense target windows (simulated error at >= 95% identity: 0.2-0.3 ANI points at 250, ~1 at 1,000, 2.5 at 2,048); 4x the windows of 1,000, so 8 MB per Mbp at 512 dims in float32, 4 in float16. Record vectors are pooled from the --stride windows whatever this is."),
     regions: Path = typer.Option(None, "--regions", callback=existing(what="--regions"), help="A BED file (chrom, start, end[, name]; 0-based, half-open): embed each interval of the one FASTA (plain or bgzip; its .fai/.gzi index is built beside it when missing or stale) as a record named by the name column, else chrom:start-end."),
     per_file: bool = typer.Option(False, "--per-file", help="One row per input FASTA (a genome or MAG of many contigs), named after the file without .fa/.gz: the weighted centroid of all its windows; record ids may repeat across files."),
     shard: str = typer.Option(None, "--shard", callback=parsed_by(parse_shard), help="I/N: embed only shard I of N (balanced by bases); combine with `mrl-dna merge`."),
@@ -61,12 +64,14 @@ def command(
     (rank r embeds shard r+1 of 4, rank 0 merges them into OUT.h5).
     """
     console.set_quiet(quiet)
+    if windows_stride is not None and not save_windows:
+        raise OptionError("--windows-stride sets the stride of saved windows; add --save-windows (or drop it)")
     timer = console.Timer()
     set_threads(threads)
     # torchrun: each rank embeds its shard, rank 0 merges (the same arguments as one process)
     run = embed_distributed if distributed.is_distributed() else embed_fasta
     options = EmbedOptions(window=window, stride=stride, max_n_fraction=max_n, batch_tokens=batch_tokens, device=device,
-                           compile=compile, save_windows=save_windows, dtype=dtype.value, per_file=per_file,
+                           compile=compile, save_windows=save_windows, windows_stride=windows_stride, dtype=dtype.value, per_file=per_file,
                            regions=regions, shard=shard, resume=not restart, overwrite=force)
     s = run(inputs, model=load_model(model), output=output, options=options)
     if profile and s.stages is not None:

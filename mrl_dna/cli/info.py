@@ -60,7 +60,7 @@ def render(s: dict) -> str:
         ("window", f"{s['window']} bp, stride {s['stride']} bp"),
         ("pooling", s["pooling"] or "?"),
         ("shard", s["shard"] or "none (whole input)"),
-        ("windows saved", f"yes ({s['n_saved_windows']:,} windows)" if s["windows_saved"] else "no"),
+        ("windows saved", f"yes ({s['n_saved_windows']:,} windows, stride {s['windows_stride']} bp)" if s["windows_saved"] else "no"),
         ("complete", complete),
         ("created", f"{s['created']} by mrl-dna {s['mrl_dna_version']}"),
         ("command", s["command"]),

@@ -13,6 +13,12 @@ from pathlib import Path
 from mrl_dna.model import ModelInfo
 from mrl_dna.windows import WindowConfig
 
+# The stride of the windows `--save-windows` stores when no --windows-stride is given (never more than the
+# record stride). Window-level ANI needs dense target windows: a query window lies up to stride/2 from the
+# nearest saved window, and that offset is the error at the top (simulated genome-level error at >= 95%
+# identity: 0.2-0.3 ANI points at 250 bp, ~1.0 at 1,000, 2.5 at 2,048; research memo of issue 20, section 1).
+SAVED_WINDOWS_STRIDE = 250
+
 
 @dataclass(frozen=True)
 class EmbedOptions:
@@ -27,6 +33,9 @@ class EmbedOptions:
     compile: bool = False  # torch.compile each batch's computation (pipeline.compiled_forward): last bits move
     # What is stored.
     save_windows: bool = False  # also each window's vector and coordinates (search --level windows)
+    # bp between saved windows; None = SAVED_WINDOWS_STRIDE or the record stride when that is smaller. Record
+    # vectors are pooled from the stride's windows whatever this is (saved_windows_config).
+    windows_stride: int | None = None
     dtype: str = "float32"  # stored precision: float32 | float16
     per_file: bool = False  # one row per input file (embed_files) instead of one per record
     # What is read.
@@ -45,3 +54,9 @@ class EmbedOptions:
         size = self.window or info.window
         stride = self.stride or (self.window if self.window else info.window_stride)
         return WindowConfig(size=size, stride=stride, max_n_fraction=self.max_n_fraction)
+
+    def saved_windows_config(self, info: ModelInfo) -> WindowConfig:
+        """The windows --save-windows stores: window_config's, cut at the saved-window stride."""
+        cfg = self.window_config(info)
+        stride = self.windows_stride or min(SAVED_WINDOWS_STRIDE, cfg.stride)
+        return WindowConfig(size=cfg.size, stride=stride, max_n_fraction=cfg.max_n_fraction)

@@ -13,6 +13,8 @@ Glossary: n windows in a batch, L bases per window (padded), r records, k window
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -68,9 +70,9 @@ def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions =
     Reads options' window, stride, max_n_fraction, batch_tokens, device, save_windows, prefetch and compile.
     """
     times = times if times is not None else StageTimes()
-    for p in _embedded(((rec, None) for rec in records), model, options, progress, times):
+    for p, saved in _embedded(((rec, None) for rec in records), model, options, progress, times):
         with times("pool"):
-            row = _row(model, p.id, [p], options.save_windows, first_order + p.order)
+            row = _row(model, p.id, [p], options.save_windows, first_order + p.order, saved=[saved])
         yield row
 
 
@@ -88,34 +90,85 @@ def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options
     times = times if times is not None else StageTimes()
     items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
     group: list[Pending] = []  # the records of file `current`
+    saved: list[Pending] = []  # their saved windows (the same Pendings when the strides agree)
     current = 0
-    for p in _embedded(items, model, options, progress, times):
+    for p, w in _embedded(items, model, options, progress, times):
         while p.key > current:  # records come in file order: the files before p's are complete
             with times("pool"):
-                row = _row(model, files[current][0], group, options.save_windows, first_order + current, per_file=True)
+                row = _row(model, files[current][0], group, options.save_windows, first_order + current, per_file=True,
+                           saved=saved)
             yield row
-            group, current = [], current + 1
+            group, saved, current = [], [], current + 1
         group.append(p)
+        saved.append(w)
     for fi in range(current, len(files)):
         with times("pool"):
-            row = _row(model, files[fi][0], group, options.save_windows, first_order + fi, per_file=True)
+            row = _row(model, files[fi][0], group, options.save_windows, first_order + fi, per_file=True, saved=saved)
         yield row
-        group = []
+        group, saved = [], []
 
 
 def _embedded(items: Iterable[tuple[Record, object]], model, options: EmbedOptions, progress,
-              times: StageTimes) -> Iterator[Pending]:
-    """pipeline.embedded_windows with the options' windows, device and batch size."""
+              times: StageTimes) -> Iterator[tuple[Pending, Pending]]:
+    """pipeline.embedded_windows with the options' windows, device and batch size: (the record's windows, the
+    windows it saves). With save_windows at a saved-window stride other than the record stride, a second
+    engine cuts the same records at that stride (its own fixed-shape batches, so its vectors do not depend on
+    the first's) and the record vectors still come from the first, bit for bit."""
     dev = resolve_device(options.device)
-    return embedded_windows(items, model=model, cfg=options.window_config(model.info),
-                            batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev,
-                            progress=progress, times=times, prefetch=options.prefetch, compile=options.compile)
+    cfg = options.window_config(model.info)
+    kw = dict(model=model, batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
+              prefetch=options.prefetch, compile=options.compile)
+    saved_cfg = options.saved_windows_config(model.info) if options.save_windows else cfg
+    if saved_cfg == cfg:
+        return ((p, p) for p in embedded_windows(items, cfg=cfg, progress=progress, **kw))
+    return _two_strides(items, cfg, saved_cfg, progress, kw)
+
+
+def _two_strides(items: Iterable[tuple[Record, object]], cfg, saved_cfg, progress, kw: dict
+                 ) -> Iterator[tuple[Pending, Pending]]:
+    """The records through two engines at once (records.py's _embedded). Each engine takes torch's thread count
+    on entry as its number of batch workers and sets it to one meanwhile (runtime.batch_threads), so the
+    second is started with the caller's count too, and the count is restored when both are done."""
+    threads = torch.get_num_threads()
+    first, second = _split(items)
+    records = embedded_windows(first, cfg=cfg, progress=progress, **kw)
+    saved = embedded_windows(second, cfg=saved_cfg, progress=None, **kw)
+    try:
+        started = False
+        for p in records:
+            if not started:
+                torch.set_num_threads(threads)  # `records` set one while it runs: `saved` gets the caller's count
+                started = True
+            yield p, next(saved)
+    finally:
+        records.close()
+        saved.close()
+        torch.set_num_threads(threads)
+
+
+def _split(items: Iterable) -> tuple[Iterator, Iterator]:
+    """Two iterators over the same items (itertools.tee with a lock: each engine may read in its own prefetch
+    thread, and tee itself is not thread-safe)."""
+    lock = threading.Lock()
+    first, second = itertools.tee(items)
+
+    def locked(it: Iterator) -> Iterator:
+        while True:
+            with lock:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+            yield item
+
+    return locked(first), locked(second)
 
 
 def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: int,
-         per_file: bool = False) -> EmbeddedRecord:
+         per_file: bool = False, saved: Sequence[Pending] | None = None) -> EmbeddedRecord:
     """One stored row from the embedded windows of one record (group of one) or of one file's records: the
-    weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU)."""
+    weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU). saved: the same
+    records' windows at the saved-window stride (default: group's own), stored with save_windows."""
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
     contigs = tuple((p.id, p.length) for p in group) if per_file else ()
@@ -132,14 +185,18 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     vec = model.pool_embeddings(torch.from_numpy(values), torch.from_numpy(spans[:, 1] - spans[:, 0]),
                                 None if logits is None else torch.from_numpy(logits)).numpy()  # (D,)
     # window vectors record by record, as a run of records stores them
-    wvec = (np.concatenate([F.normalize(torch.from_numpy(p.values), dim=-1).numpy() for _, p in kept])
-            if save_windows else None)
-    wcontig = np.concatenate([np.full(len(p.spans), ci, np.int64) for ci, p in kept]) if per_file else None
-    for _, p in kept:
+    saved_kept = kept if saved is None else [(ci, w) for ci, w in enumerate(saved) if len(w.spans)]
+    wvec = (np.concatenate([F.normalize(torch.from_numpy(w.values), dim=-1).numpy() for _, w in saved_kept])
+            if save_windows and saved_kept else None)
+    wspans = spans if saved is None or saved_kept is kept else (
+        np.concatenate([w.spans for _, w in saved_kept]).astype(np.int64) if saved_kept else np.zeros((0, 2), np.int64))
+    wcontig = np.concatenate([np.full(len(w.spans), ci, np.int64) for ci, w in saved_kept]) if per_file and saved_kept else (
+        np.zeros(0, np.int64) if per_file else None)
+    for _, p in kept + saved_kept:
         p.values = p.logits = None  # the row's vector is all that is kept
     return EmbeddedRecord(
-        name, length, len(spans), skipped, "ok", vec, window_spans=spans, window_vectors=wvec, order=order,
-        contigs=contigs, window_contigs=wcontig, checksum=checksum,
+        name, length, len(spans), skipped, "ok", vec, window_spans=wspans if save_windows else spans,
+        window_vectors=wvec, order=order, contigs=contigs, window_contigs=wcontig, checksum=checksum,
     )
 
 

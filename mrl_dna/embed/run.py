@@ -206,6 +206,8 @@ def run_attrs(model, options: EmbedOptions, cfg: WindowConfig, dev, inputs: Sequ
         "numerics": numerics(dev, options.batch_tokens, cfg.size, options.compile),
         "shard": format_shard(options.shard),
         "inputs": " ".join(str(p) for p in inputs),
+        # the stride of the saved windows (homology.saved_windows_stride; files without it saved at `stride`)
+        **({"windows_stride": options.saved_windows_config(info).stride} if options.save_windows else {}),
     }
 
 

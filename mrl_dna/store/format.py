@@ -41,11 +41,11 @@ DTYPES = ("float32", "float16")
 # numerics (the device and the batch shape: embed.pipeline.numerics) decides the last bits of every vector, so a
 # resume or a merge never mixes two (a file of an older mrl-dna has none: it resumes or merges only with its own).
 RESUME_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-               "shard", "save_windows", "per_file", "numerics")
+               "shard", "save_windows", "per_file", "numerics", "windows_stride")
 
 
 MERGE_KEYS = ("model_hash", "window", "stride", "dim", "dtype", "matryoshka_dims", "pooling", "max_n_fraction",
-              "save_windows", "per_file", "numerics")
+              "save_windows", "per_file", "numerics", "windows_stride")
 
 
 # What makes the vectors of two files comparable (search, dist, merge --concat, query files): one model and the

@@ -278,6 +278,8 @@ class EmbeddingStore:
             "pooling": a.get("pooling", ""), "shard": a.get("shard", ""), "complete": self.complete,
             "status": self.status_counts(), "total_bp": int(self.lengths.sum()),
             "windows_saved": w is not None, "n_saved_windows": len(w) if w is not None else 0,
+            # files written before --windows-stride saved their windows at the record stride
+            "windows_stride": (a.get("windows_stride") or a.get("stride")) if w is not None else None,
             "per_file": self.per_file, **({"n_contigs": len(self.contigs())} if self.per_file else {}),
             "created": a.get("created", ""), "command": a.get("command", ""),
             "mrl_dna_version": a.get("mrl_dna_version", ""), "format_version": a.get("format_version"),

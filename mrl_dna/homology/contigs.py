@@ -1,0 +1,69 @@
+"""A sequence's windows against a DB of saved windows, summarised per target the way a mapper reports
+targets (for `search --level windows`): which targets own the query windows' best hits, and how close each
+candidate is over ALL the query's windows.
+
+Ranking by the mean best cosine within each candidate (the mean over every query window, not only those it
+wins) named the right genome 91.5% of the time on 1,950 contigs against a stride-250 DB, the votes alone 88.6%
+(species 97.6 / 97.4%; research memo of issue 20, section 4).
+
+Glossary: n query windows, m DB windows, r DB records, D full width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mrl_dna.homology.calibration import StrideCalibration
+from mrl_dna.homology.hits import best_hits
+from mrl_dna.homology.score import normalized_score
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    """One (query, target record) of contig_targets."""
+
+    record: int  # DB record (row) index
+    n_best: int  # query windows whose best DB window lies in this record
+    frac_best: float  # n_best / query windows
+    mean_best: float  # mean over all query windows of their best cosine within this record
+    mean_score: float  # mean background-normalised score (score.normalized_score, record background)
+    identity: float  # mean calibrated identity (percent) of the query windows against this record; nan = NA
+    best_window: int  # DB window (row of the DB's window table) of the highest cosine in this record
+    best_query_window: int  # the query window that made it
+    best_cosine: float
+
+
+def contig_targets(q: np.ndarray, db: np.ndarray, db_record: np.ndarray, *, record_sum: np.ndarray,
+                   record_count: np.ndarray, cal: StrideCalibration | None = None, top: int = 5,
+                   device: str = "cpu") -> list[TargetSummary]:
+    """Up to `top` targets of one query's windows, best first.
+
+    q (n, D) the query's window vectors; db (m, D) the DB's windows, db_record (m,) their record;
+    record_sum (r, D) float64 the sum of each record's window vectors, record_count (r,) their number (the
+    record background, one dot product per window); cal: the DB's saved-window stride table (identity nan
+    without it). Stage 1 (exact): every query window's best hit in the whole DB -> the candidate records (those
+    owning at least one best hit). Stage 2: every query window's best within each candidate -> mean best cosine,
+    score, identity. Ranked by (mean best cosine, n_best)."""
+    if len(q) == 0 or len(db) == 0:
+        return []
+    best, arg = best_hits(q, db, device=device)
+    rec = db_record[arg]
+    cands, counts = np.unique(rec, return_counts=True)
+    out = []
+    for r, c in zip(cands, counts):
+        sel = np.flatnonzero(db_record == r)
+        b_r, a_r = best_hits(q, db[sel], device=device)
+        mu = (np.asarray(q, np.float64) @ record_sum[r] - b_r) / max(int(record_count[r]) - 1, 1)
+        s = normalized_score(b_r, mu)
+        ident = math.nan
+        if cal is not None:
+            iv = cal.identity_of(s)
+            ident = 100.0 * float(np.nanmean(iv)) if np.isfinite(iv).any() else math.nan
+        k = int(np.argmax(b_r))
+        out.append(TargetSummary(int(r), int(c), float(c / len(q)), float(b_r.mean()), float(s.mean()), ident,
+                                 int(sel[a_r[k]]), k, float(b_r[k])))
+    out.sort(key=lambda d: (d.mean_best, d.n_best), reverse=True)
+    return out[:top]
