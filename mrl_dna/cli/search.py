@@ -62,6 +62,12 @@ def command(
         "else an error asks for --model.",
     ),
     level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
+    query_stride: int | None = typer.Option(
+        None, "--query-stride", min=1,
+        help="With --level windows: bp between the windows of a query longer than one window (FASTA queries are "
+        "embedded at it; an HDF5 query's saved windows are thinned to it). Default: 4x the DB's saved-window stride, "
+        "at most one window (1,000 bp for windows saved every 250 bp).",
+    ),
     windows: bool = typer.Option(False, "--windows", help="With --level records: also report the best-matching window inside each record hit (needs a DB embedded with --save-windows)."),
     device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run."),
     threads: int = threads_option(),
@@ -90,6 +96,7 @@ def command(
         level=level,
         device=device,
         use_index=not no_index,
+        query_stride=query_stride,
         warn=console.warn,
     )
     out = sys.stdout
@@ -107,8 +114,15 @@ def command(
     else:
         saving = "as many as"  # said "1.0x fewer"
     rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
+    by_windows = ""
+    if res.targets is not None:
+        n = sum(t is not None for t in res.targets)
+        by_windows = (f"; {console.count(n, 'query', 'queries')} by their windows (every {res.query_stride:,} bp; "
+                      f"first pass {res.target_plan.why}, {res.target_macs_per_window:,} multiply-adds per window, "
+                      "then every window of each candidate target, exactly)")
     console.footer(
         f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
-        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)",
+        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)"
+        f"{by_windows}",
         timer,
     )
