@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Genome-vs-genome ANI of `mrl-dna dist --level windows` against fastANI, skani and published ANIm (issue 20).
 
-Two sets, every number from the product's CLI (`embed --per-file --save-windows`, then `dist --level windows`):
-  real       every genome of --data (MANIFEST.tsv: genomes/, small/, assemblies/), all pairs; references:
-             fastANI (apt, all-vs-all, both directions averaged), skani (pyskani defaults) and the ANIm tables of
-             truth/ (pyani, JSpecies) for the pairs they name.
+Two sets, every number from the product (`embed --per-file --save-windows`, then `dist --level windows` or, for a
+chosen list of pairs, its own pair code compare.windows.WindowLevel.compare in this process):
+  real       every genome of --data (MANIFEST.tsv: genomes/, small/, assemblies/); --pairs related (default):
+             every pair that fastANI, skani or an ANIm table gives a value, every pair of one MANIFEST group, and
+             --controls random unrelated pairs; --pairs all: all pairs. References: fastANI (apt, all-vs-all, both
+             directions averaged), skani (pyskani defaults) and the ANIm tables of truth/ (pyani, JSpecies).
   relatives  8 genomes x 11 identities (99.5 ... 75%) made at known divergence (homology_data.make_relative:
              uneven rates along the genome, replaced segments, moved / reverse-complemented blocks; fixed seeds),
              each against its source; reference = the known event identity (and the known homologous fraction).
@@ -59,10 +61,59 @@ def dist(h5a: Path, h5b: Path | None, out: Path, a) -> dict | None:
     tmp = out.with_name(out.name + ".partial.tsv")
     t = mrl(["dist", h5a, *([h5b] if h5b else []), "--level", "windows", *a.dist_options.split(), "-o", tmp, "-f"],
             a.threads)
+    if "no identity calibration" in t["stderr"]:
+        tmp.unlink(missing_ok=True)
+        raise SystemExit("the model has no identity calibration.json (every ANI would be NA): give --model a model "
+                         "directory that has one (`mrl-dna calibrate`)")
     os.replace(tmp, out)
     hd.log(f"dist --level windows {h5a.name} {h5b.name if h5b else ''} -> {out.name}: {t['seconds']:.0f} s, "
            f"{t['peak_rss_mib']:.0f} MiB")
     return t
+
+
+def dist_pairs(h5: Path, pairs: list[tuple[str, str]], out: Path, a) -> dict | None:
+    """The lines `dist H5 --level windows` prints for the given pairs only (its own code: WindowLevel.compare, then
+    the --min-af rule), into out; in this process (no screen: every pair is compared)."""
+    if out.exists():
+        return None
+    import resource
+
+    from mrl_dna.compare.matrix import set_blas_threads
+    from mrl_dna.compare.windows import MIN_AF, WindowLevel, header_line, pair_line, reported
+
+    set_blas_threads(a.threads)
+    t0 = time.perf_counter()
+    tmp = out.with_name(out.name + ".partial.tsv")
+    with WindowLevel(h5, model_dir=a.model) as lv, open(tmp, "w") as f:
+        if lv.calibration is None:
+            raise SystemExit("the model has no identity calibration.json (every ANI would be NA): give --model a "
+                             "model directory that has one (`mrl-dna calibrate`)")
+        idx = {str(n): i for i, n in enumerate(lv.ids(0))}
+        f.write(header_line())
+        for k, (x, y) in enumerate(pairs):
+            r = lv.compare(0, idx[x], 0, idx[y])
+            if r is not None:
+                f.write(pair_line(reported(r, MIN_AF)))
+            if (k + 1) % 10 == 0:
+                hd.log(f"windows: {k + 1}/{len(pairs)} pairs, {time.perf_counter() - t0:.0f} s")
+    os.replace(tmp, out)
+    t = {"seconds": time.perf_counter() - t0,
+         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    hd.log(f"dist --level windows on {len(pairs)} pairs of {h5.name}: {t['seconds']:.0f} s")
+    return t
+
+
+def chosen_pairs(genomes, fa, sk, truth, controls: int, seed: int) -> list[tuple[str, str]]:
+    """Pairs with a fastANI, skani or ANIm value, pairs of one MANIFEST group, and `controls` random other pairs."""
+    names = [g.name for g in genomes]
+    group = {g.name: g.group for g in genomes}
+    ref = {tuple(sorted(p)) for p in (*fa, *sk, *truth)}
+    allp = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    keep = [p for p in allp if tuple(sorted(p)) in ref or group[p[0]] == group[p[1]]]
+    rest = [p for p in allp if p not in set(keep)]
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(rest), min(controls, len(rest)), replace=False)) if rest else []
+    return keep + [rest[i] for i in pick]
 
 
 def load_ours(path: Path) -> dict[tuple[str, str], dict]:
@@ -106,12 +157,22 @@ def real_set(a, genomes, work: Path, timing: dict) -> list[dict]:
         h5 = work / "ours" / "real.h5"
         h5.parent.mkdir(parents=True, exist_ok=True)
         timing["ours embed real"] = embed(inputs, h5, a)
-        timing["ours dist real"] = dist(h5, None, work / "ours" / "dist_real.tsv", a)
-        ours = load_ours(work / "ours" / "dist_real.tsv")
+        if a.pairs == "all":
+            timing["ours dist real (all pairs)"] = dist(h5, None, work / "ours" / "dist_real.tsv", a)
+            ours = load_ours(work / "ours" / "dist_real.tsv")
+        else:
+            sel = chosen_pairs(genomes, fa, sk, truth, a.controls, 0)
+            out = work / "ours" / f"dist_real_related_c{a.controls}.tsv"
+            timing[f"ours dist real ({len(sel)} pairs)"] = dist_pairs(h5, sel, out, a)
+            ours = load_ours(out)
     rows = []
     names = [g.name for g in genomes]
+    sel = None if a.pairs == "all" or a.peers_only else {tuple(sorted(p)) for p in
+                                                         chosen_pairs(genomes, fa, sk, truth, a.controls, 0)}
     for i, x in enumerate(names):
         for y in names[i + 1:]:
+            if sel is not None and tuple(sorted((x, y))) not in sel:
+                continue
             f = [fa[p][0] for p in ((x, y), (y, x)) if p in fa]
             s = [sk[p][0] for p in ((x, y), (y, x)) if p in sk]
             o = ours.get((x, y), {})
@@ -254,6 +315,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, required=True, help="work folder: copies of the inputs, relatives, peer "
                     "outputs, our embeddings and dist tables (kept; each step reruns only when its output is missing)")
     ap.add_argument("--sets", default="real,relatives", help="real, relatives or both [%(default)s]")
+    ap.add_argument("--pairs", default="related", choices=("related", "all"),
+                    help="real set: 'related' = every pair with a fastANI, skani or ANIm value, every pair of one "
+                    "MANIFEST group and --controls random others (our side through dist's own pair code, in this "
+                    "process); 'all' = `dist --level windows` over all pairs (~1 h on one busy core) [%(default)s]")
+    ap.add_argument("--controls", type=int, default=40, help="unrelated control pairs of --pairs related [%(default)s]")
     ap.add_argument("--model", help="model directory [the bundled default]")
     ap.add_argument("--windows-stride", help="embed --windows-stride [the product's default]")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="stored vectors [%(default)s]")
@@ -309,7 +375,8 @@ def main(argv: list[str] | None = None) -> None:
                 return [clean(v) for v in x]
             return None if isinstance(x, float) and math.isnan(x) else x
         a.json.write_text(json.dumps(clean({"versions": versions, "command": " ".join(sys.argv[1:]), "stats": stats,
-                                            "timing": {k: v for k, v in timing.items() if v}, "pairs": rows}),
+                                            "timing": {k: {kk: vv for kk, vv in v.items() if kk not in ("stdout", "stderr")}
+                                                       for k, v in timing.items() if v}, "pairs": rows}),
                                      indent=1) + "\n")
 
 

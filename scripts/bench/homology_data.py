@@ -377,7 +377,8 @@ def timed(cmd: list[str], env: dict | None = None, stdout=None) -> dict:
         raise SystemExit(f"{' '.join(map(str, cmd[:3]))} ... failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr or "") if use_time else None
     rss = int(m.group(1)) / 1024 if m else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": wall, "peak_rss_mib": rss, "stdout": r.stdout if stdout is None else None}
+    return {"seconds": wall, "peak_rss_mib": rss, "stdout": r.stdout if stdout is None else None,
+            "stderr": r.stderr[-4000:] if not use_time else r.stderr.split("\tCommand being timed")[0][-4000:]}
 
 
 # ---- summaries ----------------------------------------------------------------------------------------------
