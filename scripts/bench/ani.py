@@ -59,8 +59,8 @@ def dist(h5a: Path, h5b: Path | None, out: Path, a) -> dict | None:
     if out.exists():
         return None
     tmp = out.with_name(out.name + ".partial.tsv")
-    t = mrl(["dist", h5a, *([h5b] if h5b else []), "--level", "windows", *a.dist_options.split(), "-o", tmp, "-f"],
-            a.threads)
+    t = mrl(["dist", h5a, *([h5b] if h5b else []), "--level", "windows", *(["--model", a.model] if a.model else []),
+             *a.dist_options.split(), "-o", tmp, "-f"], a.threads)
     if "no identity calibration" in t["stderr"]:
         tmp.unlink(missing_ok=True)
         raise SystemExit("the model has no identity calibration.json (every ANI would be NA): give --model a model "
@@ -191,10 +191,11 @@ def real_set(a, genomes, work: Path, timing: dict) -> list[dict]:
 
 def relatives_set(a, genomes, work: Path, timing: dict) -> list[dict]:
     by_name = {g.name: g for g in genomes}
-    missing = [s for s in hd.RELATIVE_SOURCES if s not in by_name]
+    chosen = [s.strip() for s in a.relative_sources.split(",") if s.strip()] if a.relative_sources else hd.RELATIVE_SOURCES
+    missing = [s for s in chosen if s not in by_name]
     if missing:
         raise SystemExit(f"relatives: sources {missing} not in {a.data}/MANIFEST.tsv")
-    srcs = {s: hd.local_copy(by_name[s].path, work / "inputs") for s in hd.RELATIVE_SOURCES}
+    srcs = {s: hd.local_copy(by_name[s].path, work / "inputs") for s in chosen}
     decoys = [Path(p) for p in a.decoys] if a.decoys else None
     rels = hd.make_relatives(srcs, hd.RELATIVE_TARGETS, work / "relatives", decoys)
     peers = work / "peers"
@@ -320,10 +321,12 @@ def main(argv: list[str] | None = None) -> None:
                     "MANIFEST group and --controls random others (our side through dist's own pair code, in this "
                     "process); 'all' = `dist --level windows` over all pairs (~1 h on one busy core) [%(default)s]")
     ap.add_argument("--controls", type=int, default=40, help="unrelated control pairs of --pairs related [%(default)s]")
-    ap.add_argument("--model", help="model directory [the bundled default]")
+    ap.add_argument("--model", help="model directory (embedding and its calibration.json) [the bundled default]")
     ap.add_argument("--windows-stride", help="embed --windows-stride [the product's default]")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="stored vectors [%(default)s]")
     ap.add_argument("--dist-options", default="", help="extra options of `dist --level windows`, e.g. '--min-ani 70'")
+    ap.add_argument("--relative-sources", help="comma list: make relatives of these genomes only [the 8 of "
+                    "homology_data.RELATIVE_SOURCES]")
     ap.add_argument("--decoys", nargs="*", help="FASTA files of unrelated sequence for the relatives' replaced "
                     "segments [the source reversed, not complemented]")
     ap.add_argument("--threads", type=int, default=1, help="threads of every tool (fastANI -t, mrl-dna --threads) [%(default)s]")

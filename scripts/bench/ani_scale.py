@@ -64,7 +64,7 @@ def make_genomes(a, folder: Path) -> list[Path]:
             x = max((t for _, t in hd.read_records(sources[s].path)), key=len)
             x = x[x != dna.N][: a.genome_bp]
             roots[s] = x
-        y = roots[s] if ident is None else hd.make_relative(roots[s], name, ident)[0]
+        y = roots[s] if ident is None else hd.make_relative(roots[s], name, ident, segment=min(5000, a.genome_bp // 20))[0]
         hd.write_fasta(p, [(name, y)])
     return paths
 
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--db-windows", type=float, default=10e6, help="windows of the big DB (0 = skip) [%(default)s]")
     ap.add_argument("--db-queries", type=int, default=5, help="whole genomes queried against it [%(default)s]")
     ap.add_argument("--jitter", type=float, default=0.05, help="[%(default)s]")
+    ap.add_argument("--db-search-options", default="", help="extra options of the big DB's search, e.g. '--funnel auto'")
+    ap.add_argument("--model", help="model directory (embedding and its calibration.json) [the bundled default]")
     ap.add_argument("--threads", type=int, default=1, help="[%(default)s]")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -174,16 +176,17 @@ def main(argv: list[str] | None = None) -> None:
     hd.log(f"{len(files)} genomes of {a.genome_bp:,} bp in {gdir} ({time.perf_counter() - t0:.0f} s)")
     res: dict = {}
     h5 = work / f"all_n{a.n}.h5"
+    model = ["--model", a.model] if a.model else []
     embed_json = h5.with_name(h5.name + ".embed.json")  # the embed run's time, kept for reruns of the rest
     if not h5.exists():
-        t = mrl_timed(["embed", *files, "--per-file", "--save-windows", "--dtype", "float16", "-o", h5], a.threads)
+        t = mrl_timed(["embed", *files, "--per-file", "--save-windows", "--dtype", "float16", *model, "-o", h5], a.threads)
         t.pop("stdout", None), t.pop("stderr", None)
         embed_json.write_text(json.dumps(t) + "\n")
         hd.log(f"embed: {t['seconds']:.0f} s")
     if embed_json.exists():
         res["ours embed"] = json.loads(embed_json.read_text())
     tsv = work / f"dist_n{a.n}.tsv"
-    res["ours dist --level windows"] = mrl_timed(["dist", h5, "--level", "windows", *a.dist_options.split(), "-o", tsv,
+    res["ours dist --level windows"] = mrl_timed(["dist", h5, "--level", "windows", *model, *a.dist_options.split(), "-o", tsv,
                                                   "-f"], a.threads, quiet=False)
     skipped, compared = screen_counts(res["ours dist --level windows"]["stderr"])
     res["ours dist --level windows"].update(screened_out=skipped, compared=compared)
@@ -229,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
         qfa = work / f"queries_{len(qs)}.fa"
         hd.write_fasta(qfa, [r for p in qs for r in hd.read_records(p)])
         with open(work / "bigdb_search.tsv", "w") as fh:
-            res["big DB search"] = mrl_timed(["search", qfa, big, "--level", "windows", "-k", "10"], a.threads, stdout=fh)
+            res["big DB search"] = mrl_timed(["search", qfa, big, "--level", "windows", "-k", "10", *model,
+                                              *a.db_search_options.split()], a.threads, stdout=fh)
         from mrl_dna.store import EmbeddingStore
         with EmbeddingStore.open(big) as st:
             nw = len(st.windows())

@@ -123,7 +123,7 @@ def search(queries: Path, dbs: list[Path], out: Path, level: str, k: int, a) -> 
     if out.exists():
         return None
     tmp = out.with_name(out.name + ".partial")
-    extra = a.search_options.split() if level == "windows" else []
+    extra = (a.search_options.split() if level == "windows" else []) + (["--model", a.model] if a.model else [])
     with open(tmp, "w") as fh:
         t = hd.timed([sys.executable, "-m", "mrl_dna", "search", queries, *dbs, "--level", level, "-k", str(k),
                       *extra, "--threads", str(a.threads), "-q"], stdout=fh)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-genome", type=int, default=150, help="contigs cut per source genome [%(default)s]")
     ap.add_argument("--seed", type=int, default=20, help="[%(default)s]")
     ap.add_argument("--min-ref-bp", type=int, default=400_000, help="smallest reference genome [%(default)s]")
-    ap.add_argument("--model", help="model directory [the bundled default]")
+    ap.add_argument("--model", help="model directory (embedding and its calibration.json) [the bundled default]")
     ap.add_argument("--windows-stride", help="embed --windows-stride of the references [the product's default]")
     ap.add_argument("--search-options", default="", help="extra options of `search --level windows`")
     ap.add_argument("--threads", type=int, default=1, help="[%(default)s]")

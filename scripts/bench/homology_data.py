@@ -158,6 +158,8 @@ def make_relative(x: np.ndarray, source: str, target: float, decoy: np.ndarray |
         dp = np.sort(m.del_pos)
         events += m.n_sub + len(m.ins_pos) + (int(np.sum(np.diff(dp) > 1)) + 1 if len(dp) else 0)
     for _ in range(int(rng.integers(0, 4))):  # rearrangements: move blocks of 1-4 segments, half reversed
+        if len(pieces) < 7:  # too few segments to move a block
+            break
         i = int(rng.integers(0, len(pieces) - 5))
         k = int(rng.integers(1, 5))
         block = pieces[i: i + k]
