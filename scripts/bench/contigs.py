@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--windows-stride", help="embed --windows-stride of the references [the product's default]")
     ap.add_argument("--search-options", default="", help="extra options of `search --level windows`")
     ap.add_argument("--threads", type=int, default=1, help="[%(default)s]")
+    ap.add_argument("--tasks", default="species,strain,real", help="which of species, strain, real [%(default)s]")
+    ap.add_argument("--strain-per-genome", type=int, default=0,
+                    help="strain task on the first K contigs of each source only (0 = all) [%(default)s]")
     ap.add_argument("--peers-only", action="store_true", help="build the contigs and minimap2's output, skip ours")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--tsv", type=Path, help="one line per contig and task")
@@ -216,26 +219,41 @@ def main(argv: list[str] | None = None) -> None:
     if t_embed:
         timing["ours embed references"] = t_embed
     dbs = {n: odir / f"{n}.h5" for n in names}
+    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    queries = {"species": list(truth), "strain": list(truth)}
+    strain_fa, strain_tag = cdir / "all.fa", ""
+    if a.strain_per_genome:  # the first K contigs of each source
+        seen: dict[str, int] = {}
+        queries["strain"] = [q for q in truth if seen.setdefault(truth[q][0], 0) < a.strain_per_genome
+                             and not seen.__setitem__(truth[q][0], seen[truth[q][0]] + 1)]
+        strain_tag = f"_k{a.strain_per_genome}"
+        strain_fa = cdir / f"strain{strain_tag}.fa"
+        if not strain_fa.exists():
+            keep = set(queries["strain"])
+            hd.write_fasta(strain_fa, [r for r in hd.read_records(cdir / "all.fa") if r[0] in keep])
     picks: dict[tuple[str, str], dict[str, str | None]] = {}  # (task, contig) -> method -> pick
+    real_ours: dict = {}
     for level, method in (("records", "pooled"), ("windows", "ours")):
         ts = 0.0
-        for src in sources:  # species: the source left out
+        for src in sources if "species" in tasks else ():  # species: the source left out
             out = odir / f"search_{level}_species_{src}.tsv"
             ts += search(cdir / f"{src}.fa", [dbs[n] for n in names if n != src], out, level, len(names), a) or 0
             for q, hits in read_search(out).items():
                 picks.setdefault(("species", q), {})[method] = hits[0]["target"] if hits else None
-        out = odir / f"search_{level}_strain.tsv"
-        ts += search(cdir / "all.fa", list(dbs.values()), out, level, 3, a) or 0
-        for q, hits in read_search(out).items():
-            picks.setdefault(("strain", q), {})[method] = hits[0]["target"] if hits else None
-        out = odir / f"search_{level}_real.tsv"
-        ts += search(real_fa, list(dbs.values()), out, level, 1, a) or 0
-        if level == "windows":
-            real_ours = read_search(out)
+        if "strain" in tasks:
+            out = odir / f"search_{level}_strain{strain_tag}.tsv"
+            ts += search(strain_fa, list(dbs.values()), out, level, 3, a) or 0
+            for q, hits in read_search(out).items():
+                picks.setdefault(("strain", q), {})[method] = hits[0]["target"] if hits else None
+        if "real" in tasks:
+            out = odir / f"search_{level}_real.tsv"
+            ts += search(real_fa, list(dbs.values()), out, level, 1, a) or 0
+            if level == "windows":
+                real_ours = read_search(out)
         if ts:
             timing[f"ours search --level {level}" if level == "windows" else "search --level records (pooled)"] = ts
     for task in ("species", "strain"):
-        for q in truth:
+        for q in queries[task]:
             picks.setdefault((task, q), {})
             sc = {k: v for k, v in mm.get(q, {}).items() if task == "strain" or k != truth[q][0]}
             picks[(task, q)]["minimap2"] = max(sc, key=sc.get) if sc else None
@@ -247,11 +265,11 @@ def main(argv: list[str] | None = None) -> None:
              f"sibling; {len(names)} references (species task: the source left out). Accuracy % (n):\n"]
     head = "| task | method | " + " | ".join(f"{lo // 1000}-{hi // 1000 if hi < 10**9 else 'inf'} kb" for lo, hi in LENGTH_BINS) + " | all |"
     lines += [head, "|---|---|" + "---:|" * (len(LENGTH_BINS) + 1)]
-    for task in ("species", "strain"):
+    for task in [t for t in ("species", "strain") if t in tasks]:
         for m in METHODS:
             cells, st = [], {}
             for lo, hi in (*LENGTH_BINS, (0, 10**10)):
-                qs = [q for q in truth if lo <= truth[q][1] < hi]
+                qs = [q for q in queries[task] if lo <= truth[q][1] < hi]
                 ok = [picks[(task, q)].get(m) is not None and key[task].get(picks[(task, q)][m]) == key[task][truth[q][0]]
                       for q in qs]
                 acc = 100 * float(np.mean(ok)) if ok else math.nan
@@ -270,9 +288,10 @@ def main(argv: list[str] | None = None) -> None:
             return False
     n_mm = sum(1 for q in mm_real if mm_real[q])
     n_ours = sum(1 for q, h in real_ours.items() if has_identity(h))
-    lines.append(f"\nReal assembly contigs ({n_real} of {', '.join(g.name for g in real)}; no reference is related): "
-                 f"given a homolog by minimap2 {n_mm}, by ours (a calibrated identity for the top target) {n_ours}; "
-                 f"the pooled vectors always name a nearest genome.")
+    if "real" in tasks:
+        lines.append(f"\nReal assembly contigs ({n_real} of {', '.join(g.name for g in real)}; no reference is related): "
+                     f"given a homolog by minimap2 {n_mm}, by ours (a calibrated identity for the top target) "
+                     f"{n_ours}; the pooled vectors always name a nearest genome.")
     stats["real_contigs"] = {"n": n_real, "minimap2_hit": n_mm, "ours_identity": n_ours}
     tl = "; ".join(f"{k} {v:.0f} s" for k, v in timing.items())
     lines.append(f"\nNew runs this time ({a.threads} thread(s)): {tl or 'none (all cached)'}. Species = fastANI >= 95% "
