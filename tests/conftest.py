@@ -62,8 +62,10 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
 
 
 def run_train(args, capsys):
-    """`mrl-dna train ARGS` in-process -> (exit code, stderr)."""
-    code, _, err = run_cli(["train", *args], capsys)
+    """`mrl-dna train ARGS` in-process -> (exit code, stderr). Without the end-of-run identity calibration unless
+    ARGS ask for one (tens of seconds even on tiny genomes; test_train.py's calibration test covers it)."""
+    extra = [] if "--calibration-genomes" in map(str, args) else ["--calibration-genomes", "0"]
+    code, _, err = run_cli(["train", *args, *extra], capsys)
     return code, err
 
 

@@ -26,9 +26,9 @@ from mrl_dna.cli import COMMANDS, load_commands
 from conftest import REPO
 
 WRITES_FILE = {"embed", "merge", "export", "train", "eval", "dist", "cluster"}  # -o and -f
-WRITES_BESIDE = {"index"}  # -f, the output's name is fixed by the input
+WRITES_BESIDE = {"index", "calibrate"}  # -f, the output's name is fixed by the input (calibrate: MODEL_DIR/calibration.json)
 READS_ONLY = {"search", "info"}
-COMPUTES = {"embed", "search", "eval", "train", "dist", "cluster"}  # --threads and --device (dist, cluster: numpy, torch on a GPU)
+COMPUTES = {"embed", "search", "eval", "train", "dist", "cluster", "calibrate"}  # --threads and --device (dist, cluster: numpy, torch on a GPU)
 COMPUTES_CPU = {"index"}  # --threads
 HITS = {"search"}  # -k = hits per query
 
@@ -132,7 +132,7 @@ def test_version_and_help_start_without_torch():
     assert r.stdout.strip().endswith("light"), r.stderr[-2000:]
 
 
-def _missing_input_cases(tmp_path, db):
+def _missing_input_cases(tmp_path, db, tiny_model_dir, small_fasta):
     gone = tmp_path / "missing.fa"
     gone_h5 = tmp_path / "missing.h5"
     out = tmp_path / "out.h5"
@@ -149,6 +149,7 @@ def _missing_input_cases(tmp_path, db):
         "eval": ["eval", gone, "--no-model"],
         "dist": ["dist", db, gone_h5],
         "cluster": ["cluster", gone_h5, "--min-sim", "0.9"],
+        "calibrate": ["calibrate", tiny_model_dir, gone, small_fasta],
     }
 
 
@@ -156,7 +157,7 @@ def test_a_missing_input_file_is_exit_1_with_one_line_in_every_command(tmp_path,
                                                                       commands):
     db = tmp_path / "db.h5"
     assert cli("embed", small_fasta, "-o", db, "-m", tiny_model_dir, "-q")[0] == 0
-    cases = _missing_input_cases(tmp_path, db)
+    cases = _missing_input_cases(tmp_path, db, tiny_model_dir, small_fasta)
     assert {c.split("-")[0] for c in cases} == set(commands), "a command without a missing-input case"
     for case, args in cases.items():
         code, out, err = cli(*args)
@@ -168,7 +169,7 @@ def test_a_missing_input_file_is_exit_1_with_one_line_in_every_command(tmp_path,
 
 @pytest.mark.parametrize("name", sorted(COMPUTES))
 def test_a_bad_or_absent_device_is_refused_before_any_work(tmp_path, cli, name, small_fasta):
-    out = [] if name == "search" else ["-o", tmp_path / "o"]
+    out = [] if name in ("search", "calibrate") else ["-o", tmp_path / "o"]
     code, _, err = cli(name, small_fasta, small_fasta, *out, "--device", "gpu0")
     assert code == 1 and "--device 'gpu0' is not a device; use auto, cpu, cuda or cuda:N" in err, err
     import torch

@@ -18,6 +18,7 @@ from mrl_dna.errors import ConfigError, StoreError
 from mrl_dna.inputs.fasta import Record, read_fasta
 from mrl_dna.store import EmbeddingStore, merge_stores, partial_path
 
+from mrl_dna.windows import window_spans
 from conftest import assert_same_datasets, named_pipe, random_dna
 
 
@@ -496,3 +497,65 @@ def test_merge_refuses_shards_of_two_devices(tmp_path, tiny_model, small_fasta):
         f.attrs["numerics"] = "cuda (NVIDIA H100 80GB HBM3, bf16 autocast); 1,048,576 bases per batch"
     with pytest.raises(StoreError, match=r"differ in numerics \(cpu; 65,536 bases per batch vs cuda \(NVIDIA H100"):
         merge_stores(parts, tmp_path / "m.h5")
+
+
+# ------------------------------------------------------------------- issue 20: the saved windows' own stride
+
+
+def test_saved_windows_at_their_own_stride_leave_record_vectors_unchanged(tmp_path, tiny_model, small_fasta):
+    """--save-windows cuts the saved windows at --windows-stride (default 250; the tiny model's stride is 256)
+    while every row is pooled from the model-stride windows as without --save-windows, bit for bit, also
+    per file."""
+    for per_file in (False, True):
+        plain, runs = tmp_path / f"plain{per_file}.h5", {}
+        embed_fasta([small_fasta], model=tiny_model, output=plain, options=EmbedOptions(device="cpu", per_file=per_file))
+        for stride in (None, 64, 256):
+            out = tmp_path / f"w{stride}{per_file}.h5"
+            embed_fasta([small_fasta], model=tiny_model, output=out,
+                        options=EmbedOptions(device="cpu", save_windows=True, windows_stride=stride, per_file=per_file))
+            runs[stride] = out
+        with EmbeddingStore.open(plain) as p:
+            ref, n_windows = p.read(normalize=False), p.n_windows
+        for stride, out in runs.items():
+            with EmbeddingStore.open(out) as s:
+                assert np.array_equal(s.read(normalize=False), ref) and np.array_equal(s.n_windows, n_windows)
+                assert s.attrs["windows_stride"] == (stride or 250) and s.attrs["stride"] == 256
+                w, lengths = s.windows(), ({r.id: len(r.tokens) for r in read_fasta(str(small_fasta))}
+                                           if not per_file else None)
+                if not per_file:  # each record's saved windows are embed's windows at that stride
+                    for r in np.unique(w.record):
+                        mine = w.record == r
+                        want = {tuple(x) for x in window_spans(lengths[s.ids[r]], 256, stride or 250).tolist()}
+                        assert {tuple(x) for x in np.c_[w.start[mine], w.end[mine]].tolist()} <= want  # (mostly-N skipped)
+    with EmbeddingStore.open(runs[256]) as s:  # at the record stride: one pass, the windows pooled into rows
+        assert len(s.windows()) == int(s.n_windows.sum())
+
+
+def test_resume_with_another_windows_stride_is_refused(tmp_path, tiny_model_dir, small_fasta, cli):
+    out = tmp_path / "out.h5"
+    args = ["embed", small_fasta, "-o", out, "-m", tiny_model_dir, "--save-windows", "-q"]
+    code, _, err = cli(*args, "--windows-stride", "128")
+    assert code == 0, err
+    partial = partial_path(out)
+    out.rename(partial)  # stands for an interrupted run
+    with h5py.File(partial, "r+") as f:
+        f.attrs["complete"] = False
+    code, _, err = cli(*args, "--windows-stride", "64")
+    assert code == 1
+    assert "out.h5.partial was written with windows_stride=128 but this run has windows_stride=64" in err
+    assert len(err.splitlines()) == 1 and partial.exists()
+    code, _, err = cli(*args, "--windows-stride", "128")  # the same stride resumes it
+    assert code == 0, err
+    code, _, err = cli("embed", small_fasta, "-o", tmp_path / "x.h5", "-m", tiny_model_dir, "--windows-stride", "64")
+    assert code == 2 and "add --save-windows" in err
+
+
+def test_merge_refuses_shards_of_different_windows_strides(tmp_path, tiny_model, small_fasta):
+    outs = []
+    for i, stride in ((1, 128), (2, 64)):
+        out = tmp_path / f"s{i}.h5"
+        embed_fasta([small_fasta], model=tiny_model, output=out,
+                    options=EmbedOptions(device="cpu", save_windows=True, windows_stride=stride, shard=(i, 2)))
+        outs.append(out)
+    with pytest.raises(StoreError, match="windows_stride"):
+        merge_stores(outs, tmp_path / "m.h5")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,6 +59,25 @@ def test_train_end_to_end_writes_a_loadable_model(tmp_path, capsys):
     assert "genome_top1" in card and "held out for validation: g6, g7" in card
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003.pt"]
     assert val.exists()
+
+
+def test_train_writes_an_identity_calibration_of_the_saved_model(tmp_path, capsys):
+    """issue 20: the run's end builds calibration.json (homology/build.py) for the model it saved, on the
+    held-out genomes first; --calibration-genomes 0 skips it. (A k-mer-only model: the BiMamba one embeds the
+    simulation's ~100 sequences ~10x slower.)"""
+    from mrl_dna.homology import load_calibration
+
+    d = _split_sample(tmp_path)
+    args = [str(d / "g[0-5].fa"), "--val-genomes", str(d / "g6.fa"), "--val-genomes", str(d / "g7.fa"), *KMER_TINY]
+    code, err = run_train([*args, "--calibration-genomes", "2", "-o", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    cal = load_calibration(tmp_path / "m")
+    assert cal is not None and cal.model_hash == load_model(tmp_path / "m").info.weights_hash
+    assert cal.build["genomes"] == ["g6", "g7"] and sorted(cal.tables) == [250]  # the strides <= the 256 bp window
+    assert all(np.all(np.diff(t.score) > 0) for t in cal.tables.values())  # invertible
+    code, err = run_train([*args, "--calibration-genomes", "0", "-o", str(tmp_path / "n")], capsys)
+    assert code == 0, err
+    assert load_calibration(tmp_path / "n") is None
 
 
 def test_single_file_records_become_genomes(tmp_path, capsys):

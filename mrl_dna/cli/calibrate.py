@@ -38,6 +38,8 @@ def command(
     the table per stride maps the median background-normalised window score to event identity (isotonic), its
     valid range is where held-out genomes' estimates stay within 1 ANI point. Takes ~20 s per 150 kb genome
     and 3 strides on one busy CPU thread.
+
+    Example: mrl-dna calibrate my_model/ calibration_genomes/ --threads 1
     """
     console.set_quiet(quiet)
     timer = console.Timer()

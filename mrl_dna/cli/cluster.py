@@ -33,7 +33,8 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
-                                 model_option, no_header_option, products_device_option, quiet_option, text_output_option)
+                                 model_option, no_header_option, products_device_option, quiet_option, refuse_options,
+                                 text_output_option)
 from mrl_dna.compare import ClusterMethod, KMeansConfig, cluster, cluster_lines, compute_device, set_blas_threads, size_summary
 from mrl_dna.compare.windows import MIN_AF, CompareLevel, WindowLevel, window_cluster_lines, window_clusters
 from mrl_dna.errors import OptionError
@@ -87,10 +88,9 @@ def command(
     timer = console.Timer()
     set_blas_threads(threads)
     if level is CompareLevel.windows:
-        for flag, given in (("--min-sim", min_sim is not None), ("--n-clusters", n_clusters is not None),
-                            ("--method", method is not None), ("--dim", dim is not None)):
-            if given:
-                raise OptionError(f"{flag} applies to --level records only; cluster --level windows takes --min-ani")
+        refuse_options("applies to --level records only; cluster --level windows takes --min-ani",
+                       min_sim=min_sim is not None, n_clusters=n_clusters is not None, method=method is not None,
+                       dim=dim is not None)
         if min_ani is None:
             raise OptionError("cluster --level windows needs --min-ani (e.g. 95 for species)")
         dev = compute_device(device)
@@ -102,9 +102,8 @@ def command(
                      f"sizes {size_summary(clusters.sizes)}")
         console.footer(f"leader at ANI >= {min_ani} ({console.count(compared, 'pair')} compared by windows) on {dev}", timer)
         return
-    for flag, given in (("--min-ani", min_ani is not None), ("--min-af", min_af != MIN_AF), ("--model", model is not None)):
-        if given:
-            raise OptionError(f"{flag} applies to --level windows only; add --level windows or drop {flag}")
+    refuse_options("applies to --level windows only; add --level windows or drop it", min_ani=min_ani is not None,
+                   min_af=min_af != MIN_AF, model=model is not None)
     if method is None:
         method = ClusterMethod.kmeans if n_clusters is not None else ClusterMethod.leader
     with text_output(output, inputs=[db], force=force, example="clusters.tsv") as out:

@@ -25,10 +25,10 @@ import typer
 
 from mrl_dna import console
 from mrl_dna.cli.options import (blas_threads_option, dim_option, embedding_file_argument, force_option, min_sim_option,
-                                 model_option, no_header_option, products_device_option, quiet_option, text_output_option)
+                                 model_option, no_header_option, products_device_option, quiet_option, refuse_options,
+                                 text_output_option)
 from mrl_dna.compare import DistFormat, compute_device, dist, set_blas_threads
 from mrl_dna.compare.windows import MIN_AF, CompareLevel, WindowLevel, window_dist
-from mrl_dna.errors import OptionError
 from mrl_dna.store.textout import text_output
 
 
@@ -83,9 +83,8 @@ def command(
         _windows(a, b, fmt=fmt, dim=dim, min_sim=min_sim, min_ani=min_ani, min_af=min_af, model=model, output=output,
                  force=force, header=not no_header, device=device, timer=timer)
         return
-    for flag, given in (("--min-ani", min_ani is not None), ("--min-af", min_af != MIN_AF), ("--model", model is not None)):
-        if given:
-            raise OptionError(f"{flag} applies to --level windows only; add --level windows or drop {flag}")
+    refuse_options("applies to --level windows only; add --level windows or drop it", min_ani=min_ani is not None,
+                   min_af=min_af != MIN_AF, model=model is not None)
     s = dist(a, b, dim=dim, fmt=fmt, min_sim=min_sim, output=output, force=force, header=not no_header,
              device=device, warn=console.warn)
     lines = console.count(s.lines, "pair" if fmt is DistFormat.long else "row")
@@ -98,11 +97,9 @@ def command(
 def _windows(a: Path, b: Path | None, *, fmt: DistFormat, dim, min_sim, min_ani, min_af, model, output, force: bool,
              header: bool, device: str, timer) -> None:
     """dist --level windows: the ANI TSV (compare/windows.py)."""
-    for flag, given in (("--format", fmt is not DistFormat.long), ("--dim", dim is not None),
-                        ("--min-sim", min_sim is not None)):
-        if given:
-            raise OptionError(f"{flag} applies to --level records only (windows are compared at full width, one "
-                              f"line per pair); drop {flag} or use --min-ani")
+    refuse_options("applies to --level records only (windows are compared at full width, one line per pair); drop "
+                   "it, or use --min-ani", format=fmt is not DistFormat.long, dim=dim is not None,
+                   min_sim=min_sim is not None)
     dev = compute_device(device)
     with WindowLevel(a, b, model_dir=model, device=dev) as level, \
             text_output(output, inputs=[p for p in (a, b) if p is not None], force=force, example="ani.tsv") as out:

@@ -102,6 +102,14 @@ def products_device_option():
                          "loading torch, unless an NVIDIA GPU is visible).")
 
 
+def refuse_options(why: str, **given: bool) -> None:
+    """OptionError (exit 2) naming the first option given that does not apply: refuse_options("applies to
+    --level windows only", min_ani=True) -> '--min-ani applies to --level windows only'."""
+    for name, on in given.items():
+        if on:
+            raise OptionError(f"--{name.replace('_', '-')} {why}")
+
+
 def parsed_by(parse: Callable):
     """A typer callback: the option's value through `parse`, whose ConfigError becomes click's usage error (exit
     2 with the usage line: a bad option value, README's exit codes)."""

@@ -87,6 +87,7 @@ def command(
     no_bf16: bool = typer.Option(False, "--no-bf16", help="Train in fp32 on CUDA too.", rich_help_panel=_T),
     checkpoint_every: int = typer.Option(TC.checkpoint_every, "--checkpoint-every", min=1, help="Steps between checkpoints (and at the end).", rich_help_panel=_T),
     eval_every: int = typer.Option(TC.eval_every, "--eval-every", min=1, help="Steps between validations on --val-genomes.", rich_help_panel=_T),
+    calibration_genomes: int = typer.Option(TC.calibration_genomes, "--calibration-genomes", min=0, help="When the run ends, build the model's identity calibration (calibration.json, for dist/cluster --level windows) by simulation on this many genomes (--val-genomes first, then training genomes; the first 300 kb of each). 0: none; `mrl-dna calibrate MODEL_DIR GENOMES` builds or rebuilds one on genomes of your choice.", rich_help_panel=_T),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints (same options), exactly.", rich_help_panel=_T),
     force: bool = force_option("the run OUTPUT holds (its checkpoints and metrics are deleted at the start, its model files replaced at the end)"),
     stop_at: int = typer.Option(None, "--stop-at", min=1, help="Stop after this step (checkpoint written); continue later with --resume.", rich_help_panel=_T),
@@ -130,7 +131,7 @@ def command(
         scale=scale, cosent_weight=cosent_weight, locus_dims=number_list(locus_dims, "--locus-dims", example="128,256") or (),
         locus_weight=locus_weight, head_init=head_init, head_from=head_from, freeze_kmer_head=freeze_kmer_head,
         encoder_dims_from=encoder_dims_from, queue_size=queue_size, queue_momentum=queue_momentum, feature_variance=feature_variance, cpu_bf16=cpu_bf16, whiten_shrinkage=whiten_shrinkage, whiten_windows=whiten_windows,
-        checkpoint_every=checkpoint_every, eval_every=eval_every, bf16=not no_bf16,
+        checkpoint_every=checkpoint_every, eval_every=eval_every, calibration_genomes=calibration_genomes, bf16=not no_bf16,
     )
     sc = SamplerConfig(
         batch_size=batch_size, max_windows=max_windows, multi_window_prob=multi_window_prob,

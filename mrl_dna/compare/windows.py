@@ -27,8 +27,8 @@ import numpy as np
 
 from mrl_dna import console
 from mrl_dna.errors import ConfigError, StoreError
-from mrl_dna.homology import (HomologyConfig, ModelCalibration, PairResult, StrideCalibration, WindowSet, pair_ani,
-                              read_window_sets, saved_windows_stride)
+from mrl_dna.homology import (HomologyConfig, ModelCalibration, PairResult, StrideCalibration, WindowReader, WindowSet,
+                              pair_ani, saved_windows_stride)
 from mrl_dna.homology.model import calibration_for
 from mrl_dna.homology.score import neighbourhood_radius, self_background
 from mrl_dna.store import EmbeddingStore, check_comparable, check_distinct
@@ -87,6 +87,7 @@ class WindowLevel:
                      f"(looked for calibration.json in {where}): every ANI is NA (the aligned fractions stand); "
                      "build one with `mrl-dna calibrate MODEL_DIR GENOMES...` or pass --model DIR of a model that has one")
             self.tables = [self._table(s) for s in self.stores]
+            self.readers = [WindowReader(s) for s in self.stores]
         except BaseException:
             self.close()
             raise
@@ -145,7 +146,7 @@ class WindowLevel:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        ws = read_window_sets(self.stores[f], [row])[0]
+        ws = self.readers[f](int(row))
         own = None
         if ws is not None:
             t = self.tables[f]  # radius: the window over the stride, as the simulation measured it

@@ -2,7 +2,7 @@
 of reference genomes that include its close relatives?
 
     database = every window of every reference (size 2048, stride 1000 -- `mrl-dna embed --save-windows
-               --window 2048 --stride 1000`; windows more than half N are skipped, as embed skips them)
+               --window 2048 --stride 1000 --windows-stride 1000`; windows more than half N are skipped, as embed skips them)
     queries  = 2 kb fragments cut from the references at 0-30% divergence (evaluate.retrieval.make_fragments:
                substitutions + small indels by mrl_dna.evolve.mutate, half reverse-complemented)
     vectors  = cosine of the query vector and each window vector at every prefix dim; the best window is the hit
@@ -119,7 +119,7 @@ def _window_options(emb: ev.ModelEmbedder, cfg: WindowBenchConfig) -> EmbedOptio
     """embed's options for the database windows: the benchmark's window, stride and max N, the embedder's
     device and batch size, saved windows."""
     return EmbedOptions(window=cfg.window, stride=cfg.stride, max_n_fraction=cfg.max_n_fraction, device=emb.device,
-                        batch_tokens=emb.batch_tokens, save_windows=True)
+                        batch_tokens=emb.batch_tokens, save_windows=True, windows_stride=cfg.stride)
 
 
 def embed_windows_to_store(method: ev.Method, genomes: Sequence[ev.Genome], windows: Spans, cfg: WindowBenchConfig,

@@ -8,6 +8,7 @@ Public interface (stable names):
     windowset.py    WindowSet(name, vecs, contig, start, end, contig_length)   one genome's saved windows
                     .take(rows), .owned_bp(), .length
                     read_window_sets(store, rows=None) -> [WindowSet | None]   per row (record or --per-file file)
+                    WindowReader(store)(row) -> WindowSet | None               the same, table indexed once
                     saved_windows_stride(store) -> int                         attribute windows_stride (else stride)
                     from_arrays(name, vecs, start, end, contig_length, contig=None)
     hits.py         best_hits(q, t, device="cpu", block_bytes=None) -> (best (n,), index (n,))   exact, blocked
@@ -39,9 +40,9 @@ from mrl_dna.homology.calibration import (CALIBRATION_FILE, ModelCalibration, Sc
 from mrl_dna.homology.contigs import TargetSummary, contig_targets
 from mrl_dna.homology.hits import best_hits
 from mrl_dna.homology.score import background, neighbourhood_radius, normalized_score, self_background
-from mrl_dna.homology.windowset import WindowSet, from_arrays, read_window_sets, saved_windows_stride
+from mrl_dna.homology.windowset import WindowReader, WindowSet, from_arrays, read_window_sets, saved_windows_stride
 
 __all__ = ["CALIBRATION_FILE", "Direction", "HomologyConfig", "ModelCalibration", "PairResult", "ScreenBound",
-           "StrideCalibration", "TargetSummary", "WindowSet", "background", "best_hits", "colinear", "contig_targets",
+           "StrideCalibration", "TargetSummary", "WindowReader", "WindowSet", "background", "best_hits", "colinear", "contig_targets",
            "directional", "fit_screen", "fit_table", "from_arrays", "load_calibration", "neighbourhood_radius",
            "normalized_score", "pair_ani", "read_window_sets", "saved_windows_stride", "self_background"]

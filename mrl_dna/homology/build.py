@@ -71,22 +71,22 @@ def build_calibration(model, genomes: Sequence[tuple[str, np.ndarray]], *, strid
     sims = {s: dict(g=[], ident=[], score=[], rate=[]) for s in strides}
     pairs: dict[str, list] = dict(ani=[], af=[], cos=[])
     for gi, (name, x) in enumerate(genomes):
-        targets = {s: _embed(model, x, opts[s]) for s in strides}
+        targets = {s: embed_windows(model, x, opts[s]) for s in strides}
         for rate in rates:
             rng = np.random.default_rng(zlib.crc32(f"{seed}:{name}:{rate}".encode()))
             y, log = mutate(x, rate, rng)
             u, v = (int(c) for c in rng.integers(0, window, size=2))
             yc = y[u: len(y) - v]
-            src, sub = _source_map(len(x), log, len(y))
+            src, sub = source_map(len(x), log, len(y))
             ins_pos = np.sort(log.ins_pos)
             dp = log.del_pos
             del_start = dp[np.r_[True, np.diff(dp) > 1]] if len(dp) else dp  # one event per run of deleted bases
             for s in strides:
-                q, _ = _embed(model, yc, opts[s])
+                q, _ = embed_windows(model, yc, opts[s])
                 if len(q) == 0:
                     continue
                 t = targets[s][0]
-                ident = _event_identity(src, sub, q.start + u, q.end + u, ins_pos, del_start)
+                ident = event_identity(src, sub, q.start + u, q.end + u, ins_pos, del_start)
                 score = _scores(q, t, neighbourhood_radius(window, s), device)
                 o = sims[s]
                 o["g"].append(np.full(len(ident), gi))
@@ -99,8 +99,8 @@ def build_calibration(model, genomes: Sequence[tuple[str, np.ndarray]], *, strid
             other = genomes[(gi + 1) % len(genomes)][1]
             for rate in SCREEN_RATES:
                 rng = np.random.default_rng(zlib.crc32(f"{seed}:{name}:relative:{rate}".encode()))
-                rel = _uneven_relative(x, other, rate, rng, window)
-                qset, qvec = _embed(model, rel, opts[s0])
+                rel = uneven_relative(x, other, rate, rng, window)
+                qset, qvec = embed_windows(model, rel, opts[s0])
                 if len(qset) == 0:
                     continue
                 pairs["ani"].append((qset, tset))  # scored once the table of stride s0 exists
@@ -144,7 +144,7 @@ def read_genomes(paths: Sequence[str | Path]) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _embed(model, tokens: np.ndarray, options: EmbedOptions) -> tuple[WindowSet, np.ndarray]:
+def embed_windows(model, tokens: np.ndarray, options: EmbedOptions) -> tuple[WindowSet, np.ndarray]:
     """(the saved windows of one sequence as embed stores them, its record vector (D,))."""
     er = next(embed_sequences([Record(id="x", description="", tokens=tokens, source="calibration")], model=model,
                               options=options))
@@ -166,7 +166,7 @@ def _scores(q: WindowSet, t: WindowSet, radius: int, device: str) -> np.ndarray:
     return normalized_score(best, mu)
 
 
-def _source_map(n: int, log, ylen: int) -> tuple[np.ndarray, np.ndarray]:
+def source_map(n: int, log, ylen: int) -> tuple[np.ndarray, np.ndarray]:
     """(src (ylen,) the source position of each base of y, -1 for inserted bases; sub (n,) substituted & kept)."""
     keep = np.ones(n, bool)
     keep[log.del_pos] = False
@@ -180,7 +180,7 @@ def _source_map(n: int, log, ylen: int) -> tuple[np.ndarray, np.ndarray]:
     return src, sub & keep
 
 
-def _event_identity(src: np.ndarray, sub: np.ndarray, start: np.ndarray, end: np.ndarray, ins_pos: np.ndarray,
+def event_identity(src: np.ndarray, sub: np.ndarray, start: np.ndarray, end: np.ndarray, ins_pos: np.ndarray,
                     del_start: np.ndarray) -> np.ndarray:
     """(k,) event identity of windows [start, end) of y (coordinates on the uncut y): over the source interval
     [lo, hi) they cover, 1 - (substitutions + insertion events + deletion events) / (hi - lo); 0 for a window of
@@ -201,7 +201,7 @@ def _event_identity(src: np.ndarray, sub: np.ndarray, start: np.ndarray, end: np
     return np.where(ok, 1.0 - ev / np.maximum(hi - lo, 1), 0.0)
 
 
-def _uneven_relative(x: np.ndarray, other: np.ndarray, rate: float, rng: np.random.Generator,
+def uneven_relative(x: np.ndarray, other: np.ndarray, rate: float, rng: np.random.Generator,
                      window: int) -> np.ndarray:
     """A relative of x with uneven divergence: RELATIVE_SEGMENT bp segments each mutated at rate * gamma(4)/4,
     a share (0-20%) of them replaced by `other`'s sequence, random end cuts."""

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from mrl_dna.errors import ConfigError
 from mrl_dna.homology.calibration import CALIBRATION_FILE, ModelCalibration, load_calibration
-from mrl_dna.model.loader import DEFAULT_MODEL_DIR
 
 
 def calibration_for(attrs: dict, model_dir: str | Path | None = None) -> tuple[ModelCalibration | None, str]:
@@ -21,6 +20,8 @@ def calibration_for(attrs: dict, model_dir: str | Path | None = None) -> tuple[M
             raise ConfigError(f"{Path(model_dir) / CALIBRATION_FILE} was built for model {cal.model_hash[:12]}, "
                               f"but the file was embedded with model {want[:12]}; pass --model DIR of that model")
         return cal, str(model_dir)
+    from mrl_dna.model.loader import DEFAULT_MODEL_DIR  # here: model/ loads torch, which record-level dist never needs
+
     tried = []
     for candidate in dict.fromkeys(filter(None, [str(attrs.get("model_dir") or ""), str(DEFAULT_MODEL_DIR)])):
         cal = load_calibration(candidate)

@@ -72,29 +72,36 @@ def saved_windows_stride(store: EmbeddingStore) -> int:
     return int(store.attrs.get("windows_stride") or store.attrs.get("stride"))
 
 
+class WindowReader:
+    """The saved windows of a file, one row at a time: the window table (coordinates) is read and indexed once,
+    each row's vectors when asked. StoreError (one line) when the file was written without --save-windows."""
+
+    def __init__(self, store: EmbeddingStore) -> None:
+        table = store.windows()
+        if table is None:
+            raise StoreError(f"{store.path} has no saved windows; embed it again with `mrl-dna embed --save-windows` "
+                             "(window-level comparison needs them)")
+        self.store, self.table = store, table
+        self._order = np.argsort(table.record, kind="stable")
+        self._bounds = np.searchsorted(table.record[self._order], np.arange(store.n + 1))
+        self._contigs = store.contigs()
+
+    def __call__(self, row: int) -> WindowSet | None:
+        """The row's windows, or None for a row without any (empty or all-N)."""
+        sel = np.sort(self._order[self._bounds[row]: self._bounds[row + 1]])
+        if len(sel) == 0:
+            return None
+        t, st = self.table, self.store
+        vecs = t._dataset[sel[0]: sel[-1] + 1][sel - sel[0]]
+        if self._contigs is None:
+            return from_arrays(st.ids[row], vecs, t.start[sel], t.end[sel], [st.lengths[row]])
+        mine = np.flatnonzero(self._contigs.record == row)  # this file's contigs, in file order
+        local = np.searchsorted(mine, t.contig[sel])
+        return from_arrays(st.ids[row], vecs, t.start[sel], t.end[sel], self._contigs.length[mine], local)
+
+
 def read_window_sets(store: EmbeddingStore, rows=None) -> list[WindowSet | None]:
     """One WindowSet per row of the file (`rows`: only these, in this order), None for rows without windows
     (empty or all-N). StoreError (one line) when the file was written without --save-windows."""
-    table = store.windows()
-    if table is None:
-        raise StoreError(f"{store.path} has no saved windows; embed it again with `mrl-dna embed --save-windows` "
-                         "(window-level comparison needs them)")
-    rows = np.arange(store.n) if rows is None else np.asarray(rows, np.int64)
-    order = np.argsort(table.record, kind="stable")
-    bounds = np.searchsorted(table.record[order], np.arange(store.n + 1))
-    contigs = store.contigs()
-    out: list[WindowSet | None] = []
-    for r in rows:
-        sel = order[bounds[r]: bounds[r + 1]]
-        if len(sel) == 0:
-            out.append(None)
-            continue
-        sel = np.sort(sel)
-        vecs = table._dataset[sel[0]: sel[-1] + 1][sel - sel[0]] if len(sel) else None
-        if contigs is None:
-            out.append(from_arrays(store.ids[r], vecs, table.start[sel], table.end[sel], [store.lengths[r]]))
-        else:
-            mine = np.flatnonzero(contigs.record == r)  # this file's contigs, in file order
-            local = np.searchsorted(mine, table.contig[sel])
-            out.append(from_arrays(store.ids[r], vecs, table.start[sel], table.end[sel], contigs.length[mine], local))
-    return out
+    reader = WindowReader(store)
+    return [reader(int(r)) for r in (np.arange(store.n) if rows is None else rows)]

@@ -24,7 +24,8 @@ Layout (format "mrl-dna-embeddings", format_version 1; n records, D = full dim, 
     /contigs/length      (c,)   int64            record length, bp
     /windows/contig      (m,)   int64            index into /contigs: the window's [start, end) is on that record
 Attributes: format, format_version, dim, dtype, matryoshka_dims, model_name, model_hash, model_kind, window,
-stride, pooling, shard ("I/N" or ""), save_windows, per_file (only when true), mrl_dna_version, command,
+stride, pooling, shard ("I/N" or ""), save_windows, windows_stride (with saved windows: the stride they were cut
+at; absent in files before issue 20, whose windows are at `stride`), per_file (only when true), mrl_dna_version, command,
 created, complete, rows_committed, windows_committed, contigs_committed (per-file files); from embed also inputs,
 model_dir, max_n_fraction and the input's identity input_records, input_bp, input_digest (INPUT_KEYS: what
 merge checks shards against; absent in files from stdin and from before issue 22) (plus whatever else the

@@ -93,6 +93,10 @@ class TrainConfig:
     whiten_windows: int = 300  # clean windows per genome (+ as many evolved copies) that the whitening measures
     checkpoint_every: int = 500
     eval_every: int = 250
+    # Genomes (held-out ones first, then training ones; each cut to CALIBRATION_MAX_BP) the identity calibration
+    # (calibration.json, homology/build.py) is simulated on when the run ends; 0: none (`mrl-dna calibrate`
+    # builds one later). 8 x 300 kb take a few minutes on one CPU thread, a small part of any real run.
+    calibration_genomes: int = 8
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
 
     def __post_init__(self) -> None:

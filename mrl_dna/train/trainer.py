@@ -30,11 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mrl_dna import console, distributed, runtime
 from mrl_dna.model.config import ModelConfig
 from mrl_dna.errors import ConfigError, OptionError, disk_full_error, human_size
+from mrl_dna.homology.build import STRIDES, build_calibration
 from mrl_dna.model import MrlDnaModel
 from mrl_dna.train.card import model_card
 from mrl_dna.train.checkpoints import checkpoint_bytes, latest_checkpoint, restore, save_checkpoint
@@ -217,12 +219,37 @@ def _train(*, genomes, out, model_config, init, init_head, sc, tc, groups, label
             wall_s=timer.seconds, validation=last_val, metrics_path=out / "metrics.jsonl", init=init, recipe=recipe,
         )
         model.cpu().eval().save_pretrained(out, model_card=card)
+        if tc.calibration_genomes:
+            _calibrate(model, data, tc.calibration_genomes, out)
     dist.barrier()
     if dist.is_main:
         what = (f"trained {last_stop:,} of {console.count(tc.steps, 'step')} -> {out}"
                 + ("" if finished else " (stopped; continue with --resume)"))
         console.footer(what, timer)
     return TrainSummary(out, last_stop, timer.seconds, loss_val, last_val)
+
+
+# bp of each genome the end-of-run calibration simulates on: enough windows (1,200 at stride 250) per genome
+# and rate, few enough that 8 genomes take minutes.
+CALIBRATION_MAX_BP = 300_000
+
+
+def _calibrate(model, data, n: int, out: Path) -> None:
+    """calibration.json for the saved model (homology/build.py), on the first n genomes (held-out first), each
+    cut to CALIBRATION_MAX_BP; a warning instead when they are too few or too short to fit one."""
+    picked = [s for s in (*data.val_sources, *data.sources) if s.n_bases >= 2 * model.info.window][:n]
+    genomes = [(s.name, np.concatenate(s.seqs)[:CALIBRATION_MAX_BP]) for s in picked]
+    fix = f"build one with `mrl-dna calibrate {out} GENOMES...`"
+    if len(genomes) < 2:
+        console.warn(f"no identity calibration written: fewer than 2 genomes of >= {2 * model.info.window:,} bp; {fix}")
+        return
+    try:
+        strides = tuple(s for s in STRIDES if s <= model.info.window) or (model.info.window,)
+        cal = build_calibration(model, genomes, strides=strides, progress=console.info)
+    except ConfigError as e:
+        console.warn(f"no identity calibration written ({e}); {fix}")
+        return
+    console.info(f"identity calibration on {console.count(len(genomes), 'genome')} -> {cal.save(out)}")
 
 
 def _check_output(out: Path, ckpt_dir: Path, resume: bool, *, overwrite: bool = False, main: bool = True) -> Path | None:

@@ -37,7 +37,7 @@ the exact one, or whose 10 cosines equal the exact ones to 1e-5 (ties between id
 Cost: multiply-adds of scoring per query (dot products), exact@D = n * D.
 
     python scripts/bench/search.py --synthetic --sizes 10000,100000,1000000 --queries 500
-    mrl-dna embed GENOMES.fa.gz... --window 512 --stride 512 --save-windows -o win512.h5
+    mrl-dna embed GENOMES.fa.gz... --window 512 --stride 512 --save-windows --windows-stride 512 -o win512.h5
     python scripts/bench/search.py --vectors win512.h5 --sizes 10000,100000,1000000 --queries 1000 --threads 1
 """
 

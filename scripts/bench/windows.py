@@ -4,7 +4,7 @@
     references = the held-out genomes that have same-genus relatives (E. coli x3 + Salmonella, Caulobacter,
                  the Corynebacterium trio, two Methanobacterium, 8 Blochmannia, two Shewanella: 20 genomes,
                  15 species; near-duplicates left out: mrl_dna/evaluate/heldout.py)
-    database   = their 2048 bp windows at stride 1000 (`mrl-dna embed --save-windows --window 2048 --stride 1000`)
+    database   = their 2048 bp windows at stride 1000 (`mrl-dna embed --save-windows --window 2048 --stride 1000 --windows-stride 1000`)
     queries    = 2 kb fragments of the references at 0/5/10/20/30% divergence (mrl_dna.evolve.mutate:
                  substitutions + 10% small indels), half reverse-complemented, 50 per reference and divergence
     methods    = each --model NAME=DIR at every Matryoshka dim, then the baselines (canonical 4-mer and 6-mer
@@ -18,7 +18,7 @@
                  --genome-vectors adds each vector method's fragment -> genome-vector species top-1 on the same
                  queries (issue 14's comparison; on by default in full mode).
     --via-search = each model's references are embedded by `embed_fasta` into an HDF5 file (what `mrl-dna embed
-                 REFS.fa --save-windows --window 2048 --stride 1000` writes), its queries into another (`mrl-dna
+                 REFS.fa --save-windows --window 2048 --stride 1000 --windows-stride 1000` writes), its queries into another (`mrl-dna
                  embed QUERIES.fa`), and `mrl-dna search QUERIES.h5 REFS.h5 --level windows --dim K -k 1` (the
                  library call `mrl_dna.search.search`) finds each query's window: rows "NAME (search --level
                  windows)", and stderr and the notes say for how many queries search's window is the
