@@ -42,7 +42,8 @@ def setup(tmp_path, tiny_model_dir, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     db = tmp_path / "db.h5"
-    code, _, err = run_cli(["embed", tmp_path / "db.fa", "-o", db, "-m", model, "--save-windows", "-q"], capsys)
+    code, _, err = run_cli(["embed", tmp_path / "db.fa", "-o", db, "-m", model, "--save-windows", "--windows-stride", W,
+                            "-q"], capsys)
     assert code == 0, err
     return db, seqs, model, tmp_path
 
@@ -71,7 +72,11 @@ def test_long_query_of_two_records_pieces_names_both_with_their_share_and_coordi
     assert int(b["target_start"]) - int(b["query_start"]) == 4 * W and 8 * W <= int(b["query_start"]) < 12 * W
     assert all(int(r["target_end"]) - int(r["target_start"]) == W and r["strand"] == "+" for r in rows)
     assert float(a["best_cosine"]) > 0.9999 and float(a["cosine"]) >= float(b["cosine"])
-    assert "1 query by its windows" in err or "by their windows" in err
+    assert "1 query by its windows (every 256 bp" in err
+    code, out, err = run_cli(["search", q, db, "--level", "windows", "-m", model, "-k", "3"], capsys)
+    assert code == 0 and parse_tsv(out)[1] == rows and "(every 256 bp" in err  # 4 x the DB's stride, <= the window
+    cut = (float(a["cosine"]) + float(b["cosine"])) / 2  # --min-score applies to the cosine column: the mean
+    assert [r["target"] for r in search(capsys, q, db, model, "-k", "3", "--min-score", cut)[1]] == ["A"]
 
 
 def test_reverse_complemented_query_finds_its_target_on_the_minus_strand(setup, capsys):
@@ -112,13 +117,14 @@ def test_hdf5_query_with_saved_windows_gives_the_summary_of_the_fasta(setup, cap
     db, seqs, model, tmp = setup
     q = write_fasta(tmp / "q.fa", {"mix": seqs["A"][W: 6 * W] + seqs["C"][: 3 * W], "rc": rc(seqs["B"][: 5 * W])})
     qh5 = tmp / "q.h5"
-    assert run_cli(["embed", q, "-o", qh5, "-m", model, "--save-windows", "-q"], capsys)[0] == 0
+    assert run_cli(["embed", q, "-o", qh5, "-m", model, "--save-windows", "--windows-stride", W, "-q"], capsys)[0] == 0
     _, from_fasta, _ = search(capsys, q, db, model, "-k", "3")
     _, from_h5, _ = search(capsys, qh5, db, model, "-k", "3")
     assert from_fasta == from_h5 and len(from_fasta) >= 3
     # windows saved every 128 bp, thinned to the query stride (every second): the windows of the FASTA at 256
     dense = tmp / "dense.h5"
-    assert run_cli(["embed", q, "-o", dense, "-m", model, "--save-windows", "--stride", W // 2, "-q"], capsys)[0] == 0
+    assert run_cli(["embed", q, "-o", dense, "-m", model, "--save-windows", "--windows-stride", W // 2, "-q"],
+                   capsys)[0] == 0
     assert search(capsys, dense, db, model, "-k", "3")[1] == from_fasta
 
 
@@ -138,6 +144,9 @@ def test_identity_comes_from_the_models_calibration_and_is_na_without_or_below_i
     _calibrate(model, top_identity=1.0, valid_min=0.75)
     _, rows, err = search(capsys, q, db, model, "-k", "1")
     assert rows[0]["identity"] == "100.00" and "calibration" not in err  # every window is its target's own
+    scattered = write_fasta(tmp / "s.fa", {"s": "".join(seqs["C"][i * W: (i + 1) * W] for i in (5, 1, 9, 3, 7))})
+    _, rows, _ = search(capsys, scattered, db, model, "-k", "1")
+    assert (rows[0]["target"], rows[0]["n_best"], rows[0]["strand"], rows[0]["identity"]) == ("C", "5", ".", "NA")
     _calibrate(model, top_identity=0.74, valid_min=0.75)
     _, rows, _ = search(capsys, q, db, model, "-k", "1")
     assert rows[0]["identity"] == "NA"  # below the range the table holds: never an invented number
@@ -157,3 +166,40 @@ def test_window_search_mistakes_are_one_line(setup, capsys):
         c, out, err = run_cli(["search", *args, "-m", model], capsys)
         lines = [l for l in err.splitlines() if l.startswith("mrl-dna: error:") or "Error" in l]
         assert c == code and out == "" and want in err and len(lines) == 1, err
+
+
+def test_first_pass_through_a_funnel_or_a_faiss_index_scores_the_same_targets_exactly(setup, capsys):
+    """Large DBs: the first pass (which targets are candidates) may be a funnel or a FAISS windows index; the
+    scores of the candidates are exact, so where the shortlist keeps the best windows the lines are the exact
+    search's, the dims column aside."""
+    db, seqs, model, tmp = setup
+    q = write_fasta(tmp / "q.fa", {"mix": seqs["A"][: 8 * W] + seqs["B"][12 * W: 16 * W], "c": seqs["C"][W: 5 * W]})
+    _, exact, _ = search(capsys, q, db, model, "-k", "3")
+    _, funnel, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "dims"} for r in rows]  # noqa: E731
+    assert drop(funnel) == drop(exact) and {r["dims"] for r in funnel} == {"4,16"}
+    assert "first pass funnel 4:40,16:1" in err
+    _, narrow, err = search(capsys, q, db, model, "-k", "3", "--dim", "8")
+    assert {r["dims"] for r in narrow} == {"8"} and {r["identity"] for r in narrow} == {"NA"}
+    assert "identity is calibrated at the full width (16); at dim 8 the identity column is NA" in err
+    pytest.importorskip("faiss")
+    assert run_cli(["index", db, "--level", "windows", "--dim", "4", "-q"], capsys)[0] == 0
+    _, indexed, err = search(capsys, q, db, model, "-k", "3", "--funnel", "4:40,16")
+    assert drop(indexed) == drop(exact) and "first stage: FAISS flat index over dim 4" in err
+
+
+def test_per_file_db_reports_the_file_as_target_and_the_record_as_its_contig(setup, capsys):
+    """A DB embedded with --per-file: a genome of two records is one target; the best window's contig is the
+    record that holds it, and its coordinates are on that record."""
+    _, seqs, model, tmp = setup
+    write_fasta(tmp / "g1.fa", {"A": seqs["A"], "B": seqs["B"]})
+    write_fasta(tmp / "g2.fa", {"C": seqs["C"]})
+    db = tmp / "files.h5"
+    code, _, err = run_cli(["embed", tmp / "g1.fa", tmp / "g2.fa", "--per-file", "--save-windows", "--windows-stride",
+                            W, "-o", db, "-m", model, "-q"], capsys)
+    assert code == 0, err
+    q = write_fasta(tmp / "q.fa", {"b": seqs["B"][8 * W: 14 * W]})
+    _, rows, _ = search(capsys, q, db, model, "-k", "2")
+    top = rows[0]
+    assert (top["target"], top["target_contig"], top["n_best"], top["query_windows"]) == ("g1", "B", "6", "6")
+    assert int(top["target_start"]) - int(top["query_start"]) == 8 * W

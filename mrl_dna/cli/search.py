@@ -20,6 +20,23 @@ width for exact search); with --level windows (the hit window) or --windows (the
 record hit) also target_start, target_end and target_contig: the window [start, end) (0-based, end exclusive)
 on target_contig (the target itself, or the record of a per-file target that holds the window). Lines are
 grouped by query in input order, ranks ascending, so `sort -k4,4gr` or `awk '$3==1'` work as expected.
+
+A query longer than one window at --level windows (a contig, a genome) is searched by its own windows and
+reported per target, as a mapper reports targets (output abridged):
+
+    $ mrl-dna search contigs.fa genomes.h5 --level windows -k 2
+    #query	target	rank	cosine	dims	target_start	target_end	target_contig	query_start	query_end	query_contig	strand	query_windows	n_best	frac_best	best_cosine	identity
+    K12_100k	Ecoli_W	1	0.886617	512	3961422	3963470	NC_017664.1	24988	27036	K12_100k	+	99	92	0.9293	0.982129	95.64
+    K12_100k	Salmonella_LT2	2	0.645201	512	3933156	3935204	NC_003197.1	83959	86007	K12_100k	+	99	5	0.0505	0.823886	81.83
+
+(a 100 kb piece of E. coli K-12 MG1655 against genomes saved every 250 bp that hold E. coli W but not K-12.)
+For such a query, cosine is the mean over ALL the query's windows of their best cosine within the target (targets are
+ranked by it); target_*/query_* are the best window pair; strand is + or - when the query windows' best hits run
+forward or backward along the target (else .); query_windows is how many windows the query has, n_best and
+frac_best how many of them have their best hit in this target; best_cosine is the best pair's cosine; identity
+the model's calibrated identity (percent; NA without a calibration.json, below the range it holds, or when
+strand is . : best hits scattered over the target are chance, not homology). Lines of
+one-window queries in the same table keep their window hits, with . in the columns that need several windows.
 """
 
 from __future__ import annotations
@@ -42,7 +59,7 @@ def command(
         "embedding file of the same model and embed options.",
     ),
     db: list[Path] = typer.Argument(..., callback=existing(what="DB"), help="One or more embedding files, each once, of comparable vectors (one model, window, stride, --max-n)."),
-    k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows)."),
+    k: int = typer.Option(10, "-k", "--hits", min=1, help="Hits per query (capped at the DB's rows); with --level windows, targets per query longer than one window."),
     dim: int | None = dim_option("Exact search at this prefix width."),
     funnel: str | None = typer.Option(
         None,
@@ -61,7 +78,7 @@ def command(
         "bundled model, or the directory the DB's `model_dir` attribute names) when its weights still match; "
         "else an error asks for --model.",
     ),
-    level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
+    level: Level = typer.Option(Level.records, "--level", help="What a DB row is: records (one vector per record, or per file with embed --per-file) or windows (every window saved by embed --save-windows: a 2 kb fragment finds its locus; a longer query is searched by its own windows and reported per target, see below). Exact, --funnel and an index (mrl-dna index --level windows) work at both levels."),
     query_stride: int | None = typer.Option(
         None, "--query-stride", min=1,
         help="With --level windows: bp between the windows of a query longer than one window (FASTA queries are "
@@ -69,7 +86,7 @@ def command(
         "at most one window (1,000 bp for windows saved every 250 bp).",
     ),
     windows: bool = typer.Option(False, "--windows", help="With --level records: also report the best-matching window inside each record hit (needs a DB embedded with --save-windows)."),
-    device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run."),
+    device: str = device_option("auto | cpu | cuda | cuda:N: where FASTA queries are embedded and the matrix products run (a GPU scores a long query's windows in blocks sized to its free memory)."),
     threads: int = threads_option(),
     no_index: bool = typer.Option(False, "--no-index", help="Ignore a FAISS index beside the DB."),
     quiet: bool = quiet_option("No summary on stderr (warnings and errors still print)."),
@@ -80,6 +97,17 @@ def command(
     Example: mrl-dna search queries.fa db.h5 -k 5 --min-score 0.9 | sort -k4,4gr | head
 
     Example: mrl-dna search fragments.fa genomes.h5 --level windows -k 1
+
+    \b
+    --level windows, a query longer than one window (contigs, genomes; FASTA, or HDF5 with saved windows):
+      its windows (--query-stride apart) are matched against the DB's windows; -k targets per query.
+      First pass, which targets are candidates (those owning a query window's best hit): exact when the
+      plan is the exact scan (--dim, or the default without an index); approximate under --funnel or a FAISS
+      index (a target whose windows the shortlist misses is not a candidate). Then exact: every query window
+      against every window of each candidate (up to 64 per query, 1 GiB of windows) at the plan's last
+      width: cosine, n_best, frac_best, best window pair. Estimated: identity (the model's calibration.json,
+      full width only; NA outside its range or without a strand) and strand (from the order of the best hits).
+    Example: mrl-dna search contigs.fa genomes.h5 --level windows -k 3 | awk '$3==1'
     """
     console.set_quiet(quiet)
     timer = console.Timer()
@@ -114,15 +142,23 @@ def command(
     else:
         saving = "as many as"  # said "1.0x fewer"
     rows = console.count(res.n_db, "window" if res.level is Level.windows else "row")
-    by_windows = ""
+    head = f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}"
+    by_vector = (f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at "
+                 "full width)")
     if res.targets is not None:
         n = sum(t is not None for t in res.targets)
-        by_windows = (f"; {console.count(n, 'query', 'queries')} by their windows (every {res.query_stride:,} bp; "
-                      f"first pass {res.target_plan.why}, {res.target_macs_per_window:,} multiply-adds per window, "
-                      "then every window of each candidate target, exactly)")
+        by_windows = (f"{console.count(n, 'query', 'queries')} by {'its' if n == 1 else 'their'} windows (every "
+                      f"{res.query_stride:,} bp; first pass {res.target_plan.why}, {res.target_macs_per_window:,} "
+                      "multiply-adds per window, then every window of each candidate target, exactly): "
+                      f"{console.count(sum(len(t) for t in res.targets if t is not None), 'target')}")
+        n_one = len(res.query_ids) - n
+        by_vector = (f"; {console.count(n_one, 'query', 'queries')} of one window by {'its' if n_one == 1 else 'their'} "
+                     f"vector, {res.plan.why}; {macs:,} multiply-adds per query ({saving} exact at full width)"
+                     if n_one else "")
+        summary = f"{head}: {by_windows}{by_vector}"
+    else:
+        summary = f"{head}, {by_vector}"
     console.footer(
-        f"{console.count(len(res.query_ids), 'query', 'queries')} x {rows} in {console.count(res.n_db_files, 'file')}, "
-        f"{res.plan.why}: {console.count(n_hits, 'hit')}; {macs:,} multiply-adds per query ({saving} exact at full width)"
-        f"{by_windows}",
+        summary,
         timer,
     )

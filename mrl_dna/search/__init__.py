@@ -6,6 +6,8 @@
     database.py  embedding files of one model as one (n, D) matrix: their records, or every saved window
     index.py     the optional FAISS shortlist index (`mrl-dna index`)
     api.py       `search()` (what `mrl-dna search` does) and the TSV of hits
+    targets.py   queries of several windows at --level windows: first pass by the plan, then every window of
+                 each candidate target exactly (homology.contig_targets), one TargetHit per (query, target)
 
 
 Funnel retrieval follows Kusupati et al., "Matryoshka Representation Learning" (NeurIPS 2022), section 4.3
@@ -30,7 +32,8 @@ from mrl_dna.search.exact import Hits, block_rows_for, exact_search, rerank
 from mrl_dna.search.funnel import (Calibration, Mode, Plan, Stage, calibrate_funnel, check_funnel, default_funnel, funnel_search,
                                    parse_funnel, plan_stages)
 from mrl_dna.search.index import IndexInfo, IndexKind, build_index, find_index
+from mrl_dna.search.targets import QueryWindows, TargetHit, default_query_stride, search_targets
 
-__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Plan", "Queries",
-           "SearchResult", "Stage", "WindowHits", "WindowPart", "block_rows_for", "build_index", "calibrate_funnel", "check_dim", "check_funnel", "default_funnel",
-           "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "plan_stages", "rerank", "search", "tsv_lines"]
+__all__ = ["ArrayPart", "Calibration", "Database", "Hits", "IndexInfo", "IndexKind", "Level", "Mode", "Plan", "Queries", "QueryWindows",
+           "SearchResult", "Stage", "TargetHit", "WindowHits", "WindowPart", "block_rows_for", "build_index", "calibrate_funnel", "check_dim", "check_funnel", "default_funnel",
+           "default_query_stride", "exact_search", "find_index", "funnel_search", "load_queries", "parse_funnel", "plan_stages", "rerank", "search", "search_targets", "tsv_lines"]

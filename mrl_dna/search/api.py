@@ -149,7 +149,7 @@ def _queries_from_fasta(path, db: Database, *, model_dir, device: str, warn: Cal
     stride = query_stride or _attr_int(db.attrs, "stride")
     options = EmbedOptions(window=_attr_int(db.attrs, "window"), stride=stride, device=device,
                            max_n_fraction=float(db.attrs.get("max_n_fraction", EmbedOptions.max_n_fraction)),
-                           save_windows=query_stride is not None)
+                           save_windows=query_stride is not None, windows_stride=query_stride)
     recs = embed_sequences(read_fasta([path]), model=model, options=options)
     for r in recs:
         if r.status != "ok":
@@ -333,10 +333,13 @@ def search(
     targets, target_plan, target_macs = None, None, 0
     if several:
         target_plan = plan_stages(db, k=1, dim=dim, funnel=funnel, index=index, device=device, warn=warn)
+        width = target_plan.stages[-1].dim
+        cal = identity_table(db, model_dir, warn) if width == db.dim else None
+        if width != db.dim:
+            warn(f"identity is calibrated at the full width ({db.dim}); at dim {width} the identity column is NA")
         found_targets, target_macs = search_targets(
             [queries.windows[i] for i in several], db, target_plan, k=k, device=device, min_score=min_score,
-            shortlist=found[0] if target_plan.index is not None else None,
-            cal=identity_table(db, model_dir, warn) if target_plan.stages[-1].dim == db.dim else None)
+            shortlist=found[0] if target_plan.index is not None else None, cal=cal)
         targets = [None] * len(queries.ids)
         for i, t in zip(several, found_targets):
             targets[i] = t
@@ -411,8 +414,9 @@ def tsv_lines(result: SearchResult, *, header: bool = True) -> Iterator[str]:
     When some query was searched by its windows (result.targets), TSV_TARGET_HEADER follows, and such a query
     has one line per target: cosine = the mean over all its windows of their best cosine in the target (the
     rank), target_* and query_* = the best window pair, strand, query_windows scored, n_best / frac_best = those
-    whose best hit lies in the target, best_cosine = the best pair's, identity = calibrated percent or NA. Lines of
-    one-window queries keep their window hits, with '.' (NA for identity) in the columns that need several.
+    whose best hit lies in the target, best_cosine = the best pair's, identity = calibrated percent or NA (also
+    when strand is '.'). Lines of one-window queries keep their window hits, with '.' (NA for identity) in the
+    columns that need several.
     """
     cols = TSV_HEADER + (TSV_WINDOW_HEADER if result.windows is not None else ())
     if result.targets is not None:

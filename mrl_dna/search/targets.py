@@ -34,9 +34,12 @@ from mrl_dna.search.exact import Shortlister, block_rows_for, exact_search
 from mrl_dna.search.funnel import Mode, Plan, funnel_search
 from mrl_dna.vectors import truncate_normalize
 
-# Candidate targets scored exactly per query: the records owning most of its windows' first-pass best hits.
-# The rest own few of them (a handful of windows each) and cannot rank high by the mean best cosine.
+# Candidate targets scored exactly per query: the records owning most of its windows' first-pass best hits, at
+# most MAX_CANDIDATES of them and CANDIDATE_BYTES of their windows (64 bacterial genomes saved every 250 bp at
+# 512 dims would be 2.6 GB in float32). The rest own few best hits (chance hits of unrelated windows scatter over
+# the DB) and cannot rank high by the mean best cosine.
 MAX_CANDIDATES = 64
+CANDIDATE_BYTES = 1 << 30
 # Query windows scored against the DB in one first-pass scan (each scan reads the DB once).
 FIRST_PASS_WINDOWS = 8192
 # Window vectors of candidate targets kept in memory between queries (contigs of one genome share targets).
@@ -74,7 +77,9 @@ class TargetHit:
     query_windows: int  # the query's windows scored
     n_best: int  # query windows whose best hit (among the candidates) lies in this target
     frac_best: float  # n_best / query windows
-    identity: float  # percent, the model's calibration of the windows' normalised scores; nan = NA
+    # percent, the model's calibration of the windows' normalised scores (homology.contig_targets); nan = NA: no
+    # calibration, below its range, or hits that do not run along the target (strand '.': chance, not homology)
+    identity: float
     best_cosine: float  # the best window pair's cosine
     target_start: int
     target_end: int
@@ -168,8 +173,7 @@ def identity_table(db: Database, model_dir, warn: Callable[[str], None]) -> Stri
 
 def search_targets(queries: Sequence[QueryWindows], db: Database, plan: Plan, *, k: int, device: str,
                    shortlist: Shortlister | None = None, min_score: float | None = None,
-                   cal: StrideCalibration | None = None,
-                   progress: Callable[[int], None] = lambda n: None) -> tuple[list[list[TargetHit]], int]:
+                   cal: StrideCalibration | None = None) -> tuple[list[list[TargetHit]], int]:
     """Up to k targets of every query (best first) and the first pass's multiply-adds per query window.
 
     plan: the first pass (plan_stages for -k 1); the exact per-target scoring runs at its last width, where
@@ -197,7 +201,6 @@ def search_targets(queries: Sequence[QueryWindows], db: Database, plan: Plan, *,
             out.append(_one_query(c, recs.keys(first[lo: lo + len(c)]), recs, k=k, width=width, device=device,
                                   min_score=min_score, cal=cal))
             lo += len(c)
-        progress(len(chunk))
     return out, macs // max(1, n_windows)
 
 
@@ -220,6 +223,9 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
     if len(cand) == 0:
         return []
     rows = [recs.rows(int(c)) for c in cand]
+    held = np.cumsum([len(r) * recs.width * 4 for r in rows])
+    keep = max(1, int(np.searchsorted(held, CANDIDATE_BYTES, side="right")))  # the most voted first, within bytes
+    cand, rows = cand[:keep], rows[:keep]
     vecs = [recs.vectors(int(c), r) for c, r in zip(cand, rows)]
     allrows = np.concatenate(rows)  # (m,)
     db_vecs = np.concatenate(vecs)  # (m, w)
@@ -233,15 +239,18 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
             continue
         best_row = int(allrows[t.best_window])
         (ts,), (te,), (tc,) = recs.coordinates(np.array([best_row]))
+        strand = _strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)
         ident = t.identity
         if cal is not None and not ident >= 100.0 * cal.valid_min:
             ident = math.nan  # below the range the calibration holds: NA, never an invented number
+        if strand == ".":
+            ident = math.nan  # scattered best hits are chance, not homology (their scores sit near the table's bottom)
         hits.append(TargetHit(
             row=best_row, cosine=t.mean_best, query_windows=len(q), n_best=t.n_best, frac_best=t.frac_best, identity=ident,
             best_cosine=t.best_cosine, target_start=int(ts), target_end=int(te), target_contig=tc,
             query_start=int(q.start[t.best_query_window]), query_end=int(q.end[t.best_query_window]),
             query_contig=q.contig[t.best_query_window],
-            strand=_strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)))
+            strand=strand))
     return hits
 
 
