@@ -17,7 +17,7 @@ species-call agreement at 95% (NA = below), NA counts; aligned fraction against 
 Peer outputs and our embeddings are cached in --work (rerun only when missing; delete a file to redo it);
 tool versions are printed. Markdown on stdout, talk on stderr, --json/--tsv keep every number and every pair.
 
-    python scripts/bench/ani.py --work /tmp/ani_bench                # ../shared/data, 1 thread
+    python scripts/bench/ani.py --work WORK                      # ../shared/data, 1 thread
     python scripts/bench/ani.py --work W --sets relatives --json ani.json
 """
 

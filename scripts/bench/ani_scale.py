@@ -18,8 +18,8 @@ record; a stand-in for more genomes: real for cost, not for quality) up to --db-
 --db-queries whole genomes (those of the set) searched against it by their windows (`search --level windows
 -k 10`): time per query and peak RSS.
 
-    python scripts/bench/ani_scale.py --work /tmp/scale --n 1000 --genome-bp 200000 --db-windows 10000000
-    python scripts/bench/ani_scale.py --work /tmp/scale_trial --n 100 --db-windows 0      # a trial
+    python scripts/bench/ani_scale.py --work WORK --n 1000 --genome-bp 200000 --db-windows 10000000
+    python scripts/bench/ani_scale.py --work WORK_TRIAL --n 100 --db-windows 0      # a trial
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Methods: minimap2 -x asm20 -N 100 -p 0.1 (the target with most matching bases), 
 genome vectors (`search` --level records), ours (`search --level windows`: the contig's windows summarised per
 target, rank 1 among the allowed targets). Accuracy by contig length. Markdown on stdout, --json/--tsv.
 
-    python scripts/bench/contigs.py --work /tmp/contig_bench
+    python scripts/bench/contigs.py --work WORK
 """
 
 from __future__ import annotations
