@@ -152,6 +152,20 @@ def test_identity_comes_from_the_models_calibration_and_is_na_without_or_below_i
     assert rows[0]["identity"] == "NA"  # below the range the table holds: never an invented number
 
 
+def test_identity_needs_five_colinear_windows_so_short_or_scattered_queries_are_na(setup, capsys):
+    """Issue 20's contig benchmark: identity was the calibrated mean of ALL a contig's windows once two of its best
+    hits ran one way, so 366 of 459 unrelated real contigs (a TARA MAG) read as 75-89% relatives. It now counts
+    only the query's homologous windows (best hits colinear with a neighbour's, as dist --level windows) and is
+    NA under 5 of them; ranks and shares are unchanged."""
+    db, seqs, model, tmp = setup
+    _calibrate(model, top_identity=1.0, valid_min=0.75)
+    q = write_fasta(tmp / "q.fa", {"three": seqs["C"][4 * W: 7 * W], "six": rc(seqs["C"][4 * W: 10 * W]),
+                                   "scattered": "".join(seqs["C"][i * W: (i + 1) * W] for i in (2, 9, 4, 11, 6, 13))})
+    _, rows, _ = search(capsys, q, db, model, "-k", "1")
+    got = {r["query"]: (r["target"], r["n_best"], r["identity"]) for r in rows}
+    assert got == {"three": ("C", "3", "NA"), "six": ("C", "6", "100.00"), "scattered": ("C", "6", "NA")}, got
+
+
 def test_window_search_mistakes_are_one_line(setup, capsys):
     db, seqs, model, tmp = setup
     q = write_fasta(tmp / "q.fa", {"long": seqs["A"][: 4 * W]})

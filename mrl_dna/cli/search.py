@@ -34,8 +34,9 @@ For such a query, cosine is the mean over ALL the query's windows of their best 
 ranked by it); target_*/query_* are the best window pair; strand is + or - when the query windows' best hits run
 forward or backward along the target (else .); query_windows is how many windows the query has, n_best and
 frac_best how many of them have their best hit in this target; best_cosine is the best pair's cosine; identity
-the model's calibrated identity (percent; NA without a calibration.json, below the range it holds, or when
-strand is . : best hits scattered over the target are chance, not homology). Lines of
+the model's calibrated identity over the query's homologous windows (percent; those whose best hits are colinear
+with a neighbour's, as dist --level windows counts them; NA without a calibration.json, below the range it holds,
+or with fewer than 5 homologous windows: scattered best hits are chance, not homology). Lines of
 one-window queries in the same table keep their window hits, with . in the columns that need several windows.
 """
 
@@ -118,7 +119,7 @@ def command(
       index (a target whose windows the shortlist misses is not a candidate). Then exact: every query window
       against every window of each candidate (up to 64 per query, 1 GiB of windows) at the plan's last
       width: cosine, n_best, frac_best, best window pair. Estimated: identity (the model's calibration.json,
-      full width only; NA outside its range or without a strand) and strand (from the order of the best hits).
+      full width only, over >= 5 colinear windows; NA otherwise) and strand (from the order of the best hits).
     Example: mrl-dna search contigs.fa genomes.h5 --level windows -k 3 | awk '$3==1'
     """
     console.set_quiet(quiet)
