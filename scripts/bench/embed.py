@@ -140,7 +140,9 @@ def _wall(cmd: list[str], tool: str = "") -> float:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # outside the checkout: `python -m mrl_dna` run from the repository imports the repository's code, whatever
+    # install --before-python names (a "before" that silently timed the current code)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode:
@@ -167,7 +169,7 @@ def mash_suite(a: argparse.Namespace) -> None:
 
     if not shutil.which("mash"):
         raise SystemExit("mash is not on PATH (apt install mash)")
-    data = Path(a.data)
+    data = Path(a.data).resolve()  # the commands run outside the checkout (_wall)
     genomes = sorted(p for sub in ("genomes", "small", "assemblies") for p in (data / sub).glob("*.fa*"))
     if not genomes:
         raise SystemExit(f"no genomes under {data}/{{genomes,small,assemblies}}; pass --data DIR (the shared data)")
