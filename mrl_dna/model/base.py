@@ -68,6 +68,18 @@ class EmbeddingModel(Protocol):
         """Training: tokens (b, w, L), lengths (b, w) (0 = no window) -> (b, D), not normalised."""
 
 
+def read_weights(directory: Path, load_file) -> tuple[Path, dict]:
+    """(path, tensors) of a model directory's model.safetensors, read by `load_file` (safetensors.torch's, or
+    safetensors.numpy's for the torch-free k-mer model); ModelError naming the fix when it is missing or damaged."""
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelError(f"model directory {directory} has no model.safetensors; re-save or re-download the model")
+    try:
+        return weights, load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ModelError(f"{weights} is corrupt or truncated ({e}); re-save or re-download the model") from e
+
+
 def read_config(directory: Path) -> dict:
     """config.json of a model directory as a dict; ModelError naming the problem and the fix."""
     if not directory.exists():
@@ -107,15 +119,9 @@ class SavedWeights:
         tensors of that config) does not hold one."""
         directory = Path(directory)
         config = cls.config_class.from_dict(read_config(directory))
-        weights = directory / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelError(f"model directory {directory} has no model.safetensors; re-save or re-download the model")
         from safetensors.torch import load_file
 
-        try:
-            state = load_file(str(weights))
-        except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-            raise ModelError(f"{weights} is corrupt or truncated ({e}); re-save or re-download the model") from e
+        weights, state = read_weights(directory, load_file)
         model = cls(config)
         missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
         if missing or unexpected:

@@ -33,7 +33,7 @@ import numpy as np
 from mrl_dna.errors import ModelError
 from mrl_dna.runtime import one_blas_thread
 from mrl_dna.kmer import window_kmer_counts
-from mrl_dna.model.base import WEIGHTS_FILE, ModelInfo, read_config
+from mrl_dna.model.base import ModelInfo, read_config, read_weights
 from mrl_dna.model.config import KmerTransform, ModelConfig, Pooling
 
 # Windows summed together before their sum joins the record's (the order of the float64 additions); also the
@@ -77,13 +77,7 @@ class KmerLinearModel:
 
         directory = Path(directory)
         config = ModelConfig.from_dict(read_config(directory))
-        weights = directory / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelError(f"model directory {directory} has no model.safetensors; re-save or re-download the model")
-        try:
-            state = load_file(str(weights))
-        except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-            raise ModelError(f"{weights} is corrupt or truncated ({e}); re-save or re-download the model") from e
+        weights, state = read_weights(directory, load_file)
         K, D = config.encoder.out_dim, config.dim
         if set(state) != set(_WEIGHTS) or state["head.weight"].shape != (D, K) or state["head.bias"].shape != (D,):
             raise ModelError(f"{weights} does not match its config.json (it holds {sorted(state)[:3]}, a k-mer-only "
