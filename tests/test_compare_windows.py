@@ -1,6 +1,7 @@
 """`dist --level windows` and `cluster --level windows` (compare/windows.py, cli/dist.py, cli/cluster.py): the
 ANI TSV, the species clusters, the NA rules and the refusals (issue 20)."""
 
+import math
 import zlib
 
 import h5py
@@ -139,3 +140,22 @@ def test_record_level_dist_is_unchanged_by_the_windows_stride(genomes_h5, cli):
     with h5py.File(path) as f, h5py.File(plain) as g:
         assert np.array_equal(f["embeddings"][:2], g["embeddings"][:2])
         assert f.attrs["windows_stride"] == 250 and "windows_stride" not in g.attrs
+
+
+def test_af_of_a_direction_whose_ani_is_na_is_na_with_a_calibration():
+    """data/sample.fa's phages, viruses and mtDNA (15-60 windows a side): the colinear + reciprocal test passes by
+    chance, so unrelated pairs printed ani NA beside af 0.05-0.21 (lambda vs orangutan mtDNA 0.2065). With a
+    calibration a direction's af is NA where its ANI is; without one af is the homology test's alone."""
+    from mrl_dna.compare.windows import pair_line, reported
+    from mrl_dna.homology import PairResult
+
+    nan = math.nan
+    chance = PairResult("lambda", "mt", nan, nan, nan, 0.2065, 0.0, 47, 15, 9, 0)
+    r = reported(chance, 0.1, calibrated=True)
+    assert math.isnan(r.af_query) and math.isnan(r.af_target) and math.isnan(r.ani)
+    assert pair_line(r).split("\t")[2:5] == ["NA", "NA", "NA"]
+    kept = reported(chance, 0.1, calibrated=False)
+    assert (kept.af_query, kept.af_target) == (0.2065, 0.0) and math.isnan(kept.ani)
+    one_way = PairResult("W", "lambda", 96.1, nan, 96.1, 0.01, 0.53, 1200, 12, 3, 11)
+    r = reported(one_way, 0.1, calibrated=True)
+    assert math.isnan(r.af_query) and r.af_target == 0.53 and r.ani == 96.1

@@ -73,7 +73,8 @@ def command(
       Estimated: identity (the model's calibration.json, simulation-calibrated to 75% identity, unbiased to
       90% on genomes with uneven divergence; saved windows at stride 250 are the calibrated default),
       homology (colinear + reciprocal best hits), af. NA: fewer than 5 homologous windows, an ANI below the
-      calibrated range, max(af) < --min-af, or a model without calibration (one warning).
+      calibrated range, max(af) < --min-af, or a model without calibration (one warning). With a
+      calibration a direction's af is NA where its ANI is (on small genomes chance passes the homology test).
     Example: mrl-dna dist genomes.h5 --level windows --min-ani 95 > species_pairs.tsv
     """
     console.set_quiet(quiet)

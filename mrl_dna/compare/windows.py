@@ -15,6 +15,7 @@ Glossary: n rows of A, m rows of B, p pairs, c clusters.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import time
@@ -178,12 +179,18 @@ class WindowLevel:
         self.close()
 
 
-def reported(r: PairResult, min_af: float) -> PairResult:
-    """The pair as printed: every ANI NA when max(af) < min_af."""
-    if max(r.af_query, r.af_target) >= min_af:
-        return r
+def reported(r: PairResult, min_af: float, calibrated: bool = True) -> PairResult:
+    """The pair as printed: with a calibration, a direction's af is NA where its ANI is (too few homologous
+    windows, or their scores below the calibrated range: on genomes of 15-60 windows the homology test passes by
+    chance, and unrelated phage/mtDNA pairs read af 0.05-0.21); every ANI NA when max(af) < min_af. Without a
+    calibration af is the homology test's alone (the ANI is NA for lack of a table, not of homology)."""
     nan = math.nan
-    return PairResult(r.query, r.target, nan, nan, nan, r.af_query, r.af_target, r.windows_query, r.windows_target,
+    af_q = r.af_query if not calibrated or not math.isnan(r.ani_qt) else nan
+    af_t = r.af_target if not calibrated or not math.isnan(r.ani_tq) else nan
+    shown = [a for a in (af_q, af_t) if not math.isnan(a)]
+    if shown and max(shown) >= min_af:
+        return dataclasses.replace(r, af_query=af_q, af_target=af_t)
+    return PairResult(r.query, r.target, nan, nan, nan, af_q, af_t, r.windows_query, r.windows_target,
                       r.homologous_query, r.homologous_target)
 
 
@@ -191,7 +198,10 @@ def pair_line(r: PairResult) -> str:
     def pct(v: float) -> str:
         return "NA" if math.isnan(v) else f"{v:.3f}"
 
-    return (f"{r.query}\t{r.target}\t{pct(r.ani)}\t{r.af_query:.4f}\t{r.af_target:.4f}\t{pct(r.ani_qt)}\t"
+    def frac(v: float) -> str:
+        return "NA" if math.isnan(v) else f"{v:.4f}"
+
+    return (f"{r.query}\t{r.target}\t{pct(r.ani)}\t{frac(r.af_query)}\t{frac(r.af_target)}\t{pct(r.ani_qt)}\t"
             f"{pct(r.ani_tq)}\t{r.windows_query}\t{r.windows_target}\t{r.homologous_query}\t{r.homologous_target}\n")
 
 
@@ -228,7 +238,7 @@ def window_dist(level: WindowLevel, *, min_ani: float | None = None, min_af: flo
                 compared += 1
                 if r is None:
                     continue
-                r = reported(r, min_af)
+                r = reported(r, min_af, level.calibration is not None)
                 if min_ani is None or (not math.isnan(r.ani) and r.ani >= min_ani):
                     write(pair_line(r))
                     lines += 1
@@ -285,7 +295,7 @@ def window_clusters(level: WindowLevel, *, min_ani: float, min_af: float = MIN_A
                 compared += 1
                 if res is None:
                     continue
-                res = reported(res, min_af)
+                res = reported(res, min_af, level.calibration is not None)
                 if not math.isnan(res.ani) and res.ani >= min_ani and res.ani > best:
                     best, who = res.ani, int(c)
             if who < 0:
