@@ -24,7 +24,7 @@ Public interface (stable names):
                     ani_tq, af_query, af_target, windows_query, windows_target, homologous_query,
                     homologous_target)          (percent; nan = NA)
     contigs.py      contig_targets(q, db, db_record, record_sum=, record_count=, cal=, top=, device=);
-                    homologous_identity(q, t, q_start=, q_contig=, t_start=, t_contig=, record_sum=, record_count=, cal=)
+                    homologous_identity(q, t, q_start=, q_end=, q_contig=, t_start=, t_end=, t_contig=, record_sum=, ...)
                     -> [TargetSummary(record, n_best, frac_best, mean_best, mean_score, identity, best_window,
                     best_query_window, best_cosine)]
     build.py        build_calibration(model, genomes, ...) -> ModelCalibration   (simulation with evolve.mutate)

@@ -243,9 +243,9 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
         best_row = int(allrows[t.best_window])
         (ts,), (te,), (tc,) = recs.coordinates(np.array([best_row]))
         strand = _strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)
-        t_start, _, t_contig = recs.coordinates(rows[t.record])
-        ident, _ = homologous_identity(qv, vecs[t.record], q_start=q.start, q_contig=q.contig, t_start=t_start,
-                                       t_contig=t_contig, record_sum=vecs[t.record].sum(0, dtype=np.float64),
+        t_start, t_end, t_contig = recs.coordinates(rows[t.record])
+        ident, _ = homologous_identity(qv, vecs[t.record], q_start=q.start, q_end=q.end, q_contig=q.contig,
+                                       t_start=t_start, t_end=t_end, t_contig=t_contig, record_sum=vecs[t.record].sum(0, dtype=np.float64),
                                        record_count=len(rows[t.record]), cal=cal, window=int(recs.db.attrs["window"]), device=device)
         if cal is not None and not ident >= 100.0 * cal.valid_min:
             ident = math.nan  # below the range the calibration holds: NA, never an invented number
