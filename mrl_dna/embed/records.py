@@ -153,17 +153,8 @@ def _with_saved(row: EmbeddedRecord, saved: Sequence[Pending], times: StageTimes
                 per_file: bool = False) -> EmbeddedRecord:
     """A pooled-path row with the saved windows of its record(s) (`saved`, in file order) added, as _row
     stores them: unit vectors record by record, their spans and, per file, the record each lies on."""
-    import torch
-    import torch.nn.functional as F
-
     with times("pool"):
-        kept = [(ci, w) for ci, w in enumerate(saved) if len(w.spans)]
-        wvec = np.concatenate([F.normalize(torch.from_numpy(w.values), dim=-1).numpy() for _, w in kept]) if kept else None
-        wspans = np.concatenate([w.spans for _, w in kept]).astype(np.int64) if kept else np.zeros((0, 2), np.int64)
-        wcontig = (np.concatenate([np.full(len(w.spans), ci, np.int64) for ci, w in kept]) if kept
-                   else np.zeros(0, np.int64)) if per_file else None
-        for _, w in kept:
-            w.values = w.logits = None
+        wvec, wspans, wcontig = _window_arrays(saved, per_file, vectors=True)
     if row.status != "ok":
         return row
     return dataclasses.replace(row, window_spans=wspans, window_vectors=wvec, window_contigs=wcontig)
@@ -291,7 +282,6 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     weighted centroid of all their window embeddings (model.pool_embeddings, on the CPU). saved: the same
     records' windows at the saved-window stride (default: group's own), stored with save_windows."""
     import torch
-    import torch.nn.functional as F
 
     D = model.info.dim
     length, skipped = sum(p.length for p in group), sum(p.n_skipped for p in group)
@@ -308,20 +298,32 @@ def _row(model, name: str, group: Sequence[Pending], save_windows: bool, order: 
     spans = np.concatenate([p.spans for _, p in kept]).astype(np.int64) if len(kept) > 1 else kept[0][1].spans  # (k, 2)
     vec = model.pool_embeddings(torch.from_numpy(values), torch.from_numpy(spans[:, 1] - spans[:, 0]),
                                 None if logits is None else torch.from_numpy(logits)).numpy()  # (D,)
-    # window vectors record by record, as a run of records stores them
-    saved_kept = kept if saved is None else [(ci, w) for ci, w in enumerate(saved) if len(w.spans)]
-    wvec = (np.concatenate([F.normalize(torch.from_numpy(w.values), dim=-1).numpy() for _, w in saved_kept])
-            if save_windows and saved_kept else None)
-    wspans = spans if saved is None or saved_kept is kept else (
-        np.concatenate([w.spans for _, w in saved_kept]).astype(np.int64) if saved_kept else np.zeros((0, 2), np.int64))
-    wcontig = np.concatenate([np.full(len(w.spans), ci, np.int64) for ci, w in saved_kept]) if per_file and saved_kept else (
-        np.zeros(0, np.int64) if per_file else None)
-    for _, p in kept + saved_kept:
+    wvec, wspans, wcontig = _window_arrays(group if saved is None else saved, per_file, vectors=save_windows)
+    for _, p in kept:
         p.values = p.logits = None  # the row's vector is all that is kept
     return EmbeddedRecord(
         name, length, len(spans), skipped, "ok", vec, window_spans=wspans if save_windows else spans,
         window_vectors=wvec, order=order, contigs=contigs, window_contigs=wcontig, checksum=checksum,
     )
+
+
+def _window_arrays(saved: Sequence[Pending], per_file: bool, vectors: bool
+                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """The stored window columns of a row from its records' saved windows (in file order), as a run of records
+    stores them: unit vectors record by record (only with `vectors`, else None), their spans and, per file, the
+    record each lies on (else None). Their vectors are released."""
+    import torch
+    import torch.nn.functional as F
+
+    kept = [(ci, w) for ci, w in enumerate(saved) if len(w.spans)]
+    wvec = (np.concatenate([F.normalize(torch.from_numpy(w.values), dim=-1).numpy() for _, w in kept])
+            if vectors and kept else None)
+    wspans = np.concatenate([w.spans for _, w in kept]).astype(np.int64) if kept else np.zeros((0, 2), np.int64)
+    wcontig = (np.concatenate([np.full(len(w.spans), ci, np.int64) for ci, w in kept]) if kept
+               else np.zeros(0, np.int64)) if per_file else None
+    for _, w in kept:
+        w.values = w.logits = None
+    return wvec, wspans, wcontig
 
 
 def file_checksum(records: Iterable[tuple[str, int]]) -> int:
