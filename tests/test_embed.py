@@ -116,8 +116,10 @@ def test_interrupted_run_resumes_to_identical_file(tmp_path, tiny_model, small_f
     assert np.array_equal(a.read(normalize=False), b.read(normalize=False))
 
 
-def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
-    """Run `run()` with one record per flush, dying (as a kill between flushes) after n_appends flushes."""
+def _interrupt_after(n_appends: int, monkeypatch, run, records_per_flush: int = 1, error: type = None) -> None:
+    """Run `run()` with `records_per_flush` records per flush, dying (as a kill between flushes, or with `error`,
+    e.g. KeyboardInterrupt for a Ctrl-C) after n_appends flushes."""
+    error = error or _Boom
     import mrl_dna.embed.run as embed_mod
     import mrl_dna.store as store_mod
 
@@ -127,12 +129,12 @@ def _interrupt_after(n_appends: int, monkeypatch, run) -> None:
         calls["n"] += 1
         if calls["n"] <= n_appends:
             return real_append(self, recs)
-        raise _Boom()
+        raise error()
 
     with monkeypatch.context() as m:
-        m.setattr(embed_mod, "_FLUSH_RECORDS", 1)
+        m.setattr(embed_mod, "_FLUSH_RECORDS", records_per_flush)
         m.setattr(store_mod.EmbeddingWriter, "append", flaky_append)
-        with pytest.raises(_Boom):
+        with pytest.raises(error):
             run()
 
 

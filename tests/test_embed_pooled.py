@@ -24,6 +24,7 @@ from mrl_dna.model.loader import DEFAULT_MODEL_DIR
 from mrl_dna.store import EmbeddingStore, merge_stores
 
 from conftest import REPO, SAMPLE_FA, random_dna
+from test_embed import _interrupt_after
 
 # mrl-dna 0.1.0's vectors of data/sample.fa (main before issue 24: head per 2 kb window, then pooled)
 SAMPLE_VECTORS_0_1_0 = Path(__file__).parent / "data" / "sample_vectors_0.1.0.npy"
@@ -106,9 +107,6 @@ def test_a_torch_model_and_its_kmer_linear_form_embed_the_same_bits(kmer_model, 
 
 
 def test_pooled_shards_merged_and_a_resumed_run_equal_one_run_bitwise(kmer_model, mixed, tmp_path, monkeypatch):
-    import mrl_dna.embed.run as embed_mod
-    import mrl_dna.store as store_mod
-
     one = tmp_path / "one.h5"
     embed_fasta([mixed], model=kmer_model, output=one, options=SMALL)
     parts = [tmp_path / f"part{i}.h5" for i in (1, 2, 3)]
@@ -118,19 +116,8 @@ def test_pooled_shards_merged_and_a_resumed_run_equal_one_run_bitwise(kmer_model
     merge_stores(parts, tmp_path / "merged.h5")
     assert np.array_equal(_rows(tmp_path / "merged.h5"), _rows(one))
 
-    real_append, calls = store_mod.EmbeddingWriter.append, {"n": 0}
-
-    def dies_after_two_flushes(self, recs):
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise KeyboardInterrupt
-        return real_append(self, recs)
-
-    monkeypatch.setattr(embed_mod, "_FLUSH_RECORDS", 3)
-    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", dies_after_two_flushes)
-    with pytest.raises(KeyboardInterrupt):
-        embed_fasta([mixed], model=kmer_model, output=tmp_path / "resumed.h5", options=SMALL)
-    monkeypatch.setattr(store_mod.EmbeddingWriter, "append", real_append)
+    _interrupt_after(2, monkeypatch, lambda: embed_fasta([mixed], model=kmer_model, output=tmp_path / "resumed.h5",
+                                                         options=SMALL), records_per_flush=3, error=KeyboardInterrupt)
     s = embed_fasta([mixed], model=kmer_model, output=tmp_path / "resumed.h5", options=SMALL)
     assert s.resumed == 6
     assert np.array_equal(_rows(tmp_path / "resumed.h5"), _rows(one))
