@@ -300,6 +300,12 @@ def _sample_rows(db: Database, dim: int, m: int) -> np.ndarray:
     return np.ascontiguousarray(db.rows(dim, pick))
 
 
+def _rebuild(db: Database, name: str, dim: int | None = None) -> str:
+    """The command that rebuilds the index of DB file `name` at the DB's level (and `dim`, when given)."""
+    lv = "" if db.level is Level.records else f" --level {db.level.value}"
+    return f"mrl-dna index {name}{lv}" + (f" --dim {dim}" if dim is not None else "") + " --force"
+
+
 def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, IndexInfo] | None:
     """A FAISS shortlist over every DB file when each has a valid index of one dim; None otherwise.
     A stale index (other model, other row count, rebuilt DB) or a damaged one (FAISS cannot read it, or it is
@@ -328,8 +334,7 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
             else None
         )
         if why:
-            lv = "" if db.level is Level.records else f" --level {db.level.value}"
-            warn(f"ignoring stale FAISS index {fpath}: {why}; rebuild with mrl-dna index {name}{lv} --dim {info.dim} --force")
+            warn(f"ignoring stale FAISS index {fpath}: {why}; rebuild with {_rebuild(db, name, info.dim)}")
             return None
         infos.append(info)
     if len({i.dim for i in infos}) != 1:
@@ -352,9 +357,8 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
             except (ValueError, OSError, KeyError):
                 damaged = True
             if damaged:
-                lv = "" if db.level is Level.records else f" --level {db.level.value}"
                 warn(f"ignoring damaged index {info.path} (unreadable, or not the index its .json describes); "
-                     f"rebuild with mrl-dna index {name}{lv} --force")
+                     f"rebuild with {_rebuild(db, name)}")
                 return None
             indexes.append(ix)
             graphs.append(None)
@@ -369,9 +373,8 @@ def find_index(db: Database, warn: Callable[[str], None]) -> tuple[Shortlister, 
         except (RuntimeError, OSError, AttributeError):  # FAISS raises RuntimeError for a truncated/garbled file
             damaged = True
         if damaged:
-            lv = "" if db.level is Level.records else f" --level {db.level.value}"
             warn(f"ignoring damaged FAISS index {info.path} (unreadable, or not the index its .json describes); "
-                 f"rebuild with mrl-dna index {name}{lv} --dim {info.dim} --force")
+                 f"rebuild with {_rebuild(db, name, info.dim)}")
             return None
         if info.kind == IndexKind.ivf.value:
             ix.nprobe = info.nprobe
