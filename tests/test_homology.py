@@ -201,8 +201,10 @@ def test_contig_targets_name_the_source_genome_first(genomes, cal):
     rec = np.r_[np.zeros(len(g), np.int64), np.ones(len(other), np.int64)]
     sums = np.stack([g.vecs.astype(np.float64).sum(0), other.vecs.astype(np.float64).sum(0)])
     contig = genomes["m0.03"][0].take(np.arange(40, 80))  # a 10 kb piece of the 97% copy
+    db_coords = (np.r_[g.start, other.start], np.r_[g.end, other.end],
+                 np.r_[[f"g{c}" for c in g.contig], [f"o{c}" for c in other.contig]])
     hits = contig_targets(contig.vecs, db, rec, record_sum=sums, record_count=np.array([len(g), len(other)]),
-                          cal=cal.table(250))
+                          cal=cal.table(250), q_coords=(contig.start, contig.end, contig.contig), db_coords=db_coords)
     assert hits[0].record == 0 and hits[0].n_best >= 38 and 94 <= hits[0].identity <= 99.5
     assert rec[hits[0].best_window] == 0
 

@@ -23,8 +23,8 @@ Public interface (stable names):
                     pair_ani(a, b, cal_a, cal_b, config, device) -> PairResult(query, target, ani, ani_qt,
                     ani_tq, af_query, af_target, windows_query, windows_target, homologous_query,
                     homologous_target)          (percent; nan = NA)
-    contigs.py      contig_targets(q, db, db_record, record_sum=, record_count=, cal=, top=, device=);
-                    homologous_identity(q, t, q_start=, q_end=, q_contig=, t_start=, t_end=, t_contig=, record_sum=, ...)
+    contigs.py      contig_targets(q, db, db_record, record_sum=, record_count=, cal=, top=, q_coords=, db_coords=,
+                    window=, device=)
                     -> [TargetSummary(record, n_best, frac_best, mean_best, mean_score, identity, best_window,
                     best_query_window, best_cosine)]
     build.py        build_calibration(model, genomes, ...) -> ModelCalibration   (simulation with evolve.mutate)
@@ -38,12 +38,12 @@ estimated: identity (a simulation-calibrated map of the normalised score; calibr
 from mrl_dna.homology.ani import Direction, HomologyConfig, PairResult, colinear, directional, pair_ani
 from mrl_dna.homology.calibration import (CALIBRATION_FILE, ModelCalibration, ScreenBound, StrideCalibration, fit_screen,
                                           fit_table, load_calibration)
-from mrl_dna.homology.contigs import TargetSummary, contig_targets, homologous_identity
+from mrl_dna.homology.contigs import TargetSummary, contig_targets
 from mrl_dna.homology.hits import best_hits
 from mrl_dna.homology.score import background, neighbourhood_radius, normalized_score, self_background
 from mrl_dna.homology.windowset import WindowReader, WindowSet, from_arrays, read_window_sets, saved_windows_stride
 
 __all__ = ["CALIBRATION_FILE", "Direction", "HomologyConfig", "ModelCalibration", "PairResult", "ScreenBound",
-           "StrideCalibration", "TargetSummary", "WindowReader", "WindowSet", "background", "best_hits", "colinear", "contig_targets", "homologous_identity",
+           "StrideCalibration", "TargetSummary", "WindowReader", "WindowSet", "background", "best_hits", "colinear", "contig_targets",
            "directional", "fit_screen", "fit_table", "from_arrays", "load_calibration", "neighbourhood_radius",
            "normalized_score", "pair_ani", "read_window_sets", "saved_windows_stride", "self_background"]

@@ -40,20 +40,33 @@ class TargetSummary:
 
 def contig_targets(q: np.ndarray, db: np.ndarray, db_record: np.ndarray, *, record_sum: np.ndarray,
                    record_count: np.ndarray, cal: StrideCalibration | None = None, top: int = 5,
-                   device: str = "cpu") -> list[TargetSummary]:
+                   q_coords: tuple | None = None, db_coords: tuple | None = None, window: int | None = None,
+                   config: HomologyConfig = HomologyConfig(), device: str = "cpu") -> list[TargetSummary]:
     """Up to `top` targets of one query's windows, best first.
 
     q (n, D) the query's window vectors; db (m, D) the DB's windows, db_record (m,) their record;
     record_sum (r, D) float64 the sum of each record's window vectors, record_count (r,) their number (the
-    record background, one dot product per window); cal: the DB's saved-window stride table (identity nan
-    without it). Stage 1 (exact): every query window's best hit in the whole DB -> the candidate records (those
-    owning at least one best hit). Stage 2: every query window's best within each candidate -> mean best cosine,
-    score, identity. Ranked by (mean best cosine, n_best)."""
+    record background, one dot product per window); cal: the DB's saved-window stride table; q_coords (start,
+    end, contig) of the query's windows and db_coords those of the DB's (contigs by name): identity needs them
+    (nan without them or without cal). Stage 1 (exact): every query window's best hit in the whole DB -> the
+    candidate records (those owning at least one best hit). Stage 2: every query window's best within each
+    candidate -> mean best cosine, score, and the identity of the query's homologous windows there, as `dist
+    --level windows` counts them (ani.colinear: the best hit of a window's nearest non-overlapping neighbour
+    lands where a colinear match on either strand predicts it, within config.colinear_tol, at most half the
+    model's `window` when given); nan under config.min_windows of them. Ranked by (mean best cosine, n_best).
+
+    Why homologous windows only (issue 20's contig benchmark): the mean calibrated identity of ALL a contig's
+    windows gave 366 of 459 unrelated real contigs (a TARA MAG against 27 unrelated genomes) an identity of
+    75-89%: an unrelated window's best cosine sits at the bottom of the table, but chance best hits are
+    scattered, not colinear."""
     if len(q) == 0 or len(db) == 0:
         return []
     best, arg = best_hits(q, db, device=device)
     rec = db_record[arg]
     cands, counts = np.unique(rec, return_counts=True)
+    scored = (cal is not None and cal.calibrated and q_coords is not None and db_coords is not None
+              and len(q) >= config.min_windows)
+    tol = min(config.colinear_tol, window // 2) if window else config.colinear_tol
     out = []
     for r, c in zip(cands, counts):
         sel = np.flatnonzero(db_record == r)
@@ -61,9 +74,13 @@ def contig_targets(q: np.ndarray, db: np.ndarray, db_record: np.ndarray, *, reco
         mu = (np.asarray(q, np.float64) @ record_sum[r] - b_r) / max(int(record_count[r]) - 1, 1)
         s = normalized_score(b_r, mu)
         ident = math.nan
-        if cal is not None:
-            iv = cal.identity_of(s)
-            ident = 100.0 * float(np.nanmean(iv)) if np.isfinite(iv).any() else math.nan
+        if scored:
+            hom = _colinear_windows(q_coords, tuple(np.asarray(x, object if i == 2 else np.int64)[sel]
+                                                    for i, x in enumerate(db_coords)), a_r, tol)
+            if hom.sum() >= config.min_windows:
+                iv = cal.identity_of(s[hom])
+                iv = np.where(np.isnan(iv), float(cal.identity[0]), iv)  # below the table: its lowest (as dist)
+                ident = 100.0 * float(iv.mean())
         k = int(np.argmax(b_r))
         out.append(TargetSummary(int(r), int(c), float(c / len(q)), float(b_r.mean()), float(s.mean()), ident,
                                  int(sel[a_r[k]]), k, float(b_r[k])))
@@ -71,41 +88,19 @@ def contig_targets(q: np.ndarray, db: np.ndarray, db_record: np.ndarray, *, reco
     return out[:top]
 
 
-def homologous_identity(q: np.ndarray, t: np.ndarray, *, q_start: np.ndarray, q_end: np.ndarray, q_contig: np.ndarray,
-                        t_start: np.ndarray, t_end: np.ndarray, t_contig: np.ndarray, record_sum: np.ndarray,
-                        record_count: int, cal: StrideCalibration | None, config: HomologyConfig = HomologyConfig(),
-                        window: int | None = None, device: str = "cpu") -> tuple[float, int]:
-    """(identity in percent or nan, homologous windows) of one query's windows against one target, from its
-    homologous windows only, as `dist --level windows` counts them (ani.colinear: the best hit of the query
-    window's nearest non-overlapping neighbour lands where a colinear match on either strand predicts it, same
-    target contig, within config.colinear_tol, at most half the model's `window` when given). nan with fewer
-    than config.min_windows homologous windows or without a calibration.
-
-    Why (issue 20's contig benchmark): the mean calibrated identity of ALL a contig's windows gave 366 of 459
-    unrelated real contigs (a TARA MAG against 27 unrelated genomes) an "identity" of 75-89%: an unrelated
-    window's best cosine sits at the bottom of the table, but chance best hits are scattered, not colinear.
-
-    q (n, D), t (m, D) window vectors; q_start/q_end/q_contig (n,), t_start/t_end/t_contig (m,) their
-    coordinates (contigs by name); record_sum (D,) float64 the sum of the target's window vectors, record_count
-    their number (the background)."""
-    n = len(q)
-    if cal is None or not cal.calibrated or n < config.min_windows or len(t) == 0:
-        return math.nan, 0
-    best, arg = best_hits(q, t, device=device)
-    qc = np.unique(np.asarray(q_contig, object), return_inverse=True)[1].astype(np.int64)
-    tc = np.unique(np.asarray(t_contig, object), return_inverse=True)[1].astype(np.int64)
-    order = np.lexsort((np.asarray(q_start), qc))  # a WindowSet is sorted by (contig, start)
-    qset = WindowSet("query", q[order], qc[order], np.asarray(q_start, np.int64)[order],
-                     np.asarray(q_end, np.int64)[order], np.zeros(int(qc.max()) + 1, np.int64))
-    tset = WindowSet("target", t, tc, np.asarray(t_start, np.int64), np.asarray(t_end, np.int64),
-                     np.zeros(int(tc.max()) + 1, np.int64))
-    tol = min(config.colinear_tol, window // 2) if window else config.colinear_tol
-    hom = np.zeros(n, bool)
+def _colinear_windows(q_coords: tuple, t_coords: tuple, arg: np.ndarray, tol: int) -> np.ndarray:
+    """(n,) bool: the query windows (start, end, contig name) whose best hit `arg` among the target's windows
+    (start, end, contig name) passes ani.colinear (on WindowSets sorted as it needs them)."""
+    qs, qe, qc = (np.asarray(x) for x in q_coords)
+    ts, te, tc = (np.asarray(x) for x in t_coords)
+    qi = np.unique(qc.astype(object), return_inverse=True)[1].astype(np.int64)
+    ti = np.unique(tc.astype(object), return_inverse=True)[1].astype(np.int64)
+    order = np.lexsort((qs, qi))  # a WindowSet is sorted by (contig, start)
+    none = np.zeros((len(qs), 0), np.float32)  # colinear reads coordinates only
+    qset = WindowSet("query", none[order], qi[order], qs[order].astype(np.int64), qe[order].astype(np.int64),
+                     np.zeros(int(qi.max()) + 1, np.int64))
+    tset = WindowSet("target", np.zeros((len(ts), 0), np.float32), ti, ts.astype(np.int64), te.astype(np.int64),
+                     np.zeros(int(ti.max()) + 1, np.int64))
+    hom = np.zeros(len(qs), bool)
     hom[order] = colinear(qset, tset, arg[order], tol)[0]
-    k = int(hom.sum())
-    if k < config.min_windows:
-        return math.nan, k
-    mu = (np.asarray(q, np.float64) @ record_sum - best) / max(int(record_count) - 1, 1)
-    iv = cal.identity_of(normalized_score(best, mu)[hom])
-    iv = np.where(np.isnan(iv), float(cal.identity[0]), iv)  # below the table: its lowest identity (as dist)
-    return 100.0 * float(iv.mean()), k
+    return hom

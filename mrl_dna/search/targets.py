@@ -11,7 +11,7 @@ Two passes:
    candidate at the plan's last width: which candidate owns each window's best hit (n_best, frac_best), the mean
    best cosine of ALL the query's windows within each candidate (the rank: on 1,950 real contigs it named the
    right genome 91.5% of the time against a stride-250 DB, the best-hit votes 88.6%; research memo of issue 20,
-   section 4), and the model's calibrated identity over the query's homologous windows (homologous_identity:
+   section 4), and the model's calibrated identity over the query's homologous windows (contig_targets:
    colinear best hits, as dist --level windows counts them; NA under 5 of them, so a contig of under ~5 kb at the
    default query stride has none: its rank and shares still hold).
 
@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrl_dna.homology import (HomologyConfig, StrideCalibration, best_hits, contig_targets, homologous_identity,
-                              saved_windows_stride)
+from mrl_dna.homology import HomologyConfig, StrideCalibration, best_hits, contig_targets, saved_windows_stride
 from mrl_dna.homology.model import calibration_for
 from mrl_dna.search.database import Database, WindowPart
 from mrl_dna.search.exact import Shortlister, block_rows_for, exact_search
@@ -81,7 +80,7 @@ class TargetHit:
     n_best: int  # query windows whose best hit (among the candidates) lies in this target
     frac_best: float  # n_best / query windows
     # percent, the model's calibration of the normalised scores of the query's homologous (colinear) windows
-    # (homology.homologous_identity); nan = NA: no calibration, below its range, or < 5 homologous windows
+    # (homology.contig_targets); nan = NA: no calibration, below its range, or < 5 homologous windows
     identity: float
     best_cosine: float  # the best window pair's cosine
     target_start: int
@@ -235,7 +234,9 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
     owner = np.repeat(np.arange(len(cand)), [len(r) for r in rows])  # (m,) candidate of each window
     qv = truncate_normalize(q.vectors, width)  # (n, w)
     found = contig_targets(qv, db_vecs, owner, record_sum=np.stack([v.sum(0, dtype=np.float64) for v in vecs]),
-                           record_count=np.array([len(r) for r in rows]), cal=cal, top=k, device=device)
+                           record_count=np.array([len(r) for r in rows]), cal=cal, top=k,
+                           q_coords=(q.start, q.end, q.contig), db_coords=recs.coordinates(allrows),
+                           window=int(recs.db.attrs["window"]), device=device)
     hits = []
     for t in found:
         if min_score is not None and t.mean_best < min_score:
@@ -243,10 +244,7 @@ def _one_query(q: QueryWindows, keys: np.ndarray, recs: _RecordWindows, *, k: in
         best_row = int(allrows[t.best_window])
         (ts,), (te,), (tc,) = recs.coordinates(np.array([best_row]))
         strand = _strand(q, qv, vecs[t.record], rows[t.record], recs, tc, device)
-        t_start, t_end, t_contig = recs.coordinates(rows[t.record])
-        ident, _ = homologous_identity(qv, vecs[t.record], q_start=q.start, q_end=q.end, q_contig=q.contig,
-                                       t_start=t_start, t_end=t_end, t_contig=t_contig, record_sum=vecs[t.record].sum(0, dtype=np.float64),
-                                       record_count=len(rows[t.record]), cal=cal, window=int(recs.db.attrs["window"]), device=device)
+        ident = t.identity
         if cal is not None and not ident >= 100.0 * cal.valid_min:
             ident = math.nan  # below the range the calibration holds: NA, never an invented number
         hits.append(TargetHit(
