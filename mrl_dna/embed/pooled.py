@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mrl_dna import dna, runtime
-from mrl_dna.embed.options import EmbedOptions
 from mrl_dna.embed.stages import StageTimes, _timed_iter
 from mrl_dna.inputs.fasta import Record
 from mrl_dna.model.kmer_linear import GROUP_WINDOWS, HEAD_ROWS, KmerLinearModel
@@ -38,11 +37,10 @@ NUMERICS = (f"cpu (numpy); pooled k-mer profile (sums of {GROUP_WINDOWS} windows
             f"({HEAD_ROWS}-row products)")
 
 
-def pooled_model(model, options: EmbedOptions) -> KmerLinearModel | None:
+def pooled_model(model) -> KmerLinearModel | None:
     """The KmerLinearModel whose record vectors this run computes on the pooled path, or None for the batched
     path (another kind of model). With --save-windows the window vectors (the head per window) come from the
     batched path beside it (records.py), so a record's vector is the same bits with or without them."""
-    del options  # every option this path reads is in the window config; kept for the callers' one signature
     if isinstance(model, KmerLinearModel):
         return model
     if getattr(model, "model_type", None) == KmerLinearModel.model_type and KmerLinearModel.applies(

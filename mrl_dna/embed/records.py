@@ -77,7 +77,7 @@ def embed_sequences(records: Iterable[Record], *, model, options: EmbedOptions =
     batch size).
     """
     times = times if times is not None else StageTimes()
-    kmer = pooled_model(model, options)
+    kmer = pooled_model(model)
     if kmer is not None:
         items = ((rec, None) for rec in records)
         if options.save_windows:  # the windows through the batched path beside the pooled one
@@ -114,7 +114,7 @@ def embed_files(files: Sequence[tuple[str, Iterable[Record]]], *, model, options
     its windows). Memory: the window embeddings (D floats each) of one file at a time.
     """
     times = times if times is not None else StageTimes()
-    kmer = pooled_model(model, options)
+    kmer = pooled_model(model)
     if kmer is not None:
         items = ((rec, fi) for fi, (_, recs) in enumerate(files) for rec in recs)
         if options.save_windows:  # the windows through the batched path beside the pooled one

@@ -216,7 +216,7 @@ def run_attrs(model, options: EmbedOptions, cfg: WindowConfig, dev, inputs: Sequ
 def _device(model, options: EmbedOptions):
     """Where this run embeds: "cpu" on the pooled k-mer path (numpy; --device is checked, not used), else the
     torch device of --device."""
-    if pooled_model(model, options) is not None and not options.save_windows:
+    if pooled_model(model) is not None and not options.save_windows:
         check_device(options.device)
         return "cpu"
     return resolve_device(options.device)
@@ -225,12 +225,12 @@ def _device(model, options: EmbedOptions):
 def _numerics(model, options: EmbedOptions, cfg: WindowConfig, dev) -> str:
     """The file's `numerics`: the pooled path's (its bits depend on neither the device nor the batch size), or
     pipeline.numerics for the batched one."""
-    if pooled_model(model, options) is not None and not options.save_windows:
+    if pooled_model(model) is not None and not options.save_windows:
         return POOLED_NUMERICS
     from mrl_dna.embed.pipeline import numerics  # torch: the batched path only
 
     batched = numerics(dev, options.batch_tokens, cfg.size, options.compile)
-    if pooled_model(model, options) is not None:  # records pooled, the saved windows from the batched path
+    if pooled_model(model) is not None:  # records pooled, the saved windows from the batched path
         return f"{POOLED_NUMERICS}; saved windows: {batched}"
     return batched
 

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             variants = [("default", dict(batch_tokens=base_bt)), ("no prefetch", dict(batch_tokens=base_bt, prefetch=False))]
         for name, model in models.items():
             # the GPU engine runs a model with a pooled path only with --save-windows (issue 24)
-            gpu = {"save_windows": True} if pooled_model(model, EmbedOptions()) is not None else {}
+            gpu = {"save_windows": True} if pooled_model(model) is not None else {}
             if gpu:
                 r = pipeline_run(model, genomes, tmp / "o.h5", dev)
                 r["model_s"] = r.pop("model", "")
