@@ -137,12 +137,11 @@ def _saved_windows(items: Iterable[tuple[Record, object]], model: KmerLinearMode
     the batched path (the model's torch form, fixed-shape batches), one Pending per record, in order."""
     import torch
 
-    from mrl_dna.embed.pipeline import default_batch_tokens, embedded_windows
+    from mrl_dna.embed.pipeline import embedded_windows
 
-    dev = resolve_device(options.device)
-    engine = embedded_windows(items, model=model.torch_model(), cfg=options.saved_windows_config(model.info),
-                              batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
-                              prefetch=options.prefetch, compile=options.compile, progress=None)
+    engine = embedded_windows(items, cfg=options.saved_windows_config(model.info), progress=None,
+                              **_engine_options(model.torch_model(), options, times))
+
     def run() -> Iterator[Pending]:
         yield from engine
 
@@ -221,16 +220,24 @@ def _embedded(items: Iterable[tuple[Record, object]], model, options: EmbedOptio
     windows it saves). With save_windows at a saved-window stride other than the record stride, a second
     engine cuts the same records at that stride (its own fixed-shape batches, so its vectors do not depend on
     the first's) and the record vectors still come from the first, bit for bit."""
-    from mrl_dna.embed.pipeline import default_batch_tokens, embedded_windows
+    from mrl_dna.embed.pipeline import embedded_windows
 
-    dev = resolve_device(options.device)
     cfg = options.window_config(model.info)
-    kw = dict(model=model, batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
-              prefetch=options.prefetch, compile=options.compile)
+    kw = _engine_options(model, options, times)
     saved_cfg = options.saved_windows_config(model.info) if options.save_windows else cfg
     if saved_cfg == cfg:
         return ((p, p) for p in embedded_windows(items, cfg=cfg, progress=progress, **kw))
     return _two_strides(items, cfg, saved_cfg, progress, kw)
+
+
+def _engine_options(model, options: EmbedOptions, times: StageTimes) -> dict:
+    """pipeline.embedded_windows' keywords besides the items, windows and progress: the model, the options'
+    device, batch size (or the device's default), prefetch and compile."""
+    from mrl_dna.embed.pipeline import default_batch_tokens
+
+    dev = resolve_device(options.device)
+    return dict(model=model, batch_tokens=options.batch_tokens or default_batch_tokens(dev), dev=dev, times=times,
+                prefetch=options.prefetch, compile=options.compile)
 
 
 def _two_strides(items: Iterable[tuple[Record, object]], cfg, saved_cfg, progress, kw: dict
